@@ -1,0 +1,25 @@
+// chatmill: one binary, one subcommand per job.
+#include <iostream>
+
+#include "cli/commands.h"
+#include "common/error.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"chatmill: chat logs to fine-tuned, evaluated Llama models"};
+  app.require_subcommand(1);
+  chatmill::cli::add_generate_command(app);
+  chatmill::cli::add_convert_command(app);
+  chatmill::cli::add_init_command(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const chatmill::Error& e) {
+    std::cerr << "chatmill: error: " << e.what() << "\n";
+    return 2;
+  } catch (const c10::Error& e) {
+    std::cerr << "chatmill: internal error: " << e.what_without_backtrace() << "\n";
+    return 3;
+  }
+  return 0;
+}

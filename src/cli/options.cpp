@@ -1,0 +1,67 @@
+#include "cli/options.h"
+
+#include <ATen/Context.h>
+#include <ATen/Parallel.h>
+
+#include <cctype>
+#include <sstream>
+
+#include "common/error.h"
+
+namespace chatmill::cli {
+
+at::Device parse_device(const std::string& s) {
+  if (s == "cpu") return at::kCPU;
+  if (s == "cuda" || s.rfind("cuda:", 0) == 0) {
+    CHATMILL_CHECK(at::hasCUDA(), "device '", s, "' asked for, but this build or machine has no CUDA; use --device cpu");
+    return s == "cuda" ? at::Device(at::kCUDA, 0) : at::Device(s);
+  }
+  CHATMILL_FAIL("unknown device '", s, "'; use cpu, cuda or cuda:N");
+}
+
+uint64_t parse_size(const std::string& s) {
+  size_t i = 0;
+  while (i < s.size() && (std::isdigit(static_cast<unsigned char>(s[i])) || s[i] == '.')) ++i;
+  CHATMILL_CHECK(i > 0, "bad size '", s, "'; write e.g. 5GB, 500MB, 2GiB or a byte count");
+  double value = std::stod(s.substr(0, i));
+  const std::string unit = s.substr(i);
+  double scale = 0;
+  if (unit.empty() || unit == "B") scale = 1;
+  else if (unit == "KB") scale = 1e3;
+  else if (unit == "MB") scale = 1e6;
+  else if (unit == "GB") scale = 1e9;
+  else if (unit == "KiB") scale = 1024.0;
+  else if (unit == "MiB") scale = 1024.0 * 1024;
+  else if (unit == "GiB") scale = 1024.0 * 1024 * 1024;
+  CHATMILL_CHECK(scale > 0, "bad size unit in '", s, "'; use B, KB, MB, GB, KiB, MiB or GiB");
+  return static_cast<uint64_t>(value * scale);
+}
+
+std::vector<int64_t> parse_ids(const std::string& s) {
+  std::string text = s;
+  for (char& c : text)
+    if (c == ',') c = ' ';
+  std::istringstream in(text);
+  std::vector<int64_t> ids;
+  std::string item;
+  while (in >> item) {
+    size_t used = 0;
+    int64_t v = 0;
+    try {
+      v = std::stoll(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    CHATMILL_CHECK(used == item.size() && v >= 0, "bad token id '", item, "' in \"", s,
+                   "\"; give non-negative integers separated by spaces");
+    ids.push_back(v);
+  }
+  CHATMILL_CHECK(!ids.empty(), "empty token id list \"", s, "\"");
+  return ids;
+}
+
+void set_threads(int n) {
+  if (n > 0) at::set_num_threads(n);
+}
+
+}  // namespace chatmill::cli

@@ -1,0 +1,65 @@
+#include "model/attention.h"
+
+#include <ATen/ATen.h>
+
+namespace chatmill::model {
+
+AttentionMask make_attention_mask(int64_t T, int64_t past, const at::Tensor& key_valid, at::Device device) {
+  if (!key_valid.defined()) {
+    if (past == 0) return {at::Tensor(), T > 1};
+    if (T == 1) return {at::Tensor(), false};
+  }
+  const int64_t S = past + T;
+  auto opts = at::TensorOptions().dtype(at::kLong).device(device);
+  at::Tensor q_pos = at::arange(past, S, opts).unsqueeze(1);  // (T, 1)
+  at::Tensor k_pos = at::arange(0, S, opts).unsqueeze(0);     // (1, S)
+  at::Tensor allowed = k_pos <= q_pos;                        // (T, S)
+  if (key_valid.defined()) {
+    at::Tensor valid = key_valid.to(device, at::kBool).unsqueeze(1).unsqueeze(1);  // (B, 1, 1, S)
+    allowed = allowed & (valid | (k_pos == q_pos));                             // (B, 1, T, S)
+  } else {
+    allowed = allowed.unsqueeze(0).unsqueeze(0);  // (1, 1, T, S)
+  }
+  return {allowed, false};
+}
+
+namespace {
+
+// (B, Hkv, S, D) -> (B, H, S, D): each kv head serves `groups` query heads.
+at::Tensor repeat_kv(const at::Tensor& x, int64_t groups) {
+  if (groups == 1) return x;
+  const int64_t B = x.size(0), Hkv = x.size(1), S = x.size(2), D = x.size(3);
+  return x.unsqueeze(2).expand({B, Hkv, groups, S, D}).reshape({B, Hkv * groups, S, D});
+}
+
+}  // namespace
+
+at::Tensor attention(const LlamaConfig& cfg, const LayerWeights& w, const at::Tensor& x, const RopeTables& rope,
+                     KVCache* cache, int64_t layer, const AttentionMask& mask) {
+  const int64_t B = x.size(0), T = x.size(1);
+  const int64_t H = cfg.num_heads, Hkv = cfg.num_kv_heads, D = cfg.head_dim();
+
+  at::Tensor q = at::linear(x, w.q_proj).view({B, T, H, D}).transpose(1, 2);    // (B, H, T, D)
+  at::Tensor k = at::linear(x, w.k_proj).view({B, T, Hkv, D}).transpose(1, 2);  // (B, Hkv, T, D)
+  at::Tensor v = at::linear(x, w.v_proj).view({B, T, Hkv, D}).transpose(1, 2);  // (B, Hkv, T, D)
+  q = apply_rotary(q, rope);
+  k = apply_rotary(k, rope);
+
+  if (cache != nullptr) {
+    const int64_t P = cache->length;
+    cache->k[layer].narrow(2, P, T).copy_(k);
+    cache->v[layer].narrow(2, P, T).copy_(v);
+    k = cache->k[layer].narrow(2, 0, P + T);  // (B, Hkv, S, D)
+    v = cache->v[layer].narrow(2, 0, P + T);
+  }
+  k = repeat_kv(k, cfg.kv_groups());  // (B, H, S, D)
+  v = repeat_kv(v, cfg.kv_groups());
+
+  at::Tensor out = at::scaled_dot_product_attention(
+      q, k, v, mask.mask.defined() ? std::optional<at::Tensor>(mask.mask) : std::nullopt,
+      /*dropout_p=*/0.0, mask.is_causal);                               // (B, H, T, D)
+  out = out.transpose(1, 2).reshape({B, T, H * D});                      // (B, T, C)
+  return at::linear(out, w.o_proj);
+}
+
+}  // namespace chatmill::model

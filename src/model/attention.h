@@ -1,0 +1,31 @@
+// Grouped-query self-attention with rotary embeddings and an optional KV cache.
+//
+// Shape legend: B batch, T new positions, P positions already cached, S = P + T keys,
+// C hidden, H heads, Hkv kv heads, D head dim.
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include "model/config.h"
+#include "model/kv_cache.h"
+#include "model/rope.h"
+#include "model/weights.h"
+
+namespace chatmill::model {
+
+// Which keys each query may see. When `mask` is undefined, attention is either plain causal
+// (`is_causal`, lets SDPA pick flash kernels) or unrestricted (one new token over the cache).
+struct AttentionMask {
+  at::Tensor mask;  // (B, 1, T, S) bool, true = may attend
+  bool is_causal = false;
+};
+
+// key_valid: (B, S) bool, false for padding keys, or undefined when no row is padded.
+// A padding query attends to itself only, so no row of the mask is empty (SDPA would give NaN).
+AttentionMask make_attention_mask(int64_t T, int64_t past, const at::Tensor& key_valid, at::Device device);
+
+// x: (B, T, C) -> (B, T, C). With a cache, writes this step's keys/values at columns [P, P+T) of
+// cache layer `layer` (P = cache->length; the caller advances length once all layers ran).
+at::Tensor attention(const LlamaConfig& cfg, const LayerWeights& w, const at::Tensor& x, const RopeTables& rope,
+                     KVCache* cache, int64_t layer, const AttentionMask& mask);
+
+}  // namespace chatmill::model

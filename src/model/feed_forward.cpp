@@ -1,0 +1,13 @@
+#include "model/feed_forward.h"
+
+#include <ATen/ATen.h>
+
+namespace chatmill::model {
+
+at::Tensor feed_forward(const LayerWeights& w, const at::Tensor& x) {
+  at::Tensor gate = at::silu(at::linear(x, w.gate_proj));  // (B, T, F)
+  at::Tensor up = at::linear(x, w.up_proj);                // (B, T, F)
+  return at::linear(gate * up, w.down_proj);               // (B, T, C)
+}
+
+}  // namespace chatmill::model

@@ -1,0 +1,147 @@
+#include "model/generate.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+
+#include <algorithm>
+
+#include "common/error.h"
+
+namespace chatmill::model {
+
+const char* finish_reason_name(FinishReason r) {
+  switch (r) {
+    case FinishReason::Eos: return "eos";
+    case FinishReason::StopString: return "stop";
+    case FinishReason::Length: return "length";
+  }
+  return "?";
+}
+
+namespace {
+
+struct RowState {
+  SequenceRng rng;
+  bool done = false;
+  GenerationResult result;
+};
+
+// Earliest position of any stop string in `text`, or npos.
+size_t find_stop(const std::string& text, const std::vector<std::string>& stops) {
+  size_t best = std::string::npos;
+  for (const auto& s : stops) {
+    if (s.empty()) continue;
+    size_t at = text.find(s);
+    if (at < best) best = at;
+  }
+  return best;
+}
+
+}  // namespace
+
+std::vector<GenerationResult> generate(const Model& m, const std::vector<GenerationRequest>& requests,
+                                       const Tokenizer* tokenizer, const std::function<void(size_t, int64_t)>& on_token) {
+  const int64_t B = static_cast<int64_t>(requests.size());
+  if (B == 0) return {};
+  int64_t longest = 0, most_new = 0;
+  for (size_t i = 0; i < requests.size(); ++i) {
+    const auto& r = requests[i];
+    r.sampling.validate();
+    CHATMILL_CHECK(!r.prompt.empty(), "request ", i, " has an empty prompt; give at least one token (e.g. bos)");
+    CHATMILL_CHECK(r.max_new_tokens >= 0, "request ", i, ": max_new_tokens must be >= 0");
+    CHATMILL_CHECK(r.stop_strings.empty() || tokenizer, "request ", i, ": stop strings need a tokenizer");
+    for (int64_t id : r.prompt)
+      CHATMILL_CHECK(id >= 0 && id < m.config.vocab_size, "request ", i, ": prompt token id ", id,
+                     " is outside the model's vocabulary [0, ", m.config.vocab_size, ")");
+    longest = std::max<int64_t>(longest, r.prompt.size());
+    most_new = std::max(most_new, r.max_new_tokens);
+  }
+  const auto& eos = m.config.eos_token_ids;
+  std::vector<RowState> rows;
+  for (const auto& r : requests) rows.push_back({SequenceRng(r.seed), r.max_new_tokens == 0, {}});
+
+  // Left padding: row b's prompt sits at columns [pad_b, longest); its positions count from 0 there.
+  const int64_t capacity = longest + most_new;
+  auto cpu_long = at::TensorOptions().dtype(at::kLong);
+  at::Tensor tokens = at::zeros({B, longest}, cpu_long);
+  at::Tensor positions = at::zeros({B, longest}, cpu_long);
+  at::Tensor key_valid = at::ones({B, capacity}, at::TensorOptions().dtype(at::kBool));
+  std::vector<int64_t> next_pos(B);
+  bool padded = false;
+  for (int64_t b = 0; b < B; ++b) {
+    const auto& p = requests[b].prompt;
+    const int64_t pad = longest - static_cast<int64_t>(p.size());
+    padded |= pad > 0;
+    for (int64_t j = 0; j < static_cast<int64_t>(p.size()); ++j) {
+      tokens[b][pad + j] = p[j];
+      positions[b][pad + j] = j;
+    }
+    if (pad > 0) key_valid[b].narrow(0, 0, pad).fill_(false);
+    next_pos[b] = static_cast<int64_t>(p.size());
+  }
+  const at::Device dev = m.device();
+  at::Tensor key_valid_dev = padded ? key_valid.to(dev) : at::Tensor();
+
+  c10::InferenceMode inference;  // no autograd bookkeeping while decoding
+  KVCache cache = KVCache::allocate(m.config, B, capacity, m.dtype(), dev);
+  at::Tensor hidden = forward_hidden(m, tokens.to(dev), positions.to(dev), &cache,
+                                     padded ? key_valid_dev.narrow(1, 0, longest) : at::Tensor());
+  at::Tensor logits = lm_logits(m, hidden.narrow(1, longest - 1, 1)).squeeze(1);  // (B, V)
+
+  std::vector<int64_t> step_tokens(B, 0);
+  for (int64_t step = 0; step < most_new; ++step) {
+    // One device->host transfer per step: argmax for greedy rows, the logits for sampled rows.
+    at::Tensor greedy_ids, host_logits;
+    for (int64_t b = 0; b < B; ++b) {
+      RowState& row = rows[b];
+      if (row.done) continue;
+      const auto& req = requests[b];
+      int64_t id;
+      if (req.sampling.greedy()) {
+        if (!greedy_ids.defined()) greedy_ids = logits.argmax(-1).to(at::kCPU);
+        id = greedy_ids.data_ptr<int64_t>()[b];
+      } else {
+        if (!host_logits.defined()) host_logits = logits.to(at::kCPU);
+        id = sample_tokens(host_logits.narrow(0, b, 1), req.sampling, {row.rng.uniform()})[0];
+      }
+      step_tokens[b] = id;
+      row.result.tokens.push_back(id);
+      if (on_token) on_token(static_cast<size_t>(b), id);
+      if (req.stop_on_eos && std::find(eos.begin(), eos.end(), id) != eos.end()) {
+        row.done = true;
+        row.result.finish = FinishReason::Eos;
+      } else if (!req.stop_strings.empty() &&
+                 find_stop(tokenizer->decode(row.result.tokens), req.stop_strings) != std::string::npos) {
+        row.done = true;
+        row.result.finish = FinishReason::StopString;
+      } else if (static_cast<int64_t>(row.result.tokens.size()) >= req.max_new_tokens) {
+        row.done = true;
+        row.result.finish = FinishReason::Length;
+      }
+    }
+    if (std::all_of(rows.begin(), rows.end(), [](const RowState& r) { return r.done; })) break;
+
+    // Finished rows keep stepping with their last token; their outputs are ignored.
+    at::Tensor step_ids = at::tensor(step_tokens, cpu_long).view({B, 1});
+    at::Tensor step_pos = at::tensor(next_pos, cpu_long).view({B, 1});
+    for (auto& p : next_pos) ++p;
+    hidden = forward_hidden(m, step_ids.to(dev), step_pos.to(dev), &cache,
+                            padded ? key_valid_dev.narrow(1, 0, cache.length + 1) : at::Tensor());
+    logits = lm_logits(m, hidden).squeeze(1);
+  }
+
+  std::vector<GenerationResult> out;
+  for (int64_t b = 0; b < B; ++b) {
+    GenerationResult& r = rows[b].result;
+    if (tokenizer) {
+      std::vector<int64_t> body = r.tokens;
+      if (r.finish == FinishReason::Eos) body.pop_back();
+      r.text = tokenizer->decode(body);
+      if (r.finish == FinishReason::StopString) r.text.resize(find_stop(r.text, requests[b].stop_strings));
+    }
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+}  // namespace chatmill::model

@@ -1,0 +1,24 @@
+// Key/value cache for incremental decoding, allocated once for a batch and a capacity.
+//
+// Shape legend: B batch, Hkv kv heads, S capacity (positions), D head dim.
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <vector>
+
+#include "model/config.h"
+
+namespace chatmill::model {
+
+struct KVCache {
+  std::vector<at::Tensor> k;  // per layer: (B, Hkv, S, D)
+  std::vector<at::Tensor> v;  // per layer: (B, Hkv, S, D)
+  int64_t length = 0;         // columns filled so far, shared by every row of the batch
+
+  static KVCache allocate(const LlamaConfig& cfg, int64_t batch, int64_t capacity, at::ScalarType dtype,
+                          at::Device device);
+  int64_t capacity() const { return k.empty() ? 0 : k[0].size(2); }
+  int64_t batch() const { return k.empty() ? 0 : k[0].size(0); }
+};
+
+}  // namespace chatmill::model

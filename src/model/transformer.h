@@ -1,0 +1,37 @@
+// The Llama decoder: embedding, L x (attention + SwiGLU) with pre-norm residuals, final norm, LM head.
+//
+// Shape legend: B batch, T positions in this call, C hidden, V vocab.
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include "model/attention.h"
+#include "model/config.h"
+#include "model/kv_cache.h"
+#include "model/rope.h"
+#include "model/weights.h"
+
+namespace chatmill::model {
+
+struct Model {
+  LlamaConfig config;
+  Weights weights;
+  RotaryEmbedding rope;
+
+  Model(LlamaConfig cfg, Weights w);
+  at::ScalarType dtype() const { return weights.embed.scalar_type(); }
+  at::Device device() const { return weights.embed.device(); }
+};
+
+// tokens, positions: (B, T) int64; key_valid: (B, P+T) bool or undefined (no padding).
+// With a cache, appends this call's keys/values and advances cache->length by T.
+// Returns hidden states (B, T, C) after the final norm.
+at::Tensor forward_hidden(const Model& m, const at::Tensor& tokens, const at::Tensor& positions, KVCache* cache,
+                          const at::Tensor& key_valid = at::Tensor());
+
+// hidden: (B, T, C) -> logits (B, T, V), float32 (computed in the model's dtype, then widened, as HF).
+at::Tensor lm_logits(const Model& m, const at::Tensor& hidden);
+
+// Convenience: full logits of unpadded sequences from position 0. tokens: (B, T) -> (B, T, V).
+at::Tensor forward_logits(const Model& m, const at::Tensor& tokens);
+
+}  // namespace chatmill::model
