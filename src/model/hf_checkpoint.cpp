@@ -155,8 +155,10 @@ namespace {
 void write_tokenizer_files(const fs::path& dir, const fs::path& tokenizer_model, const LlamaConfig& cfg) {
   CHATMILL_CHECK(fs::is_regular_file(tokenizer_model), "tokenizer model ", tokenizer_model, " does not exist");
   fs::copy_file(tokenizer_model, dir / "tokenizer.model");
-  nlohmann::json tc = {{"tokenizer_class", "LlamaTokenizer"},
-                       {"add_bos_token", true},
+  // No tokenizer_class: transformers 5's LlamaTokenizer class rebuilds BPE merges from tokenizer.model and
+  // splits whitespace runs differently from SentencePiece; without it AutoTokenizer converts the model
+  // faithfully (tested in tests/model/check_export.py).
+  nlohmann::json tc = {{"add_bos_token", true},
                        {"add_eos_token", false},
                        {"bos_token", "<s>"},
                        {"eos_token", "</s>"},

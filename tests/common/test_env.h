@@ -1,0 +1,47 @@
+// Paths the test suite runs against, taken from the environment CTest sets (tests/CMakeLists.txt).
+#pragma once
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <string>
+
+#include "model/safetensors.h"
+
+namespace chatmill::testing {
+
+// The environment variable `name` if set, else the build tree's default.
+inline std::filesystem::path env_path(const char* name, const char* fallback) {
+  const char* v = std::getenv(name);
+  return (v != nullptr && *v != '\0') ? v : fallback;
+}
+
+// Reference outputs written by the CTest fixtures (tests/model/*_reference.py).
+inline std::filesystem::path testdata() { return env_path("CHATMILL_TESTDATA", CHATMILL_TESTDATA_DEFAULT); }
+// ../shared/data: the real Llama-2 tokenizer and stories260K.
+inline std::filesystem::path shared_data() { return env_path("CHATMILL_SHARED_DATA", CHATMILL_SHARED_DATA_DEFAULT); }
+inline std::filesystem::path source_dir() { return env_path("CHATMILL_SOURCE_DIR", CHATMILL_SOURCE_DIR_DEFAULT); }
+
+// A fresh, empty scratch folder under the build tree's testdata for one test.
+inline std::filesystem::path scratch(const std::string& name) {
+  auto dir = testdata() / "scratch" / name;
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+// All tensors of a safetensors file, copied out of the mapping.
+inline std::map<std::string, at::Tensor> read_all(const std::filesystem::path& file) {
+  auto r = model::SafetensorsReader::open(file);
+  std::map<std::string, at::Tensor> out;
+  for (const auto& t : r.tensors()) out[t.name] = r.view(t).clone();
+  return out;
+}
+
+inline double max_abs_diff(const at::Tensor& a, const at::Tensor& b) {
+  return (a.to(at::kDouble) - b.to(at::kDouble)).abs().max().item<double>();
+}
+
+}  // namespace chatmill::testing

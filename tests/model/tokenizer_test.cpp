@@ -1,0 +1,85 @@
+// The Llama-2 tokenizer against sentencepiece (Python) and transformers (tests/model/tokenizer_reference.py).
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+
+#include "common/error.h"
+#include "common/test_env.h"
+#include "model/tokenizer.h"
+
+namespace chatmill {
+namespace {
+
+namespace fs = std::filesystem;
+
+fs::path llama2_tokenizer() { return testing::shared_data() / "tokenizer" / "llama2-tokenizer.model"; }
+
+TEST(Tokenizer, MatchesSentencepieceAndTransformersOnTheRealLlama2Tokenizer) {
+  if (!fs::exists(llama2_tokenizer())) GTEST_SKIP() << llama2_tokenizer() << " is not there (../shared/data)";
+  std::ifstream in(testing::testdata() / "ref" / "tokenizer_cases.json");
+  ASSERT_TRUE(in) << "reference cases missing: the reference_tokenizer fixture did not run";
+  auto j = nlohmann::json::parse(in);
+  auto tok = model::Tokenizer::load(llama2_tokenizer());
+  EXPECT_EQ(tok.bos_id(), 1);
+  EXPECT_EQ(tok.eos_id(), 2);
+  EXPECT_EQ(tok.vocab_size(), 32000);
+  int compared_hf = 0, n = 0;
+  for (const auto& c : j["cases"]) {
+    const std::string text = c["text"];
+    auto ids = tok.encode(text, /*add_bos=*/true);
+    EXPECT_EQ(ids, c["sp_ids"].get<std::vector<int64_t>>()) << "text: " << nlohmann::json(text).dump();
+    if (!c["hf_ids"].is_null()) {
+      EXPECT_EQ(ids, c["hf_ids"].get<std::vector<int64_t>>()) << "text: " << nlohmann::json(text).dump();
+      ++compared_hf;
+    }
+    EXPECT_EQ(tok.decode(ids), c["sp_decoded"].get<std::string>()) << "text: " << nlohmann::json(text).dump();
+    ++n;
+  }
+  EXPECT_GE(n, 200);
+  EXPECT_GE(compared_hf, 200);
+}
+
+TEST(Tokenizer, SpecialTokensAreIdsNeverText) {
+  if (!fs::exists(llama2_tokenizer())) GTEST_SKIP() << llama2_tokenizer() << " is not there (../shared/data)";
+  auto tok = model::Tokenizer::load(llama2_tokenizer());
+  auto ids = tok.encode("<s>", false);
+  EXPECT_EQ(std::count(ids.begin(), ids.end(), tok.bos_id()), 0);  // "<s>" as text is "<", "s", ">"
+  EXPECT_EQ(tok.encode("hi", false).front(), tok.encode("hi", true)[1]);
+  EXPECT_EQ(tok.decode({tok.bos_id(), 6324, tok.eos_id()}), "Hi");
+}
+
+TEST(Tokenizer, ShippedSampleTokenizerRoundTrips) {
+  auto tok = model::Tokenizer::load(testing::source_dir() / "data" / "sample" / "tokenizer.model");
+  EXPECT_EQ(tok.vocab_size(), 512);
+  for (std::string s : {"Once upon a time", "émoji 😀 and 日本", "  spaces\n\tand tabs", "x = 12345"})
+    EXPECT_EQ(tok.decode(tok.encode(s, true)), s);
+}
+
+TEST(Tokenizer, ClearErrors) {
+  auto dir = testing::scratch("tokenizer_errors");
+  try {
+    model::Tokenizer::load(dir / "missing.model");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("missing.model"), std::string::npos);
+  }
+  std::ofstream(dir / "garbage.model") << "this is not a protobuf";
+  try {
+    model::Tokenizer::load(dir / "garbage.model");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("as a SentencePiece model"), std::string::npos) << e.what();
+  }
+  try {
+    model::resolve_tokenizer(dir, std::nullopt);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--tokenizer"), std::string::npos) << e.what();
+  }
+  auto tok = model::Tokenizer::load(testing::source_dir() / "data" / "sample" / "tokenizer.model");
+  EXPECT_THROW(tok.decode({5, 99999}), Error);
+}
+
+}  // namespace
+}  // namespace chatmill
