@@ -31,6 +31,7 @@ struct GenerateArgs {
   std::string dtype = "float32";
   std::string device = "cpu";
   int threads = 0;
+  bool cuda_graph = false;
 };
 
 void run_generate(const GenerateArgs& a) {
@@ -63,7 +64,10 @@ void run_generate(const GenerateArgs& a) {
   for (const auto& p : a.prompts) add(tok->encode(p, !a.no_bos));
   for (const auto& p : a.prompt_ids) add(parse_ids(p));
 
-  auto results = model::generate(m, requests, tok ? &*tok : nullptr);
+  model::GenerateOptions options;
+  options.tokenizer = tok ? &*tok : nullptr;
+  options.static_decode = options.cuda_graph = a.cuda_graph;
+  auto results = model::generate(m, requests, options);
   for (const auto& r : results) {
     if (a.print_ids || !tok) {
       for (size_t i = 0; i < r.tokens.size(); ++i) std::cout << (i ? " " : "") << r.tokens[i];
@@ -96,6 +100,7 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--dtype", args->dtype, "float32 | bfloat16 | float16")->capture_default_str();
   cmd->add_option("--device", args->device, "cpu | cuda | cuda:N")->capture_default_str();
   cmd->add_option("--threads", args->threads, "CPU threads (0 = LibTorch's default)");
+  cmd->add_flag("--cuda-graph", args->cuda_graph, "Replay the decode step as a CUDA graph (CUDA builds)");
   cmd->callback([args] { run_generate(*args); });
 }
 

@@ -45,7 +45,12 @@ at::Tensor attention(const LlamaConfig& cfg, const LayerWeights& w, const at::Te
   q = apply_rotary(q, rope);
   k = apply_rotary(k, rope);
 
-  if (cache != nullptr) {
+  if (cache != nullptr && cache->write_index.defined()) {
+    cache->k[layer].index_copy_(2, cache->write_index, k);
+    cache->v[layer].index_copy_(2, cache->write_index, v);
+    k = cache->k[layer];  // (B, Hkv, S, D): every column; the mask hides the unwritten ones
+    v = cache->v[layer];
+  } else if (cache != nullptr) {
     const int64_t P = cache->length;
     cache->k[layer].narrow(2, P, T).copy_(k);
     cache->v[layer].narrow(2, P, T).copy_(v);

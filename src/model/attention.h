@@ -24,7 +24,8 @@ struct AttentionMask {
 AttentionMask make_attention_mask(int64_t T, int64_t past, const at::Tensor& key_valid, at::Device device);
 
 // x: (B, T, C) -> (B, T, C). With a cache, writes this step's keys/values at columns [P, P+T) of
-// cache layer `layer` (P = cache->length; the caller advances length once all layers ran).
+// cache layer `layer` (P = cache->length; the caller advances length once all layers ran), or, in static
+// mode, at cache->write_index, attending over all S columns under `mask`.
 at::Tensor attention(const LlamaConfig& cfg, const LayerWeights& w, const at::Tensor& x, const RopeTables& rope,
                      KVCache* cache, int64_t layer, const AttentionMask& mask);
 

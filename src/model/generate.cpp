@@ -4,8 +4,11 @@
 #include <c10/core/InferenceMode.h>
 
 #include <algorithm>
+#include <chrono>
+#include <optional>
 
 #include "common/error.h"
+#include "model/static_decode.h"
 
 namespace chatmill::model {
 
@@ -40,7 +43,11 @@ size_t find_stop(const std::string& text, const std::vector<std::string>& stops)
 }  // namespace
 
 std::vector<GenerationResult> generate(const Model& m, const std::vector<GenerationRequest>& requests,
-                                       const Tokenizer* tokenizer, const std::function<void(size_t, int64_t)>& on_token) {
+                                       const GenerateOptions& options) {
+  const Tokenizer* tokenizer = options.tokenizer;
+  const auto& on_token = options.on_token;
+  CHATMILL_CHECK(!options.cuda_graph || options.static_decode, "CUDA graphs need static decoding");
+  const auto start = std::chrono::steady_clock::now();
   const int64_t B = static_cast<int64_t>(requests.size());
   if (B == 0) return {};
   int64_t longest = 0, most_new = 0;
@@ -88,6 +95,11 @@ std::vector<GenerationResult> generate(const Model& m, const std::vector<Generat
                                      padded ? key_valid_dev.narrow(1, 0, longest) : at::Tensor());
   at::Tensor logits = lm_logits(m, hidden.narrow(1, longest - 1, 1)).squeeze(1);  // (B, V)
 
+  std::optional<StaticDecoder> static_decoder;
+  if (options.static_decode) static_decoder.emplace(m, cache, key_valid_dev, options.cuda_graph);
+  std::optional<std::chrono::steady_clock::time_point> first_token;
+  int64_t generated = 0;
+
   std::vector<int64_t> step_tokens(B, 0);
   for (int64_t step = 0; step < most_new; ++step) {
     // One device->host transfer per step: argmax for greedy rows, the logits for sampled rows.
@@ -106,6 +118,7 @@ std::vector<GenerationResult> generate(const Model& m, const std::vector<Generat
       }
       step_tokens[b] = id;
       row.result.tokens.push_back(id);
+      ++generated;
       if (on_token) on_token(static_cast<size_t>(b), id);
       if (req.stop_on_eos && std::find(eos.begin(), eos.end(), id) != eos.end()) {
         row.done = true;
@@ -119,15 +132,28 @@ std::vector<GenerationResult> generate(const Model& m, const std::vector<Generat
         row.result.finish = FinishReason::Length;
       }
     }
+    if (!first_token) first_token = std::chrono::steady_clock::now();
     if (std::all_of(rows.begin(), rows.end(), [](const RowState& r) { return r.done; })) break;
 
     // Finished rows keep stepping with their last token; their outputs are ignored.
     at::Tensor step_ids = at::tensor(step_tokens, cpu_long).view({B, 1});
     at::Tensor step_pos = at::tensor(next_pos, cpu_long).view({B, 1});
     for (auto& p : next_pos) ++p;
-    hidden = forward_hidden(m, step_ids.to(dev), step_pos.to(dev), &cache,
-                            padded ? key_valid_dev.narrow(1, 0, cache.length + 1) : at::Tensor());
-    logits = lm_logits(m, hidden).squeeze(1);
+    if (static_decoder) {
+      logits = static_decoder->step(step_ids, step_pos);
+    } else {
+      hidden = forward_hidden(m, step_ids.to(dev), step_pos.to(dev), &cache,
+                              padded ? key_valid_dev.narrow(1, 0, cache.length + 1) : at::Tensor());
+      logits = lm_logits(m, hidden).squeeze(1);
+    }
+  }
+  const auto end = std::chrono::steady_clock::now();
+  if (options.stats) {
+    int64_t prompt_tokens = 0;
+    for (const auto& r : requests) prompt_tokens += static_cast<int64_t>(r.prompt.size());
+    const auto first = first_token.value_or(end);
+    *options.stats = {prompt_tokens, generated, std::chrono::duration<double>(first - start).count(),
+                      std::chrono::duration<double>(end - first).count()};
   }
 
   std::vector<GenerationResult> out;

@@ -15,6 +15,11 @@ struct KVCache {
   std::vector<at::Tensor> v;  // per layer: (B, Hkv, S, D)
   int64_t length = 0;         // columns filled so far, shared by every row of the batch
 
+  // Static mode, for fixed-shape decode steps (CUDA graphs): when defined, (T) int64 on the cache's device,
+  // the columns this step writes; attention then spans the whole capacity under the caller's mask, and
+  // `length` is left to the caller.
+  at::Tensor write_index;
+
   static KVCache allocate(const LlamaConfig& cfg, int64_t batch, int64_t capacity, at::ScalarType dtype,
                           at::Device device);
   int64_t capacity() const { return k.empty() ? 0 : k[0].size(2); }

@@ -13,24 +13,29 @@ Model::Model(LlamaConfig cfg, Weights w) : config(std::move(cfg)), weights(std::
   rope = RotaryEmbedding(config.head_dim(), config.rope_theta, weights.embed.device());
 }
 
-at::Tensor forward_hidden(const Model& m, const at::Tensor& tokens, const at::Tensor& positions, KVCache* cache,
-                          const at::Tensor& key_valid) {
+at::Tensor forward_hidden_masked(const Model& m, const at::Tensor& tokens, const at::Tensor& positions,
+                                 KVCache* cache, const AttentionMask& mask) {
   const LlamaConfig& cfg = m.config;
-  const int64_t T = tokens.size(1);
-  const int64_t past = cache ? cache->length : 0;
-  CHATMILL_CHECK(!cache || past + T <= cache->capacity(), "KV cache overflow: ", past, " cached + ", T,
-                 " new positions exceed its capacity of ", cache->capacity(), "; allocate a larger cache");
-  AttentionMask mask = make_attention_mask(T, past, key_valid, m.device());
   RopeTables rope = m.rope.tables(positions, m.dtype());
-
   at::Tensor h = at::embedding(m.weights.embed, tokens);  // (B, T, C)
   for (int64_t i = 0; i < cfg.num_layers; ++i) {
     const LayerWeights& w = m.weights.layers[i];
     h = h + attention(cfg, w, rms_norm(h, w.input_norm, cfg.rms_norm_eps), rope, cache, i, mask);
     h = h + feed_forward(w, rms_norm(h, w.post_norm, cfg.rms_norm_eps));
   }
-  if (cache) cache->length += T;
   return rms_norm(h, m.weights.norm, cfg.rms_norm_eps);
+}
+
+at::Tensor forward_hidden(const Model& m, const at::Tensor& tokens, const at::Tensor& positions, KVCache* cache,
+                          const at::Tensor& key_valid) {
+  const int64_t T = tokens.size(1);
+  const int64_t past = cache ? cache->length : 0;
+  CHATMILL_CHECK(!cache || past + T <= cache->capacity(), "KV cache overflow: ", past, " cached + ", T,
+                 " new positions exceed its capacity of ", cache->capacity(), "; allocate a larger cache");
+  TORCH_INTERNAL_ASSERT(!cache || !cache->write_index.defined(), "forward_hidden needs a cache in dynamic mode");
+  at::Tensor h = forward_hidden_masked(m, tokens, positions, cache, make_attention_mask(T, past, key_valid, m.device()));
+  if (cache) cache->length += T;
+  return h;
 }
 
 at::Tensor lm_logits(const Model& m, const at::Tensor& hidden) {

@@ -28,6 +28,11 @@ struct Model {
 at::Tensor forward_hidden(const Model& m, const at::Tensor& tokens, const at::Tensor& positions, KVCache* cache,
                           const at::Tensor& key_valid = at::Tensor());
 
+// The decoder stack under an explicit mask (S = the keys attention sees). Neither checks nor advances
+// cache->length: forward_hidden does that; static decode steps manage their own columns.
+at::Tensor forward_hidden_masked(const Model& m, const at::Tensor& tokens, const at::Tensor& positions,
+                                 KVCache* cache, const AttentionMask& mask);
+
 // hidden: (B, T, C) -> logits (B, T, V), float32 (computed in the model's dtype, then widened, as HF).
 at::Tensor lm_logits(const Model& m, const at::Tensor& hidden);
 

@@ -5,9 +5,11 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <string>
 
+#include "common/error.h"
 #include "model/safetensors.h"
 
 namespace chatmill::testing {
@@ -38,6 +40,26 @@ inline std::map<std::string, at::Tensor> read_all(const std::filesystem::path& f
   std::map<std::string, at::Tensor> out;
   for (const auto& t : r.tensors()) out[t.name] = r.view(t).clone();
   return out;
+}
+
+// The message of the chatmill::Error that `f` throws, or "" when it throws none.
+inline std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// Expects `f` to throw a chatmill::Error whose message holds every one of `parts`.
+inline void expect_error(const std::function<void()>& f, const std::vector<std::string>& parts) {
+  const std::string msg = error_of(f);
+  if (msg.empty()) {
+    ADD_FAILURE() << "expected a chatmill::Error";
+    return;
+  }
+  for (const auto& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "missing '" << p << "' in: " << msg;
 }
 
 inline double max_abs_diff(const at::Tensor& a, const at::Tensor& b) {

@@ -2,20 +2,13 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "common/error.h"
+#include "common/test_env.h"
 #include "model/config.h"
 
 namespace chatmill {
 namespace {
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using testing::error_of;
 
 nlohmann::json llama2_7b_json() {
   // Meta's Llama-2-7b-hf config.json (transformers 4.x spelling).

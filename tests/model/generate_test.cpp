@@ -37,7 +37,7 @@ model::GenerationRequest request(std::vector<int64_t> prompt, int64_t n, double 
 
 TEST(Generate, StopsAtMaxTokens) {
   SampleModel s;
-  auto r = model::generate(s.m, {request(s.tok.encode("Once upon a time", true), 7)}, &s.tok);
+  auto r = model::generate(s.m, {request(s.tok.encode("Once upon a time", true), 7)}, {&s.tok});
   EXPECT_EQ(r[0].tokens.size(), 7u);
   EXPECT_EQ(r[0].finish, model::FinishReason::Length);
   EXPECT_EQ(r[0].text, s.tok.decode(r[0].tokens));
@@ -46,14 +46,14 @@ TEST(Generate, StopsAtMaxTokens) {
 TEST(Generate, StopsOnEosAndKeepsItOutOfTheText) {
   SampleModel s;
   auto prompt = s.tok.encode("The miller", true);
-  auto free_run = model::generate(s.m, {request(prompt, 20)}, &s.tok)[0];
+  auto free_run = model::generate(s.m, {request(prompt, 20)}, {&s.tok})[0];
   ASSERT_GE(free_run.tokens.size(), 6u);
   // Declare the 6th generated token an eos id: generation must stop right there.
   const int64_t eos = free_run.tokens[5];
   const size_t first = std::find(free_run.tokens.begin(), free_run.tokens.end(), eos) - free_run.tokens.begin();
   model::Model m2 = s.m;
   m2.config.eos_token_ids = {eos};
-  auto r = model::generate(m2, {request(prompt, 20)}, &s.tok)[0];
+  auto r = model::generate(m2, {request(prompt, 20)}, {&s.tok})[0];
   EXPECT_EQ(r.finish, model::FinishReason::Eos);
   ASSERT_EQ(r.tokens.size(), first + 1);
   EXPECT_EQ(r.tokens.back(), eos);
@@ -63,12 +63,12 @@ TEST(Generate, StopsOnEosAndKeepsItOutOfTheText) {
 TEST(Generate, StopsOnStopStringAndCutsTheText) {
   SampleModel s;
   auto prompt = s.tok.encode("The river", true);
-  auto free_run = model::generate(s.m, {request(prompt, 40)}, &s.tok)[0];
+  auto free_run = model::generate(s.m, {request(prompt, 40)}, {&s.tok})[0];
   ASSERT_GE(free_run.text.size(), 12u) << free_run.text;
   const std::string stop = free_run.text.substr(8, 3);
   auto req = request(prompt, 40);
   req.stop_strings = {"never-appears", stop};
-  auto r = model::generate(s.m, {req}, &s.tok)[0];
+  auto r = model::generate(s.m, {req}, {&s.tok})[0];
   EXPECT_EQ(r.finish, model::FinishReason::StopString);
   EXPECT_EQ(r.text, free_run.text.substr(0, free_run.text.find(stop)));
   EXPECT_LT(r.tokens.size(), free_run.tokens.size());
@@ -81,15 +81,15 @@ TEST(Generate, StopStringsNeedATokenizer) {
   SampleModel s;
   auto req = request({1, 5}, 4);
   req.stop_strings = {"x"};
-  EXPECT_THROW(model::generate(s.m, {req}, nullptr), Error);
+  EXPECT_THROW(model::generate(s.m, {req}, model::GenerateOptions{}), Error);
 }
 
 TEST(Generate, SameSeedSameTextOtherSeedOtherText) {
   SampleModel s;
   auto prompt = s.tok.encode("Once upon a time", true);
-  auto a = model::generate(s.m, {request(prompt, 30, 1.0, 42)}, &s.tok)[0];
-  auto b = model::generate(s.m, {request(prompt, 30, 1.0, 42)}, &s.tok)[0];
-  auto c = model::generate(s.m, {request(prompt, 30, 1.0, 43)}, &s.tok)[0];
+  auto a = model::generate(s.m, {request(prompt, 30, 1.0, 42)}, {&s.tok})[0];
+  auto b = model::generate(s.m, {request(prompt, 30, 1.0, 42)}, {&s.tok})[0];
+  auto c = model::generate(s.m, {request(prompt, 30, 1.0, 43)}, {&s.tok})[0];
   EXPECT_EQ(a.text, b.text);
   EXPECT_EQ(a.tokens, b.tokens);
   EXPECT_NE(a.tokens, c.tokens);
@@ -103,9 +103,9 @@ TEST(Generate, SampledRequestGivesTheSameTokensAloneOrInABatch) {
   r1.sampling.top_p = 0.9;
   auto r2 = request(p2, 25, 1.2, 9);
   r2.sampling.top_k = 40;
-  auto alone1 = model::generate(s.m, {r1}, &s.tok)[0];
-  auto alone2 = model::generate(s.m, {r2}, &s.tok)[0];
-  auto both = model::generate(s.m, {r1, r2}, &s.tok);
+  auto alone1 = model::generate(s.m, {r1}, {&s.tok})[0];
+  auto alone2 = model::generate(s.m, {r2}, {&s.tok})[0];
+  auto both = model::generate(s.m, {r1, r2}, {&s.tok});
   EXPECT_EQ(both[0].tokens, alone1.tokens);
   EXPECT_EQ(both[1].tokens, alone2.tokens);
 }

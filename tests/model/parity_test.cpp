@@ -59,6 +59,18 @@ TEST_P(HfParity, Bfloat16LogitsCloseToTransformers) {
   EXPECT_LE(diff, 0.01 * scale);
 }
 
+TEST_P(HfParity, Float16LogitsCloseToFloat32) {
+  // No fp16 reference from HF on the CPU path; the float32 reference bounds fp16 rounding instead.
+  auto ref = read_all(testdata() / "ref" / (GetParam() + ".safetensors"));
+  model::Model m = model::load_hf_model(testdata() / "models" / GetParam(), {at::kHalf, at::kCPU});
+  EXPECT_EQ(m.dtype(), at::kHalf);
+  at::Tensor logits = model::forward_logits(m, ref["input_ids"]);
+  const double scale = ref["logits"].abs().max().item<double>();
+  const double diff = max_abs_diff(logits, ref["logits"]);
+  std::cout << GetParam() << ": fp16 logits max |chatmill fp16 - HF fp32| = " << diff << " (max |logit| " << scale << ")\n";
+  EXPECT_LE(diff, 0.01 * scale);
+}
+
 TEST_P(HfParity, GreedyGenerationMatchesTransformersAloneAndBatched) {
   model::Model m = model::load_hf_model(testdata() / "models" / GetParam());
   GenerateRef ref = read_generate_ref(GetParam());
@@ -71,6 +83,23 @@ TEST_P(HfParity, GreedyGenerationMatchesTransformersAloneAndBatched) {
   // Prompts of lengths 5, 12, 1, 8 in one left-padded batch.
   auto batched = model::generate(m, batch);
   for (size_t i = 0; i < ref.prompts.size(); ++i) EXPECT_EQ(batched[i].tokens, ref.generated[i]) << "prompt " << i << " in batch";
+}
+
+TEST_P(HfParity, StaticDecodeStepGivesTheSameTokens) {
+  // The fixed-shape step that CUDA graphs capture, run eagerly: same greedy tokens as HF, batched.
+  model::Model m = model::load_hf_model(testdata() / "models" / GetParam());
+  GenerateRef ref = read_generate_ref(GetParam());
+  std::vector<model::GenerationRequest> batch;
+  for (const auto& p : ref.prompts) batch.push_back(greedy_request(p, 64));
+  model::GenerateOptions options;
+  options.static_decode = true;
+  model::GenerationStats stats;
+  options.stats = &stats;
+  auto out = model::generate(m, batch, options);
+  for (size_t i = 0; i < ref.prompts.size(); ++i) EXPECT_EQ(out[i].tokens, ref.generated[i]) << "prompt " << i;
+  EXPECT_EQ(stats.generated_tokens, 64 * static_cast<int64_t>(ref.prompts.size()));
+  EXPECT_EQ(stats.prompt_tokens, 5 + 12 + 1 + 8);
+  EXPECT_GT(stats.decode_seconds, 0.0);
 }
 
 TEST_P(HfParity, KvCacheDecodeEqualsFullForward) {
@@ -104,12 +133,7 @@ TEST(Generate, CacheOverflowIsAnError) {
   model::KVCache cache = model::KVCache::allocate(m.config, 1, 4, at::kFloat, at::kCPU);
   at::Tensor ids = at::ones({1, 5}, at::kLong);
   at::Tensor positions = at::arange(5, at::kLong).unsqueeze(0);
-  try {
-    model::forward_hidden(m, ids, positions, &cache);
-    FAIL() << "expected an error";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("KV cache overflow"), std::string::npos) << e.what();
-  }
+  testing::expect_error([&] { model::forward_hidden(m, ids, positions, &cache); }, {"KV cache overflow", "capacity of 4"});
 }
 
 }  // namespace

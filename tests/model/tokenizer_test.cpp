@@ -58,25 +58,10 @@ TEST(Tokenizer, ShippedSampleTokenizerRoundTrips) {
 
 TEST(Tokenizer, ClearErrors) {
   auto dir = testing::scratch("tokenizer_errors");
-  try {
-    model::Tokenizer::load(dir / "missing.model");
-    FAIL();
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("missing.model"), std::string::npos);
-  }
+  testing::expect_error([&] { model::Tokenizer::load(dir / "missing.model"); }, {"missing.model", "does not exist"});
   std::ofstream(dir / "garbage.model") << "this is not a protobuf";
-  try {
-    model::Tokenizer::load(dir / "garbage.model");
-    FAIL();
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("as a SentencePiece model"), std::string::npos) << e.what();
-  }
-  try {
-    model::resolve_tokenizer(dir, std::nullopt);
-    FAIL();
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("--tokenizer"), std::string::npos) << e.what();
-  }
+  testing::expect_error([&] { model::Tokenizer::load(dir / "garbage.model"); }, {"garbage.model", "as a SentencePiece model"});
+  testing::expect_error([&] { model::resolve_tokenizer(dir, std::nullopt); }, {"no tokenizer.model", "--tokenizer"});
   auto tok = model::Tokenizer::load(testing::source_dir() / "data" / "sample" / "tokenizer.model");
   EXPECT_THROW(tok.decode({5, 99999}), Error);
 }

@@ -1,0 +1,110 @@
+// Generation throughput of chatmill: time to first token (prefill) and decode tokens/s for a batch of
+// random prompts, greedy, eos ignored. bench/run_cpu.py and bench/run_gpu.py run it beside HF transformers.
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <CLI/CLI.hpp>
+
+#include <algorithm>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "common/error.h"
+#include "model/generate.h"
+#include "model/hf_checkpoint.h"
+
+using namespace chatmill;
+
+namespace {
+
+struct Args {
+  std::string model_dir, preset, dtype = "float32", device = "cpu", out;
+  int64_t batch = 1, prompt_len = 128, new_tokens = 128;
+  int threads = 0, repeats = 3, warmup = 1;
+  bool cuda_graph = false;
+};
+
+// Random weights straight on the device (values do not matter for speed; a 7B model never touches the CPU).
+model::Model random_model(const model::LlamaConfig& cfg, at::ScalarType dtype, at::Device dev) {
+  model::Weights w;
+  auto opts = at::TensorOptions().dtype(dtype).device(dev);
+  for (auto& p : model::named_parameters(cfg, w))
+    *p.slot = p.shape.size() == 1 ? at::ones(p.shape, opts) : at::randn(p.shape, opts).mul_(0.02);
+  return model::Model(cfg, std::move(w));
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args a;
+  CLI::App app{"chatmill generation benchmark"};
+  app.add_option("--model", a.model_dir, "HF model folder");
+  app.add_option("--preset", a.preset, "or a preset with random weights made on the device (7b, tiny, ...)");
+  app.add_option("--dtype", a.dtype);
+  app.add_option("--device", a.device);
+  app.add_option("--batch", a.batch);
+  app.add_option("--prompt-len", a.prompt_len);
+  app.add_option("--new-tokens", a.new_tokens);
+  app.add_option("--threads", a.threads);
+  app.add_option("--repeats", a.repeats);
+  app.add_option("--warmup", a.warmup);
+  app.add_flag("--cuda-graph", a.cuda_graph);
+  app.add_option("--out", a.out, "append the result as one JSON line");
+  CLI11_PARSE(app, argc, argv);
+  try {
+    if (a.threads > 0) at::set_num_threads(a.threads);
+    const at::Device dev(a.device == "cuda" ? "cuda:0" : a.device);
+    const at::ScalarType dtype = model::parse_dtype(a.dtype);
+    CHATMILL_CHECK(a.model_dir.empty() != a.preset.empty(), "give --model or --preset");
+    model::Model m = a.preset.empty() ? model::load_hf_model(a.model_dir, {dtype, dev})
+                                      : random_model(model::preset_by_name(a.preset), dtype, dev);
+
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(1234);
+    std::vector<model::GenerationRequest> reqs;
+    for (int64_t b = 0; b < a.batch; ++b) {
+      model::GenerationRequest r;
+      at::Tensor ids = at::randint(3, m.config.vocab_size, {a.prompt_len}, gen, at::kLong);
+      r.prompt.assign(ids.data_ptr<int64_t>(), ids.data_ptr<int64_t>() + a.prompt_len);
+      r.max_new_tokens = a.new_tokens;
+      r.stop_on_eos = false;
+      reqs.push_back(std::move(r));
+    }
+    model::GenerateOptions opts;
+    opts.static_decode = opts.cuda_graph = a.cuda_graph;
+    std::vector<double> ttft, decode_tps, total_tps;
+    for (int i = 0; i < a.warmup + a.repeats; ++i) {
+      model::GenerationStats s;
+      opts.stats = &s;
+      model::generate(m, reqs, opts);
+      if (i < a.warmup) continue;
+      ttft.push_back(s.prefill_seconds);
+      decode_tps.push_back((s.generated_tokens - a.batch) / s.decode_seconds);
+      total_tps.push_back(s.generated_tokens / (s.prefill_seconds + s.decode_seconds));
+    }
+    nlohmann::json out = {{"engine", a.cuda_graph ? "chatmill+cudagraph" : "chatmill"},
+                          {"model", a.preset.empty() ? a.model_dir : a.preset},
+                          {"params", m.config.num_parameters()},
+                          {"dtype", a.dtype},
+                          {"device", a.device},
+                          {"threads", at::get_num_threads()},
+                          {"batch", a.batch},
+                          {"prompt_len", a.prompt_len},
+                          {"new_tokens", a.new_tokens},
+                          {"ttft_s", median(ttft)},
+                          {"prefill_tokens_per_s", a.batch * a.prompt_len / median(ttft)},
+                          {"decode_tokens_per_s", median(decode_tps)},
+                          {"total_tokens_per_s", median(total_tps)},
+                          {"repeats", a.repeats}};
+    std::cout << out.dump() << "\n";
+    if (!a.out.empty()) std::ofstream(a.out, std::ios::app) << out.dump() << "\n";
+  } catch (const Error& e) {
+    std::cerr << "bench_generate: error: " << e.what() << "\n";
+    return 2;
+  }
+  return 0;
+}

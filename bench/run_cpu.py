@@ -1,0 +1,50 @@
+#!/usr/bin/env python3
+"""CPU benchmark: chatmill vs HF transformers generating with the same ~24M-parameter Llama (stories15M's
+shape, untied, Llama-2 vocabulary), float32, the same thread count, measured in one run.
+Writes bench/results/cpu_generate.jsonl and prints a markdown table with the ratios.
+Usage: python3 bench/run_cpu.py [--bin build] [--threads 2]"""
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", default=os.path.join(HERE, "..", "build"))
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", default=os.path.join(HERE, "results", "cpu_generate.jsonl"))
+    a = ap.parse_args()
+    model = os.path.join(a.bin, "bench-models", "tiny")
+    if not os.path.exists(os.path.join(model, "config.json")):
+        subprocess.run([os.path.join(a.bin, "chatmill"), "init", "--preset", "tiny", "--seed", "0", "--out", model],
+                       check=True)
+    os.makedirs(os.path.dirname(a.out), exist_ok=True)
+    if os.path.exists(a.out):
+        os.remove(a.out)
+    rows = []
+    for batch in (1, 8):
+        common = ["--model", model, "--batch", str(batch), "--prompt-len", "128", "--new-tokens", "128",
+                  "--threads", str(a.threads), "--repeats", "3", "--out", a.out]
+        env = dict(os.environ, OMP_NUM_THREADS=str(a.threads))
+        ours = json.loads(subprocess.run([os.path.join(a.bin, "bench", "bench_generate"), *common], check=True,
+                                         capture_output=True, text=True, env=env).stdout)
+        hf = json.loads(subprocess.run([sys.executable, os.path.join(HERE, "hf_generate.py"), *common], check=True,
+                                       capture_output=True, text=True, env=env).stdout.strip().splitlines()[-1])
+        rows.append((batch, ours, hf))
+    print(f"CPU: {platform.processor() or platform.machine()}, {a.threads} threads, float32, "
+          f"{rows[0][1]['params'] / 1e6:.1f}M parameters, prompt 128, 128 new tokens, greedy\n")
+    print("| batch | chatmill prefill tok/s | HF prefill tok/s | ratio | chatmill decode tok/s | HF decode tok/s | ratio |")
+    print("|---|---|---|---|---|---|---|")
+    for batch, o, h in rows:
+        print(f"| {batch} | {o['prefill_tokens_per_s']:.0f} | {h['prefill_tokens_per_s']:.0f} | "
+              f"{o['prefill_tokens_per_s'] / h['prefill_tokens_per_s']:.2f}x | {o['decode_tokens_per_s']:.0f} | "
+              f"{h['decode_tokens_per_s']:.0f} | {o['decode_tokens_per_s'] / h['decode_tokens_per_s']:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+#!/usr/bin/env python3
+"""GPU benchmark (H100/H200): a Llama-2-7B-shaped model in bf16 with random weights, greedy decode at batch 1
+and 16, chatmill (eager, and with the decode step in a CUDA graph) vs HF transformers in the same run, plus the
+memory-bandwidth limit for batch 1: weight bytes / measured device copy bandwidth.
+Writes OUT (JSON lines) and prints a markdown table. Usage: python3 bench/run_gpu.py --bin BUILD --out FILE"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def copy_bandwidth():
+    """Bytes read + written per second by a device-to-device copy of 4 GiB (best of 10)."""
+    x = torch.empty(2 ** 31, dtype=torch.bfloat16, device="cuda")
+    y = torch.empty_like(x)
+    best = float("inf")
+    for _ in range(12):
+        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        s.record()
+        y.copy_(x)
+        e.record()
+        torch.cuda.synchronize()
+        best = min(best, s.elapsed_time(e) / 1e3)
+    del x, y
+    torch.cuda.empty_cache()
+    return 2 * 2 ** 32 / best
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--new-tokens", type=int, default=128)
+    a = ap.parse_args()
+    bw = copy_bandwidth()
+    weight_bytes = 6738415616 * 2
+    limit = bw / weight_bytes
+    with open(a.out, "w") as f:
+        f.write(json.dumps({"device": torch.cuda.get_device_name(), "copy_bandwidth_bytes_per_s": bw,
+                            "weight_bytes": weight_bytes, "batch1_limit_tokens_per_s": limit}) + "\n")
+    rows = []
+    for batch in (1, 16):
+        common = ["--preset", "7b", "--dtype", "bfloat16", "--device", "cuda", "--batch", str(batch),
+                  "--prompt-len", "128", "--new-tokens", str(a.new_tokens), "--repeats", "3", "--out", a.out]
+        res = {}
+        for name, cmd in [("chatmill", [os.path.join(a.bin, "bench", "bench_generate"), *common]),
+                          ("chatmill+cudagraph", [os.path.join(a.bin, "bench", "bench_generate"), *common, "--cuda-graph"]),
+                          ("hf", [sys.executable, os.path.join(HERE, "hf_generate.py"), *common])]:
+            p = subprocess.run(cmd, capture_output=True, text=True)
+            if p.returncode != 0:
+                print(f"{name} batch {batch} failed:\n{p.stderr[-3000:]}", file=sys.stderr)
+                continue
+            res[name] = json.loads(p.stdout.strip().splitlines()[-1])
+        rows.append((batch, res))
+    print(f"{torch.cuda.get_device_name()}: copy bandwidth {bw / 1e12:.2f} TB/s (read+write); 7B bf16 weights "
+          f"{weight_bytes / 1e9:.1f} GB; batch-1 limit {limit:.1f} tokens/s\n")
+    print("| batch | engine | TTFT ms | decode tok/s | vs HF | % of bandwidth limit (batch 1) |")
+    print("|---|---|---|---|---|---|")
+    for batch, res in rows:
+        hf = res.get("hf", {}).get("decode_tokens_per_s")
+        for name, r in res.items():
+            d = r["decode_tokens_per_s"]
+            pct = f"{100 * d / limit:.0f}%" if batch == 1 else ""
+            ratio = f"{d / hf:.2f}x" if hf else "n/a"
+            print(f"| {batch} | {name} | {1e3 * r['ttft_s']:.1f} | {d:.1f} | {ratio} | {pct} |")
+
+
+if __name__ == "__main__":
+    main()

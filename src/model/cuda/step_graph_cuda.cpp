@@ -1,0 +1,50 @@
+// CUDA graph capture of a decode step (compiled with -DCHATMILL_CUDA=ON only).
+#include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+
+#include "common/error.h"
+#include "model/step_graph.h"
+
+namespace chatmill::model {
+
+namespace {
+
+class CudaStepGraph : public StepGraph {
+ public:
+  CudaStepGraph(const std::function<void()>& body, at::Device device) : device_(device) {
+    c10::cuda::CUDAGuard device_guard(device);
+    // Capture must happen off the legacy default stream.
+    c10::cuda::CUDAStream stream = c10::cuda::getStreamFromPool(/*isHighPriority=*/false, device.index());
+    stream.wait_stream(c10::cuda::getCurrentCUDAStream(device.index()));
+    {
+      c10::cuda::CUDAStreamGuard guard(stream);
+      body();  // warm-up
+      stream.synchronize();
+      graph_.capture_begin();
+      body();
+      graph_.capture_end();
+    }
+    c10::cuda::getCurrentCUDAStream(device.index()).wait_stream(stream);
+  }
+
+  void replay() override {
+    c10::cuda::CUDAGuard device_guard(device_);
+    graph_.replay();
+  }
+
+ private:
+  at::Device device_;
+  at::cuda::CUDAGraph graph_;
+};
+
+}  // namespace
+
+std::unique_ptr<StepGraph> capture_step_graph(const std::function<void()>& body, at::Device device) {
+  CHATMILL_CHECK(device.is_cuda(), "CUDA graphs need a model on a CUDA device, not ", device);
+  return std::make_unique<CudaStepGraph>(body, device);
+}
+
+bool cuda_graphs_built() { return true; }
+
+}  // namespace chatmill::model

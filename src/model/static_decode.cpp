@@ -1,0 +1,47 @@
+#include "model/static_decode.h"
+
+#include <ATen/ATen.h>
+
+#include "common/error.h"
+
+namespace chatmill::model {
+
+StaticDecoder::StaticDecoder(const Model& m, KVCache& cache, const at::Tensor& key_valid, bool use_cuda_graph)
+    : m_(m), cache_(cache), use_graph_(use_cuda_graph) {
+  const int64_t B = cache.batch(), S = cache.capacity();
+  const at::Device dev = m.device();
+  auto longs = at::TensorOptions().dtype(at::kLong).device(dev);
+  ids_ = at::zeros({B, 1}, longs);
+  positions_ = at::zeros({B, 1}, longs);
+  column_ = at::zeros({1}, longs);
+  at::Tensor written = at::arange(S, longs) < cache.length;  // (S)
+  at::Tensor valid = key_valid.defined() ? key_valid.to(dev, at::kBool) & written : written.expand({B, S});
+  mask_ = valid.view({B, 1, 1, S}).clone();
+  logits_ = at::zeros({B, m.config.vocab_size}, at::TensorOptions().dtype(at::kFloat).device(dev));
+}
+
+void StaticDecoder::body() {
+  mask_.index_fill_(3, column_, true);  // the new column is a valid key for every row
+  cache_.write_index = column_;
+  at::Tensor h = forward_hidden_masked(m_, ids_, positions_, &cache_, {mask_, false});
+  cache_.write_index = at::Tensor();
+  logits_.copy_(lm_logits(m_, h).squeeze(1));
+}
+
+const at::Tensor& StaticDecoder::step(const at::Tensor& ids, const at::Tensor& positions) {
+  CHATMILL_CHECK(cache_.length < cache_.capacity(), "KV cache overflow: all ", cache_.capacity(),
+                 " columns are used; allocate a larger cache");
+  ids_.copy_(ids.view({-1, 1}));
+  positions_.copy_(positions.view({-1, 1}));
+  column_.fill_(cache_.length);
+  if (use_graph_) {
+    if (!graph_) graph_ = capture_step_graph([this] { body(); }, m_.device());
+    graph_->replay();
+  } else {
+    body();
+  }
+  cache_.length += 1;
+  return logits_;
+}
+
+}  // namespace chatmill::model

@@ -1,0 +1,24 @@
+// Records a fixed-shape step into a CUDA graph once and replays it, removing per-kernel launch cost from
+// decoding. Available only in builds with CHATMILL_CUDA (see CMakeLists.txt).
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <functional>
+#include <memory>
+
+namespace chatmill::model {
+
+class StepGraph {
+ public:
+  virtual ~StepGraph() = default;
+  virtual void replay() = 0;
+};
+
+// Runs `body` once eagerly on a side stream (warm-up: cuBLAS handles, allocator pools), then records it.
+// The recording does not execute: call replay() for each step. `body` must touch only tensors whose
+// shapes and addresses stay fixed. Throws chatmill::Error when the build has no CUDA graph support.
+std::unique_ptr<StepGraph> capture_step_graph(const std::function<void()>& body, at::Device device);
+
+bool cuda_graphs_built();
+
+}  // namespace chatmill::model
