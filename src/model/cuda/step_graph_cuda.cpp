@@ -1,4 +1,5 @@
 // CUDA graph capture of a decode step (compiled with -DCHATMILL_CUDA=ON only).
+#include <ATen/cuda/CUDAEvent.h>
 #include <ATen/cuda/CUDAGraph.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
@@ -10,13 +11,21 @@ namespace chatmill::model {
 
 namespace {
 
+// `waiter` waits for the work queued so far on `done`.
+void wait(const c10::cuda::CUDAStream& waiter, const c10::cuda::CUDAStream& done) {
+  at::cuda::CUDAEvent event;
+  event.record(done);
+  event.block(waiter);
+}
+
 class CudaStepGraph : public StepGraph {
  public:
   CudaStepGraph(const std::function<void()>& body, at::Device device) : device_(device) {
     c10::cuda::CUDAGuard device_guard(device);
     // Capture must happen off the legacy default stream.
+    c10::cuda::CUDAStream current = c10::cuda::getCurrentCUDAStream(device.index());
     c10::cuda::CUDAStream stream = c10::cuda::getStreamFromPool(/*isHighPriority=*/false, device.index());
-    stream.wait_stream(c10::cuda::getCurrentCUDAStream(device.index()));
+    wait(stream, current);
     {
       c10::cuda::CUDAStreamGuard guard(stream);
       body();  // warm-up
@@ -25,7 +34,7 @@ class CudaStepGraph : public StepGraph {
       body();
       graph_.capture_end();
     }
-    c10::cuda::getCurrentCUDAStream(device.index()).wait_stream(stream);
+    wait(current, stream);
   }
 
   void replay() override {
