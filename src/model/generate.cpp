@@ -70,22 +70,21 @@ std::vector<GenerationResult> generate(const Model& m, const std::vector<Generat
   // Left padding: row b's prompt sits at columns [pad_b, longest); its positions count from 0 there.
   const int64_t capacity = longest + most_new;
   auto cpu_long = at::TensorOptions().dtype(at::kLong);
-  at::Tensor tokens = at::zeros({B, longest}, cpu_long);
-  at::Tensor positions = at::zeros({B, longest}, cpu_long);
+  std::vector<int64_t> flat_tokens(B * longest, 0), flat_positions(B * longest, 0);
   at::Tensor key_valid = at::ones({B, capacity}, at::TensorOptions().dtype(at::kBool));
   std::vector<int64_t> next_pos(B);
   bool padded = false;
   for (int64_t b = 0; b < B; ++b) {
     const auto& p = requests[b].prompt;
-    const int64_t pad = longest - static_cast<int64_t>(p.size());
+    const int64_t n = static_cast<int64_t>(p.size()), pad = longest - n;
     padded |= pad > 0;
-    for (int64_t j = 0; j < static_cast<int64_t>(p.size()); ++j) {
-      tokens[b][pad + j] = p[j];
-      positions[b][pad + j] = j;
-    }
+    std::copy(p.begin(), p.end(), flat_tokens.begin() + b * longest + pad);
+    for (int64_t j = 0; j < n; ++j) flat_positions[b * longest + pad + j] = j;
     if (pad > 0) key_valid[b].narrow(0, 0, pad).fill_(false);
-    next_pos[b] = static_cast<int64_t>(p.size());
+    next_pos[b] = n;
   }
+  at::Tensor tokens = at::tensor(flat_tokens, cpu_long).view({B, longest});
+  at::Tensor positions = at::tensor(flat_positions, cpu_long).view({B, longest});
   const at::Device dev = m.device();
   at::Tensor key_valid_dev = padded ? key_valid.to(dev) : at::Tensor();
 
