@@ -99,8 +99,11 @@ SafetensorsReader SafetensorsReader::open(const std::filesystem::path& path) {
     uint64_t numel = 1;
     for (const auto& d : shape) {
       CHATMILL_CHECK(d.is_number_unsigned(), "bad ", ctx, ": shape ", shape.dump(), " has a non-integer or negative entry");
-      t.shape.push_back(d.get<int64_t>());
-      numel *= d.get<uint64_t>();
+      const uint64_t n = d.get<uint64_t>();
+      CHATMILL_CHECK(n == 0 || numel <= (uint64_t{1} << 62) / n, "bad ", ctx, ": shape ", shape.dump(),
+                     " is impossibly large");
+      t.shape.push_back(static_cast<int64_t>(n));
+      numel *= n;
     }
     const auto& off = v["data_offsets"];
     CHATMILL_CHECK(off.is_array() && off.size() == 2 && off[0].is_number_unsigned() && off[1].is_number_unsigned(),

@@ -112,6 +112,9 @@ TEST(Safetensors, RejectsBadShapesAndEntries) {
   expect_open_error(dir / "n.safetensors", {"tensor 'w'", "negative"});
   write_raw(dir / "e.safetensors", R"({"w": {"dtype": "F32", "shape": [2]}})", 8);
   expect_open_error(dir / "e.safetensors", {"tensor 'w'", "data_offsets"});
+  write_raw(dir / "big.safetensors",
+            R"({"w": {"dtype": "F32", "shape": [4294967296, 4294967296, 16], "data_offsets": [0, 8]}})", 8);
+  expect_open_error(dir / "big.safetensors", {"tensor 'w'", "impossibly large"});
   write_raw(dir / "a.safetensors", R"([1, 2])", 0);
   expect_open_error(dir / "a.safetensors", {"JSON object"});
 }
