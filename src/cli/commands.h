@@ -7,5 +7,6 @@ namespace chatmill::cli {
 void add_generate_command(CLI::App& app);
 void add_convert_command(CLI::App& app);
 void add_init_command(CLI::App& app);
+void add_data_command(CLI::App& app);
 
 }  // namespace chatmill::cli

@@ -4,6 +4,7 @@
 #include <ATen/Parallel.h>
 
 #include <cctype>
+#include <cstdlib>
 #include <sstream>
 
 #include "common/error.h"
@@ -58,6 +59,14 @@ std::vector<int64_t> parse_ids(const std::string& s) {
   }
   CHATMILL_CHECK(!ids.empty(), "empty token id list \"", s, "\"");
   return ids;
+}
+
+std::string tokenizer_or_default(const std::string& given) {
+  if (!given.empty()) return given;
+  const char* env = std::getenv("CHATMILL_TOKENIZER");
+  CHATMILL_CHECK(env != nullptr && *env != '\0', "no tokenizer given: pass --tokenizer FILE (the Llama-2 ",
+                 "tokenizer.model by default in the paper's analyses) or set CHATMILL_TOKENIZER");
+  return env;
 }
 
 void set_threads(int n) {

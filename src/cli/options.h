@@ -14,6 +14,9 @@ at::Device parse_device(const std::string& s);
 uint64_t parse_size(const std::string& s);
 // "1 2 3" or "1,2,3" -> ids; errors name the bad item.
 std::vector<int64_t> parse_ids(const std::string& s);
+// The tokenizer file: `given` when set, else $CHATMILL_TOKENIZER (where users keep the Llama-2
+// tokenizer.model); errors say how to pass one.
+std::string tokenizer_or_default(const std::string& given);
 // Sets the intra-op thread count when n > 0.
 void set_threads(int n);
 

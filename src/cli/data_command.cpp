@@ -1,0 +1,156 @@
+// chatmill data: stats, show-mask, tokenize (one function per subcommand below).
+#include <ATen/Parallel.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <iostream>
+
+#include "cli/commands.h"
+#include "cli/options.h"
+#include "common/error.h"
+#include "common/yaml_config.h"
+#include "data/conversation_source.h"
+#include "data/show_mask.h"
+#include "data/stats.h"
+#include "data/tokenize.h"
+
+namespace chatmill::cli {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+std::vector<fs::path> paths(const std::vector<std::string>& v) { return {v.begin(), v.end()}; }
+
+void write_file(const fs::path& path, const std::string& text) {
+  if (path.has_parent_path()) fs::create_directories(path.parent_path());
+  std::ofstream out(path);
+  CHATMILL_CHECK(out, "cannot write ", path);
+  out << text;
+}
+
+// ---- data stats -------------------------------------------------------------------------------
+struct StatsArgs {
+  std::vector<std::string> inputs;
+  std::string tokenizer, out = "stats.json", on_bad = "skip";
+  int threads = 0;
+  size_t top = 20;
+};
+
+void run_stats(const StatsArgs& a) {
+  set_threads(a.threads);
+  auto tok = model::Tokenizer::load(tokenizer_or_default(a.tokenizer));
+  data::DatasetStats stats;
+  data::ReadReport report;
+  std::vector<std::vector<int64_t>> counts;
+  data::read_conversation_batches(paths(a.inputs), data::parse_on_bad_record(a.on_bad), report, 4096,
+                                  [&](std::vector<data::Conversation>& batch) {
+    counts.assign(batch.size(), {});
+    at::parallel_for(0, static_cast<int64_t>(batch.size()), 1, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i)
+        for (const auto& m : batch[i].messages) counts[i].push_back(static_cast<int64_t>(tok.encode(m.content, false).size()));
+    });
+    for (size_t i = 0; i < batch.size(); ++i) stats.add(batch[i], counts[i]);
+  });
+  const fs::path out(a.out);
+  write_file(out, stats.to_json(report).dump(2) + "\n");
+  const fs::path stem = out.parent_path() / out.stem();
+  write_file(stem.string() + ".md", stats.markdown(report, tok.path().filename().string()));
+  write_file(stem.string() + "_models.svg", data::bar_chart_svg("Conversations per model", stats.models, a.top));
+  write_file(stem.string() + "_languages.svg", data::bar_chart_svg("Conversations per language", stats.languages, a.top));
+  std::cout << report.summary() << "\nwrote " << out.string() << ", " << stem.string() << ".md, " << stem.string()
+            << "_models.svg, " << stem.string() << "_languages.svg\n";
+}
+
+// ---- data show-mask ---------------------------------------------------------------------------
+struct ShowMaskArgs {
+  std::vector<std::string> inputs;
+  std::string tokenizer, template_name = "vicuna_v1.1", id;
+  int64_t index = 0, max_length = 4096;
+  bool plain = false, table = false;
+};
+
+void run_show_mask(const ShowMaskArgs& a) {
+  auto tok = model::Tokenizer::load(tokenizer_or_default(a.tokenizer));
+  data::SegmentEncoder enc(tok);
+  auto tmpl = data::ChatTemplate::by_name(a.template_name);
+  data::ReadReport report;
+  int64_t seen = 0;
+  bool found = false;
+  data::read_conversations(paths(a.inputs), data::OnBadRecord::Skip, report, [&](data::Conversation&& c) {
+    if (found || (a.id.empty() ? seen++ != a.index : c.id != a.id)) return;
+    found = true;
+    std::string why;
+    auto s = enc.encode_training(tmpl, c, a.max_length, &why);
+    CHATMILL_CHECK(s, "conversation ", c.id, " gives no training sample (", why, ")");
+    int64_t trained = 0;
+    for (int32_t l : s->labels) trained += l != data::kIgnoreLabel;
+    std::cout << "conversation " << c.id << " (" << c.model << "), template " << data::template_name(tmpl.kind) << ": "
+              << s->ids.size() << " tokens, " << trained << " trained" << (s->truncated ? ", truncated" : "") << "\n\n";
+    const bool ansi = !a.plain && ::isatty(STDOUT_FILENO);
+    std::cout << data::show_mask(*s, tok, ansi ? data::Highlight::Ansi : data::Highlight::Brackets) << "\n";
+    if (a.table) std::cout << "\n" << data::show_mask_table(*s, tok);
+  });
+  CHATMILL_CHECK(found, "no conversation ", a.id.empty() ? "at index " + std::to_string(a.index) : "with id " + a.id,
+                 " in the input (", report.records, " records read)");
+}
+
+// ---- data tokenize ----------------------------------------------------------------------------
+struct TokenizeArgs {
+  std::string config;
+  std::vector<std::string> overrides;
+  int threads = 0;
+};
+
+void run_tokenize(const TokenizeArgs& a) {
+  set_threads(a.threads);
+  auto errors = std::make_shared<ConfigErrors>();
+  YamlObject root(load_yaml(a.config, a.overrides), "", a.config, errors);
+  auto cfg = data::TokenizeConfig::from_yaml(root);
+  errors->throw_if_any(a.config);
+  auto r = data::tokenize_dataset(cfg);
+  std::cout << r.read.summary() << "\n";
+  std::cout << "stored " << r.store.samples << " samples (" << r.truncated << " truncated) in " << r.store.rows
+            << " rows: " << r.store.tokens << " tokens, " << r.store.trained_tokens << " trained, "
+            << r.store.padding_tokens << " padding\n";
+  for (const auto& [why, n] : r.dropped) std::cout << "dropped " << n << " conversations: " << why << "\n";
+  std::cout << "wrote " << cfg.output << "\n";
+}
+
+}  // namespace
+
+void add_data_command(CLI::App& app) {
+  CLI::App* data = app.add_subcommand("data", "Conversation data: statistics, subsets, templates, tokenised stores");
+  data->require_subcommand(1);
+
+  auto stats = std::make_shared<StatsArgs>();
+  CLI::App* s = data->add_subcommand("stats", "The paper's Tables 1, 2, 4 and distributions (JSON, markdown, SVG)");
+  s->add_option("--input", stats->inputs, "LMSYS JSONL (.gz/.zst) or ShareGPT .json files")->required();
+  s->add_option("--tokenizer", stats->tokenizer, "tokenizer.model (default: $CHATMILL_TOKENIZER)");
+  s->add_option("--out", stats->out, "stats.json; the report and plots go beside it")->capture_default_str();
+  s->add_option("--on-bad-record", stats->on_bad, "fail | skip (skipped records are counted)")->capture_default_str();
+  s->add_option("--threads", stats->threads);
+  s->add_option("--top", stats->top, "bars in the plots")->capture_default_str();
+  s->callback([stats] { run_stats(*stats); });
+
+  auto mask = std::make_shared<ShowMaskArgs>();
+  CLI::App* m = data->add_subcommand("show-mask", "Print a training sample with the trained tokens highlighted");
+  m->add_option("--input", mask->inputs, "LMSYS JSONL or ShareGPT .json")->required();
+  m->add_option("--tokenizer", mask->tokenizer, "tokenizer.model (default: $CHATMILL_TOKENIZER)");
+  m->add_option("--template", mask->template_name, "vicuna_v1.1 | llama-2")->capture_default_str();
+  m->add_option("--index", mask->index, "0-based conversation number")->capture_default_str();
+  m->add_option("--id", mask->id, "or the conversation id");
+  m->add_option("--max-length", mask->max_length)->capture_default_str();
+  m->add_flag("--plain", mask->plain, "mark trained text with ⟦ ⟧ instead of colour");
+  m->add_flag("--table", mask->table, "also list every token with its label");
+  m->callback([mask] { run_show_mask(*mask); });
+
+  auto tokenize = std::make_shared<TokenizeArgs>();
+  CLI::App* t = data->add_subcommand("tokenize", "Conversations -> template -> packed HDF5 token store");
+  t->add_option("config", tokenize->config, "YAML config (see configs/data/)")->required();
+  t->add_option("overrides", tokenize->overrides, "key=value overrides");
+  t->add_option("--threads", tokenize->threads);
+  t->callback([tokenize] { run_tokenize(*tokenize); });
+}
+
+}  // namespace chatmill::cli
