@@ -35,8 +35,10 @@ namespace {
 constexpr const char* kFormat = "chatmill-tokens";
 constexpr int64_t kVersion = 1;
 
+// Variable-length UTF-8 strings: h5py reads them as str.
 void write_attr(H5::H5File& f, const char* name, const std::string& v) {
-  H5::StrType type(H5::PredType::C_S1, v.empty() ? 1 : v.size());
+  H5::StrType type(H5::PredType::C_S1, H5T_VARIABLE);
+  type.setCset(H5T_CSET_UTF8);
   f.createAttribute(name, type, H5::DataSpace(H5S_SCALAR)).write(type, v);
 }
 
