@@ -1,4 +1,4 @@
-// chatmill data: stats, show-mask, tokenize (one function per subcommand below).
+// chatmill data: stats, show-mask, tokenize, build (one function per subcommand below).
 #include <ATen/Parallel.h>
 #include <unistd.h>
 
@@ -12,6 +12,7 @@
 #include "data/conversation_source.h"
 #include "data/show_mask.h"
 #include "data/stats.h"
+#include "data/subsets/build.h"
 #include "data/tokenize.h"
 
 namespace chatmill::cli {
@@ -117,6 +118,13 @@ void run_tokenize(const TokenizeArgs& a) {
   std::cout << "wrote " << cfg.output << "\n";
 }
 
+// ---- data build -------------------------------------------------------------------------------
+void run_build(const TokenizeArgs& a) {
+  auto summary = data::build_subsets(a.config, a.overrides);
+  std::cout << summary.records << " conversations read, " << summary.skipped << " skipped\n";
+  for (const auto& m : summary.manifests) std::cout << "wrote " << m.parent_path().string() << "/ (" << m.string() << ")\n";
+}
+
 }  // namespace
 
 void add_data_command(CLI::App& app) {
@@ -151,6 +159,12 @@ void add_data_command(CLI::App& app) {
   t->add_option("overrides", tokenize->overrides, "key=value overrides");
   t->add_option("--threads", tokenize->threads);
   t->callback([tokenize] { run_tokenize(*tokenize); });
+
+  auto build = std::make_shared<TokenizeArgs>();
+  CLI::App* b = data->add_subcommand("build", "Cut the paper's subsets (moderation, highquality, upvote, jailbreak, arena_hard)");
+  b->add_option("config", build->config, "YAML config (see configs/data/)")->required();
+  b->add_option("overrides", build->overrides, "key=value overrides");
+  b->callback([build] { run_build(*build); });
 }
 
 }  // namespace chatmill::cli

@@ -1,0 +1,59 @@
+// The moderation training set (paper §4.1): the top-K flagged user messages of each category by score,
+// K messages that were not flagged, optionally ShareGPT conversations; every sample is the moderation
+// instruction (a prompt file) with the message, and the target is an explanation + "[[n. category]]".
+#pragma once
+#include <cstdint>
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "data/subsets/subset_builder.h"
+
+namespace chatmill::data {
+
+// The numbered categories of the moderation prompt, in the paper's order; "None of the above" follows.
+inline constexpr std::array<const char*, 5> kModerationSetCategories = {"hate", "self-harm", "sexual", "violence",
+                                                                       "harassment"};
+
+struct ModerationSetConfig {
+  int64_t per_category = 1000;           // K flagged messages per category
+  int64_t non_flagged = 1000;            // K messages not flagged
+  std::string prompt;                    // the instruction, with {categories}, {none} and {message}
+  std::string teacher;                   // optional JSONL {"message_id", "explanation"}
+  std::vector<std::string> sharegpt;     // optional ShareGPT files to mix in
+  int64_t sharegpt_count = 0;            // how many of their conversations (seeded draw)
+  uint64_t seed = 0;
+};
+
+class ModerationSetBuilder : public SubsetBuilder {
+ public:
+  explicit ModerationSetBuilder(ModerationSetConfig cfg);
+  std::string name() const override { return "moderation"; }
+  void add(const Conversation& c) override;
+  nlohmann::ordered_json finish(const std::filesystem::path& dir) override;
+
+  // The instruction for one message, and the target for a set of categories (indices into
+  // kModerationSetCategories; empty = none of the above).
+  std::string instruction(const std::string& message) const;
+  static std::string target(const std::string& explanation, const std::vector<int>& categories);
+
+ private:
+  struct Candidate {
+    double score = 0;
+    std::string id, text;
+    std::vector<int> categories;
+  };
+  static bool better(const Candidate& a, const Candidate& b);  // higher score, then smaller id
+  std::string explanation(const Candidate& c, bool* from_teacher) const;
+
+  ModerationSetConfig cfg_;
+  std::string prompt_text_;
+  std::map<std::string, std::string> teacher_;
+  std::array<std::vector<Candidate>, 5> top_;  // min-heaps by `better`, at most per_category each
+  std::vector<Candidate> reservoir_;           // uniform sample of non-flagged user messages
+  int64_t non_flagged_seen_ = 0;
+  std::mt19937_64 rng_;
+};
+
+}  // namespace chatmill::data
