@@ -1,4 +1,4 @@
-// chatmill data: stats, show-mask, tokenize, build (one function per subcommand below).
+// chatmill data: stats, show-mask, tokenize, topics, build (one function per subcommand below).
 #include <ATen/Parallel.h>
 #include <unistd.h>
 
@@ -14,6 +14,8 @@
 #include "data/stats.h"
 #include "data/subsets/build.h"
 #include "data/tokenize.h"
+#include "eval/topics.h"
+#include "model/hf_checkpoint.h"
 
 namespace chatmill::cli {
 
@@ -118,6 +120,35 @@ void run_tokenize(const TokenizeArgs& a) {
   std::cout << "wrote " << cfg.output << "\n";
 }
 
+// ---- data topics ------------------------------------------------------------------------------
+struct TopicsArgs {
+  std::vector<std::string> inputs;
+  std::string model, tokenizer, out = "topics.json", dtype = "float32", device = "cpu";
+  eval::TopicConfig cfg;
+  int threads = 0;
+};
+
+void run_topics(TopicsArgs a) {
+  set_threads(a.threads);
+  model::Model m = model::load_hf_model(a.model, {model::parse_dtype(a.dtype), parse_device(a.device)});
+  auto tok = model::resolve_tokenizer(a.model, a.tokenizer.empty() ? std::nullopt : std::optional<fs::path>(a.tokenizer));
+  eval::TopicPromptSampler sampler(a.cfg);
+  data::ReadReport report;
+  data::read_conversations(paths(a.inputs), data::OnBadRecord::Skip, report, [&](data::Conversation&& c) { sampler.add(c); });
+  auto prompts = sampler.take();
+  CHATMILL_CHECK(static_cast<int64_t>(prompts.size()) >= a.cfg.k, "only ", prompts.size(), " prompts qualify (language ",
+                 a.cfg.language, ", ", a.cfg.min_chars, "..", a.cfg.max_chars, " characters) for k = ", a.cfg.k);
+  at::Tensor x = eval::embed_prompts(m, tok, prompts, a.cfg);
+  auto km = eval::kmeans(x, a.cfg.k, a.cfg.max_iterations, a.cfg.seed);
+  auto report_json = eval::topic_report(prompts, x, km, a.cfg.nearest);
+  report_json["qualifying_prompts"] = sampler.seen();
+  report_json["model"] = a.model;
+  report_json["seed"] = a.cfg.seed;
+  write_file(a.out, report_json.dump(2) + "\n");
+  std::cout << report.summary() << "\n" << prompts.size() << " prompts (of " << sampler.seen() << " qualifying) in "
+            << a.cfg.k << " clusters after " << km.iterations << " iterations; wrote " << a.out << "\n";
+}
+
 // ---- data build -------------------------------------------------------------------------------
 void run_build(const TokenizeArgs& a) {
   auto summary = data::build_subsets(a.config, a.overrides);
@@ -159,6 +190,25 @@ void add_data_command(CLI::App& app) {
   t->add_option("overrides", tokenize->overrides, "key=value overrides");
   t->add_option("--threads", tokenize->threads);
   t->callback([tokenize] { run_tokenize(*tokenize); });
+
+  auto topics = std::make_shared<TopicsArgs>();
+  CLI::App* tp = data->add_subcommand("topics", "Cluster user prompts by topic (embeddings from a model, k-means)");
+  tp->add_option("--input", topics->inputs, "LMSYS JSONL or ShareGPT .json files")->required();
+  tp->add_option("--model", topics->model, "HF model folder whose mean-pooled hidden states embed the prompts")->required();
+  tp->add_option("--tokenizer", topics->tokenizer, "default: MODEL/tokenizer.model");
+  tp->add_option("--k", topics->cfg.k, "clusters")->capture_default_str();
+  tp->add_option("--nearest", topics->cfg.nearest, "prompts listed per cluster")->capture_default_str();
+  tp->add_option("--max-prompts", topics->cfg.max_prompts, "seeded uniform sample beyond this")->capture_default_str();
+  tp->add_option("--language", topics->cfg.language)->capture_default_str();
+  tp->add_option("--min-chars", topics->cfg.min_chars)->capture_default_str();
+  tp->add_option("--max-chars", topics->cfg.max_chars)->capture_default_str();
+  tp->add_option("--max-tokens", topics->cfg.max_tokens, "prompt tokens embedded")->capture_default_str();
+  tp->add_option("--seed", topics->cfg.seed)->capture_default_str();
+  tp->add_option("--dtype", topics->dtype)->capture_default_str();
+  tp->add_option("--device", topics->device)->capture_default_str();
+  tp->add_option("--threads", topics->threads);
+  tp->add_option("--out", topics->out)->capture_default_str();
+  tp->callback([topics] { run_topics(*topics); });
 
   auto build = std::make_shared<TokenizeArgs>();
   CLI::App* b = data->add_subcommand("build", "Cut the paper's subsets (moderation, highquality, upvote, jailbreak, arena_hard)");

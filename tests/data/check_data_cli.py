@@ -155,6 +155,27 @@ def main():
     reply = first["conversation"][1]["content"]
     expect(r.returncode == 0 and ("⟦ " + reply) in r.stdout and "</s>⟧" in r.stdout.replace("⟧⟦", ""), "show-mask highlights the reply and its </s>")
 
+    # build: the sample config, paths made absolute, twice -> the same bytes.
+    digests = []
+    for run_no in range(2):
+        out_dir = os.path.join(OUT, f"build{run_no}")
+        r = subprocess.run([BIN, "data", "build", os.path.join(SRC, "configs", "data", "sample_subsets.yaml"),
+                            f"output_dir={out_dir}"], capture_output=True, text=True, cwd=SRC)
+        expect(r.returncode == 0, f"data build run {run_no} ({r.stderr.strip()[:300]})")
+        digests.append({os.path.relpath(os.path.join(d, f), out_dir): hashlib.sha256(open(os.path.join(d, f), "rb").read()).hexdigest()
+                        for d, _, files in os.walk(out_dir) for f in files})
+    expect(len(digests[0]) == 10 and digests[0] == digests[1], "data build twice gives the same bytes")
+
+    # topics with a fresh model over the sample tokenizer.
+    model = os.path.join(OUT, "model")
+    run("init", "--preset", "debug", "--tokenizer", TOKENIZER, "--out", model)
+    topics = os.path.join(OUT, "topics.json")
+    r = run("data", "topics", "--input", SAMPLE, "--model", model, "--k", "4", "--nearest", "3", "--out", topics)
+    t = json.load(open(topics)) if r.returncode == 0 else {}
+    expect(r.returncode == 0 and t.get("k") == 4 and sum(c["size"] for c in t["clusters"]) == t["prompts"]
+           and all(32 <= len(n["prompt"]) <= 1536 for c in t["clusters"] for n in c["nearest"]),
+           f"topics: 4 clusters covering every prompt ({r.stderr.strip()[:200]})")
+
     # Config errors: all reported at once, with file and line.
     bad = os.path.join(OUT, "bad.yaml")
     with open(bad, "w") as f:
