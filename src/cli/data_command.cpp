@@ -1,5 +1,4 @@
 // chatmill data: stats, show-mask, tokenize, topics, build (one function per subcommand below).
-#include <ATen/Parallel.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -8,6 +7,7 @@
 #include "cli/commands.h"
 #include "cli/options.h"
 #include "common/error.h"
+#include "common/parallel.h"
 #include "common/yaml_config.h"
 #include "data/conversation_source.h"
 #include "data/show_mask.h"
@@ -49,7 +49,7 @@ void run_stats(const StatsArgs& a) {
   data::read_conversation_batches(paths(a.inputs), data::parse_on_bad_record(a.on_bad), report, 4096,
                                   [&](std::vector<data::Conversation>& batch) {
     counts.assign(batch.size(), {});
-    at::parallel_for(0, static_cast<int64_t>(batch.size()), 1, [&](int64_t b, int64_t e) {
+    parallel_for(static_cast<int64_t>(batch.size()), a.threads, [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i)
         for (const auto& m : batch[i].messages) counts[i].push_back(static_cast<int64_t>(tok.encode(m.content, false).size()));
     });
@@ -111,6 +111,7 @@ void run_tokenize(const TokenizeArgs& a) {
   YamlObject root(load_yaml(a.config, a.overrides), "", a.config, errors);
   auto cfg = data::TokenizeConfig::from_yaml(root);
   errors->throw_if_any(a.config);
+  if (a.threads > 0) cfg.threads = a.threads;
   auto r = data::tokenize_dataset(cfg);
   std::cout << r.read.summary() << "\n";
   std::cout << "stored " << r.store.samples << " samples (" << r.truncated << " truncated) in " << r.store.rows
@@ -168,7 +169,7 @@ void add_data_command(CLI::App& app) {
   s->add_option("--tokenizer", stats->tokenizer, "tokenizer.model (default: $CHATMILL_TOKENIZER)");
   s->add_option("--out", stats->out, "stats.json; the report and plots go beside it")->capture_default_str();
   s->add_option("--on-bad-record", stats->on_bad, "fail | skip (skipped records are counted)")->capture_default_str();
-  s->add_option("--threads", stats->threads);
+  s->add_option("--threads", stats->threads, "tokenising threads (0: one per core)");
   s->add_option("--top", stats->top, "bars in the plots")->capture_default_str();
   s->callback([stats] { run_stats(*stats); });
 
@@ -188,7 +189,7 @@ void add_data_command(CLI::App& app) {
   CLI::App* t = data->add_subcommand("tokenize", "Conversations -> template -> packed HDF5 token store");
   t->add_option("config", tokenize->config, "YAML config (see configs/data/)")->required();
   t->add_option("overrides", tokenize->overrides, "key=value overrides");
-  t->add_option("--threads", tokenize->threads);
+  t->add_option("--threads", tokenize->threads, "encoding threads (overrides the config's threads)");
   t->callback([tokenize] { run_tokenize(*tokenize); });
 
   auto topics = std::make_shared<TopicsArgs>();

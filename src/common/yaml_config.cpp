@@ -32,7 +32,7 @@ namespace {
 template <typename T>
 const char* type_name() {
   if constexpr (std::is_same_v<T, bool>) return "true or false";
-  if constexpr (std::is_same_v<T, int64_t> || std::is_same_v<T, uint64_t>) return "an integer";
+  if constexpr (std::is_same_v<T, int> || std::is_same_v<T, int64_t> || std::is_same_v<T, uint64_t>) return "an integer";
   if constexpr (std::is_same_v<T, double>) return "a number";
   if constexpr (std::is_same_v<T, std::string>) return "a string";
   return "a list of strings";
@@ -63,6 +63,7 @@ void YamlObject::read(const std::string& key, T& out, bool required) {
 }
 
 template void YamlObject::read<bool>(const std::string&, bool&, bool);
+template void YamlObject::read<int>(const std::string&, int&, bool);
 template void YamlObject::read<int64_t>(const std::string&, int64_t&, bool);
 template void YamlObject::read<uint64_t>(const std::string&, uint64_t&, bool);
 template void YamlObject::read<double>(const std::string&, double&, bool);

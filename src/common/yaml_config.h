@@ -28,7 +28,7 @@ class YamlObject {
  public:
   YamlObject(YAML::Node node, std::string path, std::string file, std::shared_ptr<ConfigErrors> errors);
 
-  // T: bool, int64_t, uint64_t, double, std::string, std::vector<std::string>. Absent and not required:
+  // T: bool, int, int64_t, uint64_t, double, std::string, std::vector<std::string>. Absent and not required:
   // `out` keeps its default.
   template <typename T>
   void read(const std::string& key, T& out, bool required = false);

@@ -1,11 +1,11 @@
 #include "data/tokenize.h"
 
-#include <ATen/Parallel.h>
 
 #include <fstream>
 #include <optional>
 
 #include "common/error.h"
+#include "common/parallel.h"
 #include "common/sha256.h"
 #include "data/conversation_source.h"
 
@@ -24,6 +24,7 @@ TokenizeConfig TokenizeConfig::from_yaml(YamlObject& y) {
   y.read("manifest", c.manifest);
   y.read("output", c.output, true);
   y.read("batch_size", c.batch_size);
+  y.read("threads", c.threads);
   y.check_unknown();
   return c;
 }
@@ -57,7 +58,7 @@ TokenizeReport tokenize_dataset(const TokenizeConfig& cfg) {
                             [&](std::vector<Conversation>& batch) {
     encoded.assign(batch.size(), std::nullopt);
     why.assign(batch.size(), "");
-    at::parallel_for(0, static_cast<int64_t>(batch.size()), 1, [&](int64_t begin, int64_t end) {
+    parallel_for(static_cast<int64_t>(batch.size()), cfg.threads, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) encoded[i] = encoder.encode_training(tmpl, batch[i], cfg.max_length, &why[i]);
     });
     for (size_t i = 0; i < batch.size(); ++i) {  // in input order: the store is deterministic

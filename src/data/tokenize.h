@@ -23,6 +23,7 @@ struct TokenizeConfig {
   std::string manifest;             // the subset's manifest.json, embedded in the store
   std::string output;               // the .h5 file
   int64_t batch_size = 2048;        // conversations encoded in parallel at a time
+  int threads = 0;                  // encoding threads (0: one per core)
 
   static TokenizeConfig from_yaml(YamlObject& y);  // errors collected in y
 };

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <string_view>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,10 @@ class Tokenizer {
 
   // Plain text in, ids out: "<s>" in the text is text, not the bos id. add_bos prepends bos_id().
   std::vector<int64_t> encode(const std::string& text, bool add_bos) const;
+  // The same ids without the word cache: SentencePiece on the whole text (tests compare the two).
+  std::vector<int64_t> encode_uncached(const std::string& text, bool add_bos) const;
+  // Whether encode() may use the word cache (decided at load by probing the model).
+  bool word_cache_enabled() const { return cache_ != nullptr; }
   // Control ids (bos, eos) decode to nothing, as in HF's decode(skip_special_tokens=True).
   std::string decode(const std::vector<int64_t>& ids) const;
   std::string piece(int64_t id) const;
@@ -30,7 +35,13 @@ class Tokenizer {
   const std::filesystem::path& path() const { return path_; }
 
  private:
+  struct WordCache;
+  std::vector<int> encode_piece(std::string_view text) const;  // SentencePiece on one string
   std::shared_ptr<sentencepiece::SentencePieceProcessor> sp_;
+  // Llama's SentencePiece BPE never merges across the start of a space-led word, so the ids of a text are
+  // the concatenation of its words' ids: each distinct word is encoded once per thread and remembered.
+  // Null when the model is not of that kind.
+  std::shared_ptr<WordCache> cache_;
   std::filesystem::path path_;
 };
 

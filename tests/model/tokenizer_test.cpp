@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include <fstream>
+#include <random>
 
 #include "common/error.h"
 #include "common/test_env.h"
@@ -54,6 +55,31 @@ TEST(Tokenizer, ShippedSampleTokenizerRoundTrips) {
   EXPECT_EQ(tok.vocab_size(), 512);
   for (std::string s : {"Once upon a time", "émoji 😀 and 日本", "  spaces\n\tand tabs", "x = 12345"})
     EXPECT_EQ(tok.decode(tok.encode(s, true)), s);
+}
+
+// The word cache must give SentencePiece's own ids: random texts mixing words, runs of spaces, newlines,
+// tabs and unicode, encoded twice (cold and warm cache) and compared with whole-text encoding.
+void check_word_cache(const model::Tokenizer& tok) {
+  ASSERT_TRUE(tok.word_cache_enabled()) << tok.path();
+  const std::vector<std::string> atoms = {"the", "mill", "River", "x=1;", "12345", "3.14", "日本語", "😀", "é", "naïve",
+                                          "don't", "(a)", "--", "\n", "\t", "\r\n", ".", ",", "ASSISTANT:", "[INST]"};
+  const std::vector<std::string> gaps = {" ", " ", " ", "  ", "   ", "", "\n", " \n ", "\t", "    "};
+  std::mt19937 rng(5);
+  for (int round = 0; round < 2; ++round) {
+    std::mt19937 r(11);
+    for (int i = 0; i < 3000; ++i) {
+      std::string text = (r() % 4 == 0) ? gaps[r() % gaps.size()] : "";  // texts also end in every gap
+      const int words = 1 + r() % 12;
+      for (int w = 0; w < words; ++w) text += atoms[r() % atoms.size()] + gaps[r() % gaps.size()];
+      ASSERT_EQ(tok.encode(text, false), tok.encode_uncached(text, false)) << nlohmann::json(text).dump();
+    }
+  }
+  EXPECT_EQ(tok.encode("", true), std::vector<int64_t>{tok.bos_id()});
+}
+
+TEST(Tokenizer, WordCacheGivesSentencepiecesIds) {
+  check_word_cache(model::Tokenizer::load(testing::source_dir() / "data" / "sample" / "tokenizer.model"));
+  if (fs::exists(llama2_tokenizer())) check_word_cache(model::Tokenizer::load(llama2_tokenizer()));
 }
 
 TEST(Tokenizer, ClearErrors) {
