@@ -8,6 +8,7 @@ std::string show_mask(const EncodedSample& s, const model::Tokenizer& tok, Highl
   const std::string on = h == Highlight::Ansi ? "\x1b[30;42m" : "⟦";
   const std::string off = h == Highlight::Ansi ? "\x1b[0m" : "⟧";
   std::string out;
+  bool highlighted = false;  // adjacent trained runs (a reply and its </s>) share one highlight
   size_t i = 0;
   while (i < s.ids.size()) {
     const bool trained = s.labels[i] != kIgnoreLabel;
@@ -24,8 +25,11 @@ std::string show_mask(const EncodedSample& s, const model::Tokenizer& tok, Highl
       // SentencePiece drops a leading "▁" when decoding; keep it visible as a space.
       text = (tok.piece(run.front()).rfind("\xe2\x96\x81", 0) == 0 ? " " : "") + tok.decode(run);
     }
-    out += trained ? on + text + off : text;
+    if (trained != highlighted) out += trained ? on : off;
+    highlighted = trained;
+    out += text;
   }
+  if (highlighted) out += off;
   return out;
 }
 
