@@ -3,6 +3,7 @@
 #include <cctype>
 
 #include "common/error.h"
+#include "common/random.h"
 
 namespace chatmill::data {
 
@@ -15,13 +16,6 @@ uint64_t fnv1a(const char* p, size_t n) {
     h *= 1099511628211ull;
   }
   return h;
-}
-
-uint64_t splitmix64(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
 }
 
 }  // namespace
@@ -54,7 +48,7 @@ std::vector<uint64_t> NearDuplicateIndex::signature(const std::string& s) const 
   const size_t grams = s.size() >= k ? s.size() - k + 1 : 1;
   for (size_t i = 0; i < grams; ++i) {
     const uint64_t g = fnv1a(s.data() + i, std::min(k, s.size()));
-    for (int p = 0; p < num_perm_; ++p) sig[p] = std::min(sig[p], splitmix64(g ^ (0x5851F42D4C957F2Dull * (p + 1))));
+    for (int p = 0; p < num_perm_; ++p) sig[p] = std::min(sig[p], mix64(g ^ (0x5851F42D4C957F2Dull * (p + 1))));
   }
   return sig;
 }
@@ -64,7 +58,7 @@ bool NearDuplicateIndex::check_and_add(const std::string& text) {
   std::vector<uint64_t> keys(bands_);
   for (int b = 0; b < bands_; ++b) {
     uint64_t h = 0;
-    for (int r = 0; r < rows_; ++r) h = splitmix64(h ^ sig[b * rows_ + r]);
+    for (int r = 0; r < rows_; ++r) h = mix64(h ^ sig[b * rows_ + r]);
     keys[b] = h;
     auto it = buckets_[b].find(h);
     if (it == buckets_[b].end()) continue;

@@ -7,30 +7,23 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "common/random.h"
+#include "common/text.h"
 
 namespace chatmill::eval {
 
 namespace {
 
-uint64_t splitmix64(uint64_t& s) {
-  uint64_t x = (s += 0x9E3779B97F4A7C15ull);
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
+// splitmix64 as a generator: successive outputs of a counter stepped by the golden ratio.
+uint64_t next(uint64_t& state) { return mix64(state++ * 0x9E3779B97F4A7C15ull); }
 
 // Rows scaled to unit length.
 at::Tensor unit_rows(const at::Tensor& x) { return x / x.norm(2, {-1}, true).clamp_min(1e-12); }
 
-int64_t utf8_length(const std::string& s) {
-  int64_t n = 0;
-  for (unsigned char ch : s) n += (ch & 0xC0) != 0x80;
-  return n;
-}
-
 }  // namespace
 
-TopicPromptSampler::TopicPromptSampler(const TopicConfig& cfg) : cfg_(cfg), state_(cfg.seed) {
+TopicPromptSampler::TopicPromptSampler(const TopicConfig& cfg)
+    : cfg_(cfg), sample_(static_cast<size_t>(std::max<int64_t>(cfg.max_prompts, 0)), cfg.seed) {
   CHATMILL_CHECK(cfg.max_prompts > 0, "max_prompts must be positive");
 }
 
@@ -40,22 +33,11 @@ void TopicPromptSampler::add(const data::Conversation& c) {
     if (c.messages[i].role != data::Role::User) continue;
     const int64_t len = utf8_length(c.messages[i].content);
     if (len < cfg_.min_chars || len > cfg_.max_chars) continue;
-    TopicPrompt p{c.id + ":" + std::to_string(i), c.messages[i].content};
-    // Reservoir sampling keeps a uniform sample of a stream of unknown length in bounded memory.
-    if (seen_ < cfg_.max_prompts) kept_.emplace_back(seen_, std::move(p));
-    else if (uint64_t j = splitmix64(state_) % static_cast<uint64_t>(seen_ + 1); j < static_cast<uint64_t>(cfg_.max_prompts))
-      kept_[j] = {seen_, std::move(p)};
-    ++seen_;
+    sample_.add({c.id + ":" + std::to_string(i), c.messages[i].content});
   }
 }
 
-std::vector<TopicPrompt> TopicPromptSampler::take() {
-  std::sort(kept_.begin(), kept_.end(), [](auto& a, auto& b) { return a.first < b.first; });
-  std::vector<TopicPrompt> out;
-  for (auto& [_, p] : kept_) out.push_back(std::move(p));
-  kept_.clear();
-  return out;
-}
+std::vector<TopicPrompt> TopicPromptSampler::take() { return sample_.take_in_order(); }
 
 at::Tensor embed_prompts(const model::Model& m, const model::Tokenizer& tok, const std::vector<TopicPrompt>& prompts,
                          const TopicConfig& cfg) {
@@ -94,16 +76,16 @@ KMeansResult kmeans(const at::Tensor& x, int64_t k, int64_t max_iterations, uint
   const int64_t N = x.size(0);
   CHATMILL_CHECK(k > 0 && k <= N, "k-means needs 0 < k (", k, ") <= number of points (", N, ")");
   uint64_t state = seed;
-  auto uniform = [&] { return static_cast<double>(splitmix64(state) >> 11) * 0x1.0p-53; };
+  auto uniform = [&] { return static_cast<double>(next(state) >> 11) * 0x1.0p-53; };
   // k-means++: each new centre drawn with probability proportional to squared distance to the nearest one.
-  std::vector<int64_t> centres = {static_cast<int64_t>(splitmix64(state) % static_cast<uint64_t>(N))};
+  std::vector<int64_t> centres = {static_cast<int64_t>(next(state) % static_cast<uint64_t>(N))};
   at::Tensor d2 = (x - x[centres[0]]).pow(2).sum(1).to(at::kDouble);
   while (static_cast<int64_t>(centres.size()) < k) {
     at::Tensor cdf = d2.cumsum(0);
     const double total = cdf[N - 1].item<double>();
     int64_t pick;
     if (total <= 0) {
-      pick = static_cast<int64_t>(splitmix64(state) % static_cast<uint64_t>(N));  // all points coincide
+      pick = static_cast<int64_t>(next(state) % static_cast<uint64_t>(N));  // all points coincide
     } else {
       pick = at::searchsorted(cdf, at::scalar_tensor(uniform() * total, at::kDouble), false, true).item<int64_t>();
       pick = std::min(pick, N - 1);

@@ -10,6 +10,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "common/random.h"
 #include "data/record.h"
 #include "model/tokenizer.h"
 #include "model/transformer.h"
@@ -39,13 +40,11 @@ class TopicPromptSampler {
   explicit TopicPromptSampler(const TopicConfig& cfg);
   void add(const data::Conversation& c);
   std::vector<TopicPrompt> take();  // in input order
-  int64_t seen() const { return seen_; }
+  int64_t seen() const { return static_cast<int64_t>(sample_.seen()); }
 
  private:
   TopicConfig cfg_;
-  std::vector<std::pair<int64_t, TopicPrompt>> kept_;  // (arrival number, prompt)
-  int64_t seen_ = 0;
-  uint64_t state_;
+  ReservoirSample<TopicPrompt> sample_;  // bounded memory, uniform over the stream
 };
 
 // (N, C) float32 unit vectors: mean-pooled final hidden states of bos + prompt tokens (right-padded batches;

@@ -2,20 +2,10 @@
 
 #include "common/error.h"
 #include "common/sha256.h"
+#include "common/text.h"
 #include "data/subsets/conversation_filters.h"
 
 namespace chatmill::data {
-
-namespace {
-
-// Length in characters (UTF-8 code points), as the paper counts prompt length.
-int64_t utf8_length(const std::string& s) {
-  int64_t n = 0;
-  for (unsigned char ch : s) n += (ch & 0xC0) != 0x80;
-  return n;
-}
-
-}  // namespace
 
 ArenaHardBuilder::ArenaHardBuilder(ArenaHardConfig cfg) : cfg_(std::move(cfg)), near_(cfg_.near_duplicate_threshold) {
   CHATMILL_CHECK(cfg_.min_chars >= 0 && cfg_.min_chars <= cfg_.max_chars, "arena_hard: need 0 <= min_chars <= max_chars");

@@ -37,7 +37,8 @@ nlohmann::ordered_json sharegpt_entry(const std::string& id, const std::string& 
 
 }  // namespace
 
-ModerationSetBuilder::ModerationSetBuilder(ModerationSetConfig cfg) : cfg_(std::move(cfg)), rng_(cfg_.seed) {
+ModerationSetBuilder::ModerationSetBuilder(ModerationSetConfig cfg)
+    : cfg_(std::move(cfg)), not_flagged_(static_cast<size_t>(std::max<int64_t>(cfg_.non_flagged, 0)), cfg_.seed) {
   CHATMILL_CHECK(cfg_.per_category >= 0 && cfg_.non_flagged >= 0 && cfg_.sharegpt_count >= 0,
                  "moderation: per_category, non_flagged and sharegpt_count must be >= 0");
   std::ifstream in(cfg_.prompt);
@@ -75,12 +76,7 @@ void ModerationSetBuilder::add(const Conversation& c) {
     if (c.messages[i].role != Role::User) continue;
     const Moderation& m = c.moderation[i];
     if (!m.flagged) {
-      // Reservoir sampling (Algorithm R): a uniform K-sample of a stream of unknown length.
-      Candidate cand{0, message_id(c, i), c.messages[i].content, {}};
-      if (non_flagged_seen_ < cfg_.non_flagged) reservoir_.push_back(std::move(cand));
-      else if (uint64_t j = rng_() % static_cast<uint64_t>(non_flagged_seen_ + 1); j < static_cast<uint64_t>(cfg_.non_flagged))
-        reservoir_[j] = std::move(cand);
-      ++non_flagged_seen_;
+      not_flagged_.add({0, message_id(c, i), c.messages[i].content, {}});
       continue;
     }
     Candidate base{0, message_id(c, i), c.messages[i].content, {}};
@@ -157,7 +153,7 @@ nlohmann::ordered_json ModerationSetBuilder::finish(const std::filesystem::path&
       }
     per_category[kModerationSetCategories[k]] = n;
   }
-  auto benign = reservoir_;
+  auto benign = not_flagged_.take_in_order();
   std::sort(benign.begin(), benign.end(), [](auto& a, auto& b) { return a.id < b.id; });
   for (const auto& c : benign) emit(c, "lmsys-not-flagged");
 
@@ -189,7 +185,7 @@ nlohmann::ordered_json ModerationSetBuilder::finish(const std::filesystem::path&
   return {{"samples", lines.size()},
           {"flagged_per_category", per_category},
           {"not_flagged", benign.size()},
-          {"not_flagged_seen", non_flagged_seen_},
+          {"not_flagged_seen", not_flagged_.seen()},
           {"sharegpt", mixed},
           {"explanations", {{"teacher", teacher}, {"templated", templated}}},
           {"explanation_source", teacher_.empty() ? "templated" : (templated == 0 ? "teacher" : "teacher, templated where missing")},

@@ -4,10 +4,10 @@
 #pragma once
 #include <cstdint>
 #include <map>
-#include <random>
 #include <string>
 #include <vector>
 
+#include "common/random.h"
 #include "data/subsets/subset_builder.h"
 
 namespace chatmill::data {
@@ -51,9 +51,7 @@ class ModerationSetBuilder : public SubsetBuilder {
   std::string prompt_text_;
   std::map<std::string, std::string> teacher_;
   std::array<std::vector<Candidate>, 5> top_;  // min-heaps by `better`, at most per_category each
-  std::vector<Candidate> reservoir_;           // uniform sample of non-flagged user messages
-  int64_t non_flagged_seen_ = 0;
-  std::mt19937_64 rng_;
+  ReservoirSample<Candidate> not_flagged_;     // uniform sample of the user messages not flagged
 };
 
 }  // namespace chatmill::data
