@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config git python3 python3-venv
   libyaml-cpp-dev libsentencepiece-dev libhdf5-dev nlohmann-json3-dev libcli11-dev
-  libgtest-dev libgmock-dev libcpp-httplib-dev libzstd-dev libbenchmark-dev libsimdjson-dev zlib1g-dev
+  libgtest-dev libgmock-dev libcpp-httplib-dev libzstd-dev libbenchmark-dev libsimdjson-dev zlib1g-dev libgloo-dev
   libssl-dev
 )
 missing=()

@@ -13,16 +13,22 @@ Model::Model(LlamaConfig cfg, Weights w) : config(std::move(cfg)), weights(std::
   rope = RotaryEmbedding(config.head_dim(), config.rope_theta, weights.embed.device());
 }
 
+at::Tensor decoder_layer(const LlamaConfig& cfg, const LayerWeights& w, const at::Tensor& x, const RopeTables& rope,
+                         KVCache* cache, int64_t layer, const AttentionMask& mask) {
+  at::Tensor h = x + attention(cfg, w, rms_norm(x, w.input_norm, cfg.rms_norm_eps), rope, cache, layer, mask);
+  return h + feed_forward(w, rms_norm(h, w.post_norm, cfg.rms_norm_eps));
+}
+
+at::Tensor head_logits(const LlamaConfig& cfg, const at::Tensor& norm, const at::Tensor& lm_head, const at::Tensor& h) {
+  return at::linear(rms_norm(h, norm, cfg.rms_norm_eps), lm_head);
+}
+
 at::Tensor forward_hidden_masked(const Model& m, const at::Tensor& tokens, const at::Tensor& positions,
                                  KVCache* cache, const AttentionMask& mask) {
   const LlamaConfig& cfg = m.config;
   RopeTables rope = m.rope.tables(positions, m.dtype());
   at::Tensor h = at::embedding(m.weights.embed, tokens);  // (B, T, C)
-  for (int64_t i = 0; i < cfg.num_layers; ++i) {
-    const LayerWeights& w = m.weights.layers[i];
-    h = h + attention(cfg, w, rms_norm(h, w.input_norm, cfg.rms_norm_eps), rope, cache, i, mask);
-    h = h + feed_forward(w, rms_norm(h, w.post_norm, cfg.rms_norm_eps));
-  }
+  for (int64_t i = 0; i < cfg.num_layers; ++i) h = decoder_layer(cfg, m.weights.layers[i], h, rope, cache, i, mask);
   return rms_norm(h, m.weights.norm, cfg.rms_norm_eps);
 }
 

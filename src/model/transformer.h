@@ -28,6 +28,12 @@ struct Model {
 at::Tensor forward_hidden(const Model& m, const at::Tensor& tokens, const at::Tensor& positions, KVCache* cache,
                           const at::Tensor& key_valid = at::Tensor());
 
+// One decoder block: x + attention(norm(x)), then + SwiGLU(norm(.)). x: (B, T, C) -> (B, T, C).
+at::Tensor decoder_layer(const LlamaConfig& cfg, const LayerWeights& w, const at::Tensor& x, const RopeTables& rope,
+                         KVCache* cache, int64_t layer, const AttentionMask& mask);
+// Final norm and LM head: hidden (B, T, C) -> logits (B, T, V) in the weights' dtype.
+at::Tensor head_logits(const LlamaConfig& cfg, const at::Tensor& norm, const at::Tensor& lm_head, const at::Tensor& h);
+
 // The decoder stack under an explicit mask (S = the keys attention sees). Neither checks nor advances
 // cache->length: forward_hidden does that; static decode steps manage their own columns.
 at::Tensor forward_hidden_masked(const Model& m, const at::Tensor& tokens, const at::Tensor& positions,

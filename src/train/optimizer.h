@@ -1,0 +1,42 @@
+// AdamW with decoupled weight decay (torch.optim.AdamW's update), over a list of parameter tensors that may be
+// whole parameters or flat shards of them. State is float32 whatever the parameters' dtype.
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "train/config.h"
+
+namespace chatmill::train {
+
+struct OptimizerParam {
+  std::string name;      // stable key for checkpoints
+  at::Tensor param;      // updated in place
+  bool decay = true;     // weight decay applies (matrices, not norms)
+  at::Tensor decay_mask; // or, per element (flat groups), 1 where it applies
+};
+
+class AdamW {
+ public:
+  AdamW(const OptimizerConfig& cfg, std::vector<OptimizerParam> params);
+  // One update with learning rate `lr` from `grads` (same order and shapes as the params).
+  void step(double lr, const std::vector<at::Tensor>& grads);
+  int64_t steps() const { return steps_; }
+
+  // exp_avg / exp_avg_sq per param name, and the step count: everything a resumed run needs.
+  std::map<std::string, at::Tensor> state() const;
+  void load_state(const std::map<std::string, at::Tensor>& s, const std::string& source);
+  // Bytes of optimizer state held (for `chatmill plan`'s check).
+  int64_t state_bytes() const;
+
+ private:
+  OptimizerConfig cfg_;
+  std::vector<OptimizerParam> params_;
+  std::vector<at::Tensor> exp_avg_, exp_avg_sq_;
+  int64_t steps_ = 0;
+};
+
+}  // namespace chatmill::train

@@ -1,0 +1,307 @@
+#include "train/parallel_model.h"
+
+#include <ATen/ATen.h>
+#include <torch/csrc/autograd/autograd.h>
+#include <torch/csrc/autograd/functions/accumulate_grad.h>
+#include <torch/csrc/autograd/utils/lambda_post_hook.h>
+#include <torch/csrc/autograd/variable.h>
+
+#include <cmath>
+
+#include "common/error.h"
+#include "model/transformer.h"
+#include "train/loss.h"
+
+namespace chatmill::train {
+
+namespace {
+
+model::LayerWeights layer_from(const std::vector<at::Tensor>& p) {
+  TORCH_INTERNAL_ASSERT(p.size() == 9);  // named_parameters' order within a layer
+  return {p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8]};
+}
+
+}  // namespace
+
+ParallelModel::ParallelModel(model::LlamaConfig cfg, const model::Weights& init, Strategy strategy, Precision precision,
+                             bool activation_checkpointing, const OptimizerConfig& opt, Communicator& comm,
+                             at::Device device)
+    : cfg_(std::move(cfg)),
+      strategy_(strategy),
+      precision_(precision),
+      recompute_(activation_checkpointing || strategy == Strategy::Zero3),
+      comm_(comm),
+      device_(device),
+      param_dtype_(precision == Precision::Bf16Pure ? at::kBFloat16 : at::kFloat),
+      groups_(make_param_groups(cfg_, comm.world_size())),
+      rope_(cfg_.head_dim(), cfg_.rope_theta, device) {
+  CHATMILL_CHECK(strategy != Strategy::None || comm.world_size() == 1, "parallel.strategy is none but ", comm.world_size(),
+                 " ranks are running; choose ddp, zero1, zero2 or zero3");
+  for (size_t g = 0; g < groups_.size(); ++g) {
+    if (groups_[g].name == "embed") embed_group_ = static_cast<int>(g);
+    if (groups_[g].name == "head") head_group_ = static_cast<int>(g);
+  }
+  const auto opts = at::TensorOptions().dtype(param_dtype_).device(device);
+  model::Weights w = init;
+  std::vector<OptimizerParam> opt_params;
+  const int W = comm.world_size();
+  ready_.assign(groups_.size(), 0);
+  for (size_t g = 0; g < groups_.size(); ++g) {
+    const ParamGroup& grp = groups_[g];
+    std::vector<at::Tensor> tensors;
+    for (at::Tensor* slot : group_slots(cfg_, grp, w)) tensors.push_back(*slot);
+    at::Tensor flat = flatten_group(grp, tensors, opts);
+    comm.broadcast(flat, 0);  // every rank starts from rank 0's weights
+    const int64_t S = grp.shard_size(W), begin = comm.rank() * S;
+    at::Tensor mask = decay_mask(grp, opts);
+    if (strategy == Strategy::Zero3) {
+      shard_.push_back(flat.narrow(0, begin, S).clone().requires_grad_(true));
+      full_.emplace_back();
+      leaves_.emplace_back();
+      opt_params.push_back({"group." + grp.name, shard_.back(), true, mask.narrow(0, begin, S)});
+      continue;
+    }
+    full_.push_back(flat);
+    // Leaves share the flat buffer's storage (detach keeps it): an all-gather into `flat` updates them.
+    std::vector<at::Tensor> views;
+    for (const at::Tensor& v : group_views(grp, flat)) views.push_back(v.detach().requires_grad_(true));
+    leaves_.push_back(views);
+    if (strategy != Strategy::Zero2) {
+      // Gradients accumulate straight into one flat buffer per group ("gradient as bucket view").
+      grad_.push_back(at::zeros_like(flat));
+      auto gviews = group_views(grp, grad_.back());
+      for (size_t i = 0; i < views.size(); ++i) views[i].mutable_grad() = gviews[i];
+    } else {
+      grad_.emplace_back();
+      shard_grad_.push_back(at::zeros({S}, opts));
+    }
+    for (auto& v : views) {
+      const int gi = static_cast<int>(g);
+      torch::autograd::impl::grad_accumulator(v)->add_post_hook(std::make_unique<torch::autograd::utils::LambdaPostHook>(
+          [this, gi](const torch::autograd::variable_list& out, const torch::autograd::variable_list&) {
+            if (++ready_[gi] == static_cast<int>(groups_[gi].names.size())) on_group_gradients(gi);
+            return out;
+          }));
+    }
+    if (sharded()) opt_params.push_back({"group." + grp.name, flat.narrow(0, begin, S), true, mask.narrow(0, begin, S)});
+    else opt_params.push_back({"group." + grp.name, flat, true, mask});
+  }
+  for (size_t g = 0; g < groups_.size(); ++g) {
+    const int64_t S = groups_[g].shard_size(W), begin = comm.rank() * S;
+    if (strategy == Strategy::Zero3) opt_grads_.emplace_back();  // shard_[g].grad(), bound at step time
+    else if (strategy == Strategy::Zero2) opt_grads_.push_back(shard_grad_[g]);
+    else if (strategy == Strategy::Zero1) opt_grads_.push_back(grad_[g].narrow(0, begin, S));
+    else opt_grads_.push_back(grad_[g]);
+  }
+  optimizer_ = std::make_unique<AdamW>(opt, opt_params);
+}
+
+ParallelModel::~ParallelModel() = default;
+
+at::Tensor ParallelModel::compute(const at::Tensor& p) const {
+  return precision_ == Precision::Bf16Mixed ? p.to(at::kBFloat16) : p;
+}
+
+void ParallelModel::gather_group(int g, at::Tensor& full) const {
+  full = at::empty({groups_[g].padded}, shard_[g].options().requires_grad(false));
+  comm_.all_gather(full, shard_[g].detach());
+}
+
+std::vector<at::Tensor> ParallelModel::acquire(int g) {
+  if (strategy_ != Strategy::Zero3) return leaves_[g];
+  at::Tensor full;
+  gather_group(g, full);  // freed when the forward piece returns
+  return group_views(groups_[g], full);
+}
+
+std::vector<at::Tensor> ParallelModel::acquire_for_backward(int g) {
+  if (strategy_ != Strategy::Zero3) return leaves_[g];  // gradients accumulate into the leaves as usual
+  if (gathered_.size() < groups_.size()) gathered_.resize(groups_.size());
+  gather_group(g, gathered_[g]);
+  gathered_[g].requires_grad_(true);
+  return group_views(groups_[g], gathered_[g]);
+}
+
+void ParallelModel::deliver(int g) {
+  if (strategy_ != Strategy::Zero3) return;
+  const int64_t S = groups_[g].shard_size(comm_.world_size());
+  at::Tensor piece = at::empty({S}, shard_[g].options().requires_grad(false));
+  comm_.reduce_scatter_sum(piece, gathered_[g].grad());
+  at::Tensor& sg = shard_[g].mutable_grad();
+  if (sg.defined()) sg.add_(piece);
+  else sg = piece;
+  gathered_[g] = at::Tensor();  // free the gathered copy
+}
+
+void ParallelModel::on_group_gradients(int g) {
+  if (strategy_ == Strategy::Ddp || strategy_ == Strategy::Zero1) {
+    if (sync_) pending_.push_back(comm_.all_reduce_sum_async(grad_[g]));
+  } else if (strategy_ == Strategy::Zero2) {
+    // Reduce-scatter this group now and drop its full gradients: a rank holds one group's worth at a time.
+    std::vector<at::Tensor> grads;
+    for (auto& leaf : leaves_[g]) grads.push_back(leaf.grad());
+    at::Tensor flat = flatten_group(groups_[g], grads, grads[0].options());
+    at::Tensor piece = at::empty_like(shard_grad_[g]);
+    comm_.reduce_scatter_sum(piece, flat);
+    shard_grad_[g].add_(piece);
+    for (auto& leaf : leaves_[g]) leaf.mutable_grad() = at::Tensor();
+  }
+}
+
+at::Tensor ParallelModel::loss_sum(const MicroBatch& mb) {
+  const model::RopeTables rope = rope_.tables(mb.positions, precision_ == Precision::Float32 ? at::kFloat : at::kBFloat16);
+  const model::AttentionMask mask = document_mask(mb.doc);
+  const bool tied = cfg_.tie_word_embeddings;
+  const int eg = embed_group_, hg = head_group_;
+  auto embed = [this](const at::Tensor& tokens, const std::vector<std::vector<at::Tensor>>& p) {
+    return at::embedding(compute(p[0][0]), tokens);
+  };
+  auto layer = [this, rope, mask](int64_t i) {
+    return [this, rope, mask, i](const at::Tensor& h, const std::vector<std::vector<at::Tensor>>& p) {
+      std::vector<at::Tensor> c;
+      for (const auto& t : p[0]) c.push_back(compute(t));
+      return model::decoder_layer(cfg_, layer_from(c), h, rope, nullptr, i, mask);
+    };
+  };
+  const at::Tensor labels = mb.labels;
+  auto head = [this, tied, labels](const at::Tensor& h, const std::vector<std::vector<at::Tensor>>& p) {
+    // p[0]: the head group (norm[, lm_head]); p[1]: the embedding, when tied.
+    const at::Tensor lm = tied ? p[1][0] : p[0][1];
+    return token_loss_sum(model::head_logits(cfg_, compute(p[0][0]), compute(lm), h), labels);
+  };
+  std::vector<int> head_groups = {hg};
+  if (tied) head_groups.push_back(eg);
+
+  if (!recompute_) {
+    auto params = [this](const std::vector<int>& gs) {
+      std::vector<std::vector<at::Tensor>> out;
+      for (int g : gs) out.push_back(leaves_[g]);
+      return out;
+    };
+    at::Tensor h = embed(mb.tokens, params({eg}));
+    for (int64_t i = 0; i < cfg_.num_layers; ++i) h = layer(i)(h, params({eg + 1 + static_cast<int>(i)}));
+    return head(h, params(head_groups));
+  }
+  at::Tensor h = recomputer_.run(embed, mb.tokens, {eg}, *this);
+  for (int64_t i = 0; i < cfg_.num_layers; ++i) h = recomputer_.run(layer(i), h, {eg + 1 + static_cast<int>(i)}, *this);
+  return recomputer_.run(head, h, head_groups, *this);
+}
+
+void ParallelModel::backward(const at::Tensor& loss_sum, double divisor, bool last) {
+  std::fill(ready_.begin(), ready_.end(), 0);
+  sync_ = last;
+  torch::autograd::backward({loss_sum / divisor});
+  recomputer_.clear();
+}
+
+double ParallelModel::finish_gradients() {
+  for (auto& wait : pending_) wait();
+  pending_.clear();
+  at::NoGradGuard no_grad;
+  double sumsq = 0;
+  if (strategy_ == Strategy::Zero2 || strategy_ == Strategy::Zero3) {
+    at::Tensor local = at::zeros({1}, at::TensorOptions().dtype(at::kDouble).device(device_));
+    for (size_t g = 0; g < groups_.size(); ++g) {
+      at::Tensor gr = strategy_ == Strategy::Zero2 ? shard_grad_[g] : shard_[g].grad();
+      if (gr.defined()) local += gr.to(at::kDouble).pow(2).sum();
+    }
+    comm_.all_reduce_sum(local);
+    sumsq = local.item<double>();
+  } else {
+    for (const auto& gr : grad_) sumsq += gr.to(at::kDouble).pow(2).sum().item<double>();
+  }
+  return std::sqrt(sumsq);
+}
+
+void ParallelModel::scale_gradients(double coef) {
+  at::NoGradGuard no_grad;
+  for (size_t g = 0; g < groups_.size(); ++g) {
+    if (strategy_ == Strategy::Zero3) {
+      if (shard_[g].grad().defined()) shard_[g].mutable_grad().mul_(coef);
+    } else if (strategy_ == Strategy::Zero2) {
+      shard_grad_[g].mul_(coef);
+    } else {
+      grad_[g].mul_(coef);
+    }
+  }
+}
+
+std::string ParallelModel::first_non_finite_gradient() {
+  at::NoGradGuard no_grad;
+  for (size_t g = 0; g < groups_.size(); ++g) {
+    at::Tensor gr = strategy_ == Strategy::Zero3 ? shard_[g].grad()
+                    : strategy_ == Strategy::Zero2 ? shard_grad_[g]
+                                                   : grad_[g];
+    if (!gr.defined() || at::isfinite(gr).all().item<bool>()) continue;
+    if (strategy_ == Strategy::Zero2 || strategy_ == Strategy::Zero3) return "a slice of group " + groups_[g].name;
+    for (size_t i = 0; i < groups_[g].names.size(); ++i) {
+      at::Tensor part = gr.narrow(0, groups_[g].offsets[i], leaves_[g][i].numel());
+      if (!at::isfinite(part).all().item<bool>()) return groups_[g].names[i];
+    }
+  }
+  return "";
+}
+
+void ParallelModel::optimizer_step(double lr) {
+  at::NoGradGuard no_grad;
+  std::vector<at::Tensor> grads = opt_grads_;
+  if (strategy_ == Strategy::Zero3)
+    for (size_t g = 0; g < groups_.size(); ++g) {
+      grads[g] = shard_[g].grad();
+      if (!grads[g].defined()) grads[g] = at::zeros_like(shard_[g]);
+    }
+  optimizer_->step(lr, grads);
+  if (strategy_ == Strategy::Zero1 || strategy_ == Strategy::Zero2) {
+    for (size_t g = 0; g < groups_.size(); ++g) {
+      const int64_t S = groups_[g].shard_size(comm_.world_size());
+      at::Tensor mine = full_[g].narrow(0, shard_begin(static_cast<int>(g)), S).clone();
+      comm_.all_gather(full_[g], mine);  // the leaves view full_ and see the update
+    }
+  }
+}
+
+void ParallelModel::zero_gradients() {
+  at::NoGradGuard no_grad;
+  for (size_t g = 0; g < groups_.size(); ++g) {
+    if (strategy_ == Strategy::Zero3) {
+      if (shard_[g].grad().defined()) shard_[g].mutable_grad().zero_();
+    } else if (strategy_ == Strategy::Zero2) {
+      shard_grad_[g].zero_();
+    } else {
+      grad_[g].zero_();
+    }
+  }
+}
+
+model::Weights ParallelModel::full_weights() {
+  at::NoGradGuard no_grad;
+  model::Weights w;
+  for (size_t g = 0; g < groups_.size(); ++g) {
+    at::Tensor full;
+    if (strategy_ == Strategy::Zero3) gather_group(static_cast<int>(g), full);
+    else full = full_[g];
+    auto views = group_views(groups_[g], full.to(at::kFloat));
+    auto slots = group_slots(cfg_, groups_[g], w);
+    for (size_t i = 0; i < views.size(); ++i) *slots[i] = views[i].clone();
+  }
+  model::tie_weights(cfg_, w);
+  return w;
+}
+
+MemoryBytes ParallelModel::memory() const {
+  MemoryBytes m;
+  const int64_t elem = at::elementSize(param_dtype_);
+  for (size_t g = 0; g < groups_.size(); ++g) {
+    if (strategy_ == Strategy::Zero3) {
+      m.params += shard_[g].numel() * elem;
+      m.grads += shard_[g].numel() * elem;
+    } else {
+      m.params += full_[g].numel() * elem;
+      m.grads += (strategy_ == Strategy::Zero2 ? shard_grad_[g].numel() : grad_[g].numel()) * elem;
+    }
+  }
+  m.optimizer = optimizer_->state_bytes();
+  return m;
+}
+
+}  // namespace chatmill::train
