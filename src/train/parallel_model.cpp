@@ -288,6 +288,20 @@ model::Weights ParallelModel::full_weights() {
   return w;
 }
 
+std::map<std::string, at::Tensor> ParallelModel::named_gradients() {
+  CHATMILL_CHECK(!(strategy_ == Strategy::Zero2 || strategy_ == Strategy::Zero3) || comm_.world_size() == 1,
+                 "per-parameter gradients of a sharded run exist on no single rank");
+  std::map<std::string, at::Tensor> out;
+  for (size_t g = 0; g < groups_.size(); ++g) {
+    at::Tensor flat = strategy_ == Strategy::Zero3 ? shard_[g].grad()
+                      : strategy_ == Strategy::Zero2 ? shard_grad_[g]
+                                                     : grad_[g];
+    auto views = group_views(groups_[g], flat);
+    for (size_t i = 0; i < views.size(); ++i) out[groups_[g].names[i]] = views[i];
+  }
+  return out;
+}
+
 MemoryBytes ParallelModel::memory() const {
   MemoryBytes m;
   const int64_t elem = at::elementSize(param_dtype_);

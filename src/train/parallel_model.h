@@ -63,6 +63,8 @@ class ParallelModel : public ParamSource {
   void load_optimizer_state(const std::map<std::string, at::Tensor>& s, const std::string& source) {
     optimizer_->load_state(s, source);
   }
+  // Every parameter's gradient by HF name (unsharded strategies, or one rank).
+  std::map<std::string, at::Tensor> named_gradients();
   // Name of the first parameter whose gradient holds NaN or Inf ("" when all are finite).
   std::string first_non_finite_gradient();
   MemoryBytes memory() const;

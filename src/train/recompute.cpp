@@ -26,7 +26,10 @@ std::vector<std::vector<at::Tensor>> acquire(Piece& p, bool for_backward) {
 
 struct Recompute : torch::autograd::Function<Recompute> {
   // The piece travels as an integer (saved_data holds IValues only); the Recomputer keeps it alive.
-  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, int64_t piece_ptr) {
+  // `anchor` requires grad, so the output does even when x does not (token ids): the parameters the piece
+  // uses are not inputs autograd can see.
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& anchor,
+                            int64_t piece_ptr) {
     auto* p = reinterpret_cast<Piece*>(piece_ptr);
     ctx->saved_data["piece"] = c10::IValue(piece_ptr);
     ctx->save_for_backward({x});
@@ -41,15 +44,16 @@ struct Recompute : torch::autograd::Function<Recompute> {
     at::Tensor x = ctx->get_saved_variables()[0];
     const bool x_grad = at::isFloatingType(x.scalar_type());
     at::Tensor xr = x_grad ? x.detach().requires_grad_(true) : x;
-    auto params = acquire(*p, true);
     at::Tensor y;
     {
+      // Grad mode on before acquiring: views of the parameters made with it off would carry no history.
       at::AutoGradMode enable(true);
+      auto params = acquire(*p, true);
       y = p->fn(xr, params);
     }
     torch::autograd::backward({y}, {grad_out[0]});
     for (int g : p->groups) p->source->deliver(g);
-    return {x_grad ? xr.grad() : at::Tensor(), at::Tensor()};
+    return {x_grad ? xr.grad() : at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
@@ -57,7 +61,8 @@ struct Recompute : torch::autograd::Function<Recompute> {
 
 at::Tensor Recomputer::run(PieceFn fn, const at::Tensor& x, std::vector<int> groups, ParamSource& source) {
   pieces_.push_back(std::make_shared<Piece>(Piece{std::move(fn), std::move(groups), &source}));
-  return Recompute::apply(x, reinterpret_cast<int64_t>(pieces_.back().get()));
+  if (!anchor_.defined()) anchor_ = at::zeros({}, at::kFloat).requires_grad_(true);  // at:: factories ignore requires_grad options
+  return Recompute::apply(x, anchor_, reinterpret_cast<int64_t>(pieces_.back().get()));
 }
 
 }  // namespace chatmill::train

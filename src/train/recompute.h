@@ -37,6 +37,7 @@ class Recomputer {
 
  private:
   std::vector<std::shared_ptr<Piece>> pieces_;
+  at::Tensor anchor_;
 };
 
 }  // namespace chatmill::train

@@ -1,0 +1,136 @@
+// Training math against PyTorch and HF transformers (tests/train/train_reference.py): loss and every gradient
+// of one step, AdamW, the schedules; and packed rows that equal their documents trained apart.
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+
+#include "common/test_env.h"
+#include "model/hf_checkpoint.h"
+#include "train/loss.h"
+#include "train/optimizer.h"
+#include "train/parallel_model.h"
+#include "train/schedule.h"
+
+namespace chatmill {
+namespace {
+
+using testing::max_abs_diff;
+using testing::read_all;
+using testing::testdata;
+
+train::MicroBatch single_docs(const at::Tensor& ids, const at::Tensor& labels) {
+  const int64_t B = ids.size(0), T = ids.size(1);
+  return {ids, at::arange(T, at::kLong).unsqueeze(0).expand({B, T}).contiguous(), labels,
+          at::zeros({B, T}, at::kInt)};
+}
+
+struct StepResult {
+  double loss;
+  std::map<std::string, at::Tensor> grads;
+};
+
+StepResult one_step(const std::string& name, train::Strategy strategy, bool checkpointing, const at::Tensor& ids,
+                    const at::Tensor& labels) {
+  model::Model m = model::load_hf_model(testdata() / "models" / name);
+  auto comm = train::make_local_communicator();
+  train::ParallelModel pm(m.config, m.weights, strategy, train::Precision::Float32, checkpointing, {}, *comm, at::kCPU);
+  const double n = static_cast<double>(train::trained_tokens(labels));
+  at::Tensor ls = pm.loss_sum(single_docs(ids, labels));
+  pm.backward(ls, n, true);
+  pm.finish_gradients();
+  return {ls.item<double>() / n, pm.named_gradients()};
+}
+
+class GradParity : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(GradParity, LossAndEveryGradientMatchTransformers) {
+  auto ref = read_all(testdata() / "ref" / ("grads_" + GetParam() + ".safetensors"));
+  for (auto [strategy, ckpt] : {std::pair{train::Strategy::None, false}, std::pair{train::Strategy::None, true},
+                                std::pair{train::Strategy::Zero3, false}}) {
+    StepResult r = one_step(GetParam(), strategy, ckpt, ref["input_ids"], ref["labels"]);
+    EXPECT_NEAR(r.loss, ref["loss"].item<double>(), 1e-5) << train::strategy_name(strategy);
+    double worst = 0;
+    int compared = 0;
+    for (const auto& [key, g] : ref) {
+      if (key.rfind("grad.", 0) != 0) continue;
+      const std::string pname = key.substr(5);
+      ASSERT_TRUE(r.grads.count(pname)) << pname;
+      const double d = max_abs_diff(r.grads[pname], g);
+      worst = std::max(worst, d);
+      EXPECT_LE(d, 1e-5) << pname << " (" << train::strategy_name(strategy) << ", checkpointing " << ckpt << ")";
+      ++compared;
+    }
+    EXPECT_EQ(compared, static_cast<int>(r.grads.size()));
+    std::cout << GetParam() << " " << train::strategy_name(strategy) << (ckpt ? " +checkpointing" : "")
+              << ": loss " << r.loss << " vs HF " << ref["loss"].item<double>() << ", worst gradient diff " << worst << "\n";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, GradParity, ::testing::Values("mha_untied", "gqa_tied"));
+
+TEST(PackedRows, EqualTheirDocumentsTrainedApart) {
+  model::Model m = model::load_hf_model(testdata() / "models" / "gqa_tied");
+  auto comm = train::make_local_communicator();
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(9);
+  at::Tensor a = at::randint(3, 1000, {1, 7}, gen, at::kLong), b = at::randint(3, 1000, {1, 9}, gen, at::kLong);
+  auto loss_of = [&](const train::MicroBatch& mb) {
+    train::ParallelModel pm(m.config, m.weights, train::Strategy::None, train::Precision::Float32, false, {}, *comm, at::kCPU);
+    at::Tensor ls = pm.loss_sum(mb);
+    pm.backward(ls, 1.0, true);
+    pm.finish_gradients();
+    return std::pair{ls.item<double>(), pm.named_gradients()};
+  };
+  // One row [a | b | pad pad]: positions restart, documents do not see each other, padding is inert.
+  at::Tensor ids = at::cat({a, b, at::full({1, 2}, 2, at::kLong)}, 1);
+  at::Tensor positions = at::cat({at::arange(7, at::kLong), at::arange(9, at::kLong), at::zeros({2}, at::kLong)}).unsqueeze(0);
+  at::Tensor doc = at::cat({at::zeros({7}, at::kInt), at::ones({9}, at::kInt), at::full({2}, -1, at::kInt)}).unsqueeze(0);
+  at::Tensor labels = ids.clone();
+  labels.narrow(1, 16, 2).fill_(-100);
+  labels[0][7] = -100;  // the first token of a document is never a target of the previous one
+  auto packed = loss_of({ids, positions, labels, doc});
+  auto alone_a = loss_of(single_docs(a, a));
+  auto alone_b = loss_of(single_docs(b, b));
+  EXPECT_NEAR(packed.first, alone_a.first + alone_b.first, 1e-4);
+  for (const auto& [name, g] : packed.second)
+    EXPECT_LE(max_abs_diff(g, alone_a.second[name] + alone_b.second[name]), 1e-5) << name;
+}
+
+TEST(AdamW, MatchesTorchOptimAdamW) {
+  auto ref = read_all(testdata() / "ref" / "adamw.safetensors");
+  for (const char* wd : {"wd0.0", "wd0.1"}) {
+    train::OptimizerConfig cfg;
+    cfg.lr = 1e-2;
+    cfg.beta1 = 0.9;
+    cfg.beta2 = 0.95;
+    cfg.eps = 1e-8;
+    cfg.weight_decay = std::string(wd) == "wd0.1" ? 0.1 : 0.0;
+    at::Tensor p = ref[std::string(wd) + ".init"].clone();
+    train::AdamW opt(cfg, {{"p", p, true, {}}});
+    for (int s = 0; s < 5; ++s) {
+      opt.step(cfg.lr, {ref[std::string(wd) + ".grad" + std::to_string(s)]});
+      EXPECT_LE(max_abs_diff(p, ref[std::string(wd) + ".param" + std::to_string(s)]), 1e-7) << wd << " step " << s;
+    }
+  }
+}
+
+TEST(Schedules, MatchTransformers) {
+  std::ifstream in(testdata() / "ref" / "schedules.json");
+  auto j = nlohmann::json::parse(in);
+  for (auto [name, kind] : {std::pair{"cosine", train::Schedule::Cosine}, std::pair{"linear", train::Schedule::Linear},
+                            std::pair{"constant", train::Schedule::Constant}}) {
+    train::ScheduleConfig s;
+    s.kind = kind;
+    s.warmup_steps = 3;
+    auto lrs = j[name].get<std::vector<double>>();
+    for (size_t step = 0; step < lrs.size(); ++step)
+      EXPECT_NEAR(train::lr_at(s, 2e-5, static_cast<int64_t>(step), 40), lrs[step], 1e-12) << name << " step " << step;
+  }
+  train::ScheduleConfig ratio;
+  ratio.warmup_ratio = 0.03;
+  EXPECT_EQ(train::warmup_steps(ratio, 1000), 30);
+}
+
+}  // namespace
+}  // namespace chatmill
