@@ -77,7 +77,10 @@ ParallelModel::ParallelModel(model::LlamaConfig cfg, const model::Weights& init,
     }
     for (auto& v : views) {
       const int gi = static_cast<int>(g);
-      torch::autograd::impl::grad_accumulator(v)->add_post_hook(std::make_unique<torch::autograd::utils::LambdaPostHook>(
+      // Autograd keeps only a weak reference to a leaf's accumulator: hold it, or backward makes a fresh one
+      // without the hook.
+      accumulators_.push_back(torch::autograd::impl::grad_accumulator(v));
+      accumulators_.back()->add_post_hook(std::make_unique<torch::autograd::utils::LambdaPostHook>(
           [this, gi](const torch::autograd::variable_list& out, const torch::autograd::variable_list&) {
             if (++ready_[gi] == static_cast<int>(groups_[gi].names.size())) on_group_gradients(gi);
             return out;

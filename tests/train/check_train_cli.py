@@ -1,0 +1,209 @@
+#!/usr/bin/env python3
+"""`chatmill train` as users run it, in real processes:
+- 2 ranks (two processes, c10d Gloo over loopback) vs 1 rank with the same global batch, for ddp, zero1, zero2
+  and zero3: losses and final weights equal within 1e-6;
+- kill -9 mid-training, and once mid-save, then resume: the loss sequence equals an uninterrupted run's, bit
+  for bit, and the last committed checkpoint is intact;
+- a tiny model on the embedded sample: the loss falls well below its start;
+- clear errors: bad config, missing store, tokenizer mismatch, a rank that dies.
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+from safetensors.numpy import load_file
+
+BIN = os.environ["CHATMILL_BIN"]
+SRC = os.environ["CHATMILL_SOURCE_DIR"]
+SHARED = os.environ.get("CHATMILL_SHARED_DATA", "")
+OUT = os.path.join(os.environ["CHATMILL_TESTDATA"], "scratch", "check_train_cli")
+TOKENIZER = os.path.join(SRC, "data", "sample", "tokenizer.model")
+failures = []
+
+
+def expect(cond, what):
+    print(("ok   " if cond else "FAIL ") + what, flush=True)
+    if not cond:
+        failures.append(what)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def config(name, **extra):
+    """A small recipe: the debug model on the sample store, 12 steps, a checkpoint every 4."""
+    out = os.path.join(OUT, name)
+    text = f"""model: {{preset: debug, tokenizer: {TOKENIZER}, device: cpu}}
+data: {{store: {os.path.join(OUT, 'train.h5')}, micro_batch_size: 2, global_batch_size: 8}}
+optimizer: {{lr: 3.0e-3, weight_decay: 0.01, grad_clip: 1.0}}
+schedule: {{kind: cosine, warmup_steps: 2}}
+run: {{epochs: 100, max_steps: 12, seed: 0, output_dir: {out}}}
+checkpoint: {{every_steps: 4, keep_last: 3}}
+logging: {{every_steps: 1, progress: false}}
+"""
+    path = os.path.join(OUT, name + ".yaml")
+    with open(path, "w") as f:
+        f.write(text)
+    return path, out
+
+
+def env_for(rank, world, port):
+    e = dict(os.environ, RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
+             MASTER_PORT=str(port), OMP_NUM_THREADS="1")
+    return e
+
+
+def train(cfg, *overrides, env=None):
+    return subprocess.run([BIN, "train", cfg, *overrides, "--threads", "1"], capture_output=True, text=True,
+                          env=env or dict(os.environ, OMP_NUM_THREADS="1"))
+
+
+def losses(out):
+    """step -> loss, the last record of each step winning (a resumed run repeats steps after its checkpoint)."""
+    res = {}
+    with open(os.path.join(out, "metrics.jsonl")) as f:
+        for line in f:
+            r = json.loads(line)
+            if "loss" in r:
+                res[r["step"]] = r["loss"]
+    return res
+
+
+def final_weights(out):
+    ck = sorted(d for d in os.listdir(os.path.join(out, "checkpoints")) if d.startswith("step-"))[-1]
+    return load_file(os.path.join(out, "checkpoints", ck, "model", "model.safetensors"))
+
+
+def wait_for(pred, timeout=120):
+    t = time.time()
+    while time.time() - t < timeout:
+        if pred():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def main():
+    shutil.rmtree(OUT, ignore_errors=True)
+    os.makedirs(OUT)
+    tok_cfg = os.path.join(OUT, "tokenize.yaml")
+    with open(tok_cfg, "w") as f:
+        f.write(f"inputs: [{os.path.join(SRC, 'data', 'sample', 'lmsys_chat_sample.jsonl')}]\ntokenizer: {TOKENIZER}\n"
+                f"max_length: 128\npacking: packed\noutput: {os.path.join(OUT, 'train.h5')}\n")
+    r = subprocess.run([BIN, "data", "tokenize", tok_cfg], capture_output=True, text=True)
+    expect(r.returncode == 0, f"tokenize the sample ({r.stderr.strip()[:200]})")
+
+    # The uninterrupted single-rank reference.
+    cfg, ref_out = config("ref")
+    r = train(cfg)
+    expect(r.returncode == 0, f"reference run ({r.stderr.strip()[-300:]})")
+    ref = losses(ref_out)
+    expect(sorted(ref) == list(range(1, 13)), "12 steps logged")
+    ref_w = final_weights(ref_out)
+
+    # 2 ranks vs 1, per strategy.
+    for strategy in ("ddp", "zero1", "zero2", "zero3"):
+        cfg, out = config("two_" + strategy)
+        port = free_port()
+        procs = [subprocess.Popen([BIN, "train", cfg, f"parallel.strategy={strategy}", "parallel.timeout_s=60",
+                                   "--threads", "1"], env=env_for(rank, 2, port), stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for rank in range(2)]
+        outs = [p.communicate(timeout=600) for p in procs]
+        ok = all(p.returncode == 0 for p in procs)
+        expect(ok, f"{strategy}: two ranks finished ({' | '.join(o[1].strip()[-200:] for o in outs)})")
+        if not ok:
+            continue
+        got = losses(out)
+        # float32 sums in another order: weights agree to ~1 ulp; losses (about 6) to a few ulps, so their bound
+        # is relative.
+        dl = max(abs(got[s] - ref[s]) / max(1.0, abs(ref[s])) for s in ref)
+        w = final_weights(out)
+        dw = max(float(np.abs(w[k] - ref_w[k]).max()) for k in ref_w)
+        expect(sorted(got) == sorted(ref) and dl <= 1e-6 and dw <= 1e-6,
+               f"{strategy}: 2 ranks vs 1: max relative loss diff {dl:.2e}, max weight diff {dw:.2e}")
+
+    # kill -9 mid-training, resume: identical losses.
+    cfg, out = config("killed")
+    p = subprocess.Popen([BIN, "train", cfg, "--threads", "1"], env=dict(os.environ, OMP_NUM_THREADS="1"),
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    seen = wait_for(lambda: os.path.exists(os.path.join(out, "metrics.jsonl")) and len(losses(out)) >= 6)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    expect(seen, "killed the run after step 6")
+    r = train(cfg, "checkpoint.resume=true")
+    expect(r.returncode == 0 and "resuming from" in r.stdout and "step-00000004" in r.stdout,
+           f"resumed from the step-4 checkpoint ({r.stderr.strip()[-200:]})")
+    got = losses(out)
+    expect(got == ref, "kill -9 + resume: the same 12 losses, bit for bit")
+
+    # kill -9 during the second save (step 8): step 4 stays the latest, and the resumed run matches.
+    cfg, out = config("killed_in_save")
+    p = subprocess.Popen([BIN, "train", cfg, "checkpoint.pause_before_commit_ms=3000", "--threads", "1"],
+                         env=dict(os.environ, OMP_NUM_THREADS="1"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    tmp8 = os.path.join(out, "checkpoints", ".step-00000008.tmp")
+    in_save = wait_for(lambda: os.path.exists(os.path.join(tmp8, "trainer_state.json")), timeout=300)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    committed = sorted(d for d in os.listdir(os.path.join(out, "checkpoints")) if d.startswith("step-"))
+    expect(in_save and committed == ["step-00000004"], f"killed inside the step-8 save; committed: {committed}")
+    r = train(cfg, "checkpoint.resume=true")
+    expect(r.returncode == 0 and "step-00000004" in r.stdout, "resumed from the intact step-4 checkpoint")
+    expect(losses(out) == ref, "kill -9 inside a save + resume: the same 12 losses")
+
+    # The loss falls on the embedded sample.
+    cfg, out = config("falls")
+    r = train(cfg, "run.max_steps=60", "checkpoint.every_steps=0")
+    got = losses(out)
+    first, last = got.get(1, 0), got.get(60, 1e9)
+    expect(r.returncode == 0 and last < 0.5 * first, f"loss falls: step 1 {first:.3f} -> step 60 {last:.3f}")
+    expect(os.path.exists(os.path.join(out, "loss.svg")), "loss curve written")
+    model = os.path.join(out, "checkpoints", "step-00000060", "model")
+    g = subprocess.run([BIN, "generate", "--model", model, "--prompt", "Hello", "--max-new-tokens", "8"],
+                       capture_output=True, text=True)
+    expect(g.returncode == 0, "chatmill generate loads the trained checkpoint")
+
+    # Clear errors.
+    bad = os.path.join(OUT, "bad.yaml")
+    with open(bad, "w") as f:
+        f.write("model: {preset: debug, tokenizer: x}\ndata: {store: x.h5, micro_batch_size: two}\nrun: {epoch: 3}\n")
+    r = train(bad)
+    expect(r.returncode == 2 and "bad.yaml:2: data.micro_batch_size must be an integer" in r.stderr
+           and "unknown key 'run.epoch'" in r.stderr, "bad config: every problem with file and line")
+    cfg, out = config("missing")
+    r = train(cfg, "data.store=/nonexistent/train.h5")
+    expect(r.returncode == 2 and "does not exist" in r.stderr and "data tokenize" in r.stderr, "missing store")
+    llama = os.path.join(SHARED, "tokenizer", "llama2-tokenizer.model")
+    if os.path.exists(llama):
+        r = train(cfg, f"model.tokenizer={llama}")
+        expect(r.returncode == 2 and "was made with a tokenizer of sha256" in r.stderr, "tokenizer mismatch refused")
+    cfg, out = config("rank_dies")
+    port = free_port()
+    procs = [subprocess.Popen([BIN, "train", cfg, "parallel.strategy=ddp", "parallel.timeout_s=15", "run.max_steps=100000",
+                               "checkpoint.every_steps=0", "--threads", "1"], env=env_for(rank, 2, port),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for rank in range(2)]
+    started = wait_for(lambda: os.path.exists(os.path.join(out, "metrics.jsonl")) and len(losses(out)) >= 2)
+    procs[1].send_signal(signal.SIGKILL)
+    t = time.time()
+    try:
+        _, err = procs[0].communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        procs[0].kill()
+        err = "timed out: rank 0 hung"
+    elapsed = time.time() - t
+    expect(started and procs[0].returncode not in (0, None) and "failed on rank 0 of 2" in err,
+           f"a dead rank: rank 0 stops with a clear error after {elapsed:.1f} s ({err.strip()[-200:]})")
+    if failures:
+        sys.exit(f"{len(failures)} failure(s)")
+
+
+if __name__ == "__main__":
+    main()
