@@ -9,5 +9,6 @@ void add_convert_command(CLI::App& app);
 void add_init_command(CLI::App& app);
 void add_data_command(CLI::App& app);
 void add_train_command(CLI::App& app);
+void add_plan_command(CLI::App& app);
 
 }  // namespace chatmill::cli

@@ -130,6 +130,40 @@ def main():
         dw = max(float(np.abs(w[k] - ref_w[k]).max()) for k in ref_w)
         expect(sorted(got) == sorted(ref) and dl <= 1e-6 and dw <= 1e-6,
                f"{strategy}: 2 ranks vs 1: max relative loss diff {dl:.2e}, max weight diff {dw:.2e}")
+        # `chatmill plan` predicts what each rank allocated.
+        mem = [json.loads(l) for l in open(os.path.join(out, "metrics.jsonl")) if '"memory"' in l][0]
+        p = subprocess.run([BIN, "plan", cfg, f"parallel.strategy={strategy}", "--world-size", "2", "--json"],
+                           capture_output=True, text=True)
+        plan = json.loads(p.stdout) if p.returncode == 0 else {}
+        expect(all(plan.get(k) == mem[k] for k in ("params_bytes", "grads_bytes", "optimizer_bytes")),
+               f"{strategy}: plan = measured per rank (params {mem['params_bytes']}, grads {mem['grads_bytes']}, "
+               f"optimizer {mem['optimizer_bytes']} bytes)")
+
+    # Activation checkpointing changes memory, not numbers; bf16-mixed runs close to float32.
+    cfg, out = config("checkpointing")
+    r = train(cfg, "model.activation_checkpointing=true")
+    got = losses(out)
+    dl = max(abs(got[s] - ref[s]) / max(1.0, abs(ref[s])) for s in ref) if r.returncode == 0 else 1
+    expect(dl <= 1e-6, f"activation checkpointing: same losses (max relative diff {dl:.1e})")
+    cfg, out = config("bf16")
+    r = train(cfg, "model.precision=bf16-mixed")
+    got = losses(out)
+    dl = max(abs(got[s] - ref[s]) / abs(ref[s]) for s in ref) if r.returncode == 0 else 1
+    expect(dl < 0.05, f"bf16-mixed: losses within 5% of float32 (max relative diff {dl:.1e})")
+
+    # Non-finite loss: stop naming the step and tensor, or skip and go on.
+    cfg, out = config("nan_stop")
+    r = train(cfg, "optimizer.lr=1.0e+6", "optimizer.grad_clip=0", "checkpoint.every_steps=1")
+    expect(r.returncode == 2 and "non-finite values in" in r.stderr and "step " in r.stderr and
+           "is untouched" in r.stderr, f"non-finite: the run stops and says where ({r.stderr.strip()[-250:]})")
+    ck = sorted(d for d in os.listdir(os.path.join(out, "checkpoints")) if d.startswith("step-"))
+    g = subprocess.run([BIN, "generate", "--model", os.path.join(out, "checkpoints", ck[-1], "model"), "--prompt-ids", "1",
+                        "--max-new-tokens", "2"], capture_output=True, text=True) if ck else None
+    expect(bool(ck) and g.returncode == 0, "the last good checkpoint still loads")
+    cfg, out = config("nan_skip")
+    r = train(cfg, "optimizer.lr=1.0e+6", "optimizer.grad_clip=0", "run.on_non_finite=skip")
+    skipped = [json.loads(l) for l in open(os.path.join(out, "metrics.jsonl")) if '"skipped"' in l]
+    expect(r.returncode == 0 and skipped and "skipped" in r.stdout, f"non-finite with skip: {len(skipped)} steps skipped, run finished")
 
     # kill -9 mid-training, resume: identical losses.
     cfg, out = config("killed")
@@ -201,6 +235,25 @@ def main():
     elapsed = time.time() - t
     expect(started and procs[0].returncode not in (0, None) and "failed on rank 0 of 2" in err,
            f"a dead rank: rank 0 stops with a clear error after {elapsed:.1f} s ({err.strip()[-200:]})")
+    # A rank that hangs: the other gives up after parallel.timeout_s with the same clear error.
+    cfg, out = config("rank_hangs")
+    port = free_port()
+    procs = [subprocess.Popen([BIN, "train", cfg, "parallel.strategy=ddp", "parallel.timeout_s=8", "run.max_steps=100000",
+                               "checkpoint.every_steps=0", "--threads", "1"], env=env_for(rank, 2, port),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for rank in range(2)]
+    started = wait_for(lambda: os.path.exists(os.path.join(out, "metrics.jsonl")) and len(losses(out)) >= 2)
+    procs[1].send_signal(signal.SIGSTOP)
+    t = time.time()
+    try:
+        _, err = procs[0].communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        procs[0].kill()
+        err = "timed out: rank 0 hung"
+    elapsed = time.time() - t
+    procs[1].kill()
+    procs[1].wait()
+    expect(started and procs[0].returncode not in (0, None) and "failed on rank 0 of 2" in err and elapsed < 60,
+           f"a hung rank: rank 0 stops after {elapsed:.1f} s (timeout 8 s) ({err.strip()[-160:]})")
     if failures:
         sys.exit(f"{len(failures)} failure(s)")
 

@@ -5,11 +5,9 @@
 
 #include "common/error.h"
 #include "common/sha256.h"
+#include "common/yaml_config.h"
 #include "data/conversation_source.h"
-#include "data/subsets/arena_hard.h"
 #include "data/subsets/conversation_filters.h"
-#include "data/subsets/jailbreak_set.h"
-#include "data/subsets/moderation_set.h"
 
 namespace chatmill::data {
 
@@ -35,107 +33,116 @@ struct Planned {
 
 }  // namespace
 
-BuildSummary build_subsets(const fs::path& config_path, const std::vector<std::string>& overrides) {
+BuildConfig parse_build_config(const fs::path& path, const std::vector<std::string>& overrides) {
   auto errors = std::make_shared<ConfigErrors>();
-  YamlObject root(load_yaml(config_path, overrides), "", config_path.string(), errors);
-  std::vector<std::string> inputs;
-  std::string on_bad = "skip", output_dir;
-  uint64_t seed = 0;
-  root.read("inputs", inputs, true);
-  root.read("on_bad_record", on_bad);
-  root.read("seed", seed);
-  root.read("output_dir", output_dir, true);
+  YamlObject root(load_yaml(path, overrides), "", path.string(), errors);
+  BuildConfig c;
+  root.read("inputs", c.inputs, true);
+  root.read("on_bad_record", c.on_bad_record);
+  root.read("seed", c.seed);
+  root.read("output_dir", c.output_dir, true);
   YamlObject subsets = root.object("subsets");
   root.check_unknown();
-
-  std::vector<Planned> plan;
   if (subsets.has("moderation")) {
     YamlObject y = subsets.object("moderation");
-    ModerationSetConfig c;
-    c.seed = seed;
-    y.read("per_category", c.per_category);
-    y.read("non_flagged", c.non_flagged);
-    y.read("prompt", c.prompt, true);
-    y.read("teacher", c.teacher);
-    y.read("sharegpt", c.sharegpt);
-    y.read("sharegpt_count", c.sharegpt_count);
+    ModerationSetConfig m;
+    m.seed = c.seed;
+    y.read("per_category", m.per_category);
+    y.read("non_flagged", m.non_flagged);
+    y.read("prompt", m.prompt, true);
+    y.read("teacher", m.teacher);
+    y.read("sharegpt", m.sharegpt);
+    y.read("sharegpt_count", m.sharegpt_count);
     y.check_unknown();
-    if (errors->empty()) {
-      Planned p{std::make_unique<ModerationSetBuilder>(c),
-                {{"per_category", c.per_category}, {"non_flagged", c.non_flagged}, {"prompt", c.prompt},
-                 {"teacher", c.teacher}, {"sharegpt", c.sharegpt}, {"sharegpt_count", c.sharegpt_count}},
-                {c.prompt}};
-      if (!c.teacher.empty()) p.extra_inputs.push_back(c.teacher);
-      for (const auto& s : c.sharegpt) p.extra_inputs.push_back(s);
-      plan.push_back(std::move(p));
-    }
+    c.moderation = m;
   }
   if (subsets.has("highquality")) {
     YamlObject y = subsets.object("highquality");
-    std::vector<std::string> models = kOpenAIAnthropic;
-    bool exclude_flagged = false;
-    y.read("models", models);
-    y.read("exclude_flagged", exclude_flagged);
+    HighQualityConfig h{kOpenAIAnthropic, false};
+    y.read("models", h.models);
+    y.read("exclude_flagged", h.exclude_flagged);
     y.check_unknown();
-    if (errors->empty())
-      plan.push_back({std::make_unique<HighQualityBuilder>(models, exclude_flagged),
-                      {{"models", models}, {"exclude_flagged", exclude_flagged}}, {}});
+    c.highquality = h;
   }
   if (subsets.has("upvote")) {
     YamlObject y = subsets.object("upvote");
-    std::string votes;
-    std::vector<std::string> closed = kClosedModels;
-    bool exclude_flagged = false;
-    y.read("votes", votes, true);
-    y.read("closed_models", closed);
-    y.read("exclude_flagged", exclude_flagged);
+    UpvoteConfig u{"", kClosedModels, false};
+    y.read("votes", u.votes, true);
+    y.read("closed_models", u.closed_models);
+    y.read("exclude_flagged", u.exclude_flagged);
     y.check_unknown();
-    if (errors->empty())
-      plan.push_back({std::make_unique<UpvoteBuilder>(votes, closed, exclude_flagged),
-                      {{"votes", votes}, {"closed_models", closed}, {"exclude_flagged", exclude_flagged}}, {votes}});
+    c.upvote = u;
   }
   if (subsets.has("jailbreak")) {
     YamlObject y = subsets.object("jailbreak");
-    JailbreakSetConfig c;
-    y.read("per_model", c.per_model);
-    y.read("num_models", c.num_models);
-    y.read("models", c.models);
+    JailbreakSetConfig j;
+    y.read("per_model", j.per_model);
+    y.read("num_models", j.num_models);
+    y.read("models", j.models);
     y.check_unknown();
-    if (errors->empty())
-      plan.push_back({std::make_unique<JailbreakSetBuilder>(c),
-                      {{"per_model", c.per_model}, {"num_models", c.num_models}, {"models", c.models}}, {}});
+    c.jailbreak = j;
   }
   if (subsets.has("arena_hard")) {
     YamlObject y = subsets.object("arena_hard");
-    ArenaHardConfig c;
-    y.read("language", c.language);
-    y.read("min_chars", c.min_chars);
-    y.read("max_chars", c.max_chars);
-    y.read("near_duplicate_threshold", c.near_duplicate_threshold);
+    ArenaHardConfig a;
+    y.read("language", a.language);
+    y.read("min_chars", a.min_chars);
+    y.read("max_chars", a.max_chars);
+    y.read("near_duplicate_threshold", a.near_duplicate_threshold);
     y.check_unknown();
-    if (errors->empty())
-      plan.push_back({std::make_unique<ArenaHardBuilder>(c),
-                      {{"language", c.language}, {"min_chars", c.min_chars}, {"max_chars", c.max_chars},
-                       {"near_duplicate_threshold", c.near_duplicate_threshold}},
-                      {}});
+    c.arena_hard = a;
   }
   subsets.check_unknown();
-  errors->throw_if_any(config_path.string());
-  CHATMILL_CHECK(!plan.empty(), "config ", config_path, " names no subset under 'subsets:' (moderation, highquality, ",
-                 "upvote, jailbreak, arena_hard)");
+  errors->throw_if_any(path.string());
+  CHATMILL_CHECK(c.moderation || c.highquality || c.upvote || c.jailbreak || c.arena_hard, "config ", path,
+                 " names no subset under 'subsets:' (moderation, highquality, upvote, jailbreak, arena_hard)");
+  return c;
+}
+
+BuildSummary build_subsets(const BuildConfig& c) {
+  std::vector<Planned> plan;
+  if (c.moderation) {
+    const auto& m = *c.moderation;
+    Planned p{std::make_unique<ModerationSetBuilder>(m),
+              {{"per_category", m.per_category}, {"non_flagged", m.non_flagged}, {"prompt", m.prompt},
+               {"teacher", m.teacher}, {"sharegpt", m.sharegpt}, {"sharegpt_count", m.sharegpt_count}},
+              {m.prompt}};
+    if (!m.teacher.empty()) p.extra_inputs.push_back(m.teacher);
+    for (const auto& s : m.sharegpt) p.extra_inputs.push_back(s);
+    plan.push_back(std::move(p));
+  }
+  if (c.highquality)
+    plan.push_back({std::make_unique<HighQualityBuilder>(c.highquality->models, c.highquality->exclude_flagged),
+                    {{"models", c.highquality->models}, {"exclude_flagged", c.highquality->exclude_flagged}}, {}});
+  if (c.upvote)
+    plan.push_back({std::make_unique<UpvoteBuilder>(c.upvote->votes, c.upvote->closed_models, c.upvote->exclude_flagged),
+                    {{"votes", c.upvote->votes}, {"closed_models", c.upvote->closed_models},
+                     {"exclude_flagged", c.upvote->exclude_flagged}},
+                    {c.upvote->votes}});
+  if (c.jailbreak)
+    plan.push_back({std::make_unique<JailbreakSetBuilder>(*c.jailbreak),
+                    {{"per_model", c.jailbreak->per_model}, {"num_models", c.jailbreak->num_models},
+                     {"models", c.jailbreak->models}},
+                    {}});
+  if (c.arena_hard)
+    plan.push_back({std::make_unique<ArenaHardBuilder>(*c.arena_hard),
+                    {{"language", c.arena_hard->language}, {"min_chars", c.arena_hard->min_chars},
+                     {"max_chars", c.arena_hard->max_chars},
+                     {"near_duplicate_threshold", c.arena_hard->near_duplicate_threshold}},
+                    {}});
 
   // One pass over the conversations feeds every builder.
   ReadReport report;
-  std::vector<fs::path> files(inputs.begin(), inputs.end());
-  read_conversations(files, parse_on_bad_record(on_bad), report, [&](Conversation&& c) {
-    for (auto& p : plan) p.builder->add(c);
+  std::vector<fs::path> files(c.inputs.begin(), c.inputs.end());
+  read_conversations(files, parse_on_bad_record(c.on_bad_record), report, [&](Conversation&& conv) {
+    for (auto& p : plan) p.builder->add(conv);
   });
 
   nlohmann::ordered_json input_entries = nlohmann::ordered_json::array();
   for (const auto& f : files) input_entries.push_back(file_entry(f));
   BuildSummary summary{{}, report.records, report.skipped};
   for (auto& p : plan) {
-    const fs::path dir = fs::path(output_dir) / p.builder->name();
+    const fs::path dir = fs::path(c.output_dir) / p.builder->name();
     fs::create_directories(dir);
     nlohmann::ordered_json counts = p.builder->finish(dir);
     nlohmann::ordered_json outputs = nlohmann::ordered_json::array();
@@ -148,8 +155,8 @@ BuildSummary build_subsets(const fs::path& config_path, const std::vector<std::s
         {"inputs", input_entries},
         {"extra_inputs", extra},
         {"config", p.config},
-        {"seed", seed},
-        {"on_bad_record", on_bad},
+        {"seed", c.seed},
+        {"on_bad_record", c.on_bad_record},
         {"read", {{"records", report.records}, {"skipped", report.skipped}, {"skipped_by_reason", report.skipped_by_reason}}},
         {"counts", counts},
         {"outputs", outputs}};
@@ -157,6 +164,10 @@ BuildSummary build_subsets(const fs::path& config_path, const std::vector<std::s
     summary.manifests.push_back(dir / "manifest.json");
   }
   return summary;
+}
+
+BuildSummary build_subsets(const fs::path& config, const std::vector<std::string>& overrides) {
+  return build_subsets(parse_build_config(config, overrides));
 }
 
 }  // namespace chatmill::data
