@@ -6,10 +6,10 @@ namespace chatmill::train {
 
 at::Tensor token_loss_sum(const at::Tensor& logits, const at::Tensor& labels) {
   const int64_t V = logits.size(-1);
-  at::Tensor l = logits.narrow(1, 0, logits.size(1) - 1).to(at::kFloat).reshape({-1, V});
-  at::Tensor y = labels.narrow(1, 1, labels.size(1) - 1).reshape({-1});
-  // reduction 2 = sum; ignore_index -100 as in HF and FastChat.
-  return at::cross_entropy_loss(l, y, {}, at::Reduction::Sum, -100);
+  // Shift the labels, not the logits (as HF's ForCausalLMLoss does): slicing the (B, T, V) logits would cost
+  // a full-size zero-filled gradient in backward.
+  at::Tensor shifted = at::cat({labels.narrow(1, 1, labels.size(1) - 1), at::full({labels.size(0), 1}, -100, labels.options())}, 1);
+  return at::cross_entropy_loss(logits.to(at::kFloat).reshape({-1, V}), shifted.reshape({-1}), {}, at::Reduction::Sum, -100);
 }
 
 int64_t trained_tokens(const at::Tensor& labels) {
@@ -17,6 +17,8 @@ int64_t trained_tokens(const at::Tensor& labels) {
 }
 
 model::AttentionMask document_mask(const at::Tensor& doc) {
+  // One document filling every row: plain causal attention (SDPA's fast kernels), the same result.
+  if (doc.min().item<int64_t>() == 0 && doc.max().item<int64_t>() == 0) return {at::Tensor(), true};
   const int64_t T = doc.size(1);
   at::Tensor q = doc.unsqueeze(2), k = doc.unsqueeze(1);  // (B, T, 1), (B, 1, T)
   at::Tensor pos = at::arange(T, doc.options().dtype(at::kLong));

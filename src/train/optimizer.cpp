@@ -16,10 +16,31 @@ AdamW::AdamW(const OptimizerConfig& cfg, std::vector<OptimizerParam> params) : c
   }
 }
 
+bool AdamW::can_fuse() const {
+  // ATen's fused kernel takes one weight decay for all tensors and float32 parameters.
+  if (!cfg_.fused) return false;
+  for (const auto& p : params_) {
+    if (p.param.scalar_type() != at::kFloat) return false;
+    if (cfg_.weight_decay != 0 && (p.decay_mask.defined() || !p.decay)) return false;
+  }
+  return true;
+}
+
 void AdamW::step(double lr, const std::vector<at::Tensor>& grads) {
   TORCH_INTERNAL_ASSERT(grads.size() == params_.size());
   at::NoGradGuard no_grad;
   ++steps_;
+  if (can_fuse()) {
+    std::vector<at::Tensor> ps, gs, steps;
+    for (size_t i = 0; i < params_.size(); ++i) {
+      ps.push_back(params_[i].param);
+      gs.push_back(grads[i]);
+      steps.push_back(at::full({}, static_cast<double>(steps_), params_[i].param.options()));
+    }
+    at::_fused_adamw_(ps, gs, exp_avg_, exp_avg_sq_, {}, steps, lr, cfg_.beta1, cfg_.beta2, cfg_.weight_decay,
+                      cfg_.eps, /*amsgrad=*/false, /*maximize=*/false);
+    return;
+  }
   const double bc1 = 1.0 - std::pow(cfg_.beta1, static_cast<double>(steps_));
   const double bc2 = 1.0 - std::pow(cfg_.beta2, static_cast<double>(steps_));
   for (size_t i = 0; i < params_.size(); ++i) {

@@ -1,5 +1,6 @@
 // AdamW with decoupled weight decay (torch.optim.AdamW's update), over a list of parameter tensors that may be
-// whole parameters or flat shards of them. State is float32 whatever the parameters' dtype.
+// whole parameters or flat shards of them. State is float32 whatever the parameters' dtype. With `fused`,
+// ATen's fused kernel (CPU and CUDA) runs the update when it can express it; else the single-tensor path.
 #pragma once
 #include <ATen/core/Tensor.h>
 
@@ -33,6 +34,7 @@ class AdamW {
   int64_t state_bytes() const;
 
  private:
+  bool can_fuse() const;
   OptimizerConfig cfg_;
   std::vector<OptimizerParam> params_;
   std::vector<at::Tensor> exp_avg_, exp_avg_sq_;

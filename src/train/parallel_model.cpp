@@ -206,12 +206,12 @@ double ParallelModel::finish_gradients() {
     at::Tensor local = at::zeros({1}, at::TensorOptions().dtype(at::kDouble).device(device_));
     for (size_t g = 0; g < groups_.size(); ++g) {
       at::Tensor gr = strategy_ == Strategy::Zero2 ? shard_grad_[g] : shard_[g].grad();
-      if (gr.defined()) local += gr.to(at::kDouble).pow(2).sum();
+      if (gr.defined()) local += at::linalg_vector_norm(gr, 2).to(at::kDouble).pow(2);
     }
     comm_.all_reduce_sum(local);
     sumsq = local.item<double>();
   } else {
-    for (const auto& gr : grad_) sumsq += gr.to(at::kDouble).pow(2).sum().item<double>();
+    for (const auto& gr : grad_) sumsq += std::pow(at::linalg_vector_norm(gr, 2).item<double>(), 2);
   }
   return std::sqrt(sumsq);
 }

@@ -1,0 +1,89 @@
+// Training step time of chatmill: forward, backward and AdamW on random token rows, for a preset (random
+// weights made on the device). bench/run_train.py (CPU) and bench/run_gpu.py (GPU) run it beside HF.
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <CLI/CLI.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "common/error.h"
+#include "model/config.h"
+#include "model/weights.h"
+#include "train/parallel_model.h"
+
+using namespace chatmill;
+
+int main(int argc, char** argv) {
+  std::string preset = "tiny", device = "cpu", precision = "float32", out;
+  int64_t batch = 4, seq = 256, layers = 0, steps = 5, warmup = 2;
+  int threads = 0;
+  bool checkpointing = false;
+  CLI::App app{"chatmill training-step benchmark"};
+  app.add_option("--preset", preset);
+  app.add_option("--layers", layers, "cut the preset to this many layers (0: keep)");
+  app.add_option("--device", device);
+  app.add_option("--precision", precision, "float32 | bf16-mixed | bf16");
+  app.add_option("--batch", batch);
+  app.add_option("--seq", seq);
+  app.add_option("--steps", steps);
+  app.add_option("--warmup", warmup);
+  app.add_option("--threads", threads);
+  app.add_flag("--checkpointing", checkpointing);
+  app.add_option("--out", out);
+  CLI11_PARSE(app, argc, argv);
+  try {
+    if (threads > 0) at::set_num_threads(threads);
+    model::LlamaConfig cfg = model::preset_by_name(preset);
+    if (layers > 0) cfg.num_layers = layers;
+    const at::Device dev(device == "cuda" ? "cuda:0" : device);
+    train::Precision prec = precision == "bf16-mixed" ? train::Precision::Bf16Mixed
+                            : precision == "bf16"     ? train::Precision::Bf16Pure
+                                                      : train::Precision::Float32;
+    model::Weights w;
+    for (auto& p : model::named_parameters(cfg, w))
+      *p.slot = p.shape.size() == 1 ? at::ones(p.shape, at::TensorOptions().device(dev))
+                                    : at::randn(p.shape, at::TensorOptions().device(dev)).mul_(0.02);
+    auto comm = train::make_local_communicator();
+    train::OptimizerConfig opt;
+    opt.lr = 1e-4;
+    train::ParallelModel pm(cfg, w, train::Strategy::None, prec, checkpointing, opt, *comm, dev);
+    w = model::Weights();
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(0);
+    at::Tensor ids = at::randint(3, cfg.vocab_size, {batch, seq}, gen, at::kLong).to(dev);
+    train::MicroBatch mb{ids, at::arange(seq, ids.options()).unsqueeze(0).expand({batch, seq}).contiguous(), ids,
+                         at::zeros({batch, seq}, ids.options().dtype(at::kInt))};
+    std::vector<double> times;
+    for (int64_t s = 0; s < warmup + steps; ++s) {
+      const auto t0 = std::chrono::steady_clock::now();
+      pm.zero_gradients();
+      at::Tensor loss = pm.loss_sum(mb);
+      pm.backward(loss, static_cast<double>(batch * (seq - 1)), true);
+      pm.finish_gradients();
+      pm.optimizer_step(1e-4);
+      (void)loss.item<double>();  // synchronise
+      const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      if (s >= warmup) times.push_back(dt);
+    }
+    std::sort(times.begin(), times.end());
+    const double step_s = times[times.size() / 2];
+    const double tokens = static_cast<double>(batch * seq);
+    // Model FLOPs: 6 per parameter per token, plus causal attention (6 * L * T * C per token, halved by the mask).
+    const double flops = 6.0 * static_cast<double>(cfg.num_parameters()) * tokens +
+                         6.0 * static_cast<double>(cfg.num_layers) * seq * cfg.hidden_size * tokens;
+    nlohmann::json r = {{"engine", "chatmill"}, {"preset", preset}, {"layers", cfg.num_layers},
+                        {"params", cfg.num_parameters()}, {"device", device}, {"precision", precision},
+                        {"batch", batch}, {"seq", seq}, {"threads", at::get_num_threads()},
+                        {"checkpointing", checkpointing}, {"step_s", step_s}, {"tokens_per_s", tokens / step_s},
+                        {"tflops", flops / step_s / 1e12}};
+    std::cout << r.dump() << "\n";
+    if (!out.empty()) std::ofstream(out, std::ios::app) << r.dump() << "\n";
+  } catch (const Error& e) {
+    std::cerr << "bench_train_step: error: " << e.what() << "\n";
+    return 2;
+  }
+  return 0;
+}

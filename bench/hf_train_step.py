@@ -1,0 +1,72 @@
+#!/usr/bin/env python3
+"""The peer of bench_train_step: HF transformers LlamaForCausalLM, the same shape, batch and sequence, one
+training step = forward (labels = inputs), backward, AdamW (fused on CUDA), bf16 autocast when asked."""
+import argparse
+import json
+import statistics
+import time
+
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+PRESETS = {
+    "7b": dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=32),
+    "tiny": dict(hidden_size=288, intermediate_size=768, num_hidden_layers=6, num_attention_heads=6, num_key_value_heads=6),
+}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--preset", default="tiny")
+    ap.add_argument("--layers", type=int, default=0)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--precision", default="float32")
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--seq", type=int, default=256)
+    ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--out")
+    a = ap.parse_args()
+    if a.threads > 0:
+        torch.set_num_threads(a.threads)
+    shape = dict(PRESETS[a.preset])
+    if a.layers:
+        shape["num_hidden_layers"] = a.layers
+    cfg = LlamaConfig(vocab_size=32000, max_position_embeddings=4096, **shape)
+    with torch.device(a.device):
+        model = LlamaForCausalLM(cfg)
+    model.train()
+    cuda = a.device.startswith("cuda")
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=cuda)
+    ids = torch.randint(3, 32000, (a.batch, a.seq), generator=torch.Generator().manual_seed(0)).to(a.device)
+    times = []
+    for s in range(a.warmup + a.steps):
+        if cuda:
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        with torch.autocast(device_type="cuda" if cuda else "cpu", dtype=torch.bfloat16, enabled=a.precision != "float32"):
+            loss = model(input_ids=ids, labels=ids).loss
+        loss.backward()
+        opt.step()
+        loss.item()
+        if cuda:
+            torch.cuda.synchronize()
+        if s >= a.warmup:
+            times.append(time.perf_counter() - t)
+    step = statistics.median(times)
+    params = sum(p.numel() for p in model.parameters())
+    tokens = a.batch * a.seq
+    flops = 6 * params * tokens + 6 * cfg.num_hidden_layers * a.seq * cfg.hidden_size * tokens
+    r = {"engine": "hf-transformers", "preset": a.preset, "layers": cfg.num_hidden_layers, "params": params,
+         "device": a.device, "precision": a.precision, "batch": a.batch, "seq": a.seq, "threads": torch.get_num_threads(),
+         "step_s": step, "tokens_per_s": tokens / step, "tflops": flops / step / 1e12}
+    print(json.dumps(r))
+    if a.out:
+        with open(a.out, "a") as f:
+            f.write(json.dumps(r) + "\n")
+
+
+if __name__ == "__main__":
+    main()

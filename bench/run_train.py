@@ -1,0 +1,39 @@
+#!/usr/bin/env python3
+"""CPU training-step benchmark: chatmill vs HF transformers on the same ~24M-parameter Llama (the tiny preset),
+float32, batch 4 x 256, AdamW, the same thread count; alternating rounds, median. Writes
+bench/results/cpu_train.jsonl and prints the ratio."""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", default=os.path.join(HERE, "..", "build"))
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--out", default=os.path.join(HERE, "results", "cpu_train.jsonl"))
+    a = ap.parse_args()
+    if os.path.exists(a.out):
+        os.remove(a.out)
+    common = ["--preset", "tiny", "--batch", "4", "--seq", "256", "--steps", "5", "--threads", str(a.threads), "--out", a.out]
+    env = dict(os.environ, OMP_NUM_THREADS=str(a.threads))
+    ours, hf = [], []
+    for _ in range(a.rounds):
+        ours.append(json.loads(subprocess.run([os.path.join(a.bin, "bench", "bench_train_step"), *common], check=True,
+                                              capture_output=True, text=True, env=env).stdout))
+        hf.append(json.loads(subprocess.run([sys.executable, os.path.join(HERE, "hf_train_step.py"), *common], check=True,
+                                            capture_output=True, text=True, env=env).stdout.strip().splitlines()[-1]))
+    o = statistics.median(r["step_s"] for r in ours)
+    h = statistics.median(r["step_s"] for r in hf)
+    print(f"CPU, {a.threads} threads, {ours[0]['params'] / 1e6:.1f}M parameters, float32, batch 4 x 256, AdamW: "
+          f"chatmill {o * 1e3:.0f} ms/step, HF transformers {h * 1e3:.0f} ms/step: {h / o:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
