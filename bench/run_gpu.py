@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
-"""GPU benchmark (H100/H200): a Llama-2-7B-shaped model in bf16 with random weights, greedy decode at batch 1
-and 16, chatmill (eager, and with the decode step in a CUDA graph) vs HF transformers in the same run, plus the
-memory-bandwidth limit for batch 1: weight bytes / measured device copy bandwidth.
+"""GPU benchmark (H100/H200), chatmill vs HF transformers in the same run:
+- decode: a Llama-2-7B-shaped model in bf16 with random weights, greedy at batch 1 and 16, chatmill (eager, and
+  with the decode step in a CUDA graph) vs HF; plus the batch-1 limit: weight bytes / measured copy bandwidth;
+- training: the 7B shape cut to 8 layers, batch 4 x 2048, bf16 (chatmill bf16-mixed; HF bf16 autocast, fused
+  AdamW, SDPA), tokens/s and model TFLOP/s, and MFU against the measured bf16 matmul peak.
 Writes OUT (JSON lines) and prints a markdown table. Usage: python3 bench/run_gpu.py --bin BUILD --out FILE"""
 import argparse
 import json
@@ -29,6 +31,43 @@ def copy_bandwidth():
     del x, y
     torch.cuda.empty_cache()
     return 2 * 2 ** 32 / best
+
+
+def matmul_peak():
+    """bf16 8192^3 matmul TFLOP/s (mean of 10 after 3 warm-ups)."""
+    a = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
+    b = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
+    for _ in range(3):
+        a @ b
+    torch.cuda.synchronize()
+    s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    s.record()
+    for _ in range(10):
+        a @ b
+    e.record()
+    torch.cuda.synchronize()
+    return 10 * 2 * 8192 ** 3 / (s.elapsed_time(e) / 1e3) / 1e12
+
+
+def train_rows(bin_dir, out):
+    peak = matmul_peak()
+    common = ["--preset", "7b", "--layers", "8", "--device", "cuda", "--batch", "4", "--seq", "2048", "--steps", "5",
+              "--out", out]
+    res = {}
+    for name, cmd in [("chatmill", [os.path.join(bin_dir, "bench", "bench_train_step"), *common, "--precision", "bf16-mixed"]),
+                      ("hf", [sys.executable, os.path.join(HERE, "hf_train_step.py"), *common, "--precision", "bf16"])]:
+        p = subprocess.run(cmd, capture_output=True, text=True)
+        if p.returncode != 0:
+            print(f"{name} training failed:\n{p.stderr[-3000:]}", file=sys.stderr)
+            continue
+        res[name] = json.loads(p.stdout.strip().splitlines()[-1])
+    print(f"\ntraining, 7B shape with 8 layers, batch 4 x 2048, bf16; measured bf16 matmul peak {peak:.0f} TFLOP/s\n")
+    print("| engine | tokens/s | model TFLOP/s | MFU vs measured peak | vs HF |")
+    print("|---|---|---|---|---|")
+    hf = res.get("hf", {}).get("tokens_per_s")
+    for name, r in res.items():
+        ratio = f"{r['tokens_per_s'] / hf:.2f}x" if hf else "n/a"
+        print(f"| {name} | {r['tokens_per_s']:.0f} | {r['tflops']:.0f} | {100 * r['tflops'] / peak:.0f}% | {ratio} |")
 
 
 def main():
@@ -68,6 +107,7 @@ def main():
             pct = f"{100 * d / limit:.0f}%" if batch == 1 else ""
             ratio = f"{d / hf:.2f}x" if hf else "n/a"
             print(f"| {batch} | {name} | {1e3 * r['ttft_s']:.1f} | {d:.1f} | {ratio} | {pct} |")
+    train_rows(a.bin, a.out)
 
 
 if __name__ == "__main__":

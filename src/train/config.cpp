@@ -124,6 +124,7 @@ TrainConfig TrainConfig::load(const std::filesystem::path& file, const std::vect
   YamlObject l = root.object("logging");
   l.read("every_steps", c.logging.every_steps);
   l.read("progress", c.logging.progress);
+  l.read("peak_tflops", c.logging.peak_tflops);
   l.check_unknown();
 
   root.check_unknown();
@@ -154,7 +155,7 @@ nlohmann::ordered_json TrainConfig::to_json() const {
           {"checkpoint",
            {{"every_steps", checkpoint.every_steps}, {"keep_last", checkpoint.keep_last}, {"resume", checkpoint.resume},
             {"pause_before_commit_ms", checkpoint.pause_before_commit_ms}}},
-          {"logging", {{"every_steps", logging.every_steps}, {"progress", logging.progress}}}};
+          {"logging", {{"every_steps", logging.every_steps}, {"progress", logging.progress}, {"peak_tflops", logging.peak_tflops}}}};
 }
 
 }  // namespace chatmill::train

@@ -70,6 +70,7 @@ struct CheckpointConfig {
 struct LoggingConfig {
   int64_t every_steps = 1;
   bool progress = true;       // a progress bar on a terminal
+  double peak_tflops = 0;     // the device's dense bf16 peak, for MFU (0: unknown, MFU not reported)
 };
 
 struct TrainConfig {

@@ -65,6 +65,12 @@ at::Device parse_train_device(const std::string& d, const DistEnv& env) {
   return at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(env.local_rank));
 }
 
+#ifdef CHATMILL_CUDA
+}  // namespace
+double cuda_peak_memory_mb(int device);  // train/cuda/nccl_backend.cpp
+namespace {
+#endif
+
 double rss_mb() {
   std::ifstream in("/proc/self/status");
   std::string line;
@@ -106,6 +112,7 @@ TrainSummary run_training(const TrainConfig& cfg, const DistEnv& env) {
   ParallelModel pm(setup.model_cfg, setup.weights, cfg.parallel.strategy, cfg.model.precision,
                    cfg.model.activation_checkpointing, cfg.optimizer, *comm, device);
   setup.weights = model::Weights();  // the ParallelModel holds the parameters now
+  const int64_t setup_params = setup.model_cfg.num_parameters();
   int64_t start = 0;
   if (resume) {
     auto contents = load_checkpoint_contents(*resume);
@@ -195,12 +202,19 @@ TrainSummary run_training(const TrainConfig& cfg, const DistEnv& env) {
     last_loss = loss;
     summary.steps = step + 1;
     if (lead && ((step + 1) % std::max<int64_t>(cfg.logging.every_steps, 1) == 0 || step + 1 == total)) {
+      // MFU: 6 FLOPs per parameter per processed token (rows x row length, all ranks) against the peak.
+      const double processed = static_cast<double>(cfg.data.global_batch_size * store.meta().row_length);
+      const double model_tflops = 6.0 * static_cast<double>(setup_params) * processed / std::max(dt, 1e-9) / 1e12;
       nlohmann::ordered_json rec = {{"step", step + 1}, {"epoch", step / per_epoch}, {"loss", loss}, {"lr", lr},
                                     {"grad_norm", norm}, {"trained_tokens", n_tokens},
                                     {"tokens_per_s", n_tokens / std::max(dt, 1e-9)}, {"step_seconds", dt},
-                                    {"mfu", nullptr}};
-      if (device.is_cuda()) rec["memory_mb"] = nullptr;  // filled by the CUDA build's allocator stats (see bench)
-      else rec["rss_mb"] = rss_mb();
+                                    {"model_tflops_per_rank", model_tflops / W}};
+      rec["mfu"] = cfg.logging.peak_tflops > 0 ? nlohmann::ordered_json(model_tflops / W / cfg.logging.peak_tflops)
+                                               : nlohmann::ordered_json(nullptr);
+#ifdef CHATMILL_CUDA
+      if (device.is_cuda()) rec["memory_mb"] = cuda_peak_memory_mb(device.index());
+#endif
+      if (!device.is_cuda()) rec["rss_mb"] = rss_mb();
       metrics.log(rec);
     }
     if (lead) metrics.progress(step, loss, lr);
