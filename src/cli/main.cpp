@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   chatmill::cli::add_data_command(app);
   chatmill::cli::add_train_command(app);
   chatmill::cli::add_plan_command(app);
+  chatmill::cli::add_eval_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
