@@ -1,0 +1,303 @@
+#include "eval/mt_bench.h"
+
+#include <chrono>
+#include <fstream>
+#include <set>
+
+#include "common/error.h"
+#include "common/sha256.h"
+#include "data/encode.h"
+#include "model/generate.h"
+
+namespace chatmill::eval {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+double now_s() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+data::Conversation conversation_of(const std::vector<std::string>& texts) {
+  data::Conversation c;
+  for (size_t i = 0; i < texts.size(); ++i) c.messages.push_back({i % 2 ? data::Role::Assistant : data::Role::User, texts[i]});
+  return c;
+}
+
+std::string hash_turns(const std::vector<std::string>& turns) {
+  return sha256_string(nlohmann::json(turns).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+}
+
+void append_json(const fs::path& file, const nlohmann::ordered_json& j) {
+  if (file.has_parent_path()) fs::create_directories(file.parent_path());
+  std::ofstream out(file, std::ios::app);
+  CHATMILL_CHECK(out, "cannot write ", file);
+  out << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+}
+
+const JudgePrompt& prompt_named(const JudgeInputs& in, const std::string& name) {
+  auto it = in.prompts.find(name);
+  CHATMILL_CHECK(it != in.prompts.end(), "the judge prompt file has no prompt named '", name, "'");
+  return it->second;
+}
+
+// The fields of a judge prompt for question q, turn t (1 or 2), with answers (one or two models).
+std::map<std::string, std::string> fields(const JudgeInputs& in, const MtQuestion& q, int turn,
+                                          const std::vector<const ModelAnswer*>& answers) {
+  std::map<std::string, std::string> f;
+  auto ref = in.references.find(q.id);
+  auto ref_turn = [&](int k) { return ref != in.references.end() && ref->second.size() > static_cast<size_t>(k) ? ref->second[k] : ""; };
+  if (needs_reference(q.category))
+    CHATMILL_CHECK(ref != in.references.end(), "question ", q.id, " (", q.category, ") needs a reference answer; none was given");
+  f["ref_answer_1"] = ref_turn(0);
+  f["ref_answer_2"] = ref_turn(1);
+  if (turn == 1) f["question"] = q.turns[0];
+  f["question_1"] = q.turns[0];
+  f["question_2"] = q.turns.size() > 1 ? q.turns[1] : "";
+  if (answers.size() == 1) {
+    f["answer"] = answers[0]->turns[0];
+    f["answer_1"] = answers[0]->turns[0];
+    f["answer_2"] = answers[0]->turns[1];
+  } else {
+    f["answer_a"] = answers[0]->turns[0];
+    f["answer_b"] = answers[1]->turns[0];
+    f["answer_a_1"] = answers[0]->turns[0];
+    f["answer_b_1"] = answers[1]->turns[0];
+    f["answer_a_2"] = answers[0]->turns[1];
+    f["answer_b_2"] = answers[1]->turns[1];
+  }
+  return f;
+}
+
+struct Pending {
+  std::string key;
+  JudgeRequest request;
+  nlohmann::json record;  // what is known before the judge answers
+};
+
+// Asks the judge for every pending request, caching each reply that came; throws afterwards if any failed.
+void run_pending(std::vector<Pending>& pending, Judge& judge, JudgmentCache& cache, bool single) {
+  if (pending.empty()) return;
+  std::vector<JudgeRequest> requests;
+  for (const auto& p : pending) requests.push_back(p.request);
+  auto replies = judge.complete(requests);
+  std::string first_error;
+  int64_t failed = 0;
+  for (size_t i = 0; i < pending.size(); ++i) {
+    if (!replies[i].error.empty()) {
+      if (first_error.empty()) first_error = replies[i].error;
+      ++failed;
+      continue;
+    }
+    nlohmann::json rec = pending[i].record;
+    rec["judgment"] = replies[i].text;
+    if (single) rec["score"] = parse_rating(replies[i].text);
+    else rec["verdict"] = std::string(1, parse_verdict(replies[i].text));
+    cache.add(pending[i].key, rec);
+  }
+  CHATMILL_CHECK(failed == 0, failed, " of ", pending.size(), " judgments failed (", first_error, "); the ",
+                 pending.size() - failed, " that came are cached and will not be asked again");
+}
+
+}  // namespace
+
+int64_t generate_mt_answers(const model::Model& m, const model::Tokenizer& tok, const std::vector<MtQuestion>& questions,
+                            const AnswerOptions& o, const fs::path& answers_file) {
+  const auto done = load_model_answers(answers_file);
+  std::vector<const MtQuestion*> todo;
+  for (const auto& q : questions)
+    if (!done.count(q.id) || done.at(q.id).turns.size() < q.turns.size()) todo.push_back(&q);
+  data::SegmentEncoder enc(tok);
+  model::GenerateOptions go;
+  go.tokenizer = &tok;
+  int64_t made = 0;
+  for (size_t start = 0; start < todo.size(); start += static_cast<size_t>(o.batch_size)) {
+    const size_t end = std::min(todo.size(), start + static_cast<size_t>(o.batch_size));
+    std::vector<std::vector<std::string>> convs(end - start);
+    const size_t turns = todo[start]->turns.size();
+    for (size_t t = 0; t < turns; ++t) {
+      std::vector<model::GenerationRequest> reqs;
+      for (size_t i = start; i < end; ++i) {
+        const MtQuestion& q = *todo[i];
+        auto& conv = convs[i - start];
+        conv.push_back(t < q.turns.size() ? q.turns[t] : "");
+        const auto e = enc.encode(o.tmpl.prompt_segments(conversation_of(conv)));
+        model::GenerationRequest r;
+        r.prompt.assign(e.ids.begin(), e.ids.end());
+        r.max_new_tokens = o.max_new_tokens;
+        r.sampling.temperature = mt_bench_temperature(q.category);  // < 1e-4 is greedy, as FastChat
+        r.seed = o.seed + static_cast<uint64_t>(q.id) * 2 + t;
+        reqs.push_back(std::move(r));
+      }
+      auto results = model::generate(m, reqs, go);
+      for (size_t i = start; i < end; ++i) convs[i - start].push_back(results[i - start].text);
+    }
+    for (size_t i = start; i < end; ++i) {
+      ModelAnswer a;
+      a.question_id = todo[i]->id;
+      a.model_id = o.model_id;
+      a.answer_id = sha256_string(o.model_id + ":" + std::to_string(a.question_id)).substr(0, 22);
+      for (size_t k = 1; k < convs[i - start].size(); k += 2) a.turns.push_back(convs[i - start][k]);
+      a.tstamp = now_s();
+      append_model_answer(answers_file, a);
+      ++made;
+    }
+  }
+  return made;
+}
+
+JudgmentCache::JudgmentCache(fs::path file) : file_(std::move(file)) {
+  if (!fs::exists(file_)) return;
+  std::ifstream in(file_);
+  std::string line;
+  while (std::getline(in, line)) {
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_object() && j.contains("key")) entries_[j["key"]] = j;  // a torn last line (a killed run) is skipped
+  }
+}
+
+const nlohmann::json* JudgmentCache::find(const std::string& key) const {
+  auto it = entries_.find(key);
+  return it == entries_.end() ? nullptr : &it->second;
+}
+
+void JudgmentCache::add(const std::string& key, nlohmann::json record) {
+  record["key"] = key;
+  if (file_.has_parent_path()) fs::create_directories(file_.parent_path());
+  std::ofstream out(file_, std::ios::app);
+  CHATMILL_CHECK(out, "cannot write the judgment cache ", file_);
+  out << record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+  out.flush();
+  entries_[key] = std::move(record);
+}
+
+std::map<int64_t, std::vector<std::string>> load_references(const fs::path& file) {
+  std::map<int64_t, std::vector<std::string>> out;
+  for (auto& [id, a] : load_model_answers(file)) out[id] = a.turns;
+  return out;
+}
+
+void check_answers_cover(const std::vector<MtQuestion>& qs, const std::map<int64_t, ModelAnswer>& answers,
+                         const std::string& source) {
+  std::set<int64_t> ids;
+  for (const auto& q : qs) {
+    ids.insert(q.id);
+    auto it = answers.find(q.id);
+    CHATMILL_CHECK(it != answers.end(), "answer file ", source, " has no answer to question ", q.id);
+    CHATMILL_CHECK(it->second.turns.size() >= q.turns.size(), "answer file ", source, ": question ", q.id, " has ",
+                   it->second.turns.size(), " answered turns of ", q.turns.size());
+  }
+  for (const auto& [id, _] : answers)
+    CHATMILL_CHECK(ids.count(id), "answer file ", source, " answers question ", id,
+                   ", which is not in the question file: answers and questions do not belong together");
+}
+
+nlohmann::ordered_json judge_single(const JudgeInputs& in, const std::map<int64_t, ModelAnswer>& answers, Judge& judge,
+                                    JudgmentCache& cache, const fs::path& judgments_file) {
+  std::vector<Pending> pending;
+  std::vector<std::pair<std::string, nlohmann::json>> order;  // (key, record) for every judgment, in order
+  for (const auto& q : in.questions) {
+    const ModelAnswer& a = answers.at(q.id);
+    for (int turn = 1; turn <= static_cast<int>(std::min<size_t>(2, q.turns.size())); ++turn) {
+      const bool ref = needs_reference(q.category);
+      const std::string name = std::string(ref ? "single-math-v1" : "single-v1") + (turn == 2 ? "-multi-turn" : "");
+      const JudgePrompt& p = prompt_named(in, name);
+      const std::string user = fill_template(p.prompt_template, fields(in, q, turn, {&a}),
+                                             "question " + std::to_string(q.id) + ", prompt " + name);
+      const std::string key = sha256_string(nlohmann::json({q.id, turn, hash_turns(a.turns), judge.name(), name}).dump());
+      nlohmann::json rec = {{"question_id", q.id}, {"model", a.model_id}, {"turn", turn}, {"category", q.category},
+                            {"judge", judge.name()}, {"prompt", name}, {"user_prompt", user}};
+      order.emplace_back(key, rec);
+      if (!cache.find(key)) pending.push_back({key, {p.system_prompt, user, 0.0, in.judge_max_tokens}, rec});
+    }
+  }
+  run_pending(pending, judge, cache, true);
+
+  std::map<int, std::vector<double>> by_turn;
+  std::map<std::string, std::vector<double>> by_cat;
+  std::vector<double> all;
+  int64_t invalid = 0;
+  for (const auto& [key, rec] : order) {
+    const nlohmann::json& done = *cache.find(key);
+    append_json(judgments_file, done);
+    const double s = done["score"];
+    if (s < 0) {
+      ++invalid;  // no [[n]] or [n]: dropped, as FastChat drops -1
+      continue;
+    }
+    all.push_back(s);
+    by_turn[rec["turn"].get<int>()].push_back(s);
+    by_cat[rec["category"].get<std::string>()].push_back(s);
+  }
+  auto mean = [](const std::vector<double>& v) {
+    double t = 0;
+    for (double x : v) t += x;
+    return v.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(t / static_cast<double>(v.size()));
+  };
+  nlohmann::ordered_json cats = nlohmann::ordered_json::object();
+  for (const auto& [c, v] : by_cat) cats[c] = mean(v);
+  return {{"benchmark", "mt-bench"}, {"mode", "single"}, {"model", answers.empty() ? "" : answers.begin()->second.model_id},
+          {"judge", judge.name()}, {"score", mean(all)}, {"turn_1", mean(by_turn[1])}, {"turn_2", mean(by_turn[2])},
+          {"per_category", cats}, {"judgments", order.size()}, {"invalid", invalid},
+          {"newly_judged", pending.size()}};
+}
+
+nlohmann::ordered_json judge_pairwise(const JudgeInputs& in, const std::map<int64_t, ModelAnswer>& a,
+                                      const std::map<int64_t, ModelAnswer>& b, Judge& judge, JudgmentCache& cache,
+                                      const fs::path& judgments_file) {
+  std::vector<Pending> pending;
+  struct Game {
+    std::string key_ab, key_ba;
+    int64_t qid;
+    int turn;
+  };
+  std::vector<Game> games;
+  std::vector<std::pair<std::string, nlohmann::json>> order;
+  for (const auto& q : in.questions) {
+    const ModelAnswer& x = a.at(q.id);
+    const ModelAnswer& y = b.at(q.id);
+    for (int turn = 1; turn <= static_cast<int>(std::min<size_t>(2, q.turns.size())); ++turn) {
+      const bool ref = needs_reference(q.category);
+      const std::string name = std::string(ref ? "pair-math-v1" : "pair-v2") + (turn == 2 ? "-multi-turn" : "");
+      const JudgePrompt& p = prompt_named(in, name);
+      Game g{"", "", q.id, turn};
+      for (int swap = 0; swap < 2; ++swap) {
+        const ModelAnswer* first = swap ? &y : &x;
+        const ModelAnswer* second = swap ? &x : &y;
+        const std::string user = fill_template(p.prompt_template, fields(in, q, turn, {first, second}),
+                                               "question " + std::to_string(q.id) + ", prompt " + name);
+        const std::string key = sha256_string(nlohmann::json({q.id, turn, hash_turns(first->turns), hash_turns(second->turns),
+                                                              judge.name(), name}).dump());
+        nlohmann::json rec = {{"question_id", q.id}, {"model_a", first->model_id}, {"model_b", second->model_id},
+                              {"turn", turn}, {"judge", judge.name()}, {"prompt", name}, {"user_prompt", user}};
+        (swap ? g.key_ba : g.key_ab) = key;
+        order.emplace_back(key, rec);
+        if (!cache.find(key)) pending.push_back({key, {p.system_prompt, user, 0.0, in.judge_max_tokens}, rec});
+      }
+      games.push_back(g);
+    }
+  }
+  run_pending(pending, judge, cache, false);
+  for (const auto& [key, _] : order) append_json(judgments_file, *cache.find(key));
+  int64_t win = 0, loss = 0, tie = 0, inconsistent = 0;
+  for (const auto& g : games) {
+    const char v1 = cache.find(g.key_ab)->at("verdict").get<std::string>()[0];  // model a in position A
+    const char v2 = cache.find(g.key_ba)->at("verdict").get<std::string>()[0];  // model a in position B
+    const int w1 = v1 == 'A' ? 1 : v1 == 'B' ? -1 : 0;
+    const int w2 = v2 == 'B' ? 1 : v2 == 'A' ? -1 : 0;
+    if (w1 == w2) {
+      (w1 > 0 ? win : w1 < 0 ? loss : tie)++;
+    } else {
+      ++tie;  // the verdict depends on the order: a tie, as FastChat counts it
+      ++inconsistent;
+    }
+  }
+  const double n = static_cast<double>(games.size());
+  const std::string ma = a.empty() ? "" : a.begin()->second.model_id, mb = b.empty() ? "" : b.begin()->second.model_id;
+  return {{"benchmark", "mt-bench"}, {"mode", "pairwise"}, {"model_a", ma}, {"model_b", mb}, {"judge", judge.name()},
+          {"games", games.size()}, {"win", win}, {"tie", tie}, {"loss", loss}, {"inconsistent", inconsistent},
+          {"win_rate", win / n}, {"tie_rate", tie / n}, {"loss_rate", loss / n}, {"newly_judged", pending.size()}};
+}
+
+}  // namespace chatmill::eval
