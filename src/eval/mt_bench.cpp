@@ -6,8 +6,6 @@
 
 #include "common/error.h"
 #include "common/sha256.h"
-#include "data/encode.h"
-#include "model/generate.h"
 
 namespace chatmill::eval {
 
@@ -17,12 +15,6 @@ namespace {
 
 double now_s() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
-data::Conversation conversation_of(const std::vector<std::string>& texts) {
-  data::Conversation c;
-  for (size_t i = 0; i < texts.size(); ++i) c.messages.push_back({i % 2 ? data::Role::Assistant : data::Role::User, texts[i]});
-  return c;
 }
 
 std::string hash_turns(const std::vector<std::string>& turns) {
@@ -70,16 +62,25 @@ std::map<std::string, std::string> fields(const JudgeInputs& in, const MtQuestio
   return f;
 }
 
+ChatRequest judge_request(const std::string& system, const std::string& user, int64_t max_tokens) {
+  ChatRequest r;
+  r.system = system;
+  r.user = user;
+  r.temperature = 0.0;
+  r.max_tokens = max_tokens;
+  return r;
+}
+
 struct Pending {
   std::string key;
-  JudgeRequest request;
+  ChatRequest request;
   nlohmann::json record;  // what is known before the judge answers
 };
 
 // Asks the judge for every pending request, caching each reply that came; throws afterwards if any failed.
-void run_pending(std::vector<Pending>& pending, Judge& judge, JudgmentCache& cache, bool single) {
+void run_pending(std::vector<Pending>& pending, ChatModel& judge, JudgmentCache& cache, bool single) {
   if (pending.empty()) return;
-  std::vector<JudgeRequest> requests;
+  std::vector<ChatRequest> requests;
   for (const auto& p : pending) requests.push_back(p.request);
   auto replies = judge.complete(requests);
   std::string first_error;
@@ -102,43 +103,47 @@ void run_pending(std::vector<Pending>& pending, Judge& judge, JudgmentCache& cac
 
 }  // namespace
 
-int64_t generate_mt_answers(const model::Model& m, const model::Tokenizer& tok, const std::vector<MtQuestion>& questions,
-                            const AnswerOptions& o, const fs::path& answers_file) {
+int64_t generate_mt_answers(ChatModel& model, const std::vector<MtQuestion>& questions, const AnswerOptions& o,
+                            const fs::path& answers_file) {
+  CHATMILL_CHECK(o.chunk >= 1, "answer chunk must be at least 1");
   const auto done = load_model_answers(answers_file);
   std::vector<const MtQuestion*> todo;
   for (const auto& q : questions)
     if (!done.count(q.id) || done.at(q.id).turns.size() < q.turns.size()) todo.push_back(&q);
-  data::SegmentEncoder enc(tok);
-  model::GenerateOptions go;
-  go.tokenizer = &tok;
   int64_t made = 0;
-  for (size_t start = 0; start < todo.size(); start += static_cast<size_t>(o.batch_size)) {
-    const size_t end = std::min(todo.size(), start + static_cast<size_t>(o.batch_size));
-    std::vector<std::vector<std::string>> convs(end - start);
-    const size_t turns = todo[start]->turns.size();
+  for (size_t start = 0; start < todo.size(); start += static_cast<size_t>(o.chunk)) {
+    const size_t end = std::min(todo.size(), start + static_cast<size_t>(o.chunk));
+    std::vector<std::vector<std::string>> answers(end - start);
+    size_t turns = 0;
+    for (size_t i = start; i < end; ++i) turns = std::max(turns, todo[i]->turns.size());
     for (size_t t = 0; t < turns; ++t) {
-      std::vector<model::GenerationRequest> reqs;
+      std::vector<ChatRequest> reqs;
+      std::vector<size_t> rows;
       for (size_t i = start; i < end; ++i) {
         const MtQuestion& q = *todo[i];
-        auto& conv = convs[i - start];
-        conv.push_back(t < q.turns.size() ? q.turns[t] : "");
-        const auto e = enc.encode(o.tmpl.prompt_segments(conversation_of(conv)));
-        model::GenerationRequest r;
-        r.prompt.assign(e.ids.begin(), e.ids.end());
-        r.max_new_tokens = o.max_new_tokens;
-        r.sampling.temperature = mt_bench_temperature(q.category);  // < 1e-4 is greedy, as FastChat
+        if (t >= q.turns.size()) continue;
+        ChatRequest r;
+        for (size_t k = 0; k < t; ++k) r.history.emplace_back(q.turns[k], answers[i - start][k]);
+        r.user = q.turns[t];
+        r.max_tokens = o.max_new_tokens;
+        r.temperature = o.temperature >= 0 ? o.temperature : mt_bench_temperature(q.category);  // < 1e-4: greedy
         r.seed = o.seed + static_cast<uint64_t>(q.id) * 2 + t;
         reqs.push_back(std::move(r));
+        rows.push_back(i - start);
       }
-      auto results = model::generate(m, reqs, go);
-      for (size_t i = start; i < end; ++i) convs[i - start].push_back(results[i - start].text);
+      auto replies = model.complete(reqs);
+      for (size_t k = 0; k < replies.size(); ++k) {
+        CHATMILL_CHECK(replies[k].error.empty(), "answering question ", todo[start + rows[k]]->id, " turn ", t + 1, " with ",
+                       model.name(), ": ", replies[k].error, " (", made, " answers saved in ", answers_file.string(), ")");
+        answers[rows[k]].push_back(replies[k].text);
+      }
     }
     for (size_t i = start; i < end; ++i) {
       ModelAnswer a;
       a.question_id = todo[i]->id;
       a.model_id = o.model_id;
       a.answer_id = sha256_string(o.model_id + ":" + std::to_string(a.question_id)).substr(0, 22);
-      for (size_t k = 1; k < convs[i - start].size(); k += 2) a.turns.push_back(convs[i - start][k]);
+      a.turns = answers[i - start];
       a.tstamp = now_s();
       append_model_answer(answers_file, a);
       ++made;
@@ -193,7 +198,7 @@ void check_answers_cover(const std::vector<MtQuestion>& qs, const std::map<int64
                    ", which is not in the question file: answers and questions do not belong together");
 }
 
-nlohmann::ordered_json judge_single(const JudgeInputs& in, const std::map<int64_t, ModelAnswer>& answers, Judge& judge,
+nlohmann::ordered_json judge_single(const JudgeInputs& in, const std::map<int64_t, ModelAnswer>& answers, ChatModel& judge,
                                     JudgmentCache& cache, const fs::path& judgments_file) {
   std::vector<Pending> pending;
   std::vector<std::pair<std::string, nlohmann::json>> order;  // (key, record) for every judgment, in order
@@ -209,7 +214,7 @@ nlohmann::ordered_json judge_single(const JudgeInputs& in, const std::map<int64_
       nlohmann::json rec = {{"question_id", q.id}, {"model", a.model_id}, {"turn", turn}, {"category", q.category},
                             {"judge", judge.name()}, {"prompt", name}, {"user_prompt", user}};
       order.emplace_back(key, rec);
-      if (!cache.find(key)) pending.push_back({key, {p.system_prompt, user, 0.0, in.judge_max_tokens}, rec});
+      if (!cache.find(key)) pending.push_back({key, judge_request(p.system_prompt, user, in.judge_max_tokens), rec});
     }
   }
   run_pending(pending, judge, cache, true);
@@ -244,7 +249,7 @@ nlohmann::ordered_json judge_single(const JudgeInputs& in, const std::map<int64_
 }
 
 nlohmann::ordered_json judge_pairwise(const JudgeInputs& in, const std::map<int64_t, ModelAnswer>& a,
-                                      const std::map<int64_t, ModelAnswer>& b, Judge& judge, JudgmentCache& cache,
+                                      const std::map<int64_t, ModelAnswer>& b, ChatModel& judge, JudgmentCache& cache,
                                       const fs::path& judgments_file) {
   std::vector<Pending> pending;
   struct Game {
@@ -273,7 +278,7 @@ nlohmann::ordered_json judge_pairwise(const JudgeInputs& in, const std::map<int6
                               {"turn", turn}, {"judge", judge.name()}, {"prompt", name}, {"user_prompt", user}};
         (swap ? g.key_ba : g.key_ab) = key;
         order.emplace_back(key, rec);
-        if (!cache.find(key)) pending.push_back({key, {p.system_prompt, user, 0.0, in.judge_max_tokens}, rec});
+        if (!cache.find(key)) pending.push_back({key, judge_request(p.system_prompt, user, in.judge_max_tokens), rec});
       }
       games.push_back(g);
     }

@@ -11,26 +11,24 @@
 
 #include <nlohmann/json.hpp>
 
-#include "data/chat_template.h"
-#include "eval/judge.h"
+#include "eval/chat_model.h"
 #include "eval/mt_bench_data.h"
-#include "model/tokenizer.h"
-#include "model/transformer.h"
 
 namespace chatmill::eval {
 
 struct AnswerOptions {
-  data::ChatTemplate tmpl = data::ChatTemplate::by_name("vicuna_v1.1");
   std::string model_id = "model";
   int64_t max_new_tokens = 1024;
-  int64_t batch_size = 8;
+  double temperature = -1;  // >= 0: used for every question instead of FastChat's per-category table
+  int64_t chunk = 16;  // questions answered (every turn) before their answers are appended to the file
   uint64_t seed = 0;
 };
 
-// Generates the answers missing from `answers_file` (FastChat's answer format), appending each question's
-// answer as soon as both turns exist: an interrupted run keeps what it made. Returns how many it generated.
-int64_t generate_mt_answers(const model::Model& m, const model::Tokenizer& tok, const std::vector<MtQuestion>& questions,
-                            const AnswerOptions& o, const std::filesystem::path& answers_file);
+// Generates the answers missing from `answers_file` (FastChat's answer format) with the model under test:
+// turn t is asked with the model's own earlier answers in the conversation, at the category's temperature.
+// Answers are appended chunk by chunk, so an interrupted run keeps what it made. Returns how many it generated.
+int64_t generate_mt_answers(ChatModel& model, const std::vector<MtQuestion>& questions, const AnswerOptions& o,
+                            const std::filesystem::path& answers_file);
 
 // Judgments already paid for: JSON Lines, appended as they come.
 class JudgmentCache {
@@ -58,12 +56,12 @@ std::map<int64_t, std::vector<std::string>> load_references(const std::filesyste
 // Single-answer grading of every question and turn. Returns the summary (score = mean of the valid ratings,
 // per turn, per category, invalid count) and appends each judgment to `judgments_file`. New judgments are
 // cached as they arrive; if the judge fails, the error is thrown after those are saved.
-nlohmann::ordered_json judge_single(const JudgeInputs& in, const std::map<int64_t, ModelAnswer>& answers, Judge& judge,
+nlohmann::ordered_json judge_single(const JudgeInputs& in, const std::map<int64_t, ModelAnswer>& answers, ChatModel& judge,
                                     JudgmentCache& cache, const std::filesystem::path& judgments_file);
 
 // Pairwise: each question and turn judged twice, A-B and B-A; a verdict that flips with the order is a tie.
 nlohmann::ordered_json judge_pairwise(const JudgeInputs& in, const std::map<int64_t, ModelAnswer>& a,
-                                      const std::map<int64_t, ModelAnswer>& b, Judge& judge, JudgmentCache& cache,
+                                      const std::map<int64_t, ModelAnswer>& b, ChatModel& judge, JudgmentCache& cache,
                                       const std::filesystem::path& judgments_file);
 
 // Every question answered (two turns), and no answer for a question not in the file; errors name them.

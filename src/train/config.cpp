@@ -127,6 +127,11 @@ TrainConfig TrainConfig::load(const std::filesystem::path& file, const std::vect
   l.read("peak_tflops", c.logging.peak_tflops);
   l.check_unknown();
 
+  if (root.has("eval")) {
+    YamlObject e = root.object("eval");
+    c.eval = eval::read_eval_suite(e);
+  }
+
   root.check_unknown();
   errors->throw_if_any(file.string());
   return c;
@@ -155,7 +160,8 @@ nlohmann::ordered_json TrainConfig::to_json() const {
           {"checkpoint",
            {{"every_steps", checkpoint.every_steps}, {"keep_last", checkpoint.keep_last}, {"resume", checkpoint.resume},
             {"pause_before_commit_ms", checkpoint.pause_before_commit_ms}}},
-          {"logging", {{"every_steps", logging.every_steps}, {"progress", logging.progress}, {"peak_tflops", logging.peak_tflops}}}};
+          {"logging", {{"every_steps", logging.every_steps}, {"progress", logging.progress}, {"peak_tflops", logging.peak_tflops}}},
+          {"eval", eval.empty() ? nlohmann::ordered_json(nullptr) : eval::eval_suite_json(eval)}};
 }
 
 }  // namespace chatmill::train

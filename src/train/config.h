@@ -8,6 +8,8 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "eval/suite.h"
+
 namespace chatmill::train {
 
 enum class Precision { Float32, Bf16Mixed, Bf16Pure };  // mixed: bf16 compute, fp32 master weights and state
@@ -82,6 +84,7 @@ struct TrainConfig {
   ParallelConfig parallel;
   CheckpointConfig checkpoint;
   LoggingConfig logging;
+  eval::EvalSuite eval;  // benchmarks on the weights in memory: at the end, and every eval.every_steps
 
   // Parses `file` with overrides; throws chatmill::Error listing every problem (file:line: key: what).
   static TrainConfig load(const std::filesystem::path& file, const std::vector<std::string>& overrides = {});

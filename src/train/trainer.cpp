@@ -10,6 +10,7 @@
 #include "common/error.h"
 #include "common/sha256.h"
 #include "data/token_store.h"
+#include "eval/suite.h"
 #include "model/hf_checkpoint.h"
 #include "model/tokenizer.h"
 #include "train/checkpoint.h"
@@ -153,6 +154,21 @@ TrainSummary run_training(const TrainConfig& cfg, const DistEnv& env) {
     return save_checkpoint(out, req, *comm);
   };
 
+  // Benchmarks on the weights in memory (no export, no subprocess); rank 0 runs them while the others wait.
+  auto evaluate = [&](int64_t step) {
+    if (cfg.eval.empty()) return;
+    model::Model snapshot(pm.config(), pm.full_weights());  // collective under ZeRO-3: every rank takes part
+    if (lead) {
+      CHATMILL_CHECK(setup.tokenizer, "eval: the model has no tokenizer.model; set model.tokenizer");
+      const model::Tokenizer tok = model::Tokenizer::load(*setup.tokenizer);
+      const std::string name = out.filename().string() + "-step-" + std::to_string(step);
+      auto results = eval::run_eval_suite({snapshot, tok, name, {}}, cfg.eval, out / "eval" / ("step-" + std::to_string(step)));
+      metrics.log({{"event", "eval"}, {"step", step}, {"results", results}});
+    }
+    at::Tensor sync = at::zeros({1}, at::kDouble).to(device);
+    comm->all_reduce_sum(sync);  // the others wait here (within parallel.timeout_s)
+  };
+
   TrainSummary summary;
   summary.first_step = start;
   summary.steps = start;
@@ -222,10 +238,12 @@ TrainSummary run_training(const TrainConfig& cfg, const DistEnv& env) {
       save(step + 1, loss);
       last_saved = step + 1;
     }
+    if (cfg.eval.every_steps > 0 && (step + 1) % cfg.eval.every_steps == 0 && step + 1 < total) evaluate(step + 1);
   }
   if (last_saved != summary.steps) summary.final_checkpoint = save(summary.steps, last_loss);
   else if (auto l = latest_checkpoint(out)) summary.final_checkpoint = *l;
   summary.last_loss = last_loss;
+  if (summary.steps > summary.first_step || !resume) evaluate(summary.steps);
   if (lead) metrics.finish();
   return summary;
 }

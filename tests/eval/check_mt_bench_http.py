@@ -157,14 +157,13 @@ def main():
             for a in jsonl(os.path.join(SAMPLE, "reference_answer", "sample-reference.jsonl"))}
     prompts = {p["name"]: p for p in jsonl(os.path.join(SAMPLE, "judge_prompts.jsonl"))}
 
-    def mt(out, model="model-a", extra=()):
+    def mt(out, model="model-a", extra=(), judge_extra="retries=2"):
         return chatmill("eval", "mt-bench", "--model", os.path.join(work, model), "--questions",
                         os.path.join(SAMPLE, "question.jsonl"), "--judge-prompts",
                         os.path.join(SAMPLE, "judge_prompts.jsonl"), "--reference",
                         os.path.join(SAMPLE, "reference_answer", "sample-reference.jsonl"), "--out",
-                        os.path.join(work, out), "--max-new-tokens", "24", "--threads", "2", "--judge-url", url,
-                        "--judge-model", "judge-x", "--judge-api-key-env", "JUDGE_KEY", "--judge-backoff", "0.05",
-                        "--judge-retries", "2", "--judge-concurrency", "4", *extra)
+                        os.path.join(work, out), "--max-new-tokens", "24", "--threads", "2", "--judge",
+                        f"url={url},model=judge-x,key_env=JUDGE_KEY,backoff=0.05,concurrency=4,{judge_extra}", *extra)
 
     # 1. A good judge: prompts as FastChat fills them, scores as FastChat parses and averages them.
     r = mt("good")
@@ -217,23 +216,21 @@ def main():
     expect(r.returncode == 0 and len(srv.requests) - n == 32, f"flaky judge: retried once each ({len(srv.requests) - n})")
 
     # 5. Failures: clear errors, exit 2, and nothing that came is lost.
-    for mode, extra, words in (("garbage", (), "not an OpenAI chat completion"),
-                               ("error500", (), "HTTP 500"),
-                               ("slow", ("--judge-timeout", "0.5"), "no response")):
+    for mode, judge_extra, words in (("garbage", "retries=2", "not an OpenAI chat completion"),
+                                     ("error500", "retries=2", "HTTP 500"),
+                               ("slow", "retries=2,timeout=0.5", "no response")):
         srv.mode = mode
-        r = mt(mode, extra=extra)
+        r = mt(mode, judge_extra=judge_extra)
         expect(r.returncode == 2 and words in r.stderr and "judgments failed" in r.stderr,
                f"{mode}: exit 2 and '{words}' ({r.stderr.strip()[-200:]})")
     r = chatmill("eval", "mt-bench", "--model", os.path.join(work, "model-a"), "--questions",
                  os.path.join(SAMPLE, "question.jsonl"), "--judge-prompts", os.path.join(SAMPLE, "judge_prompts.jsonl"),
                  "--reference", os.path.join(SAMPLE, "reference_answer", "sample-reference.jsonl"), "--out",
-                 os.path.join(work, "good"), "--judge-url", "http://127.0.0.1:1/v1", "--judge-model", "j",
-                 "--judge-retries", "0")
+                 os.path.join(work, "good"), "--judge", "url=http://127.0.0.1:1/v1,model=j,retries=0")
     expect(r.returncode == 2 and "is the endpoint up" in r.stderr, "judge down: exit 2, says so")
     r2 = chatmill("eval", "mt-bench", "--model", os.path.join(work, "model-a"), "--questions",
                   os.path.join(SAMPLE, "question.jsonl"), "--judge-prompts", os.path.join(SAMPLE, "judge_prompts.jsonl"),
-                  "--out", os.path.join(work, "nokey"), "--judge-url", url, "--judge-model", "j",
-                  "--judge-api-key-env", "JUDGE_KEY", env_key=False)
+                  "--out", os.path.join(work, "nokey"), "--judge", f"url={url},model=j,key_env=JUDGE_KEY", env_key=False)
     expect(r2.returncode == 2 and "JUDGE_KEY is not set" in r2.stderr, "missing API key variable: clear error")
 
     srv.mode = "half"

@@ -84,12 +84,12 @@ TEST(MtBench, RealFastChatPromptsLoadAndFill) {
   eval::JudgeInputs in{qs, refs, eval::load_judge_prompts(dir / "judge_prompts.jsonl")};
   ASSERT_EQ(in.prompts.size(), 8u);
   // Judge every question with a judge that records the prompts: every template fills, every field is used.
-  struct Recorder : eval::Judge {
-    std::vector<eval::JudgeRequest> seen;
+  struct Recorder : eval::ChatModel {
+    std::vector<eval::ChatRequest> seen;
     std::string name() const override { return "recorder"; }
-    std::vector<eval::JudgeReply> complete(const std::vector<eval::JudgeRequest>& r) override {
+    std::vector<eval::ChatReply> complete(const std::vector<eval::ChatRequest>& r) override {
       seen.insert(seen.end(), r.begin(), r.end());
-      return std::vector<eval::JudgeReply>(r.size(), {"Rating: [[5]]", ""});
+      return std::vector<eval::ChatReply>(r.size(), {"Rating: [[5]]", ""});
     }
   } judge;
   std::map<int64_t, eval::ModelAnswer> answers;
@@ -142,9 +142,9 @@ TEST(MtBench, BrokenFilesNameFileLineAndField) {
   // A math question without a reference answer cannot be judged.
   answers[5] = {5, "a", "m", {"x", "y"}, 0};
   eval::JudgeInputs in{qs, {}, eval::load_judge_prompts(sample() / "judge_prompts.jsonl")};
-  struct Never : eval::Judge {
+  struct Never : eval::ChatModel {
     std::string name() const override { return "never"; }
-    std::vector<eval::JudgeReply> complete(const std::vector<eval::JudgeRequest>&) override { return {}; }
+    std::vector<eval::ChatReply> complete(const std::vector<eval::ChatRequest>&) override { return {}; }
   } never;
   eval::JudgmentCache cache(dir / "cache.jsonl");
   testing::expect_error([&] { eval::judge_single(in, answers, never, cache, dir / "j.jsonl"); },
@@ -162,11 +162,13 @@ TEST(MtBench, SecondTurnSeesTheOwnFirstAnswerBatchedEqualsAloneAndResumes) {
   eval::AnswerOptions o;
   o.max_new_tokens = 12;
   o.model_id = "tiny";
-  o.batch_size = 4;
+  const auto tmpl = data::ChatTemplate::by_name("vicuna_v1.1");
+  auto batched_chat = eval::make_local_chat(t.m, t.tok, tmpl, "tiny", 4);
+  auto alone_chat = eval::make_local_chat(t.m, t.tok, tmpl, "tiny", 1);
   auto dir = testing::scratch("mt_answers");
-  EXPECT_EQ(eval::generate_mt_answers(t.m, t.tok, greedy, o, dir / "batched.jsonl"), 4);
-  o.batch_size = 1;
-  EXPECT_EQ(eval::generate_mt_answers(t.m, t.tok, greedy, o, dir / "alone.jsonl"), 4);
+  EXPECT_EQ(eval::generate_mt_answers(*batched_chat, greedy, o, dir / "batched.jsonl"), 4);
+  o.chunk = 3;  // chunks that do not divide the questions
+  EXPECT_EQ(eval::generate_mt_answers(*alone_chat, greedy, o, dir / "alone.jsonl"), 4);
   auto batched = eval::load_model_answers(dir / "batched.jsonl");
   auto alone = eval::load_model_answers(dir / "alone.jsonl");
   ASSERT_EQ(batched.size(), 4u);
@@ -178,7 +180,7 @@ TEST(MtBench, SecondTurnSeesTheOwnFirstAnswerBatchedEqualsAloneAndResumes) {
   data::Conversation c;
   c.messages = {{data::Role::User, q.turns[0]}, {data::Role::Assistant, a.turns[0]}, {data::Role::User, q.turns[1]}};
   data::SegmentEncoder enc(t.tok);
-  auto e = enc.encode(o.tmpl.prompt_segments(c));
+  auto e = enc.encode(tmpl.prompt_segments(c));
   model::GenerationRequest r;
   r.prompt.assign(e.ids.begin(), e.ids.end());
   r.max_new_tokens = 12;
@@ -193,12 +195,11 @@ TEST(MtBench, SecondTurnSeesTheOwnFirstAnswerBatchedEqualsAloneAndResumes) {
   std::getline(in, l1);
   std::getline(in, l2);
   write(dir / "partial.jsonl", l1 + "\n" + l2 + "\n");
-  o.batch_size = 4;
-  EXPECT_EQ(eval::generate_mt_answers(t.m, t.tok, greedy, o, dir / "partial.jsonl"), 2);
+  EXPECT_EQ(eval::generate_mt_answers(*batched_chat, greedy, o, dir / "partial.jsonl"), 2);
   auto resumed = eval::load_model_answers(dir / "partial.jsonl");
   ASSERT_EQ(resumed.size(), 4u);
   for (const auto& g : greedy) EXPECT_EQ(resumed.at(g.id).turns, batched.at(g.id).turns);
-  EXPECT_EQ(eval::generate_mt_answers(t.m, t.tok, greedy, o, dir / "partial.jsonl"), 0);
+  EXPECT_EQ(eval::generate_mt_answers(*batched_chat, greedy, o, dir / "partial.jsonl"), 0);
 }
 
 TEST(MtBench, CacheSurvivesATornLineAndLocalJudgeIsTheModelsGreedyAnswer) {
@@ -217,16 +218,26 @@ TEST(MtBench, CacheSurvivesATornLineAndLocalJudgeIsTheModelsGreedyAnswer) {
 
   TinyModel t;
   auto tmpl = data::ChatTemplate::by_name("vicuna_v1.1");
-  auto judge = eval::make_local_judge(t.m, t.tok, tmpl, "local:tiny", 2);
-  std::vector<eval::JudgeRequest> reqs = {{"You are a judge.", "Rate this.", 0.0, 10}, {"", "Rate that, please.", 0.0, 10},
-                                          {"System.", "Third.", 0.0, 10}};
+  auto judge = eval::make_local_chat(t.m, t.tok, tmpl, "local:tiny", 2);
+  std::vector<eval::ChatRequest> reqs(3);
+  reqs[0].system = "You are a judge.";
+  reqs[0].user = "Rate this.";
+  reqs[1].user = "Rate that, please.";
+  reqs[2].system = "System.";
+  reqs[2].history = {{"An earlier question.", "An earlier answer."}};
+  reqs[2].user = "Third.";
+  for (auto& r : reqs) r.max_tokens = 10;
   auto replies = judge->complete(reqs);
   ASSERT_EQ(replies.size(), 3u);
   data::SegmentEncoder enc(t.tok);
   for (size_t i = 0; i < reqs.size(); ++i) {
     data::Conversation c;
     c.system = reqs[i].system;
-    c.messages = {{data::Role::User, reqs[i].user}};
+    for (const auto& [u, a] : reqs[i].history) {
+      c.messages.push_back({data::Role::User, u});
+      c.messages.push_back({data::Role::Assistant, a});
+    }
+    c.messages.push_back({data::Role::User, reqs[i].user});
     auto e = enc.encode(tmpl.prompt_segments(c));
     model::GenerationRequest r;
     r.prompt.assign(e.ids.begin(), e.ids.end());
@@ -251,11 +262,11 @@ TEST(MtBench, AggregatesAndCachesWithAScriptedJudge) {
     a[q.id] = {q.id, "x", "model-a", {"alpha-1", "alpha-2"}, 0};
     b[q.id] = {q.id, "y", "model-b", {"beta-1", "beta-2"}, 0};
   }
-  struct Scripted : eval::Judge {
+  struct Scripted : eval::ChatModel {
     int64_t calls = 0;
     std::string name() const override { return "scripted"; }
-    std::vector<eval::JudgeReply> complete(const std::vector<eval::JudgeRequest>& r) override {
-      std::vector<eval::JudgeReply> out;
+    std::vector<eval::ChatReply> complete(const std::vector<eval::ChatRequest>& r) override {
+      std::vector<eval::ChatReply> out;
       for (const auto& x : r) {
         ++calls;
         if (x.user.find("[Assistant A]") != std::string::npos || x.user.find("Assistant A's") != std::string::npos) {

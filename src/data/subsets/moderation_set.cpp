@@ -27,9 +27,7 @@ int set_index(const char* top) {
   return -1;
 }
 
-std::string category_label(int i) {
-  return i < 0 ? "6. None of the above" : std::to_string(i + 1) + ". " + kModerationSetCategories[i];
-}
+std::string category_label(int i) { return moderation_category_label(i); }
 
 nlohmann::ordered_json sharegpt_entry(const std::string& id, const std::string& human, const std::string& gpt) {
   return {{"id", id}, {"conversations", {{{"from", "human"}, {"value", human}}, {{"from", "gpt"}, {"value", gpt}}}}};
@@ -100,12 +98,20 @@ void ModerationSetBuilder::add(const Conversation& c) {
   }
 }
 
-std::string ModerationSetBuilder::instruction(const std::string& message) const {
+std::string moderation_category_label(int i) {
+  return i < 0 ? "6. None of the above" : std::to_string(i + 1) + ". " + kModerationSetCategories[i];
+}
+
+std::string moderation_instruction(const std::string& prompt_text, const std::string& message) {
   std::string cats;
   for (int i = 0; i < 5; ++i) cats += category_label(i) + "\n";
   cats += category_label(-1);
-  return replace_all(replace_all(replace_all(prompt_text_, "{categories}", cats), "{none}", category_label(-1)),
+  return replace_all(replace_all(replace_all(prompt_text, "{categories}", cats), "{none}", category_label(-1)),
                      "{message}", message);
+}
+
+std::string ModerationSetBuilder::instruction(const std::string& message) const {
+  return moderation_instruction(prompt_text_, message);
 }
 
 std::string ModerationSetBuilder::target(const std::string& explanation, const std::vector<int>& categories) {

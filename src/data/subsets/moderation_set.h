@@ -16,6 +16,12 @@ namespace chatmill::data {
 inline constexpr std::array<const char*, 5> kModerationSetCategories = {"hate", "self-harm", "sexual", "violence",
                                                                        "harassment"};
 
+// "1. hate" .. "5. harassment"; -1 gives "6. None of the above".
+std::string moderation_category_label(int index);
+// The moderation prompt (with {categories}, {none} and {message}) filled for one message; the training set and
+// the moderation evaluation both use it, so a model is evaluated on the prompt it was trained on.
+std::string moderation_instruction(const std::string& prompt_text, const std::string& message);
+
 struct ModerationSetConfig {
   int64_t per_category = 1000;           // K flagged messages per category
   int64_t non_flagged = 1000;            // K messages not flagged

@@ -1,0 +1,92 @@
+// A set of benchmarks run on one model — after training (a train config's `eval:` section, on the weights in
+// memory) or offline (`chatmill eval CONFIG` over checkpoints). Each benchmark writes its files under
+// OUT/<benchmark>/ and returns its summary with provenance (model hash, file hashes, settings, judge).
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "common/yaml_config.h"
+#include "data/chat_template.h"
+#include "model/tokenizer.h"
+#include "model/transformer.h"
+
+namespace chatmill::eval {
+
+struct MmluBench {
+  std::string data;  // folder: dev/ + test/ CSVs, or dev.jsonl + test.jsonl
+  int shots = 5;
+  std::string variant = "original";
+  int64_t max_length = 0, batch_size = 8;
+};
+
+struct MtBenchBench {
+  std::string questions, judge_prompts, reference;
+  std::string judge;    // chat model spec (eval/chat_spec.h): a folder, or url=...,model=...
+  std::string compare;  // optional: another model's answer file -> pairwise
+  int64_t max_new_tokens = 1024, judge_max_tokens = 2048;
+  uint64_t seed = 0;
+};
+
+struct ModerationBench {
+  std::string set, prompt;  // labelled JSONL; the moderation prompt file
+  std::string shots_file;   // labelled JSONL with explanations; the first `shots` are the examples
+  std::vector<int64_t> shots = {0};  // run once per value (the paper: 0 and 1)
+  int64_t max_tokens = 256;
+};
+
+struct JailbreakBench {
+  std::string set, moderation_prompt;
+  std::string moderator;  // chat model spec
+  int64_t max_tokens = 512;
+};
+
+struct EvalSuite {
+  std::string template_name = "vicuna_v1.1";  // the model's chat template
+  int64_t batch_size = 8;                     // generation batch of the model under test
+  int64_t every_steps = 0;                    // train only: also every N steps (0: only at the end)
+  std::optional<MmluBench> mmlu;
+  std::optional<MtBenchBench> mt_bench;
+  std::optional<ModerationBench> moderation;
+  std::optional<JailbreakBench> jailbreak;
+  bool empty() const { return !mmlu && !mt_bench && !moderation && !jailbreak; }
+};
+
+// Reads the mapping `y` (keys: template, batch_size, every_steps, mmlu, mt_bench, moderation, jailbreak);
+// problems go to y's error list with file and line. Relative paths stay as written (relative to the cwd).
+EvalSuite read_eval_suite(YamlObject& y);
+nlohmann::ordered_json eval_suite_json(const EvalSuite& s);
+
+struct ModelUnderTest {
+  const model::Model& model;
+  const model::Tokenizer& tokenizer;
+  std::string name;                  // recorded with results and used as the answer files' model_id
+  std::filesystem::path dir;         // the folder it was loaded from (hashed); empty: weights in memory
+};
+
+// What results record about the model under test.
+struct RunInfo {
+  std::filesystem::path model_dir;  // hashed into the provenance; empty: weights in memory
+  std::string model_name;
+  std::string template_name;
+};
+
+class ChatModel;
+
+// One benchmark each: files under `dir`, the summary (with provenance and settings) returned.
+nlohmann::ordered_json run_mmlu(const model::Model& m, const model::Tokenizer& tok, const MmluBench& b,
+                                const std::filesystem::path& dir, const RunInfo& info);
+nlohmann::ordered_json run_mt_bench(ChatModel& model, const MtBenchBench& b, const std::filesystem::path& dir, const RunInfo& info);
+nlohmann::ordered_json run_moderation(ChatModel& model, const ModerationBench& b, const std::filesystem::path& dir,
+                                      const RunInfo& info);
+nlohmann::ordered_json run_jailbreak(ChatModel& model, const JailbreakBench& b, const std::filesystem::path& dir,
+                                     const RunInfo& info);
+
+// Runs every benchmark of `s`; OUT/<benchmark>/... and returns {"mmlu": {...}, "mt_bench": {...}, ...}.
+nlohmann::ordered_json run_eval_suite(const ModelUnderTest& m, const EvalSuite& s, const std::filesystem::path& out);
+
+}  // namespace chatmill::eval
