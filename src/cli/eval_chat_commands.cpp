@@ -8,6 +8,7 @@
 #include "common/error.h"
 #include "eval/arena_hard.h"
 #include "eval/chat_spec.h"
+#include "eval/provenance.h"
 #include "eval/suite.h"
 
 namespace chatmill::cli {
@@ -31,7 +32,8 @@ Subject load_subject(const std::string& text, const std::string& model_id) {
   s.chat = std::make_unique<eval::LoadedChat>(s.spec);
   std::string name = model_id;
   if (name.empty()) name = s.spec.local.empty() ? s.spec.http.model : s.spec.name.substr(s.spec.name.find(':') + 1);
-  s.info = {s.spec.local, name, s.spec.local.empty() ? "(endpoint)" : s.spec.template_name};
+  s.info = {s.spec.local, name, s.spec.local.empty() ? "(endpoint)" : s.spec.template_name,
+            s.spec.local.empty() ? "endpoint:" + s.spec.name : eval::model_hash(s.spec.local)};
   return s;
 }
 

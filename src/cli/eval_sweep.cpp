@@ -12,7 +12,6 @@
 #include "cli/eval_commands.h"
 #include "cli/options.h"
 #include "common/error.h"
-#include "common/yaml_config.h"
 #include "eval/chat_spec.h"
 #include "eval/report.h"
 #include "eval/suite.h"
@@ -23,32 +22,6 @@ namespace chatmill::cli {
 namespace {
 
 namespace fs = std::filesystem;
-
-struct SweepConfig {
-  std::vector<std::string> checkpoints;
-  std::string output_dir = "eval", dtype = "float32", device = "cpu", tokenizer, title = "chatmill evaluation";
-  int threads = 0;
-  eval::EvalSuite suite;
-};
-
-SweepConfig load_sweep(const std::string& file, const std::vector<std::string>& overrides) {
-  auto errors = std::make_shared<ConfigErrors>();
-  YamlObject root(load_yaml(file, overrides), "", file, errors);
-  SweepConfig c;
-  root.read("checkpoints", c.checkpoints, true);
-  root.read("output_dir", c.output_dir);
-  root.read("dtype", c.dtype);
-  root.read("device", c.device);
-  root.read("tokenizer", c.tokenizer);
-  root.read("threads", c.threads);
-  root.read("title", c.title);
-  YamlObject e = root.object("eval");
-  c.suite = eval::read_eval_suite(e);
-  root.check_unknown();
-  if (c.suite.empty()) errors->add(root.where("eval") + ": no benchmark (mmlu, mt_bench, moderation, jailbreak)");
-  errors->throw_if_any(file);
-  return c;
-}
 
 // Paths as given, globs expanded (sorted); a pattern that matches nothing is an error.
 std::vector<fs::path> expand(const std::vector<std::string>& patterns, const std::string& file) {
@@ -85,7 +58,7 @@ std::string label_of(const fs::path& p, std::set<std::string>& used) {
 }  // namespace
 
 void run_eval_sweep(const std::string& file, const std::vector<std::string>& overrides) {
-  SweepConfig c = load_sweep(file, overrides);
+  eval::SweepConfig c = eval::load_sweep_config(file, overrides);
   set_threads(c.threads);
   const auto dirs = expand(c.checkpoints, file);
   const fs::path out(c.output_dir);

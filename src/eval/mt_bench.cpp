@@ -47,17 +47,18 @@ std::map<std::string, std::string> fields(const JudgeInputs& in, const MtQuestio
   if (turn == 1) f["question"] = q.turns[0];
   f["question_1"] = q.turns[0];
   f["question_2"] = q.turns.size() > 1 ? q.turns[1] : "";
+  auto turn_of = [](const ModelAnswer* a, size_t k) { return a->turns.size() > k ? a->turns[k] : std::string(); };
   if (answers.size() == 1) {
-    f["answer"] = answers[0]->turns[0];
-    f["answer_1"] = answers[0]->turns[0];
-    f["answer_2"] = answers[0]->turns[1];
+    f["answer"] = turn_of(answers[0], 0);
+    f["answer_1"] = turn_of(answers[0], 0);
+    f["answer_2"] = turn_of(answers[0], 1);
   } else {
-    f["answer_a"] = answers[0]->turns[0];
-    f["answer_b"] = answers[1]->turns[0];
-    f["answer_a_1"] = answers[0]->turns[0];
-    f["answer_b_1"] = answers[1]->turns[0];
-    f["answer_a_2"] = answers[0]->turns[1];
-    f["answer_b_2"] = answers[1]->turns[1];
+    f["answer_a"] = turn_of(answers[0], 0);
+    f["answer_b"] = turn_of(answers[1], 0);
+    f["answer_a_1"] = turn_of(answers[0], 0);
+    f["answer_b_1"] = turn_of(answers[1], 0);
+    f["answer_a_2"] = turn_of(answers[0], 1);
+    f["answer_b_2"] = turn_of(answers[1], 1);
   }
   return f;
 }

@@ -18,10 +18,11 @@ std::string model_hash(const fs::path& dir) {
   return sha256_string(all);
 }
 
-nlohmann::ordered_json provenance(const fs::path& model_dir, const std::vector<fs::path>& files) {
+nlohmann::ordered_json provenance(const fs::path& model_dir, const std::vector<fs::path>& files,
+                                  const std::string& model_sha256) {
   nlohmann::ordered_json f = nlohmann::ordered_json::array();
   for (const auto& p : files) f.push_back({{"path", p.string()}, {"sha256", sha256_file(p)}});
-  return {{"model", model_dir.string()}, {"model_sha256", model_hash(model_dir)}, {"files", f}};
+  return {{"model", model_dir.string()}, {"model_sha256", model_sha256.empty() ? model_hash(model_dir) : model_sha256}, {"files", f}};
 }
 
 }  // namespace chatmill::eval

@@ -27,6 +27,7 @@ std::string esc(const std::string& s) {
 
 std::string fmt(const nlohmann::ordered_json& v) {
   if (!v.is_number()) return "–";
+  if (v.is_number_integer()) return std::to_string(v.get<int64_t>());
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.3f", v.get<double>());
   return buf;

@@ -34,6 +34,7 @@ void write_jsonl(const fs::path& f, const std::vector<nlohmann::ordered_json>& r
 
 EvalSuite read_eval_suite(YamlObject& y) {
   EvalSuite s;
+  for (const char* k : {"mmlu", "mt_bench", "moderation", "jailbreak"}) (void)y.object(k);  // listed in unknown-key errors
   y.read("template", s.template_name);
   y.read("batch_size", s.batch_size);
   y.read("every_steps", s.every_steps);
@@ -101,6 +102,25 @@ EvalSuite read_eval_suite(YamlObject& y) {
   return s;
 }
 
+SweepConfig load_sweep_config(const std::string& file, const std::vector<std::string>& overrides) {
+  auto errors = std::make_shared<ConfigErrors>();
+  YamlObject root(load_yaml(file, overrides), "", file, errors);
+  SweepConfig c;
+  root.read("checkpoints", c.checkpoints, true);
+  root.read("output_dir", c.output_dir);
+  root.read("dtype", c.dtype);
+  root.read("device", c.device);
+  root.read("tokenizer", c.tokenizer);
+  root.read("threads", c.threads);
+  root.read("title", c.title);
+  YamlObject e = root.object("eval");
+  c.suite = read_eval_suite(e);
+  root.check_unknown();
+  if (c.suite.empty()) errors->add(root.where("eval") + ": no benchmark (mmlu, mt_bench, moderation, jailbreak)");
+  errors->throw_if_any(file);
+  return c;
+}
+
 nlohmann::ordered_json eval_suite_json(const EvalSuite& s) {
   nlohmann::ordered_json j = {{"template", s.template_name}, {"batch_size", s.batch_size}, {"every_steps", s.every_steps}};
   if (s.mmlu)
@@ -124,7 +144,7 @@ namespace {
 
 void stamp(nlohmann::ordered_json& summary, const RunInfo& info, std::vector<fs::path> files, nlohmann::ordered_json settings) {
   files.erase(std::remove_if(files.begin(), files.end(), [](const fs::path& p) { return p.empty(); }), files.end());
-  summary["provenance"] = provenance(info.model_dir, files);
+  summary["provenance"] = provenance(info.model_dir, files, info.model_sha256);
   summary["provenance"]["model_name"] = info.model_name;
   summary["settings"] = std::move(settings);
   summary["settings"]["template"] = info.template_name;
@@ -158,8 +178,23 @@ nlohmann::ordered_json run_mt_bench(ChatModel& model, const MtBenchBench& b, con
   in.prompts = load_judge_prompts(b.judge_prompts);
   if (!b.reference.empty()) in.references = load_references(b.reference);
   in.judge_max_tokens = b.judge_max_tokens;
-  LoadedChat judge(parse_chat_spec(b.judge, "mt_bench.judge"));  // a bad judge spec fails before any generation
+  // "self": the model under test judges its own answers (a smoke test of the pipeline, never a real score).
+  std::optional<LoadedChat> loaded;
+  if (b.judge != "self") loaded.emplace(parse_chat_spec(b.judge, "mt_bench.judge"));  // fails before any generation
+  ChatModel& judge_model = loaded ? loaded->get() : model;
   const fs::path answers_file = dir / "answers" / (info.model_name + ".jsonl");
+  // Answers are resumable; a file made by other weights under the same name must not be taken for this model's.
+  const fs::path stamp_file = dir / "answers" / (info.model_name + ".model_sha256");
+  if (fs::exists(answers_file)) {
+    std::ifstream in(stamp_file);
+    std::string made_by;
+    std::getline(in, made_by);
+    CHATMILL_CHECK(made_by == info.model_sha256, "MT-Bench answers ", answers_file.string(), " were made by weights with hash '",
+                   made_by, "', not this model's '", info.model_sha256, "': delete the file or use another output folder");
+  } else {
+    fs::create_directories(stamp_file.parent_path());
+    std::ofstream(stamp_file) << info.model_sha256 << "\n";
+  }
   AnswerOptions ao;
   ao.model_id = info.model_name;
   ao.max_new_tokens = b.max_new_tokens;
@@ -171,15 +206,15 @@ nlohmann::ordered_json run_mt_bench(ChatModel& model, const MtBenchBench& b, con
   fs::remove(dir / "judgments.jsonl");  // this run's judgments; the cache keeps every run's
   nlohmann::ordered_json r;
   if (b.compare.empty()) {
-    r = judge_single(in, answers, judge.get(), cache, dir / "judgments.jsonl");
+    r = judge_single(in, answers, judge_model, cache, dir / "judgments.jsonl");
   } else {
     auto other = load_model_answers(b.compare);
     check_answers_cover(in.questions, other, b.compare);
-    r = judge_pairwise(in, answers, other, judge.get(), cache, dir / "judgments.jsonl");
+    r = judge_pairwise(in, answers, other, judge_model, cache, dir / "judgments.jsonl");
   }
   r["answers_generated"] = made;
   stamp(r, info, {b.questions, b.judge_prompts, b.reference, b.compare},
-        {{"max_new_tokens", b.max_new_tokens}, {"seed", b.seed}, {"judge", judge.get().name()}, {"judge_temperature", 0.0},
+        {{"max_new_tokens", b.max_new_tokens}, {"seed", b.seed}, {"judge", judge_model.name()}, {"judge_temperature", 0.0},
          {"judge_max_tokens", b.judge_max_tokens}});
   write_json(dir / "results.json", r);
   return r;
@@ -215,9 +250,11 @@ nlohmann::ordered_json run_jailbreak(ChatModel& model, const JailbreakBench& b, 
   JailbreakOptions o;
   o.moderation_prompt = read_text(b.moderation_prompt, "moderation prompt");
   o.max_tokens = b.max_tokens;
-  LoadedChat moderator(parse_chat_spec(b.moderator, "jailbreak.moderator"));
-  auto r = evaluate_jailbreak(model, moderator.get(), attempts, o);
-  stamp(r.summary, info, {b.set, b.moderation_prompt}, {{"max_tokens", b.max_tokens}, {"moderator", moderator.get().name()}});
+  std::optional<LoadedChat> loaded;  // "self": the model under test moderates (pipeline smoke tests only)
+  if (b.moderator != "self") loaded.emplace(parse_chat_spec(b.moderator, "jailbreak.moderator"));
+  ChatModel& moderator = loaded ? loaded->get() : model;
+  auto r = evaluate_jailbreak(model, moderator, attempts, o);
+  stamp(r.summary, info, {b.set, b.moderation_prompt}, {{"max_tokens", b.max_tokens}, {"moderator", moderator.name()}});
   write_json(dir / "results.json", r.summary);
   write_jsonl(dir / "attempts.jsonl", r.attempts);
   return r.summary;
@@ -226,7 +263,7 @@ nlohmann::ordered_json run_jailbreak(ChatModel& model, const JailbreakBench& b, 
 nlohmann::ordered_json run_eval_suite(const ModelUnderTest& m, const EvalSuite& s, const fs::path& out) {
   nlohmann::ordered_json all = nlohmann::ordered_json::object();
   auto chat = make_local_chat(m.model, m.tokenizer, data::ChatTemplate::by_name(s.template_name), m.name, s.batch_size);
-  const RunInfo info{m.dir, m.name, s.template_name};
+  const RunInfo info{m.dir, m.name, s.template_name, model_hash(m.dir)};
   if (s.mmlu) all["mmlu"] = run_mmlu(m.model, m.tokenizer, *s.mmlu, out / "mmlu", info);
   if (s.mt_bench) all["mt_bench"] = run_mt_bench(*chat, *s.mt_bench, out / "mt_bench", info);
   if (s.moderation) all["moderation"] = run_moderation(*chat, *s.moderation, out / "moderation", info);

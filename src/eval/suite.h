@@ -26,7 +26,8 @@ struct MmluBench {
 
 struct MtBenchBench {
   std::string questions, judge_prompts, reference;
-  std::string judge;    // chat model spec (eval/chat_spec.h): a folder, or url=...,model=...
+  std::string judge;    // chat model spec (eval/chat_spec.h): a folder, or url=...,model=...; "self": the model
+                        // under test judges itself (a smoke test of the pipeline, not a score)
   std::string compare;  // optional: another model's answer file -> pairwise
   int64_t max_new_tokens = 1024, judge_max_tokens = 2048;
   uint64_t seed = 0;
@@ -41,7 +42,7 @@ struct ModerationBench {
 
 struct JailbreakBench {
   std::string set, moderation_prompt;
-  std::string moderator;  // chat model spec
+  std::string moderator;  // chat model spec; "self": the model under test (pipeline smoke tests only)
   int64_t max_tokens = 512;
 };
 
@@ -68,11 +69,22 @@ struct ModelUnderTest {
   std::filesystem::path dir;         // the folder it was loaded from (hashed); empty: weights in memory
 };
 
+// `chatmill eval CONFIG`: checkpoints (paths or globs) x the suite, one report.
+struct SweepConfig {
+  std::vector<std::string> checkpoints;
+  std::string output_dir = "eval", dtype = "float32", device = "cpu", tokenizer, title = "chatmill evaluation";
+  int threads = 0;
+  EvalSuite suite;
+};
+// Throws chatmill::Error listing every problem with file and line.
+SweepConfig load_sweep_config(const std::string& file, const std::vector<std::string>& overrides = {});
+
 // What results record about the model under test.
 struct RunInfo {
   std::filesystem::path model_dir;  // hashed into the provenance; empty: weights in memory
   std::string model_name;
   std::string template_name;
+  std::string model_sha256;         // model_hash(model_dir), computed once by whoever makes the RunInfo
 };
 
 class ChatModel;

@@ -162,7 +162,9 @@ TrainSummary run_training(const TrainConfig& cfg, const DistEnv& env) {
       CHATMILL_CHECK(setup.tokenizer, "eval: the model has no tokenizer.model; set model.tokenizer");
       const model::Tokenizer tok = model::Tokenizer::load(*setup.tokenizer);
       const std::string name = out.filename().string() + "-step-" + std::to_string(step);
-      auto results = eval::run_eval_suite({snapshot, tok, name, {}}, cfg.eval, out / "eval" / ("step-" + std::to_string(step)));
+      const fs::path dir = out / "eval" / ("step-" + std::to_string(step));
+      fs::remove_all(dir);  // results of earlier weights (a rerun of this folder) are never reused
+      auto results = eval::run_eval_suite({snapshot, tok, name, {}}, cfg.eval, dir);
       metrics.log({{"event", "eval"}, {"step", step}, {"results", results}});
     }
     at::Tensor sync = at::zeros({1}, at::kDouble).to(device);

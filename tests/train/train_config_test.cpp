@@ -12,6 +12,7 @@
 #include "model/weights.h"
 #include "train/config.h"
 #include "train/parallel/dist_env.h"
+#include "eval/suite.h"
 #include "train/parallel_model.h"
 #include "train/plan.h"
 
@@ -34,6 +35,8 @@ TEST(Configs, EveryYamlUnderConfigsParses) {
       YamlObject root(load_yaml(e.path()), "", e.path().string(), errors);
       data::TokenizeConfig::from_yaml(root);
       EXPECT_TRUE(errors->empty());
+    } else if (dir == "eval") {
+      EXPECT_NO_THROW(eval::load_sweep_config(e.path().string()));
     } else if (name.find("subsets") != std::string::npos) {
       EXPECT_NO_THROW(data::parse_build_config(e.path(), {}));
     } else {
