@@ -11,5 +11,6 @@ void add_data_command(CLI::App& app);
 void add_train_command(CLI::App& app);
 void add_plan_command(CLI::App& app);
 void add_eval_command(CLI::App& app);
+void add_serve_command(CLI::App& app);
 
 }  // namespace chatmill::cli

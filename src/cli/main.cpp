@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   chatmill::cli::add_train_command(app);
   chatmill::cli::add_plan_command(app);
   chatmill::cli::add_eval_command(app);
+  chatmill::cli::add_serve_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -2,6 +2,8 @@
 
 #include <ATen/ATen.h>
 
+#include "common/error.h"
+
 namespace chatmill::model {
 
 AttentionMask make_attention_mask(int64_t T, int64_t past, const at::Tensor& key_valid, at::Device device) {
@@ -45,7 +47,14 @@ at::Tensor attention(const LlamaConfig& cfg, const LayerWeights& w, const at::Te
   q = apply_rotary(q, rope);
   k = apply_rotary(k, rope);
 
-  if (cache != nullptr && cache->write_index.defined()) {
+  if (cache != nullptr && cache->write_rows.defined()) {
+    CHATMILL_CHECK(T == 1, "per-row cache writes take one token per row, got ", T);
+    const at::Tensor at_col = cache->write_rows.view({B, 1, 1, 1}).expand({B, Hkv, 1, D});
+    cache->k[layer].scatter_(2, at_col, k);
+    cache->v[layer].scatter_(2, at_col, v);
+    k = cache->k[layer];  // (B, Hkv, S, D): every column; the mask picks each row's own
+    v = cache->v[layer];
+  } else if (cache != nullptr && cache->write_index.defined()) {
     cache->k[layer].index_copy_(2, cache->write_index, k);
     cache->v[layer].index_copy_(2, cache->write_index, v);
     k = cache->k[layer];  // (B, Hkv, S, D): every column; the mask hides the unwritten ones

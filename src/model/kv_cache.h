@@ -19,6 +19,10 @@ struct KVCache {
   // the columns this step writes; attention then spans the whole capacity under the caller's mask, and
   // `length` is left to the caller.
   at::Tensor write_index;
+  // Per-row mode, for one-token steps of sequences at different lengths (the serving engine): when defined,
+  // (B) int64 on the cache's device, the column each row writes; attention spans the whole capacity under the
+  // caller's mask.
+  at::Tensor write_rows;
 
   static KVCache allocate(const LlamaConfig& cfg, int64_t batch, int64_t capacity, at::ScalarType dtype,
                           at::Device device);

@@ -1,0 +1,361 @@
+#include "infer/engine.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+
+#include <algorithm>
+#include <optional>
+
+#include "common/error.h"
+
+namespace chatmill::infer {
+
+namespace {
+
+size_t find_stop(const std::string& text, const std::vector<std::string>& stops) {
+  size_t best = std::string::npos;
+  for (const auto& s : stops)
+    if (!s.empty()) best = std::min(best, text.find(s));
+  return best;
+}
+
+// Bytes at the end of `text` that must wait: the start of a stop string, or an unfinished UTF-8 character.
+size_t hold_back(const std::string& text, const std::vector<std::string>& stops) {
+  size_t hold = 0;
+  for (const auto& s : stops)
+    for (size_t k = std::min(s.size() - (s.empty() ? 0 : 1), text.size()); k > hold; --k)
+      if (text.compare(text.size() - k, k, s, 0, k) == 0) {
+        hold = k;
+        break;
+      }
+  // Replacement characters at the end: SentencePiece's decoding of a character whose bytes have not all come.
+  static const std::string kReplacement = "\xEF\xBF\xBD";
+  size_t fffd = 0;
+  while (text.size() >= fffd + 3 && text.compare(text.size() - fffd - 3, 3, kReplacement) == 0) fffd += 3;
+  hold = std::max(hold, fffd);
+  // An incomplete multi-byte character (a byte-fallback piece whose continuation has not come yet).
+  for (size_t back = 1; back <= std::min<size_t>(3, text.size()); ++back) {
+    const unsigned char c = static_cast<unsigned char>(text[text.size() - back]);
+    if ((c & 0xC0) == 0x80) continue;  // continuation byte: look further back
+    const size_t need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+    if (need > back) hold = std::max(hold, back);
+    break;
+  }
+  return hold;
+}
+
+}  // namespace
+
+struct Engine::Slot {
+  bool active = false;
+  EngineRequest request;
+  std::shared_ptr<RequestHandle> handle;
+  std::unique_ptr<model::SequenceRng> rng;
+  std::vector<int64_t> tokens, unsent_tokens;
+  int64_t length = 0;   // columns of this slot's cache row in use
+  std::string sent;     // text already sent
+  std::chrono::steady_clock::time_point submitted, first_token;
+};
+
+bool RequestHandle::next(EngineEvent& out, std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (!cv_.wait_for(lock, timeout, [&] { return !events_.empty(); })) return false;
+  out = std::move(events_.front());
+  events_.pop_front();
+  return true;
+}
+
+void RequestHandle::push(EngineEvent e) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    events_.push_back(std::move(e));
+  }
+  cv_.notify_all();
+}
+
+Engine::Engine(const model::Model& m, const model::Tokenizer* tok, EngineOptions o) : m_(m), tok_(tok), o_(o) {
+  B_ = o_.max_batch;
+  S_ = o_.context > 0 ? o_.context : m.config.max_position_embeddings;
+  CHATMILL_CHECK(B_ >= 1, "engine: max_batch must be at least 1, got ", B_);
+  CHATMILL_CHECK(S_ >= 2, "engine: context must be at least 2 tokens, got ", S_);
+  CHATMILL_CHECK(!tok || tok->vocab_size() <= m.config.vocab_size, "the tokenizer has ", tok ? tok->vocab_size() : 0,
+                 " pieces but the model only ", m.config.vocab_size, " embeddings: wrong tokenizer for this model");
+  const at::Device dev = m.device();
+  cache_ = model::KVCache::allocate(m.config, B_, S_, m.dtype(), dev);
+  for (int64_t b = 0; b < B_; ++b) slots_.push_back(std::make_unique<Slot>());
+  auto longs = at::TensorOptions().dtype(at::kLong).device(dev);
+  ids_ = at::zeros({B_, 1}, longs);
+  positions_ = at::zeros({B_, 1}, longs);
+  rows_ = at::zeros({B_}, longs);
+  mask_ = at::zeros({B_, 1, 1, S_}, at::TensorOptions().dtype(at::kBool).device(dev));
+  logits_ = at::zeros({B_, m.config.vocab_size}, at::TensorOptions().dtype(at::kFloat).device(dev));
+  host_mask_ = at::zeros({B_, S_}, at::TensorOptions().dtype(at::kBool));
+  host_mask_.select(1, 0).fill_(true);  // an idle row attends to column 0 only (SDPA needs one key)
+  if (o_.cuda_graph) CHATMILL_CHECK(dev.is_cuda() && model::cuda_graphs_built(), "CUDA graphs need a CUDA build and a CUDA model");
+  thread_ = std::thread([this] { loop(); });
+}
+
+Engine::~Engine() { shutdown(); }
+
+void Engine::shutdown() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+EngineStats Engine::stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  EngineStats s = stats_;
+  s.queued = static_cast<int64_t>(queue_.size());
+  return s;
+}
+
+std::shared_ptr<RequestHandle> Engine::submit(EngineRequest r) {
+  r.sampling.validate();
+  CHATMILL_CHECK(!r.prompt.empty(), "the prompt is empty; give at least one token (e.g. bos)");
+  CHATMILL_CHECK(r.stop_strings.empty() || tok_, "stop strings need a tokenizer");
+  CHATMILL_CHECK(r.max_new_tokens >= 0, "max_new_tokens must be >= 0, got ", r.max_new_tokens);
+  for (int64_t id : r.prompt)
+    CHATMILL_CHECK(id >= 0 && id < m_.config.vocab_size, "prompt token id ", id, " is outside the vocabulary [0, ",
+                   m_.config.vocab_size, ")");
+  const int64_t n = static_cast<int64_t>(r.prompt.size());
+  CHATMILL_CHECK(n + r.max_new_tokens <= S_, "the prompt has ", n, " tokens and ", r.max_new_tokens,
+                 " new tokens were asked for: ", n + r.max_new_tokens, " exceeds the context of ", S_,
+                 " tokens; shorten the prompt or lower max_tokens");
+  auto h = std::make_shared<RequestHandle>();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    CHATMILL_CHECK(failure_.empty(), "the engine stopped after an error: ", failure_);
+    CHATMILL_CHECK(!stopping_, "the engine is shutting down");
+    queue_.push_back({std::move(r), h, std::chrono::steady_clock::now()});
+  }
+  cv_.notify_all();
+  return h;
+}
+
+std::vector<model::GenerationResult> Engine::run(const std::vector<EngineRequest>& requests) {
+  std::vector<std::shared_ptr<RequestHandle>> hs;
+  for (const auto& r : requests) hs.push_back(submit(r));
+  std::vector<model::GenerationResult> out(requests.size());
+  for (size_t i = 0; i < hs.size(); ++i) {
+    EngineEvent e;
+    while (true) {
+      if (!hs[i]->next(e, std::chrono::milliseconds(1000))) continue;
+      CHATMILL_CHECK(e.error.empty(), "generation failed: ", e.error);
+      out[i].tokens.insert(out[i].tokens.end(), e.tokens.begin(), e.tokens.end());
+      if (e.finished) {
+        out[i].text = e.full_text;
+        out[i].finish = e.finish;
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+void Engine::loop() {
+  c10::InferenceMode inference;
+  try {
+    run_loop();
+  } catch (const std::exception& e) {
+    // A failure of the model (out of memory, a CUDA error): every request gets it as its final event.
+    std::lock_guard<std::mutex> lock(mu_);
+    failure_ = e.what();
+    stopping_ = true;
+    auto fail = [&](const std::shared_ptr<RequestHandle>& h) {
+      EngineEvent ev;
+      ev.finished = true;
+      ev.error = failure_;
+      h->push(std::move(ev));
+    };
+    for (auto& sl : slots_)
+      if (sl->active && sl->handle) fail(sl->handle);
+    for (auto& p : queue_) fail(p.handle);
+    queue_.clear();
+  }
+}
+
+void Engine::run_loop() {
+  while (true) {
+    std::vector<std::pair<int64_t, Pending>> admits;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] { return stopping_ || !queue_.empty() || stats_.active > 0; });
+      if (stopping_ && queue_.empty() && stats_.active == 0) break;
+      for (int64_t b = 0; b < B_ && !queue_.empty(); ++b)
+        if (!slots_[b]->active) {
+          admits.emplace_back(b, std::move(queue_.front()));
+          queue_.pop_front();
+          slots_[b]->active = true;  // reserved; filled below
+          ++stats_.active;
+        }
+    }
+    for (auto& [b, p] : admits) admit(b, std::move(p));
+    for (int64_t b = 0; b < B_; ++b)
+      if (slots_[b]->active && slots_[b]->handle->cancelled()) finish(b, model::FinishReason::Length, true);
+    bool any = false;
+    for (const auto& s : slots_) any = any || s->active;
+    if (any) decode_step();
+  }
+}
+
+void Engine::admit(int64_t b, Pending p) {
+  Slot& s = *slots_[b];
+  s.request = std::move(p.request);
+  s.handle = std::move(p.handle);
+  s.rng = std::make_unique<model::SequenceRng>(s.request.seed);
+  s.tokens.clear();
+  s.unsent_tokens.clear();
+  s.sent.clear();
+  s.submitted = p.submitted;
+  const int64_t n = static_cast<int64_t>(s.request.prompt.size());
+  s.length = n;
+  auto row = host_mask_[b];
+  row.fill_(false);
+  row.narrow(0, 0, n).fill_(true);
+  if (s.handle->cancelled() || s.request.max_new_tokens == 0) {
+    finish(b, model::FinishReason::Length, s.handle->cancelled());
+    return;
+  }
+  // Prefill alone, as a single sequence would: this slot's cache row, columns [0, n), causal.
+  model::KVCache view;
+  for (size_t l = 0; l < cache_.k.size(); ++l) {
+    view.k.push_back(cache_.k[l].narrow(0, b, 1));
+    view.v.push_back(cache_.v[l].narrow(0, b, 1));
+  }
+  const at::Device dev = m_.device();
+  at::Tensor tokens = at::tensor(s.request.prompt, at::TensorOptions().dtype(at::kLong)).view({1, n}).to(dev);
+  at::Tensor positions = at::arange(n, at::TensorOptions().dtype(at::kLong)).view({1, n}).to(dev);
+  at::Tensor hidden = model::forward_hidden(m_, tokens, positions, &view);
+  at::Tensor logits = model::lm_logits(m_, hidden.narrow(1, n - 1, 1)).squeeze(1);  // (1, V)
+  at::Tensor greedy, host;
+  take(b, choose(b, logits, 0, greedy, host));
+}
+
+int64_t Engine::choose(int64_t b, const at::Tensor& logits, int64_t row, at::Tensor& greedy, at::Tensor& host) {
+  Slot& s = *slots_[b];
+  if (s.request.sampling.greedy()) {
+    if (!greedy.defined()) greedy = logits.argmax(-1).to(at::kCPU);
+    return greedy.data_ptr<int64_t>()[row];
+  }
+  if (!host.defined()) host = logits.to(at::kCPU);
+  return model::sample_tokens(host.narrow(0, row, 1), s.request.sampling, {s.rng->uniform()})[0];
+}
+
+void Engine::body() {
+  cache_.write_rows = rows_;
+  at::Tensor h = model::forward_hidden_masked(m_, ids_, positions_, &cache_, {mask_, false});
+  cache_.write_rows = at::Tensor();
+  logits_.copy_(model::lm_logits(m_, h).squeeze(1));
+}
+
+void Engine::decode_step() {
+  std::vector<int64_t> ids(B_, 0), pos(B_, 0);
+  for (int64_t b = 0; b < B_; ++b) {
+    Slot& s = *slots_[b];
+    if (!s.active) continue;
+    ids[b] = s.tokens.back();
+    pos[b] = s.length;  // the new token's position is also its column
+    host_mask_[b][s.length] = true;
+  }
+  const auto longs = at::TensorOptions().dtype(at::kLong);
+  ids_.copy_(at::tensor(ids, longs).view({B_, 1}));
+  positions_.copy_(at::tensor(pos, longs).view({B_, 1}));
+  rows_.copy_(at::tensor(pos, longs));
+  mask_.copy_(host_mask_.view({B_, 1, 1, S_}));
+  if (o_.cuda_graph) {
+    if (!graph_) graph_ = model::capture_step_graph([this] { body(); }, m_.device());
+    graph_->replay();
+  } else {
+    body();
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++stats_.steps;
+  }
+  at::Tensor greedy, host;
+  for (int64_t b = 0; b < B_; ++b) {
+    Slot& s = *slots_[b];
+    if (!s.active) continue;
+    s.length += 1;
+    take(b, choose(b, logits_, b, greedy, host));
+  }
+}
+
+void Engine::take(int64_t b, int64_t id) {
+  Slot& s = *slots_[b];
+  if (s.tokens.empty()) s.first_token = std::chrono::steady_clock::now();
+  s.tokens.push_back(id);
+  s.unsent_tokens.push_back(id);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++stats_.generated_tokens;
+  }
+  const auto& eos = m_.config.eos_token_ids;
+  const bool is_eos = s.request.stop_on_eos && std::find(eos.begin(), eos.end(), id) != eos.end();
+  std::optional<model::FinishReason> why;
+  std::string text;
+  if (tok_) {
+    std::vector<int64_t> body(s.tokens.begin(), s.tokens.end() - (is_eos ? 1 : 0));
+    text = tok_->decode(body);
+    const size_t stop = find_stop(text, s.request.stop_strings);
+    if (stop != std::string::npos) {
+      text.resize(stop);
+      why = model::FinishReason::StopString;
+    }
+  }
+  if (!why && is_eos) why = model::FinishReason::Eos;
+  if (!why && static_cast<int64_t>(s.tokens.size()) >= s.request.max_new_tokens) why = model::FinishReason::Length;
+
+  EngineEvent e;
+  // New text only when what was sent is still a prefix (decoding can rewrite replacement characters once a
+  // character's last byte comes); the final event carries the whole text regardless.
+  const size_t ready = why ? text.size() : text.size() - hold_back(text, s.request.stop_strings);
+  if (ready > s.sent.size() && text.compare(0, s.sent.size(), s.sent) == 0) {
+    e.text = text.substr(s.sent.size(), ready - s.sent.size());
+    s.sent += e.text;
+  }
+  e.tokens = std::move(s.unsent_tokens);
+  s.unsent_tokens.clear();
+  if (!why) {
+    s.handle->push(std::move(e));
+    return;
+  }
+  e.finished = true;
+  e.finish = *why;
+  e.full_text = std::move(text);
+  finish(b, *why, false, std::move(e));
+}
+
+void Engine::finish(int64_t b, model::FinishReason why, bool cancelled, std::optional<EngineEvent> final) {
+  Slot& s = *slots_[b];
+  if (!final) {
+    final.emplace();
+    final->finished = true;
+    final->finish = why;
+    final->tokens = std::move(s.unsent_tokens);
+    final->full_text = s.sent;
+  }
+  final->cancelled = cancelled;
+  final->prompt_tokens = static_cast<int64_t>(s.request.prompt.size());
+  final->completion_tokens = static_cast<int64_t>(s.tokens.size());
+  if (!s.tokens.empty()) final->first_token_seconds = std::chrono::duration<double>(s.first_token - s.submitted).count();
+  std::shared_ptr<RequestHandle> h = std::move(s.handle);
+  s.active = false;
+  auto row = host_mask_[b];
+  row.fill_(false);
+  row[0] = true;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    --stats_.active;
+    ++stats_.completed;
+    stats_.cancelled += cancelled;
+  }
+  h->push(std::move(*final));  // last: a caller that sees the event sees the counters updated
+  cv_.notify_all();
+}
+
+}  // namespace chatmill::infer

@@ -1,0 +1,140 @@
+// A continuous-batching generation engine: a fixed pool of B slots over one KV cache allocated once; requests
+// join free slots as they arrive (prefilled alone, exactly as a single sequence), then every step decodes one
+// token for all active slots at once; a sequence that finishes frees its slot at once, without stalling the
+// others. Each slot keeps its keys at columns [0, length) of its own cache row, so a request sees the same
+// layout and shapes alone or among others. Runs its own thread; callers submit requests and read events.
+//
+// Shape legend: B slots, S columns per slot (the context), V vocab.
+#pragma once
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "model/generate.h"
+#include "model/kv_cache.h"
+#include "model/sampler.h"
+#include "model/step_graph.h"
+#include "model/tokenizer.h"
+#include "model/transformer.h"
+
+namespace chatmill::infer {
+
+struct EngineOptions {
+  int64_t max_batch = 8;    // slots decoded together
+  int64_t context = 0;      // columns per slot (prompt + generated); 0: the model's max_position_embeddings
+  bool cuda_graph = false;  // capture the decode step in a CUDA graph (CUDA builds, CUDA models)
+};
+
+struct EngineRequest {
+  std::vector<int64_t> prompt;  // token ids, bos included when wanted
+  model::SamplingParams sampling;
+  uint64_t seed = 0;
+  int64_t max_new_tokens = 128;
+  std::vector<std::string> stop_strings;
+  bool stop_on_eos = true;
+};
+
+// What a request produces, in order: text deltas as tokens arrive, then one final event.
+struct EngineEvent {
+  std::string text;                  // new text since the last event (held back while it could be a stop string)
+  std::vector<int64_t> tokens;       // ids chosen since the last event
+  bool finished = false;
+  model::FinishReason finish = model::FinishReason::Length;
+  bool cancelled = false;
+  int64_t prompt_tokens = 0, completion_tokens = 0;
+  double first_token_seconds = 0;    // from submission (set on the final event)
+  std::string error;                 // the engine failed (final event)
+  std::string full_text;             // the whole text (final event): streamed deltas are best-effort when
+                                     // bytes of one character arrive in several tokens
+};
+
+class Engine;
+
+// The caller's side of one request.
+class RequestHandle {
+ public:
+  // Waits up to `timeout` for the next event; false on timeout.
+  bool next(EngineEvent& out, std::chrono::milliseconds timeout);
+  // Frees the slot at the next step (a client that went away); a final event with cancelled = true follows.
+  void cancel() { cancelled_ = true; }
+  bool cancelled() const { return cancelled_; }
+
+ private:
+  friend class Engine;
+  void push(EngineEvent e);
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<EngineEvent> events_;
+  std::atomic<bool> cancelled_{false};
+};
+
+struct EngineStats {
+  int64_t active = 0, queued = 0, completed = 0, cancelled = 0, steps = 0, generated_tokens = 0;
+};
+
+class Engine {
+ public:
+  // `tok` may be null: no text then (ids only), and no stop strings.
+  Engine(const model::Model& m, const model::Tokenizer* tok, EngineOptions o);
+  ~Engine();  // finishes every request already submitted, then stops
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Checks the request (ids in the vocabulary, prompt + max_new_tokens within the context, sampling values);
+  // throws chatmill::Error naming the problem. Never blocks on the model.
+  std::shared_ptr<RequestHandle> submit(EngineRequest r);
+  // Convenience: submits all, waits for all; results as model::generate gives them.
+  std::vector<model::GenerationResult> run(const std::vector<EngineRequest>& requests);
+
+  int64_t context() const { return S_; }
+  int64_t max_batch() const { return B_; }
+  EngineStats stats() const;
+  void shutdown();  // stop taking requests; finish those submitted; join the thread
+
+ private:
+  struct Slot;
+  struct Pending {
+    EngineRequest request;
+    std::shared_ptr<RequestHandle> handle;
+    std::chrono::steady_clock::time_point submitted;
+  };
+  void loop();
+  void run_loop();
+  void admit(int64_t slot, Pending p);
+  void decode_step();
+  void body();  // the fixed-shape step (captured in a CUDA graph when asked)
+  // Records token `id` for a slot; emits text; frees the slot when the sequence is done.
+  void take(int64_t slot, int64_t id);
+  // Frees the slot and updates the counters, then sends `final` (or a bare final event).
+  void finish(int64_t slot, model::FinishReason why, bool cancelled, std::optional<EngineEvent> final = std::nullopt);
+  int64_t choose(int64_t slot, const at::Tensor& logits_row_or_table, int64_t row, at::Tensor& greedy, at::Tensor& host);
+
+  const model::Model& m_;
+  const model::Tokenizer* tok_;
+  EngineOptions o_;
+  int64_t B_, S_;
+  model::KVCache cache_;
+  std::vector<std::unique_ptr<Slot>> slots_;
+  // Fixed-address step buffers.
+  at::Tensor ids_, positions_, rows_, mask_, logits_;
+  at::Tensor host_mask_;  // (B, S) bool on the CPU, copied into mask_ each step
+  std::unique_ptr<model::StepGraph> graph_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Pending> queue_;
+  bool stopping_ = false;
+  std::string failure_;
+  EngineStats stats_;
+  std::thread thread_;
+};
+
+}  // namespace chatmill::infer

@@ -1,0 +1,154 @@
+#include "serve/openai_api.h"
+
+#include <random>
+
+namespace chatmill::serve {
+
+namespace {
+
+ApiError bad(const std::string& param, const std::string& message) { return {400, message, "invalid_request_error", param, ""}; }
+
+// Message content: a string, or a list of {"type": "text", "text": ...} parts.
+std::optional<ApiError> content_of(const nlohmann::json& m, size_t i, std::string& out) {
+  const std::string where = "messages[" + std::to_string(i) + "].content";
+  if (!m.contains("content")) return bad(where, where + " is missing");
+  const auto& c = m["content"];
+  if (c.is_string()) {
+    out = c.get<std::string>();
+    return std::nullopt;
+  }
+  if (c.is_array()) {
+    for (const auto& part : c) {
+      if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") || !part["text"].is_string())
+        return bad(where, where + ": only text parts ({\"type\": \"text\", \"text\": ...}) are supported");
+      out += part["text"].get<std::string>();
+    }
+    return std::nullopt;
+  }
+  return bad(where, where + " must be a string or a list of text parts");
+}
+
+}  // namespace
+
+nlohmann::ordered_json ApiError::body() const {
+  return {{"error",
+           {{"message", message},
+            {"type", type},
+            {"param", param.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(param)},
+            {"code", code.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(code)}}}};
+}
+
+const char* finish_reason(model::FinishReason r) { return r == model::FinishReason::Length ? "length" : "stop"; }
+
+nlohmann::ordered_json usage_json(int64_t p, int64_t c) {
+  return {{"prompt_tokens", p}, {"completion_tokens", c}, {"total_tokens", p + c}};
+}
+
+std::optional<ApiError> parse_request(const std::string& body, bool chat, ParsedRequest& out) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(body);
+  } catch (const nlohmann::json::parse_error& e) {
+    return bad("", std::string("the body is not valid JSON: ") + e.what());
+  }
+  if (!j.is_object()) return bad("", "the body must be a JSON object");
+  out.chat = chat;
+  if (!j.contains("model") || !j["model"].is_string()) return bad("model", "'model' is required and must be a string");
+  out.model = j["model"];
+
+  auto number = [&](const char* key, double lo, double hi, std::optional<double>& v) -> std::optional<ApiError> {
+    if (!j.contains(key) || j[key].is_null()) return std::nullopt;
+    if (!j[key].is_number()) return bad(key, std::string("'") + key + "' must be a number");
+    v = j[key].get<double>();
+    if (*v < lo || *v > hi)
+      return bad(key, std::string("'") + key + "' must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+    return std::nullopt;
+  };
+  auto integer = [&](const char* key, int64_t lo, std::optional<int64_t>& v) -> std::optional<ApiError> {
+    if (!j.contains(key) || j[key].is_null()) return std::nullopt;
+    if (!j[key].is_number_integer()) return bad(key, std::string("'") + key + "' must be an integer");
+    v = j[key].get<int64_t>();
+    if (*v < lo) return bad(key, std::string("'") + key + "' must be >= " + std::to_string(lo));
+    return std::nullopt;
+  };
+
+  if (chat) {
+    if (!j.contains("messages") || !j["messages"].is_array() || j["messages"].empty())
+      return bad("messages", "'messages' is required: a non-empty list of {role, content}");
+    const auto& ms = j["messages"];
+    for (size_t i = 0; i < ms.size(); ++i) {
+      const auto& m = ms[i];
+      const std::string where = "messages[" + std::to_string(i) + "]";
+      if (!m.is_object() || !m.contains("role") || !m["role"].is_string())
+        return bad(where + ".role", where + " needs a string 'role'");
+      const std::string role = m["role"];
+      std::string text;
+      if (auto e = content_of(m, i, text)) return e;
+      if (role == "system") {
+        if (i != 0) return bad(where + ".role", "a system message may only come first");
+        out.conversation.system = text;
+        continue;
+      }
+      if (role != "user" && role != "assistant")
+        return bad(where + ".role", where + ": role '" + role + "' is not supported (system, user, assistant)");
+      const data::Role want = out.conversation.messages.size() % 2 == 0 ? data::Role::User : data::Role::Assistant;
+      const data::Role got = role == "user" ? data::Role::User : data::Role::Assistant;
+      if (got != want) return bad(where + ".role", "messages must alternate user, assistant, user, ... after an optional system message");
+      out.conversation.messages.push_back({got, text});
+    }
+    if (out.conversation.messages.empty() || out.conversation.messages.back().role != data::Role::User)
+      return bad("messages", "the last message must be from the user");
+  } else {
+    if (!j.contains("prompt")) return bad("prompt", "'prompt' is required: a string (or a list of token ids)");
+    const auto& p = j["prompt"];
+    if (p.is_string()) {
+      out.prompt_text = p;
+    } else if (p.is_array() && p.size() == 1 && p[0].is_string()) {
+      out.prompt_text = p[0];
+    } else if (p.is_array() && !p.empty() && std::all_of(p.begin(), p.end(), [](const auto& x) { return x.is_number_integer(); })) {
+      out.prompt_ids = p.get<std::vector<int64_t>>();
+    } else {
+      return bad("prompt", "'prompt' must be a string, a list of one string, or a list of token ids (one prompt per request)");
+    }
+  }
+
+  std::optional<double> temperature, top_p;
+  if (auto e = number("temperature", 0, 2, temperature)) return e;
+  if (auto e = number("top_p", 0, 1, top_p)) return e;
+  std::optional<int64_t> top_k, max_tokens, n, seed;
+  if (auto e = integer("top_k", -1, top_k)) return e;
+  if (auto e = integer("max_tokens", 0, max_tokens)) return e;
+  if (!max_tokens)
+    if (auto e = integer("max_completion_tokens", 0, max_tokens)) return e;
+  if (auto e = integer("n", 1, n)) return e;
+  if (n && *n != 1) return bad("n", "only n = 1 is supported; send several requests");
+  if (j.contains("seed") && !j["seed"].is_null()) {
+    if (!j["seed"].is_number_integer()) return bad("seed", "'seed' must be an integer");
+    seed = j["seed"].get<int64_t>();
+  }
+  out.max_tokens = max_tokens;
+  out.engine.sampling.temperature = temperature.value_or(1.0);  // the API's default
+  out.engine.sampling.top_p = top_p.value_or(1.0);
+  out.engine.sampling.top_k = top_k && *top_k > 0 ? *top_k : 0;
+  if (out.engine.sampling.top_p <= 0) return bad("top_p", "'top_p' must be > 0");
+  out.engine.seed = seed ? static_cast<uint64_t>(*seed) : std::random_device{}();
+  if (j.contains("stop") && !j["stop"].is_null()) {
+    const auto& s = j["stop"];
+    if (s.is_string()) {
+      out.engine.stop_strings = {s.get<std::string>()};
+    } else if (s.is_array() && s.size() <= 4 && std::all_of(s.begin(), s.end(), [](const auto& x) { return x.is_string(); })) {
+      out.engine.stop_strings = s.get<std::vector<std::string>>();
+    } else {
+      return bad("stop", "'stop' must be a string or a list of up to 4 strings");
+    }
+  }
+  if (j.contains("stream") && !j["stream"].is_null()) {
+    if (!j["stream"].is_boolean()) return bad("stream", "'stream' must be true or false");
+    out.stream = j["stream"];
+  }
+  if (j.contains("stream_options") && j["stream_options"].is_object())
+    out.include_usage = j["stream_options"].value("include_usage", false);
+  return std::nullopt;
+}
+
+}  // namespace chatmill::serve

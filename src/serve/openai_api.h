@@ -1,0 +1,43 @@
+// OpenAI-compatible request parsing and response bodies (chat completions, completions, errors), kept apart
+// from the HTTP server so that each rule is tested on its own.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "data/record.h"
+#include "infer/engine.h"
+
+namespace chatmill::serve {
+
+// A client error: HTTP status, OpenAI error type, the offending parameter, a message that says how to fix it.
+struct ApiError {
+  int status = 400;
+  std::string message, type = "invalid_request_error", param, code;
+  nlohmann::ordered_json body() const;
+};
+
+struct ParsedRequest {
+  bool chat = true;
+  std::string model;
+  data::Conversation conversation;  // chat
+  std::string prompt_text;          // completions (or prompt_ids)
+  std::vector<int64_t> prompt_ids;  // completions given as token ids
+  std::optional<int64_t> max_tokens;
+  infer::EngineRequest engine;      // sampling, seed, stops (prompt filled by the server)
+  bool stream = false, include_usage = false;
+};
+
+// Parses and validates a request body (JSON text). `chat`: /v1/chat/completions, else /v1/completions.
+// Returns the error instead when the body is not a valid request.
+std::optional<ApiError> parse_request(const std::string& body, bool chat, ParsedRequest& out);
+
+// "stop", "length" as the API names finish reasons.
+const char* finish_reason(model::FinishReason r);
+
+nlohmann::ordered_json usage_json(int64_t prompt_tokens, int64_t completion_tokens);
+
+}  // namespace chatmill::serve

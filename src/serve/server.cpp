@@ -1,0 +1,237 @@
+#include "serve/server.h"
+
+#include <httplib.h>
+
+#include <chrono>
+#include <ctime>
+#include <random>
+
+#include "common/error.h"
+#include "data/encode.h"
+#include "serve/openai_api.h"
+
+namespace chatmill::serve {
+
+namespace {
+
+constexpr auto kPoll = std::chrono::milliseconds(50);
+
+std::string random_id(const char* prefix) {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(rng()));
+  return std::string(prefix) + buf;
+}
+
+std::string dump(const nlohmann::ordered_json& j) { return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); }
+
+void send_error(httplib::Response& res, const ApiError& e) {
+  res.status = e.status;
+  res.set_content(dump(e.body()), "application/json");
+}
+
+}  // namespace
+
+struct Server::Impl {
+  infer::Engine& engine;
+  const model::Tokenizer& tok;
+  ServerOptions o;
+  data::ChatTemplate tmpl;
+  data::SegmentEncoder enc;
+  httplib::Server http;
+  std::atomic<int64_t> in_flight{0};
+  int64_t created = static_cast<int64_t>(std::time(nullptr));
+
+  Impl(infer::Engine& e, const model::Tokenizer& t, ServerOptions opts)
+      : engine(e), tok(t), o(std::move(opts)), tmpl(data::ChatTemplate::by_name(o.chat_template)), enc(t) {}
+
+  bool authorised(const httplib::Request& req, httplib::Response& res) {
+    if (o.api_key.empty() || req.get_header_value("Authorization") == "Bearer " + o.api_key) return true;
+    send_error(res, {401, "missing or wrong API key: send 'Authorization: Bearer <key>'", "invalid_request_error", "",
+                     "invalid_api_key"});
+    return false;
+  }
+
+  void models(httplib::Response& res) {
+    nlohmann::ordered_json m = {{"id", o.model_name}, {"object", "model"}, {"created", created}, {"owned_by", "chatmill"},
+                                {"max_model_len", engine.context()}};
+    res.set_content(dump({{"object", "list"}, {"data", {m}}}), "application/json");
+  }
+
+  void health(httplib::Response& res) {
+    const auto s = engine.stats();
+    res.set_content(dump({{"status", "ok"}, {"model", o.model_name}, {"active", s.active}, {"queued", s.queued},
+                          {"completed", s.completed}, {"cancelled", s.cancelled}, {"in_flight", in_flight.load()},
+                          {"generated_tokens", s.generated_tokens}, {"steps", s.steps}}),
+                    "application/json");
+  }
+
+  // One completion request, chat or not.
+  void complete(const httplib::Request& req, httplib::Response& res, bool chat) {
+    if (!authorised(req, res)) return;
+    ParsedRequest p;
+    if (auto e = parse_request(req.body, chat, p)) return send_error(res, *e);
+    if (p.model != o.model_name)
+      return send_error(res, {404, "the model '" + p.model + "' does not exist; this server serves '" + o.model_name + "'",
+                              "invalid_request_error", "model", "model_not_found"});
+    // The prompt.
+    if (chat) {
+      const auto ids = enc.encode(tmpl.prompt_segments(p.conversation)).ids;
+      p.engine.prompt.assign(ids.begin(), ids.end());
+    } else if (!p.prompt_ids.empty()) {
+      p.engine.prompt = p.prompt_ids;
+    } else {
+      p.engine.prompt = tok.encode(p.prompt_text, true);
+    }
+    const int64_t n = static_cast<int64_t>(p.engine.prompt.size());
+    if (n >= engine.context())
+      return send_error(res, {400, "the prompt has " + std::to_string(n) + " tokens; the context is " +
+                                       std::to_string(engine.context()) + " tokens. Shorten the prompt.",
+                              "invalid_request_error", chat ? "messages" : "prompt", "context_length_exceeded"});
+    const int64_t limit = o.max_tokens_limit > 0 ? o.max_tokens_limit : engine.context();
+    if (p.max_tokens && *p.max_tokens > limit)
+      return send_error(res, {400, "max_tokens " + std::to_string(*p.max_tokens) + " is over this server's limit of " +
+                                       std::to_string(limit), "invalid_request_error", "max_tokens", ""});
+    // Default: as many as fit (completions: the API's 16).
+    p.engine.max_new_tokens = p.max_tokens.value_or(chat ? std::min(limit, engine.context() - n) : 16);
+    if (n + p.engine.max_new_tokens > engine.context())
+      return send_error(res, {400, "the prompt (" + std::to_string(n) + " tokens) plus max_tokens (" +
+                                       std::to_string(p.engine.max_new_tokens) + ") exceeds the context of " +
+                                       std::to_string(engine.context()) + " tokens; lower max_tokens or shorten the prompt",
+                              "invalid_request_error", "max_tokens", "context_length_exceeded"});
+    if (in_flight.fetch_add(1) >= o.max_in_flight) {
+      in_flight.fetch_sub(1);
+      return send_error(res, {429, "too many requests in flight (limit " + std::to_string(o.max_in_flight) +
+                                       "); retry shortly", "rate_limit_error", "", "rate_limit_exceeded"});
+    }
+    std::shared_ptr<infer::RequestHandle> h;
+    try {
+      h = engine.submit(p.engine);
+    } catch (const Error& e) {
+      in_flight.fetch_sub(1);
+      return send_error(res, {400, e.what(), "invalid_request_error", "", ""});
+    }
+    const std::string id = random_id(chat ? "chatcmpl-" : "cmpl-");
+    const int64_t created_at = static_cast<int64_t>(std::time(nullptr));
+    if (p.stream) return stream(res, h, p, id, created_at);
+
+    infer::EngineEvent e;
+    while (!(h->next(e, kPoll) && e.finished)) {
+    }
+    const std::string& text = e.full_text;
+    in_flight.fetch_sub(1);
+    if (!e.error.empty()) return send_error(res, {500, "generation failed: " + e.error, "server_error", "", ""});
+    nlohmann::ordered_json choice = {{"index", 0}};
+    if (chat) choice["message"] = {{"role", "assistant"}, {"content", text}};
+    else choice["text"] = text, choice["logprobs"] = nullptr;
+    choice["finish_reason"] = finish_reason(e.finish);
+    res.set_content(dump({{"id", id}, {"object", chat ? "chat.completion" : "text_completion"}, {"created", created_at},
+                          {"model", o.model_name}, {"choices", {choice}}, {"usage", usage_json(e.prompt_tokens, e.completion_tokens)}}),
+                    "application/json");
+  }
+
+  // Server-sent events: a chunk per engine event, then the finish chunk (usage chunk if asked), then [DONE].
+  void stream(httplib::Response& res, std::shared_ptr<infer::RequestHandle> h, const ParsedRequest& p, const std::string& id,
+              int64_t created_at) {
+    const bool chat = p.chat;
+    const bool usage = p.include_usage;
+    const std::string model_name = o.model_name;
+    auto chunk = [=](const nlohmann::ordered_json& delta_or_text, const nlohmann::ordered_json& finish) {
+      nlohmann::ordered_json c = {{"index", 0}};
+      if (chat) c["delta"] = delta_or_text;
+      else c["text"] = delta_or_text, c["logprobs"] = nullptr;
+      c["finish_reason"] = finish;
+      return "data: " + dump({{"id", id}, {"object", chat ? "chat.completion.chunk" : "text_completion"}, {"created", created_at},
+                              {"model", model_name}, {"choices", {c}}}) + "\n\n";
+    };
+    auto started = std::make_shared<bool>(false);
+    auto* self = this;
+    res.set_chunked_content_provider(
+        "text/event-stream",
+        [=](size_t, httplib::DataSink& sink) {
+          if (!*started) {
+            *started = true;
+            const std::string first = chat ? chunk({{"role", "assistant"}, {"content", ""}}, nullptr) : "";
+            if (!first.empty() && !sink.write(first.data(), first.size())) return false;
+          }
+          infer::EngineEvent e;
+          while (!h->next(e, kPoll))
+            if (!sink.is_writable()) return false;  // the client went away: the releaser cancels
+          if (!e.error.empty()) {
+            const std::string err = "data: " + dump(ApiError{500, "generation failed: " + e.error, "server_error", "", ""}.body()) + "\n\n";
+            sink.write(err.data(), err.size());
+            sink.done();
+            return true;
+          }
+          if (!e.text.empty()) {
+            const std::string c = chat ? chunk({{"content", e.text}}, nullptr) : chunk(e.text, nullptr);
+            if (!sink.write(c.data(), c.size())) return false;
+          }
+          if (e.finished) {
+            std::string tail = chat ? chunk(nlohmann::ordered_json::object(), finish_reason(e.finish)) : chunk("", finish_reason(e.finish));
+            if (usage)
+              tail += "data: " + dump({{"id", id}, {"object", chat ? "chat.completion.chunk" : "text_completion"},
+                                       {"created", created_at}, {"model", model_name}, {"choices", nlohmann::ordered_json::array()},
+                                       {"usage", usage_json(e.prompt_tokens, e.completion_tokens)}}) + "\n\n";
+            tail += "data: [DONE]\n\n";
+            if (!sink.write(tail.data(), tail.size())) return false;
+            sink.done();
+          }
+          return true;
+        },
+        [h, self](bool success) {
+          if (!success) h->cancel();  // frees the slot at the engine's next step
+          self->in_flight.fetch_sub(1);
+        });
+  }
+};
+
+Server::Server(infer::Engine& engine, const model::Tokenizer& tok, ServerOptions o)
+    : impl_(std::make_unique<Impl>(engine, tok, std::move(o))) {
+  auto* I = impl_.get();
+  auto& http = I->http;
+  const size_t workers = static_cast<size_t>(I->o.max_in_flight) + 8;  // every request in flight has a thread
+  http.new_task_queue = [workers] { return new httplib::ThreadPool(workers); };
+  http.set_payload_max_length(I->o.max_body_bytes);
+  http.set_keep_alive_timeout(2);
+  http.Post("/v1/chat/completions", [I](const httplib::Request& q, httplib::Response& r) { I->complete(q, r, true); });
+  http.Post("/v1/completions", [I](const httplib::Request& q, httplib::Response& r) { I->complete(q, r, false); });
+  http.Get("/v1/models", [I](const httplib::Request& q, httplib::Response& r) {
+    if (I->authorised(q, r)) I->models(r);
+  });
+  http.Get("/health", [I](const httplib::Request&, httplib::Response& r) { I->health(r); });
+  // Errors without a body (unknown path, body too large, bad method) get an OpenAI-style one.
+  http.set_error_handler([](const httplib::Request& q, httplib::Response& r) {
+    if (!r.body.empty()) return;
+    std::string msg = r.status == 404 ? "no route " + q.method + " " + q.path
+                      : r.status == 413 ? std::string("the request body is too large")
+                                        : "HTTP " + std::to_string(r.status);
+    r.set_content(dump(ApiError{r.status, msg, "invalid_request_error", "", ""}.body()), "application/json");
+  });
+  http.set_exception_handler([](const httplib::Request&, httplib::Response& r, std::exception_ptr ep) {
+    std::string msg = "internal error";
+    try {
+      std::rethrow_exception(ep);
+    } catch (const std::exception& e) {
+      msg = e.what();
+    } catch (...) {
+    }
+    send_error(r, {500, msg, "server_error", "", ""});
+  });
+}
+
+Server::~Server() = default;
+
+int Server::bind() {
+  auto& I = *impl_;
+  if (I.o.port == 0) port_ = I.http.bind_to_any_port(I.o.host);
+  else port_ = I.http.bind_to_port(I.o.host, I.o.port) ? I.o.port : -1;
+  CHATMILL_CHECK(port_ > 0, "cannot listen on ", I.o.host, ":", I.o.port, " (in use? try another --port)");
+  return port_;
+}
+
+void Server::run() { impl_->http.listen_after_bind(); }
+
+void Server::stop() { impl_->http.stop(); }
+
+}  // namespace chatmill::serve

@@ -1,0 +1,205 @@
+// The continuous-batching engine: greedy tokens equal HF transformers' generate (the reference prompts), with
+// every request submitted at once or joining a running batch; sampled requests equal model::generate alone;
+// streamed text adds up to the final text and never shows a stop string; a short request leaves the batch
+// while a long one runs on; cancellation frees the slot; bad requests are refused with clear errors.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+#include <thread>
+
+#include "common/test_env.h"
+#include "infer/engine.h"
+#include "model/generate.h"
+#include "model/hf_checkpoint.h"
+
+namespace chatmill {
+namespace {
+
+using namespace std::chrono_literals;
+
+nlohmann::json reference(const std::string& name) {
+  std::ifstream in(testing::testdata() / "ref" / (name + "_generate.json"));
+  return nlohmann::json::parse(in);
+}
+
+// Drains a handle: (text as streamed, tokens, final event).
+struct Drained {
+  std::string text;
+  std::vector<int64_t> tokens;
+  infer::EngineEvent last;
+  int events = 0;
+};
+Drained drain(infer::RequestHandle& h) {
+  Drained d;
+  infer::EngineEvent e;
+  while (true) {
+    if (!h.next(e, 5000ms)) {
+      ADD_FAILURE() << "no event within 5 s";
+      return d;
+    }
+    ++d.events;
+    d.text += e.text;
+    d.tokens.insert(d.tokens.end(), e.tokens.begin(), e.tokens.end());
+    if (e.finished) {
+      d.last = e;
+      return d;
+    }
+  }
+}
+
+class EngineRef : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(EngineRef, GreedyEqualsTransformersAllAtOnceAndJoiningARunningBatch) {
+  const auto ref = reference(GetParam());
+  model::Model m = model::load_hf_model(testing::testdata() / "models" / GetParam());  // vocab 1000: ids only
+  std::vector<infer::EngineRequest> reqs;
+  for (const auto& p : ref["prompts"]) {
+    infer::EngineRequest r;
+    r.prompt = p.get<std::vector<int64_t>>();
+    r.max_new_tokens = 64;
+    r.stop_on_eos = false;
+    reqs.push_back(r);
+  }
+  const auto want = ref["generated"].get<std::vector<std::vector<int64_t>>>();
+  {
+    infer::Engine engine(m, nullptr, {4, 160, false});
+    auto got = engine.run(reqs);
+    for (size_t i = 0; i < reqs.size(); ++i) EXPECT_EQ(got[i].tokens, want[i]) << "request " << i << " (all at once)";
+  }
+  {
+    // Two slots: the others wait in the queue and join as slots free; the first joins mid-run of nothing.
+    infer::Engine engine(m, nullptr, {2, 160, false});
+    auto first = engine.submit(reqs[0]);
+    infer::EngineEvent e;
+    ASSERT_TRUE(first->next(e, 5000ms));  // running now
+    std::vector<std::shared_ptr<infer::RequestHandle>> rest;
+    for (size_t i = 1; i < reqs.size(); ++i) rest.push_back(engine.submit(reqs[i]));
+    auto d0 = drain(*first);
+    std::vector<int64_t> t0 = e.tokens;
+    t0.insert(t0.end(), d0.tokens.begin(), d0.tokens.end());
+    EXPECT_EQ(t0, want[0]);
+    for (size_t i = 1; i < reqs.size(); ++i) EXPECT_EQ(drain(*rest[i - 1]).tokens, want[i]) << "request " << i << " (joined)";
+    EXPECT_EQ(engine.stats().completed, static_cast<int64_t>(reqs.size()));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, EngineRef, ::testing::Values("mha_untied", "gqa_tied", "gqa_sharded"));
+
+struct Tiny {
+  model::Tokenizer tok = model::Tokenizer::load(testing::source_dir() / "data" / "sample" / "tokenizer.model");
+  model::Model m = make();
+  model::Model make() {
+    model::LlamaConfig cfg = model::llama2_debug();
+    cfg.vocab_size = tok.vocab_size();
+    return model::Model(cfg, model::init_weights(cfg, 0.2, 17, at::kFloat, at::kCPU));
+  }
+};
+
+TEST(Engine, SampledRequestsEqualGenerateAloneAndStreamAddsUp) {
+  Tiny t;
+  std::vector<infer::EngineRequest> reqs;
+  const char* prompts[] = {"The mill by the river", "Once upon a time", "A short question about bread?", "Why"};
+  for (int i = 0; i < 4; ++i) {
+    infer::EngineRequest r;
+    r.prompt = t.tok.encode(prompts[i], true);
+    r.max_new_tokens = 24;
+    r.sampling.temperature = i == 3 ? 0.0 : 0.8;
+    r.sampling.top_p = 0.9;
+    r.seed = 100 + i;
+    reqs.push_back(r);
+  }
+  infer::Engine engine(t.m, &t.tok, {3, 128, false});
+  std::vector<std::shared_ptr<infer::RequestHandle>> hs;
+  for (const auto& r : reqs) hs.push_back(engine.submit(r));
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    auto d = drain(*hs[i]);
+    model::GenerationRequest g;
+    g.prompt = reqs[i].prompt;
+    g.sampling = reqs[i].sampling;
+    g.seed = reqs[i].seed;
+    g.max_new_tokens = reqs[i].max_new_tokens;
+    model::GenerateOptions go;
+    go.tokenizer = &t.tok;
+    auto alone = model::generate(t.m, {g}, go)[0];
+    EXPECT_EQ(d.tokens, alone.tokens) << i;
+    EXPECT_EQ(d.last.full_text, alone.text) << i;
+    // The streamed deltas are a prefix of the whole text, whole when no character's bytes came apart.
+    EXPECT_EQ(alone.text.compare(0, d.text.size(), d.text), 0) << i;
+    if (alone.text.find("\xEF\xBF\xBD") == std::string::npos) EXPECT_EQ(d.text, alone.text) << i;
+    EXPECT_EQ(d.last.completion_tokens, static_cast<int64_t>(alone.tokens.size()));
+    EXPECT_EQ(d.last.prompt_tokens, static_cast<int64_t>(reqs[i].prompt.size()));
+    EXPECT_GT(d.events, 2);  // streamed as it went
+  }
+}
+
+TEST(Engine, StopStringsAreCutAndNeverStreamed) {
+  Tiny t;
+  infer::EngineRequest r;
+  r.prompt = t.tok.encode("The mill", true);
+  r.max_new_tokens = 40;
+  infer::Engine engine(t.m, &t.tok, {2, 128, false});
+  const std::string full = engine.run({r})[0].text;
+  ASSERT_GT(full.size(), 6u);
+  // Stop at a piece of the greedy text that starts after its third byte.
+  const std::string stop = full.substr(3, 3);
+  r.stop_strings = {"never-there", stop};
+  auto h = engine.submit(r);
+  std::string streamed;
+  infer::EngineEvent e;
+  while (h->next(e, 5000ms)) {
+    streamed += e.text;
+    EXPECT_EQ(streamed.find(stop), std::string::npos) << "the stop string was streamed";
+    if (e.finished) break;
+  }
+  EXPECT_EQ(streamed, full.substr(0, full.find(stop)));
+  EXPECT_EQ(e.finish, model::FinishReason::StopString);
+}
+
+TEST(Engine, ShortRequestsLeaveWhileLongOnesRunAndCancelFreesTheSlot) {
+  Tiny t;
+  infer::Engine engine(t.m, &t.tok, {2, 256, false});
+  infer::EngineRequest longr, shortr;
+  longr.prompt = shortr.prompt = t.tok.encode("Hello", true);
+  longr.stop_on_eos = shortr.stop_on_eos = false;
+  longr.max_new_tokens = 200;
+  shortr.max_new_tokens = 3;
+  auto hl = engine.submit(longr);
+  auto hs = engine.submit(shortr);
+  auto ds = drain(*hs);
+  EXPECT_EQ(ds.tokens.size(), 3u);
+  EXPECT_EQ(ds.last.finish, model::FinishReason::Length);
+  // The short one is done; its slot takes the next request while the long one still runs.
+  auto hs2 = engine.submit(shortr);
+  EXPECT_EQ(drain(*hs2).tokens.size(), 3u);
+  EXPECT_EQ(engine.stats().completed, 2);
+  hl->cancel();
+  auto dl = drain(*hl);
+  EXPECT_TRUE(dl.last.cancelled);
+  EXPECT_LT(dl.tokens.size(), 200u);
+  const auto s = engine.stats();
+  EXPECT_EQ(s.cancelled, 1);
+  EXPECT_EQ(s.active, 0);
+}
+
+TEST(Engine, RefusesBadRequestsClearly) {
+  Tiny t;
+  infer::Engine engine(t.m, &t.tok, {2, 64, false});
+  infer::EngineRequest r;
+  r.prompt = std::vector<int64_t>(60, 5);
+  r.max_new_tokens = 10;
+  testing::expect_error([&] { engine.submit(r); }, {"60 tokens", "exceeds the context of 64"});
+  r.prompt = {1, 99999};
+  testing::expect_error([&] { engine.submit(r); }, {"99999", "outside the vocabulary"});
+  r.prompt = {};
+  testing::expect_error([&] { engine.submit(r); }, {"empty"});
+  r.prompt = {1};
+  r.sampling.temperature = -1;
+  testing::expect_error([&] { engine.submit(r); }, {"temperature"});
+  engine.shutdown();
+  r.sampling.temperature = 0;
+  testing::expect_error([&] { engine.submit(r); }, {"shutting down"});
+}
+
+}  // namespace
+}  // namespace chatmill
