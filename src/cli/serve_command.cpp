@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <atomic>
 #include <iostream>
 #include <thread>
 
@@ -24,16 +25,17 @@ struct ServeArgs {
   int64_t max_batch = 8, context = 0, max_tokens = 0, max_in_flight = 64;
   size_t max_body_bytes = 1 << 20;
   bool cuda_graph = false;
+  double drain_timeout_s = 600;
 };
 
 void run_serve(const ServeArgs& a) {
-  set_threads(a.threads);
-  // Signals go to one waiting thread, never to the engine or HTTP threads (blocked before they start).
+  // Signals go to one waiting thread, never to the engine, HTTP or ATen threads: blocked before any starts.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  set_threads(a.threads);
 
   model::Model m = model::load_hf_model(a.model, {model::parse_dtype(a.dtype), parse_device(a.device)});
   auto tok = model::resolve_tokenizer(a.model, a.tokenizer.empty() ? std::nullopt : std::optional<std::filesystem::path>(a.tokenizer));
@@ -59,11 +61,13 @@ void run_serve(const ServeArgs& a) {
   o.chat_template = a.chat_template;
   serve::Server server(engine, tok, o);
   const int port = server.bind();
+  std::atomic<bool> leaving{false};
   std::thread waiter([&] {
     int sig = 0;
     sigwait(&stop_signals, &sig);
+    if (leaving) return;  // woken by this thread's owner to leave
     std::cerr << "chatmill serve: signal " << sig << ": finishing the requests in flight\n";
-    server.stop();
+    server.drain_and_stop(std::chrono::milliseconds(static_cast<int64_t>(a.drain_timeout_s * 1000)));
   });
   std::cout << "serving " << o.model_name << " on http://" << a.host << ":" << port << "/v1 (" << a.max_batch
             << " slots of " << engine.context() << " tokens, template " << a.chat_template << ")" << std::endl;
@@ -72,6 +76,7 @@ void run_serve(const ServeArgs& a) {
   const auto s = engine.stats();
   std::cout << "stopped: " << s.completed << " requests, " << s.generated_tokens << " tokens" << std::endl;
   if (waiter.joinable()) {
+    leaving = true;
     pthread_kill(waiter.native_handle(), SIGTERM);  // wakes the waiter if run() ended another way
     waiter.join();
   }
@@ -96,6 +101,7 @@ void add_serve_command(CLI::App& app) {
   c->add_option("--max-body-bytes", a->max_body_bytes)->capture_default_str();
   c->add_option("--dtype", a->dtype)->capture_default_str();
   c->add_option("--device", a->device)->capture_default_str();
+  c->add_option("--drain-timeout", a->drain_timeout_s, "seconds SIGTERM waits for requests in flight")->capture_default_str();
   c->add_flag("--cuda-graph", a->cuda_graph, "capture the decode step in a CUDA graph");
   c->add_option("--threads", a->threads);
   c->callback([a] { run_serve(*a); });

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <ctime>
 #include <random>
+#include <thread>
 
 #include "common/error.h"
 #include "data/encode.h"
@@ -40,6 +41,7 @@ struct Server::Impl {
   data::SegmentEncoder enc;
   httplib::Server http;
   std::atomic<int64_t> in_flight{0};
+  std::atomic<bool> draining{false};
   int64_t created = static_cast<int64_t>(std::time(nullptr));
 
   Impl(infer::Engine& e, const model::Tokenizer& t, ServerOptions opts)
@@ -68,6 +70,8 @@ struct Server::Impl {
 
   // One completion request, chat or not.
   void complete(const httplib::Request& req, httplib::Response& res, bool chat) {
+    if (draining)
+      return send_error(res, {503, "the server is shutting down; send the request to another replica", "server_error", "", "shutting_down"});
     if (!authorised(req, res)) return;
     ParsedRequest p;
     if (auto e = parse_request(req.body, chat, p)) return send_error(res, *e);
@@ -233,5 +237,14 @@ int Server::bind() {
 void Server::run() { impl_->http.listen_after_bind(); }
 
 void Server::stop() { impl_->http.stop(); }
+
+void Server::drain_and_stop(std::chrono::milliseconds timeout) {
+  impl_->draining = true;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (impl_->in_flight.load() > 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the last responses leave their sockets
+  impl_->http.stop();
+}
 
 }  // namespace chatmill::serve

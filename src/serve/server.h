@@ -5,6 +5,7 @@
 // (over the limit: HTTP 429, never a crash); stop() stops accepting and lets the requests in flight finish.
 #pragma once
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -39,6 +40,8 @@ class Server {
   // Serves until stop(); returns once the requests in flight have finished.
   void run();
   void stop();
+  // Graceful: new requests get HTTP 503 while those in flight finish (up to `timeout`), then stop().
+  void drain_and_stop(std::chrono::milliseconds timeout);
   int port() const { return port_; }
 
  private:

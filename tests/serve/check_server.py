@@ -1,0 +1,274 @@
+#!/usr/bin/env python3
+"""`chatmill serve` started for real on loopback and spoken to with real HTTP clients:
+- 32 concurrent requests (chat and completions, greedy and seeded sampling, streamed and not), all answered,
+  none lost, each equal to the same request made alone;
+- every error case: malformed JSON, missing or wrongly typed fields, out-of-range values, a prompt longer than
+  the context, max_tokens over the limit, unknown model (404), wrong API key (401), a body over the size limit
+  (413), an unknown route; all with an OpenAI-style error body;
+- requests over the in-flight limit get HTTP 429 and the server stays up;
+- a client that disconnects mid-stream frees its slot;
+- the Python `openai` client (chat, streamed and not; completions); the evaluation's judge client
+  (`chatmill eval mt-bench --judge url=...`) against this server;
+- SIGTERM with a request in flight: that request completes, the process exits 0.
+"""
+import concurrent.futures
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+BIN = os.environ["CHATMILL_BIN"]
+SRC = os.environ["CHATMILL_SOURCE_DIR"]
+OUT = os.path.join(os.environ["CHATMILL_TESTDATA"], "scratch", "check_server")
+TOKENIZER = os.path.join(SRC, "data", "sample", "tokenizer.model")
+SAMPLE = os.path.join(SRC, "data", "sample")
+KEY = "test-key-123"
+failures = []
+
+
+def expect(cond, what):
+    print(("ok   " if cond else "FAIL ") + what, flush=True)
+    if not cond:
+        failures.append(what)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, model, *extra, key=KEY):
+        self.port = free_port()
+        env = dict(os.environ, OMP_NUM_THREADS="2", SERVE_KEY=key)
+        args = [BIN, "serve", "--model", model, "--port", str(self.port), "--name", "tiny", "--threads", "2", *extra]
+        if key:
+            args += ["--api-key-env", "SERVE_KEY"]
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                if self.get("/health")[0] == 200:
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("server did not start: " + self.proc.stderr.read())
+
+    def request(self, method, path, body=None, headers=None, raw=None):
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+        h = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
+        h.update(headers or {})
+        data = raw if raw is not None else (json.dumps(body) if body is not None else None)
+        c.request(method, path, body=data, headers=h)
+        r = c.getresponse()
+        text = r.read().decode("utf-8", "replace")
+        c.close()
+        return r.status, text
+
+    def get(self, path):
+        return self.request("GET", path)
+
+    def post(self, path, body, **kw):
+        return self.request("POST", path, body, **kw)
+
+    def health(self):
+        return json.loads(self.get("/health")[1])
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        out, err = self.proc.communicate(timeout=60)
+        return self.proc.returncode, out, err
+
+
+def sse(text):
+    """The data payloads of a server-sent-events body."""
+    return [line[len("data: "):] for line in text.split("\n") if line.startswith("data: ")]
+
+
+def result_of(kind, status, text, stream):
+    """(status, text, finish_reason, usage) of a response, streamed or not."""
+    if status != 200:
+        return status, text, None, None
+    if not stream:
+        j = json.loads(text)
+        c = j["choices"][0]
+        return status, c["message"]["content"] if kind == "chat" else c["text"], c["finish_reason"], j["usage"]
+    parts, finish, usage = [], None, None
+    events = sse(text)
+    assert events[-1] == "[DONE]", events[-1]
+    for e in events[:-1]:
+        j = json.loads(e)
+        if j.get("usage"):
+            usage = j["usage"]
+        for c in j["choices"]:
+            parts.append(c["delta"].get("content", "") if kind == "chat" else c["text"])
+            finish = c["finish_reason"] or finish
+    return status, "".join(parts), finish, usage
+
+
+def make_request(i):
+    kind = "chat" if i % 2 == 0 else "completions"
+    body = {"model": "tiny", "max_tokens": 8 + (i * 7) % 40}
+    if kind == "chat":
+        body["messages"] = [{"role": "user", "content": f"Question number {i}: how does the mill work?"}]
+        if i % 4 == 0:
+            body["messages"] = [{"role": "system", "content": "Answer briefly."},
+                                {"role": "user", "content": "Hello there"}, {"role": "assistant", "content": "Hi!"},
+                                {"role": "user", "content": f"Tell me about bread, {i}."}]
+    else:
+        body["prompt"] = f"Once upon a time, in story {i},"
+    if i % 3 == 0:
+        body.update(temperature=0.8, top_p=0.9, seed=1000 + i)
+    else:
+        body["temperature"] = 0
+    stream = i % 5 == 0
+    if stream:
+        body.update(stream=True, stream_options={"include_usage": True})
+    return kind, body, stream
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    model = os.path.join(OUT, "tiny")
+    r = subprocess.run([BIN, "init", "--preset", "debug", "--tokenizer", TOKENIZER, "--std", "0.2", "--seed", "3",
+                        "--out", model, "--overwrite"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    srv = Server(model, "--max-batch", "8", "--context", "1024", "--max-tokens", "128", "--max-body-bytes", "20000")
+
+    # 1. 32 concurrent requests, each equal to the same request alone.
+    reqs = [make_request(i) for i in range(32)]
+
+    def send(k):
+        kind, body, stream = reqs[k]
+        path = "/v1/chat/completions" if kind == "chat" else "/v1/completions"
+        return result_of(kind, *srv.post(path, body), stream)
+
+    with concurrent.futures.ThreadPoolExecutor(32) as pool:
+        together = list(pool.map(send, range(32)))
+    expect(all(t[0] == 200 for t in together), f"32 concurrent requests all answered 200 ({[t[0] for t in together]})")
+    alone = [send(k) for k in range(32)]
+    same = [k for k in range(32) if together[k][1:] == alone[k][1:]]
+    expect(len(same) == 32, f"each equals the same request alone (text, finish, usage): {len(same)}/32")
+    expect(all(t[3]["completion_tokens"] <= reqs[k][1]["max_tokens"] for k, t in enumerate(together)), "usage within max_tokens")
+    h = srv.health()
+    expect(h["completed"] == 64 and h["active"] == 0 and h["in_flight"] == 0, f"64 completed, nothing left in flight ({h})")
+
+    # 2. Errors, each with an OpenAI-style body.
+    def err(status, text, param=None, code=None):
+        try:
+            e = json.loads(text)["error"]
+        except (ValueError, KeyError):
+            return False
+        return (e["message"] and e["type"] and (param is None or e["param"] == param) and
+                (code is None or e["code"] == code))
+    chat = {"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
+    cases = [
+        ("malformed JSON", srv.request("POST", "/v1/chat/completions", raw="{not json"), 400, None, None),
+        ("missing messages", srv.post("/v1/chat/completions", {"model": "tiny"}), 400, "messages", None),
+        ("messages not a list", srv.post("/v1/chat/completions", {"model": "tiny", "messages": "hi"}), 400, "messages", None),
+        ("missing model", srv.post("/v1/chat/completions", {"messages": chat["messages"]}), 400, "model", None),
+        ("max_tokens a string", srv.post("/v1/chat/completions", dict(chat, max_tokens="ten")), 400, "max_tokens", None),
+        ("temperature 5", srv.post("/v1/chat/completions", dict(chat, temperature=5)), 400, "temperature", None),
+        ("n = 2", srv.post("/v1/chat/completions", dict(chat, n=2)), 400, "n", None),
+        ("roles out of order", srv.post("/v1/chat/completions", dict(chat, messages=[{"role": "assistant", "content": "x"}])), 400, None, None),
+        ("unknown role", srv.post("/v1/chat/completions", dict(chat, messages=[{"role": "tool", "content": "x"}])), 400, None, None),
+        ("prompt longer than the context", srv.post("/v1/completions", {"model": "tiny", "prompt": "word " * 1100}), 400, "prompt", "context_length_exceeded"),
+        ("prompt + max_tokens over the context", srv.post("/v1/completions", {"model": "tiny", "prompt": "word " * 480, "max_tokens": 128}), 400, "max_tokens", "context_length_exceeded"),
+        ("max_tokens over the limit", srv.post("/v1/chat/completions", dict(chat, max_tokens=500)), 400, "max_tokens", None),
+        ("unknown model", srv.post("/v1/chat/completions", dict(chat, model="gpt-9")), 404, "model", "model_not_found"),
+        ("wrong API key", srv.post("/v1/chat/completions", chat, headers={"Authorization": "Bearer nope"}), 401, None, "invalid_api_key"),
+        ("body over the size limit", srv.post("/v1/completions", {"model": "tiny", "prompt": "x" * 30000}), 413, None, None),
+        ("unknown route", srv.post("/v1/embeddings", chat), 404, None, None),
+    ]
+    for name, (status, text), want, param, code in cases:
+        expect(status == want and err(status, text, param, code), f"{name}: HTTP {want} with an OpenAI error body ({status} {text[:120]})")
+    expect(srv.get("/v1/models")[0] == 200 and json.loads(srv.get("/v1/models")[1])["data"][0]["id"] == "tiny", "GET /v1/models")
+
+    # 3. A client that disconnects mid-stream frees its slot.
+    before = srv.health()["cancelled"]
+    c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=60)
+    c.request("POST", "/v1/completions", body=json.dumps({"model": "tiny", "prompt": "Long story:", "max_tokens": 128,
+                                                         "temperature": 0, "stream": True}),
+              headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"})
+    resp = c.getresponse()
+    resp.read1(64)  # the first chunk has come: generation is under way
+    c.sock.shutdown(socket.SHUT_RDWR)
+    c.close()
+    deadline = time.time() + 30
+    while time.time() < deadline and (srv.health()["cancelled"] == before or srv.health()["active"] > 0):
+        time.sleep(0.05)
+    h = srv.health()
+    expect(h["cancelled"] == before + 1 and h["active"] == 0 and h["in_flight"] == 0,
+           f"disconnect mid-stream: slot freed ({h})")
+
+    # 4. The openai client.
+    from openai import OpenAI
+    client = OpenAI(base_url=f"http://127.0.0.1:{srv.port}/v1", api_key=KEY)
+    cc = client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "Hello!"}], max_tokens=12,
+                                        temperature=0)
+    expect(cc.choices[0].message.role == "assistant" and cc.usage.completion_tokens > 0, "openai client: chat completion")
+    parts = [ch.choices[0].delta.content or "" for ch in client.chat.completions.create(
+        model="tiny", messages=[{"role": "user", "content": "Hello!"}], max_tokens=12, temperature=0, stream=True)
+        if ch.choices]
+    expect("".join(parts) == cc.choices[0].message.content, "openai client: streamed chat equals the non-streamed one")
+    comp = client.completions.create(model="tiny", prompt="Once upon a time", max_tokens=6, temperature=0)
+    expect(comp.choices[0].finish_reason in ("length", "stop") and comp.usage.prompt_tokens > 0, "openai client: completion")
+    expect([m.id for m in client.models.list().data] == ["tiny"], "openai client: models")
+
+    # 5. The evaluation's judge client against this server.
+    judge_out = os.path.join(OUT, "mt_bench")
+    r = subprocess.run([BIN, "eval", "mt-bench", "--model", model, "--questions", os.path.join(SAMPLE, "mt_bench", "question.jsonl"),
+                        "--judge-prompts", os.path.join(SAMPLE, "mt_bench", "judge_prompts.jsonl"), "--reference",
+                        os.path.join(SAMPLE, "mt_bench", "reference_answer", "sample-reference.jsonl"), "--out", judge_out,
+                        "--max-new-tokens", "8", "--judge-max-tokens", "8",
+                        "--judge", f"url=http://127.0.0.1:{srv.port}/v1,model=tiny,key_env=SERVE_KEY"],
+                       capture_output=True, text=True, env=dict(os.environ, SERVE_KEY=KEY, OMP_NUM_THREADS="2"))
+    res = json.load(open(os.path.join(judge_out, "results.json"))) if r.returncode == 0 else {}
+    expect(r.returncode == 0 and res.get("judgments") == 16, f"MT-Bench judged through this server ({r.stderr.strip()[-200:]})")
+
+    # 6. SIGTERM with a request in flight: it completes; the process exits 0.
+    c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=60)
+    c.request("POST", "/v1/completions", body=json.dumps({"model": "tiny", "prompt": "Go on:", "max_tokens": 120,
+                                                         "temperature": 0, "stream": True}),
+              headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"})
+    resp = c.getresponse()
+    first = resp.read1(64)
+    srv.proc.send_signal(signal.SIGTERM)
+    try:  # while draining: HTTP 503; once the last request has left: no listener
+        late = srv.post("/v1/completions", {"model": "tiny", "prompt": "late", "max_tokens": 2})
+        expect(late[0] == 503 and "shutting down" in late[1], f"a new request while draining gets 503 ({late[0]})")
+    except OSError:
+        expect(True, "a new request after draining is refused")
+    rest = resp.read()
+    body = (first + rest).decode("utf-8", "replace")
+    expect(body.rstrip().endswith("data: [DONE]"), "the request in flight at SIGTERM completed")
+    srv.proc.wait(timeout=60)
+    expect(srv.proc.returncode == 0, f"exit 0 after SIGTERM ({srv.proc.returncode})")
+    try:
+        socket.create_connection(("127.0.0.1", srv.port), timeout=2).close()
+        refused = False
+    except OSError:
+        refused = True
+    expect(refused, "no new connections after SIGTERM")
+
+    # 7. Over the in-flight limit: HTTP 429, and the server stays up.
+    srv2 = Server(model, "--max-batch", "1", "--context", "256", "--max-in-flight", "2", key="")
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(lambda _: srv2.post("/v1/completions", {"model": "tiny", "prompt": "Tell", "max_tokens": 100,
+                                                                     "temperature": 0})[0], range(8)))
+    expect(codes.count(429) >= 1 and codes.count(200) >= 2 and set(codes) <= {200, 429}, f"429 over the limit ({codes})")
+    expect(srv2.post("/v1/completions", {"model": "tiny", "prompt": "Tell", "max_tokens": 4})[0] == 200, "still serving after 429s")
+    rc, _, _ = srv2.stop()
+    expect(rc == 0, "second server exits 0")
+
+    print("FAILED: " + "; ".join(failures) if failures else "all server checks passed")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
