@@ -89,6 +89,8 @@ def main():
         res = {}
         for name, cmd in [("chatmill", [os.path.join(a.bin, "bench", "bench_generate"), *common]),
                           ("chatmill+cudagraph", [os.path.join(a.bin, "bench", "bench_generate"), *common, "--cuda-graph"]),
+                          ("chatmill-engine+cudagraph", [os.path.join(a.bin, "bench", "bench_generate"), *common, "--engine",
+                                                         "--cuda-graph"]),
                           ("hf", [sys.executable, os.path.join(HERE, "hf_generate.py"), *common])]:
             p = subprocess.run(cmd, capture_output=True, text=True)
             if p.returncode != 0:

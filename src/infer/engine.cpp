@@ -245,32 +245,49 @@ int64_t Engine::choose(int64_t b, const at::Tensor& logits, int64_t row, at::Ten
   return model::sample_tokens(host.narrow(0, row, 1), s.request.sampling, {s.rng->uniform()})[0];
 }
 
-void Engine::body() {
-  cache_.write_rows = rows_;
-  at::Tensor h = model::forward_hidden_masked(m_, ids_, positions_, &cache_, {mask_, false});
-  cache_.write_rows = at::Tensor();
-  logits_.copy_(model::lm_logits(m_, h).squeeze(1));
+void Engine::body(int64_t n) {
+  // Eager steps attend over the columns any active row uses; a CUDA graph needs the fixed width S.
+  model::KVCache rows_cache;
+  for (size_t l = 0; l < cache_.k.size(); ++l) {
+    rows_cache.k.push_back(n == B_ ? cache_.k[l] : cache_.k[l].narrow(0, 0, n));
+    rows_cache.v.push_back(n == B_ ? cache_.v[l] : cache_.v[l].narrow(0, 0, n));
+  }
+  rows_cache.write_rows = rows_.narrow(0, 0, n);
+  rows_cache.attend_columns = width_;
+  at::Tensor h = model::forward_hidden_masked(m_, ids_.narrow(0, 0, n), positions_.narrow(0, 0, n), &rows_cache,
+                                              {mask_.narrow(0, 0, n).narrow(3, 0, width_), false});
+  logits_.narrow(0, 0, n).copy_(model::lm_logits(m_, h).squeeze(1));
 }
 
 void Engine::decode_step() {
   std::vector<int64_t> ids(B_, 0), pos(B_, 0);
+  int64_t width = 1, used = 1;
   for (int64_t b = 0; b < B_; ++b) {
     Slot& s = *slots_[b];
     if (!s.active) continue;
+    width = std::max(width, s.length + 1);
+    used = b + 1;
     ids[b] = s.tokens.back();
     pos[b] = s.length;  // the new token's position is also its column
-    host_mask_[b][s.length] = true;
+    host_mask_.data_ptr<bool>()[b * S_ + s.length] = true;
   }
   const auto longs = at::TensorOptions().dtype(at::kLong);
   ids_.copy_(at::tensor(ids, longs).view({B_, 1}));
   positions_.copy_(at::tensor(pos, longs).view({B_, 1}));
   rows_.copy_(at::tensor(pos, longs));
-  mask_.copy_(host_mask_.view({B_, 1, 1, S_}));
+  width_ = o_.cuda_graph ? S_ : width;
+  mask_.narrow(3, 0, width_).copy_(host_mask_.narrow(1, 0, width_).view({B_, 1, 1, width_}));
+  // The smallest power-of-two bucket holding every active slot (slots fill from 0): few requests cost few
+  // rows; under CUDA graphs, one graph per bucket.
+  int64_t n = 1;
+  while (n < used) n *= 2;
+  n = std::min(n, B_);
   if (o_.cuda_graph) {
-    if (!graph_) graph_ = model::capture_step_graph([this] { body(); }, m_.device());
-    graph_->replay();
+    auto& g = graphs_[n];
+    if (!g) g = model::capture_step_graph([this, n] { body(n); }, m_.device());
+    g->replay();
   } else {
-    body();
+    body(n);
   }
   {
     std::lock_guard<std::mutex> lock(mu_);

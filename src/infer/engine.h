@@ -11,6 +11,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -110,7 +111,8 @@ class Engine {
   void run_loop();
   void admit(int64_t slot, Pending p);
   void decode_step();
-  void body();  // the fixed-shape step (captured in a CUDA graph when asked)
+  // The step over slots [0, rows): fixed shapes per `rows` (each bucket captured in its own CUDA graph).
+  void body(int64_t rows);
   // Records token `id` for a slot; emits text; frees the slot when the sequence is done.
   void take(int64_t slot, int64_t id);
   // Frees the slot and updates the counters, then sends `final` (or a bare final event).
@@ -126,7 +128,8 @@ class Engine {
   // Fixed-address step buffers.
   at::Tensor ids_, positions_, rows_, mask_, logits_;
   at::Tensor host_mask_;  // (B, S) bool on the CPU, copied into mask_ each step
-  std::unique_ptr<model::StepGraph> graph_;
+  int64_t width_ = 0;     // columns this step attends over
+  std::map<int64_t, std::unique_ptr<model::StepGraph>> graphs_;  // by batch bucket
 
   mutable std::mutex mu_;
   std::condition_variable cv_;

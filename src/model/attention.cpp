@@ -52,8 +52,9 @@ at::Tensor attention(const LlamaConfig& cfg, const LayerWeights& w, const at::Te
     const at::Tensor at_col = cache->write_rows.view({B, 1, 1, 1}).expand({B, Hkv, 1, D});
     cache->k[layer].scatter_(2, at_col, k);
     cache->v[layer].scatter_(2, at_col, v);
-    k = cache->k[layer];  // (B, Hkv, S, D): every column; the mask picks each row's own
-    v = cache->v[layer];
+    const int64_t W = cache->attend_columns > 0 ? cache->attend_columns : cache->capacity();
+    k = cache->k[layer].narrow(2, 0, W);  // (B, Hkv, W, D): the mask picks each row's own columns
+    v = cache->v[layer].narrow(2, 0, W);
   } else if (cache != nullptr && cache->write_index.defined()) {
     cache->k[layer].index_copy_(2, cache->write_index, k);
     cache->v[layer].index_copy_(2, cache->write_index, v);

@@ -23,6 +23,7 @@ struct KVCache {
   // (B) int64 on the cache's device, the column each row writes; attention spans the whole capacity under the
   // caller's mask.
   at::Tensor write_rows;
+  int64_t attend_columns = 0;  // per-row mode: attend over columns [0, attend_columns) only (0: all S)
 
   static KVCache allocate(const LlamaConfig& cfg, int64_t batch, int64_t capacity, at::ScalarType dtype,
                           at::Device device);

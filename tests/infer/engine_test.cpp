@@ -201,5 +201,31 @@ TEST(Engine, RefusesBadRequestsClearly) {
   testing::expect_error([&] { engine.submit(r); }, {"shutting down"});
 }
 
+// On a CUDA machine (scripts/gpu_check.sh): the engine's decode step captured in a CUDA graph gives the same
+// greedy tokens as the eager engine and as HF transformers (bf16 and float32 on the GPU).
+TEST(GpuEngine, CudaGraphStepEqualsEagerAndTransformers) {
+  if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device here; scripts/gpu_check.sh runs this on the GPU machine";
+  if (!model::cuda_graphs_built()) GTEST_SKIP() << "built without -DCHATMILL_CUDA=ON";
+  const auto ref = reference("gqa_tied");
+  model::Model m = model::load_hf_model(testing::testdata() / "models" / "gqa_tied", {at::kFloat, at::Device("cuda:0")});
+  std::vector<infer::EngineRequest> reqs;
+  for (const auto& p : ref["prompts"]) {
+    infer::EngineRequest r;
+    r.prompt = p.get<std::vector<int64_t>>();
+    r.max_new_tokens = 64;
+    r.stop_on_eos = false;
+    reqs.push_back(r);
+  }
+  infer::Engine eager(m, nullptr, {4, 160, false});
+  infer::Engine graph(m, nullptr, {4, 160, true});
+  auto a = eager.run(reqs);
+  auto b = graph.run(reqs);
+  const auto want = ref["generated"].get<std::vector<std::vector<int64_t>>>();
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    EXPECT_EQ(b[i].tokens, a[i].tokens) << i;
+    EXPECT_EQ(b[i].tokens, want[i]) << i;
+  }
+}
+
 }  // namespace
 }  // namespace chatmill
