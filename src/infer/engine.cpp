@@ -193,7 +193,10 @@ void Engine::run_loop() {
           ++stats_.active;
         }
     }
-    for (auto& [b, p] : admits) admit(b, std::move(p));
+    std::map<int64_t, std::vector<int64_t>> by_length;  // prompts of one length prefill together
+    for (auto& [b, p] : admits)
+      if (admit(b, std::move(p))) by_length[static_cast<int64_t>(slots_[b]->request.prompt.size())].push_back(b);
+    for (const auto& [n, group] : by_length) prefill(group);
     for (int64_t b = 0; b < B_; ++b)
       if (slots_[b]->active && slots_[b]->handle->cancelled()) finish(b, model::FinishReason::Length, true);
     bool any = false;
@@ -202,7 +205,7 @@ void Engine::run_loop() {
   }
 }
 
-void Engine::admit(int64_t b, Pending p) {
+bool Engine::admit(int64_t b, Pending p) {
   Slot& s = *slots_[b];
   s.request = std::move(p.request);
   s.handle = std::move(p.handle);
@@ -218,21 +221,41 @@ void Engine::admit(int64_t b, Pending p) {
   row.narrow(0, 0, n).fill_(true);
   if (s.handle->cancelled() || s.request.max_new_tokens == 0) {
     finish(b, model::FinishReason::Length, s.handle->cancelled());
-    return;
+    return false;
   }
-  // Prefill alone, as a single sequence would: this slot's cache row, columns [0, n), causal.
-  model::KVCache view;
-  for (size_t l = 0; l < cache_.k.size(); ++l) {
-    view.k.push_back(cache_.k[l].narrow(0, b, 1));
-    view.v.push_back(cache_.v[l].narrow(0, b, 1));
-  }
+  return true;
+}
+
+void Engine::prefill(const std::vector<int64_t>& group) {
+  // Prompts of one length, prefilled together as an unpadded batch: each row's computation is that of a lone
+  // sequence (causal attention over its own n columns). One slot writes its cache row in place; several go
+  // through a temporary cache whose columns [0, n) are then copied into their rows.
+  const int64_t G = static_cast<int64_t>(group.size());
+  const int64_t n = static_cast<int64_t>(slots_[group[0]]->request.prompt.size());
+  std::vector<int64_t> flat;
+  for (int64_t b : group) flat.insert(flat.end(), slots_[b]->request.prompt.begin(), slots_[b]->request.prompt.end());
   const at::Device dev = m_.device();
-  at::Tensor tokens = at::tensor(s.request.prompt, at::TensorOptions().dtype(at::kLong)).view({1, n}).to(dev);
-  at::Tensor positions = at::arange(n, at::TensorOptions().dtype(at::kLong)).view({1, n}).to(dev);
-  at::Tensor hidden = model::forward_hidden(m_, tokens, positions, &view);
-  at::Tensor logits = model::lm_logits(m_, hidden.narrow(1, n - 1, 1)).squeeze(1);  // (1, V)
+  at::Tensor tokens = at::tensor(flat, at::TensorOptions().dtype(at::kLong)).view({G, n}).to(dev);
+  at::Tensor positions = at::arange(n, at::TensorOptions().dtype(at::kLong)).expand({G, n}).contiguous().to(dev);
+  model::KVCache kv;
+  if (G == 1) {
+    for (size_t l = 0; l < cache_.k.size(); ++l) {
+      kv.k.push_back(cache_.k[l].narrow(0, group[0], 1));
+      kv.v.push_back(cache_.v[l].narrow(0, group[0], 1));
+    }
+  } else {
+    kv = model::KVCache::allocate(m_.config, G, n, m_.dtype(), dev);
+  }
+  at::Tensor hidden = model::forward_hidden(m_, tokens, positions, &kv);
+  at::Tensor logits = model::lm_logits(m_, hidden.narrow(1, n - 1, 1)).squeeze(1);  // (G, V)
+  if (G > 1)
+    for (size_t l = 0; l < cache_.k.size(); ++l)
+      for (int64_t g = 0; g < G; ++g) {
+        cache_.k[l][group[g]].narrow(1, 0, n).copy_(kv.k[l][g]);
+        cache_.v[l][group[g]].narrow(1, 0, n).copy_(kv.v[l][g]);
+      }
   at::Tensor greedy, host;
-  take(b, choose(b, logits, 0, greedy, host));
+  for (int64_t g = 0; g < G; ++g) take(group[g], choose(group[g], logits, g, greedy, host));
 }
 
 int64_t Engine::choose(int64_t b, const at::Tensor& logits, int64_t row, at::Tensor& greedy, at::Tensor& host) {

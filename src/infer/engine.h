@@ -109,7 +109,8 @@ class Engine {
   };
   void loop();
   void run_loop();
-  void admit(int64_t slot, Pending p);
+  bool admit(int64_t slot, Pending p);  // false when the request ended at once (cancelled, 0 tokens)
+  void prefill(const std::vector<int64_t>& slots);  // slots whose prompts have one length
   void decode_step();
   // The step over slots [0, rows): fixed shapes per `rows` (each bucket captured in its own CUDA graph).
   void body(int64_t rows);

@@ -133,6 +133,30 @@ TEST(Engine, SampledRequestsEqualGenerateAloneAndStreamAddsUp) {
   }
 }
 
+TEST(Engine, EqualLengthPromptsPrefilledTogetherEqualAlone) {
+  Tiny t;
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(7);
+  std::vector<infer::EngineRequest> reqs;
+  for (int i = 0; i < 6; ++i) {
+    infer::EngineRequest r;
+    at::Tensor ids = at::randint(3, t.tok.vocab_size(), {20}, gen, at::kLong);
+    r.prompt.assign(ids.data_ptr<int64_t>(), ids.data_ptr<int64_t>() + 20);
+    r.prompt[0] = t.tok.bos_id();
+    r.max_new_tokens = 16;
+    r.stop_on_eos = false;
+    reqs.push_back(r);
+  }
+  infer::Engine engine(t.m, &t.tok, {8, 64, false});
+  auto together = engine.run(reqs);  // admitted in one go: one prefill batch of 6
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    model::GenerationRequest g;
+    g.prompt = reqs[i].prompt;
+    g.max_new_tokens = 16;
+    g.stop_on_eos = false;
+    EXPECT_EQ(together[i].tokens, model::generate(t.m, {g})[0].tokens) << i;
+  }
+}
+
 TEST(Engine, StopStringsAreCutAndNeverStreamed) {
   Tiny t;
   infer::EngineRequest r;
