@@ -1,13 +1,17 @@
 // A chat model that is a model in this process.
+#include <algorithm>
+
 #include "common/error.h"
 #include "data/encode.h"
 #include "eval/chat_model.h"
-#include "model/generate.h"
+#include "infer/engine.h"
 
 namespace chatmill::eval {
 
 namespace {
 
+// Requests go through the continuous-batching engine: a short answer leaves its slot to the next request instead
+// of waiting for the longest one of a fixed batch.
 class LocalChat : public ChatModel {
  public:
   LocalChat(const model::Model& m, const model::Tokenizer& tok, data::ChatTemplate tmpl, std::string name, int64_t batch)
@@ -17,31 +21,31 @@ class LocalChat : public ChatModel {
   std::string name() const override { return name_; }
 
   std::vector<ChatReply> complete(const std::vector<ChatRequest>& requests) override {
-    std::vector<ChatReply> out;
-    for (size_t start = 0; start < requests.size(); start += static_cast<size_t>(batch_)) {
-      const size_t end = std::min(requests.size(), start + static_cast<size_t>(batch_));
-      std::vector<model::GenerationRequest> gen;
-      for (size_t i = start; i < end; ++i) {
-        const ChatRequest& q = requests[i];
-        data::Conversation c;
-        c.system = q.system;
-        for (const auto& [u, a] : q.history) {
-          c.messages.push_back({data::Role::User, u});
-          c.messages.push_back({data::Role::Assistant, a});
-        }
-        c.messages.push_back({data::Role::User, q.user});
-        const auto e = enc_.encode(tmpl_.prompt_segments(c));
-        model::GenerationRequest r;
-        r.prompt.assign(e.ids.begin(), e.ids.end());
-        r.max_new_tokens = q.max_tokens;
-        r.sampling.temperature = q.temperature < 1e-4 ? 0.0 : q.temperature;  // FastChat's greedy threshold
-        r.seed = q.seed;
-        gen.push_back(std::move(r));
+    std::vector<infer::EngineRequest> reqs;
+    int64_t longest = 0;
+    for (const ChatRequest& q : requests) {
+      data::Conversation c;
+      c.system = q.system;
+      for (const auto& [u, a] : q.history) {
+        c.messages.push_back({data::Role::User, u});
+        c.messages.push_back({data::Role::Assistant, a});
       }
-      model::GenerateOptions o;
-      o.tokenizer = &tok_;
-      for (auto& res : model::generate(m_, gen, o)) out.push_back({std::move(res.text), ""});
+      c.messages.push_back({data::Role::User, q.user});
+      const auto e = enc_.encode(tmpl_.prompt_segments(c));
+      infer::EngineRequest r;
+      r.prompt.assign(e.ids.begin(), e.ids.end());
+      r.max_new_tokens = q.max_tokens;
+      r.sampling.temperature = q.temperature < 1e-4 ? 0.0 : q.temperature;  // FastChat's greedy threshold
+      r.seed = q.seed;
+      longest = std::max<int64_t>(longest, static_cast<int64_t>(r.prompt.size()) + r.max_new_tokens);
+      reqs.push_back(std::move(r));
     }
+    if (reqs.empty()) return {};
+    // The cache is sized for this call's longest request (and kept while later calls fit in it).
+    if (!engine_ || engine_->context() < longest)
+      engine_ = std::make_unique<infer::Engine>(m_, &tok_, infer::EngineOptions{batch_, longest, false});
+    std::vector<ChatReply> out;
+    for (auto& r : engine_->run(reqs)) out.push_back({std::move(r.text), ""});
     return out;
   }
 
@@ -52,6 +56,7 @@ class LocalChat : public ChatModel {
   data::ChatTemplate tmpl_;
   std::string name_;
   int64_t batch_;
+  std::unique_ptr<infer::Engine> engine_;
 };
 
 }  // namespace
