@@ -64,7 +64,7 @@ def main():
         print(f"| {batch} | {o['prefill_tokens_per_s']:.0f} | {h['prefill_tokens_per_s']:.0f} | "
               f"{o['prefill_tokens_per_s'] / h['prefill_tokens_per_s']:.2f}x | {o['decode_tokens_per_s']:.0f} | "
               f"{h['decode_tokens_per_s']:.0f} | {o['decode_tokens_per_s'] / h['decode_tokens_per_s']:.2f}x |")
-    print("\nThe serving engine (continuous batching, each request prefilled alone; all submitted at once):\n")
+    print("\nThe serving engine (continuous batching; all submitted at once, so the equal-length prompts prefill as one batch):\n")
     print("| batch | engine TTFT s | HF TTFT s | engine decode tok/s | HF decode tok/s | ratio | engine total tok/s | HF total tok/s | ratio |")
     print("|---|---|---|---|---|---|---|---|---|")
     for batch, _, h, e in rows:
