@@ -6,6 +6,7 @@
 #include "cli/eval_commands.h"
 #include "cli/options.h"
 #include "common/error.h"
+#include "common/text.h"
 #include "eval/arena_hard.h"
 #include "eval/chat_spec.h"
 #include "eval/provenance.h"
@@ -39,12 +40,6 @@ Subject load_subject(const std::string& text, const std::string& model_id) {
 
 void print(const nlohmann::ordered_json& j, const fs::path& where) {
   std::cout << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\nwrote " << where.string() << "\n";
-}
-
-std::string read_text(const std::string& file) {
-  std::ifstream in(file);
-  CHATMILL_CHECK(in, "cannot read ", file);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
 struct Common {
@@ -155,7 +150,7 @@ void add_eval_chat_commands(CLI::App* eval) {
                    "validation needs --strong, --weak, --judge and --judge-prompts together");
     const fs::path out(ar->out);
     auto prompts = eval::load_arena_prompts(ar->prompts);
-    const std::string rubric = read_text(ar->rubric);
+    const std::string rubric = read_text_file(ar->rubric, "rubric prompt");
     std::vector<std::unique_ptr<eval::LoadedChat>> raters;
     std::vector<eval::ChatModel*> ptrs;
     for (size_t i = 0; i < ar->raters.size(); ++i) {

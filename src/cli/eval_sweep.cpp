@@ -46,10 +46,7 @@ std::vector<fs::path> expand(const std::vector<std::string>& patterns, const std
 
 // "step-000040" for ".../step-000040/model"; made unique with a suffix.
 std::string label_of(const fs::path& p, std::set<std::string>& used) {
-  fs::path q = p.lexically_normal();
-  if (q.filename().empty()) q = q.parent_path();
-  std::string l = q.filename().string();
-  if (l == "model" && q.has_parent_path()) l = q.parent_path().filename().string();
+  const std::string l = model::model_folder_name(p);
   std::string u = l;
   for (int k = 2; !used.insert(u).second; ++k) u = l + "-" + std::to_string(k);
   return u;

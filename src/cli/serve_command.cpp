@@ -43,13 +43,7 @@ void run_serve(const ServeArgs& a) {
   serve::ServerOptions o;
   o.host = a.host;
   o.port = a.port;
-  o.model_name = a.name;
-  if (o.model_name.empty()) {  // the folder's name; a checkpoint's ".../step-N/model" is named after its step
-    std::filesystem::path p = std::filesystem::path(a.model).lexically_normal();
-    if (p.filename().empty()) p = p.parent_path();
-    o.model_name = p.filename().string();
-    if (o.model_name == "model" && p.has_parent_path()) o.model_name = p.parent_path().filename().string();
-  }
+  o.model_name = a.name.empty() ? model::model_folder_name(a.model) : a.name;
   if (!a.api_key_env.empty()) {
     const char* key = std::getenv(a.api_key_env.c_str());
     CHATMILL_CHECK(key != nullptr && *key != '\0', "--api-key-env ", a.api_key_env, ": the variable is not set");

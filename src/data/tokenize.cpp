@@ -5,6 +5,7 @@
 #include <optional>
 
 #include "common/error.h"
+#include "common/text.h"
 #include "common/parallel.h"
 #include "common/sha256.h"
 #include "data/conversation_source.h"
@@ -43,11 +44,7 @@ TokenizeReport tokenize_dataset(const TokenizeConfig& cfg) {
   meta.row_length = cfg.row_length > 0 ? cfg.row_length : cfg.max_length;
   meta.packing = parse_packing(cfg.packing);
   meta.pad_id = tok.eos_id();  // Llama has no pad token; padding carries no loss and no attention
-  if (!cfg.manifest.empty()) {
-    std::ifstream in(cfg.manifest);
-    CHATMILL_CHECK(in, "cannot read manifest ", cfg.manifest);
-    meta.manifest.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-  }
+  if (!cfg.manifest.empty()) meta.manifest = read_text_file(cfg.manifest, "manifest");
 
   TokenizeReport report;
   TokenStoreWriter writer(cfg.output, meta);

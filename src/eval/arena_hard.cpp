@@ -2,32 +2,20 @@
 
 #include <algorithm>
 #include <cctype>
-#include <fstream>
 
 #include "common/error.h"
 #include "common/sha256.h"
+#include "eval/jsonl.h"
 
 namespace chatmill::eval {
 
 namespace fs = std::filesystem;
 
 std::vector<ArenaPrompt> load_arena_prompts(const fs::path& file) {
-  std::ifstream in(file);
-  CHATMILL_CHECK(in, "cannot read the prompt file ", file);
   std::vector<ArenaPrompt> out;
-  std::string line;
-  int64_t n = 0;
-  while (std::getline(in, line)) {
-    ++n;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    auto j = nlohmann::json::parse(line, nullptr, false);
-    CHATMILL_CHECK(j.is_object(), "malformed JSON at ", file.string(), ":", n);
-    CHATMILL_CHECK(j.contains("prompt") && j["prompt"].is_string(), file.string(), ":", n,
-                   ": field 'prompt' is missing or not a string");
-    CHATMILL_CHECK(j.contains("prompt_id") && j["prompt_id"].is_string(), file.string(), ":", n,
-                   ": field 'prompt_id' is missing or not a string");
-    out.push_back({j["prompt_id"], j["prompt"]});
-  }
+  for_each_json_line(file, [&](const nlohmann::json& j, const std::string& where) {
+    out.push_back({json_string(j, "prompt_id", where), json_string(j, "prompt", where)});
+  });
   CHATMILL_CHECK(!out.empty(), "the prompt file ", file, " is empty");
   return out;
 }

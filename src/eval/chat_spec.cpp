@@ -47,14 +47,7 @@ ChatSpec from_pairs(const std::map<std::string, std::string>& kv, const std::str
   CHATMILL_CHECK(s.local.empty() != s.http.base_url.empty(), where,
                  ": give a local model folder (local=DIR) or an endpoint (url=...,model=...), exactly one");
   if (!s.http.base_url.empty()) CHATMILL_CHECK(!s.http.model.empty(), where, ": an endpoint needs model=NAME");
-  if (s.name.empty() && !s.local.empty()) {
-    // The folder's name; a checkpoint's "step-000040/model" is named after its step.
-    std::filesystem::path p = std::filesystem::path(s.local).lexically_normal();
-    if (p.filename().empty()) p = p.parent_path();
-    std::string n = p.filename().string();
-    if (n == "model" && p.has_parent_path()) n = p.parent_path().filename().string();
-    s.name = "local:" + n;
-  }
+  if (s.name.empty() && !s.local.empty()) s.name = "local:" + model::model_folder_name(s.local);
   if (s.name.empty()) s.name = s.http.model + "@" + s.http.base_url;
   return s;
 }

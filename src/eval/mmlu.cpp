@@ -4,6 +4,7 @@
 
 #include "common/error.h"
 #include "eval/csv.h"
+#include "eval/jsonl.h"
 #include "eval/mmlu_subjects.h"
 #include "model/score.h"
 
@@ -47,21 +48,8 @@ void load_csv_split(const fs::path& dir, const std::string& split, MmluData& dat
 }
 
 void load_jsonl_split(const fs::path& file, MmluData& data, std::map<std::string, std::vector<MmluItem>>& out) {
-  std::ifstream in(file);
-  CHATMILL_CHECK(in, "cannot read ", file);
-  std::string line;
-  int64_t line_no = 0;
   std::map<std::string, int64_t> next_index;
-  while (std::getline(in, line)) {
-    ++line_no;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    const std::string where = detail::concat(file.string(), ":", line_no);
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::parse_error& e) {
-      CHATMILL_FAIL("malformed JSON at ", where, ": ", e.what());
-    }
+  for_each_json_line(file, [&](const nlohmann::json& j, const std::string& where) {
     CHATMILL_CHECK(j.is_object() && j.contains("subject") && j["subject"].is_string() && j.contains("question") &&
                        j["question"].is_string() && j.contains("choices") && j["choices"].is_array() &&
                        j["choices"].size() == 4 && j.contains("answer"),
@@ -79,7 +67,7 @@ void load_jsonl_split(const fs::path& file, MmluData& data, std::map<std::string
     CHATMILL_CHECK(item.answer >= 0 && item.answer < 4, where, ": answer must be 0..3 or A..D, got ", j["answer"].dump());
     item.index = next_index[item.subject]++;
     out[item.subject].push_back(std::move(item));
-  }
+  });
   data.files.push_back(file);
 }
 

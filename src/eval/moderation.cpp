@@ -2,11 +2,11 @@
 
 #include <algorithm>
 #include <cctype>
-#include <fstream>
 #include <regex>
 
 #include "common/error.h"
 #include "data/subsets/moderation_set.h"
+#include "eval/jsonl.h"
 
 namespace chatmill::eval {
 
@@ -41,20 +41,10 @@ double ratio(int64_t a, int64_t b) { return b == 0 ? 0.0 : static_cast<double>(a
 }  // namespace
 
 std::vector<ModerationItem> load_moderation_items(const fs::path& file) {
-  std::ifstream in(file);
-  CHATMILL_CHECK(in, "cannot read the moderation set ", file);
   std::vector<ModerationItem> out;
-  std::string line;
-  int64_t n = 0;
-  while (std::getline(in, line)) {
-    ++n;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    const std::string where = detail::concat(file.string(), ":", n);
-    auto j = nlohmann::json::parse(line, nullptr, false);
-    CHATMILL_CHECK(j.is_object(), "malformed JSON at ", where);
+  for_each_json_line(file, [&](const nlohmann::json& j, const std::string& where) {
     ModerationItem it;
-    CHATMILL_CHECK(j.contains("text") && j["text"].is_string(), where, ": field 'text' is missing or not a string");
-    it.text = j["text"];
+    it.text = json_string(j, "text", where);
     it.id = j.contains("id") && j["id"].is_string() ? j["id"].get<std::string>() : std::to_string(out.size());
     CHATMILL_CHECK(j.contains("categories") && j["categories"].is_array(), where,
                    ": field 'categories' is missing or not a list (use [] for a benign message)");
@@ -67,7 +57,7 @@ std::vector<ModerationItem> load_moderation_items(const fs::path& file) {
     }
     if (j.contains("explanation") && j["explanation"].is_string()) it.explanation = j["explanation"];
     out.push_back(std::move(it));
-  }
+  });
   CHATMILL_CHECK(!out.empty(), "the moderation set ", file, " is empty");
   return out;
 }

@@ -6,39 +6,13 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "eval/jsonl.h"
 
 namespace chatmill::eval {
 
 namespace fs = std::filesystem;
 
 namespace {
-
-// Calls fn(json, "file:line") for every non-blank line; malformed JSON names file and line.
-template <typename F>
-void for_each_json_line(const fs::path& file, F&& fn) {
-  std::ifstream in(file);
-  CHATMILL_CHECK(in, "cannot read ", file);
-  std::string line;
-  int64_t n = 0;
-  while (std::getline(in, line)) {
-    ++n;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    const std::string where = detail::concat(file.string(), ":", n);
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::parse_error& e) {
-      CHATMILL_FAIL("malformed JSON at ", where, ": ", e.what());
-    }
-    CHATMILL_CHECK(j.is_object(), where, ": expected a JSON object");
-    fn(j, where);
-  }
-}
-
-std::string get_string(const nlohmann::json& j, const char* key, const std::string& where) {
-  CHATMILL_CHECK(j.contains(key) && j[key].is_string(), where, ": field '", key, "' is missing or not a string");
-  return j[key];
-}
 
 }  // namespace
 
@@ -49,7 +23,7 @@ std::vector<MtQuestion> load_mt_questions(const fs::path& file) {
     CHATMILL_CHECK(j.contains("question_id") && j["question_id"].is_number_integer(), where,
                    ": field 'question_id' is missing or not an integer");
     q.id = j["question_id"];
-    q.category = get_string(j, "category", where + " (question " + std::to_string(q.id) + ")");
+    q.category = json_string(j, "category", where + " (question " + std::to_string(q.id) + ")");
     CHATMILL_CHECK(j.contains("turns") && j["turns"].is_array() && !j["turns"].empty(), where, " (question ", q.id,
                    "): field 'turns' is missing or empty");
     for (const auto& t : j["turns"]) {
@@ -65,9 +39,9 @@ std::vector<MtQuestion> load_mt_questions(const fs::path& file) {
 std::map<std::string, JudgePrompt> load_judge_prompts(const fs::path& file) {
   std::map<std::string, JudgePrompt> out;
   for_each_json_line(file, [&](const nlohmann::json& j, const std::string& where) {
-    JudgePrompt p{get_string(j, "name", where), get_string(j, "type", where), get_string(j, "system_prompt", where),
-                  get_string(j, "prompt_template", where), get_string(j, "category", where),
-                  get_string(j, "output_format", where)};
+    JudgePrompt p{json_string(j, "name", where), json_string(j, "type", where), json_string(j, "system_prompt", where),
+                  json_string(j, "prompt_template", where), json_string(j, "category", where),
+                  json_string(j, "output_format", where)};
     out[p.name] = p;
   });
   return out;

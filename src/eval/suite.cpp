@@ -3,6 +3,7 @@
 #include <fstream>
 
 #include "common/error.h"
+#include "common/text.h"
 #include "eval/chat_spec.h"
 #include "eval/jailbreak.h"
 #include "eval/mmlu.h"
@@ -150,16 +151,19 @@ void stamp(nlohmann::ordered_json& summary, const RunInfo& info, std::vector<fs:
   summary["settings"]["template"] = info.template_name;
 }
 
-std::string read_text(const std::string& file, const char* what) {
-  std::ifstream in(file);
-  CHATMILL_CHECK(in, "cannot read the ", what, " ", file);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+// The chat model of `spec`, loaded into `owner`; "self" is the model under test itself (it judges or moderates
+// its own answers: a smoke test of the pipeline, never a real score).
+ChatModel& chat_or_self(const std::string& spec, const std::string& where, ChatModel& self,
+                        std::unique_ptr<LoadedChat>& owner) {
+  if (spec == "self") return self;
+  owner = std::make_unique<LoadedChat>(parse_chat_spec(spec, where));
+  return owner->get();
 }
 
 }  // namespace
 
-nlohmann::ordered_json run_mmlu(const model::Model& m, const model::Tokenizer& tok, const MmluBench& b, const fs::path& dir,
-                                const RunInfo& info) {
+nlohmann::ordered_json run_mmlu(const model::Model& m, const model::Tokenizer& tok, const MmluBench& b,
+                                const fs::path& out_json, const RunInfo& info) {
   MmluData data = load_mmlu(b.data);
   MmluOptions o;
   o.shots = b.shots;
@@ -168,7 +172,7 @@ nlohmann::ordered_json run_mmlu(const model::Model& m, const model::Tokenizer& t
   o.batch_size = b.batch_size;
   auto r = evaluate_mmlu(m, tok, data, o);
   stamp(r.summary, info, data.files, {{"shots", b.shots}, {"variant", b.variant}, {"max_length", b.max_length}});
-  write_mmlu_results(r, dir / "results.json");
+  write_mmlu_results(r, out_json);
   return r.summary;
 }
 
@@ -178,10 +182,8 @@ nlohmann::ordered_json run_mt_bench(ChatModel& model, const MtBenchBench& b, con
   in.prompts = load_judge_prompts(b.judge_prompts);
   if (!b.reference.empty()) in.references = load_references(b.reference);
   in.judge_max_tokens = b.judge_max_tokens;
-  // "self": the model under test judges its own answers (a smoke test of the pipeline, never a real score).
-  std::optional<LoadedChat> loaded;
-  if (b.judge != "self") loaded.emplace(parse_chat_spec(b.judge, "mt_bench.judge"));  // fails before any generation
-  ChatModel& judge_model = loaded ? loaded->get() : model;
+  std::unique_ptr<LoadedChat> loaded;  // a bad judge spec fails here, before any generation
+  ChatModel& judge_model = chat_or_self(b.judge, "mt_bench.judge", model, loaded);
   const fs::path answers_file = dir / "answers" / (info.model_name + ".jsonl");
   // Answers are resumable; a file made by other weights under the same name must not be taken for this model's.
   const fs::path stamp_file = dir / "answers" / (info.model_name + ".model_sha256");
@@ -224,7 +226,7 @@ nlohmann::ordered_json run_moderation(ChatModel& model, const ModerationBench& b
   auto items = load_moderation_items(b.set);
   std::vector<ModerationItem> pool;
   if (!b.shots_file.empty()) pool = load_moderation_items(b.shots_file);
-  const std::string prompt = read_text(b.prompt, "moderation prompt");
+  const std::string prompt = read_text_file(b.prompt, "moderation prompt");
   nlohmann::ordered_json runs = nlohmann::ordered_json::object();
   for (int64_t k : b.shots) {
     CHATMILL_CHECK(k >= 0 && k <= static_cast<int64_t>(pool.size()), "moderation: ", k, " shots asked, the shots file '",
@@ -248,11 +250,10 @@ nlohmann::ordered_json run_moderation(ChatModel& model, const ModerationBench& b
 nlohmann::ordered_json run_jailbreak(ChatModel& model, const JailbreakBench& b, const fs::path& dir, const RunInfo& info) {
   auto attempts = load_jailbreak_set(b.set);
   JailbreakOptions o;
-  o.moderation_prompt = read_text(b.moderation_prompt, "moderation prompt");
+  o.moderation_prompt = read_text_file(b.moderation_prompt, "moderation prompt");
   o.max_tokens = b.max_tokens;
-  std::optional<LoadedChat> loaded;  // "self": the model under test moderates (pipeline smoke tests only)
-  if (b.moderator != "self") loaded.emplace(parse_chat_spec(b.moderator, "jailbreak.moderator"));
-  ChatModel& moderator = loaded ? loaded->get() : model;
+  std::unique_ptr<LoadedChat> loaded;
+  ChatModel& moderator = chat_or_self(b.moderator, "jailbreak.moderator", model, loaded);
   auto r = evaluate_jailbreak(model, moderator, attempts, o);
   stamp(r.summary, info, {b.set, b.moderation_prompt}, {{"max_tokens", b.max_tokens}, {"moderator", moderator.name()}});
   write_json(dir / "results.json", r.summary);
@@ -264,7 +265,7 @@ nlohmann::ordered_json run_eval_suite(const ModelUnderTest& m, const EvalSuite& 
   nlohmann::ordered_json all = nlohmann::ordered_json::object();
   auto chat = make_local_chat(m.model, m.tokenizer, data::ChatTemplate::by_name(s.template_name), m.name, s.batch_size);
   const RunInfo info{m.dir, m.name, s.template_name, model_hash(m.dir)};
-  if (s.mmlu) all["mmlu"] = run_mmlu(m.model, m.tokenizer, *s.mmlu, out / "mmlu", info);
+  if (s.mmlu) all["mmlu"] = run_mmlu(m.model, m.tokenizer, *s.mmlu, out / "mmlu" / "results.json", info);
   if (s.mt_bench) all["mt_bench"] = run_mt_bench(*chat, *s.mt_bench, out / "mt_bench", info);
   if (s.moderation) all["moderation"] = run_moderation(*chat, *s.moderation, out / "moderation", info);
   if (s.jailbreak) all["jailbreak"] = run_jailbreak(*chat, *s.jailbreak, out / "jailbreak", info);

@@ -90,8 +90,9 @@ struct RunInfo {
 class ChatModel;
 
 // One benchmark each: files under `dir`, the summary (with provenance and settings) returned.
+// MMLU writes `out_json` and the predictions beside it.
 nlohmann::ordered_json run_mmlu(const model::Model& m, const model::Tokenizer& tok, const MmluBench& b,
-                                const std::filesystem::path& dir, const RunInfo& info);
+                                const std::filesystem::path& out_json, const RunInfo& info);
 nlohmann::ordered_json run_mt_bench(ChatModel& model, const MtBenchBench& b, const std::filesystem::path& dir, const RunInfo& info);
 nlohmann::ordered_json run_moderation(ChatModel& model, const ModerationBench& b, const std::filesystem::path& dir,
                                       const RunInfo& info);

@@ -12,13 +12,6 @@ namespace chatmill::infer {
 
 namespace {
 
-size_t find_stop(const std::string& text, const std::vector<std::string>& stops) {
-  size_t best = std::string::npos;
-  for (const auto& s : stops)
-    if (!s.empty()) best = std::min(best, text.find(s));
-  return best;
-}
-
 // Bytes at the end of `text` that must wait: the start of a stop string, or an unfinished UTF-8 character.
 size_t hold_back(const std::string& text, const std::vector<std::string>& stops) {
   size_t hold = 0;
@@ -341,7 +334,7 @@ void Engine::take(int64_t b, int64_t id) {
   if (tok_) {
     std::vector<int64_t> body(s.tokens.begin(), s.tokens.end() - (is_eos ? 1 : 0));
     text = tok_->decode(body);
-    const size_t stop = find_stop(text, s.request.stop_strings);
+    const size_t stop = model::find_stop(text, s.request.stop_strings);
     if (stop != std::string::npos) {
       text.resize(stop);
       why = model::FinishReason::StopString;

@@ -29,7 +29,8 @@ struct RowState {
   GenerationResult result;
 };
 
-// Earliest position of any stop string in `text`, or npos.
+}  // namespace
+
 size_t find_stop(const std::string& text, const std::vector<std::string>& stops) {
   size_t best = std::string::npos;
   for (const auto& s : stops) {
@@ -39,8 +40,6 @@ size_t find_stop(const std::string& text, const std::vector<std::string>& stops)
   }
   return best;
 }
-
-}  // namespace
 
 std::vector<GenerationResult> generate(const Model& m, const std::vector<GenerationRequest>& requests,
                                        const GenerateOptions& options) {

@@ -46,6 +46,9 @@ struct GenerationResult {
   FinishReason finish = FinishReason::Length;
 };
 
+// Earliest position of any (non-empty) stop string in `text`, or npos.
+size_t find_stop(const std::string& text, const std::vector<std::string>& stops);
+
 // Runs all requests as one left-padded batch; each row has its own positions, padding keys are masked, and
 // each row samples from its own seeded stream, so a request gives the same tokens alone or in a batch.
 std::vector<GenerationResult> generate(const Model& m, const std::vector<GenerationRequest>& requests,

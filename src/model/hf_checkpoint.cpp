@@ -233,4 +233,12 @@ void save_hf_model(const Model& m, const fs::path& dir_in, const SaveOptions& op
   }
 }
 
+std::string model_folder_name(const std::filesystem::path& dir) {
+  std::filesystem::path p = dir.lexically_normal();
+  if (p.filename().empty()) p = p.parent_path();
+  std::string n = p.filename().string();
+  if (n == "model" && p.has_parent_path()) n = p.parent_path().filename().string();
+  return n;
+}
+
 }  // namespace chatmill::model

@@ -27,6 +27,10 @@ Model load_hf_model(const std::filesystem::path& dir, const LoadOptions& opts = 
 // Loads weights for `cfg` from a list of safetensors files (used by load_hf_model and by tests).
 Weights load_weights(const LlamaConfig& cfg, const std::vector<std::filesystem::path>& files, const LoadOptions& opts);
 
+// A model folder's name for people and APIs: the folder's own name, or for a checkpoint's ".../step-N/model"
+// the step's ("step-N").
+std::string model_folder_name(const std::filesystem::path& dir);
+
 // The safetensors files of a folder, from its index when sharded.
 std::vector<std::filesystem::path> checkpoint_files(const std::filesystem::path& dir);
 

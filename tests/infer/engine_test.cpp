@@ -23,6 +23,19 @@ nlohmann::json reference(const std::string& name) {
   return nlohmann::json::parse(in);
 }
 
+// The reference prompts as requests: 64 greedy tokens, eos ignored, as the reference generated them.
+std::vector<infer::EngineRequest> reference_requests(const nlohmann::json& ref) {
+  std::vector<infer::EngineRequest> reqs;
+  for (const auto& p : ref["prompts"]) {
+    infer::EngineRequest r;
+    r.prompt = p.get<std::vector<int64_t>>();
+    r.max_new_tokens = 64;
+    r.stop_on_eos = false;
+    reqs.push_back(r);
+  }
+  return reqs;
+}
+
 // Drains a handle: (text as streamed, tokens, final event).
 struct Drained {
   std::string text;
@@ -53,14 +66,7 @@ class EngineRef : public ::testing::TestWithParam<std::string> {};
 TEST_P(EngineRef, GreedyEqualsTransformersAllAtOnceAndJoiningARunningBatch) {
   const auto ref = reference(GetParam());
   model::Model m = model::load_hf_model(testing::testdata() / "models" / GetParam());  // vocab 1000: ids only
-  std::vector<infer::EngineRequest> reqs;
-  for (const auto& p : ref["prompts"]) {
-    infer::EngineRequest r;
-    r.prompt = p.get<std::vector<int64_t>>();
-    r.max_new_tokens = 64;
-    r.stop_on_eos = false;
-    reqs.push_back(r);
-  }
+  const auto reqs = reference_requests(ref);
   const auto want = ref["generated"].get<std::vector<std::vector<int64_t>>>();
   {
     infer::Engine engine(m, nullptr, {4, 160, false});
@@ -232,14 +238,7 @@ TEST(GpuEngine, CudaGraphStepEqualsEagerAndTransformers) {
   if (!model::cuda_graphs_built()) GTEST_SKIP() << "built without -DCHATMILL_CUDA=ON";
   const auto ref = reference("gqa_tied");
   model::Model m = model::load_hf_model(testing::testdata() / "models" / "gqa_tied", {at::kFloat, at::Device("cuda:0")});
-  std::vector<infer::EngineRequest> reqs;
-  for (const auto& p : ref["prompts"]) {
-    infer::EngineRequest r;
-    r.prompt = p.get<std::vector<int64_t>>();
-    r.max_new_tokens = 64;
-    r.stop_on_eos = false;
-    reqs.push_back(r);
-  }
+  const auto reqs = reference_requests(ref);
   infer::Engine eager(m, nullptr, {4, 160, false});
   infer::Engine graph(m, nullptr, {4, 160, true});
   auto a = eager.run(reqs);

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "common/error.h"
+#include "common/text.h"
 #include "data/line_reader.h"
 #include "data/sharegpt_reader.h"
 #include "data/subsets/conversation_filters.h"
@@ -39,9 +40,7 @@ ModerationSetBuilder::ModerationSetBuilder(ModerationSetConfig cfg)
     : cfg_(std::move(cfg)), not_flagged_(static_cast<size_t>(std::max<int64_t>(cfg_.non_flagged, 0)), cfg_.seed) {
   CHATMILL_CHECK(cfg_.per_category >= 0 && cfg_.non_flagged >= 0 && cfg_.sharegpt_count >= 0,
                  "moderation: per_category, non_flagged and sharegpt_count must be >= 0");
-  std::ifstream in(cfg_.prompt);
-  CHATMILL_CHECK(in, "moderation: cannot read the prompt file ", cfg_.prompt);
-  prompt_text_.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  prompt_text_ = read_text_file(cfg_.prompt, "moderation prompt file");
   while (!prompt_text_.empty() && prompt_text_.back() == '\n') prompt_text_.pop_back();  // the file's own newline
   CHATMILL_CHECK(prompt_text_.find("{message}") != std::string::npos, "moderation prompt ", cfg_.prompt,
                  " has no {message} placeholder");
