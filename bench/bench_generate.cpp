@@ -25,6 +25,7 @@ struct Args {
   int threads = 0, repeats = 3, warmup = 1;
   bool cuda_graph = false;
   bool engine = false;  // the serving engine (continuous batching) instead of model::generate
+  std::string step = "eager";  // the engine's decode step: eager or fused
 };
 
 // Random weights straight on the device (values do not matter for speed; a 7B model never touches the CPU).
@@ -58,6 +59,7 @@ int main(int argc, char** argv) {
   app.add_option("--warmup", a.warmup);
   app.add_flag("--cuda-graph", a.cuda_graph);
   app.add_flag("--engine", a.engine, "run through infer::Engine (all requests submitted at once)");
+  app.add_option("--step", a.step, "the engine's decode step: eager or fused (model/fused_decode.h)");
   app.add_option("--out", a.out, "append the result as one JSON line");
   CLI11_PARSE(app, argc, argv);
   try {
@@ -82,7 +84,8 @@ int main(int argc, char** argv) {
     opts.static_decode = opts.cuda_graph = a.cuda_graph;
     std::vector<double> ttft, decode_tps, total_tps;
     std::unique_ptr<infer::Engine> engine;
-    if (a.engine) engine = std::make_unique<infer::Engine>(m, nullptr, infer::EngineOptions{a.batch, a.prompt_len + a.new_tokens, a.cuda_graph});
+    if (a.engine) engine = std::make_unique<infer::Engine>(m, nullptr, infer::EngineOptions{a.batch, a.prompt_len + a.new_tokens, a.cuda_graph,
+                                                                           infer::parse_step_kind(a.step)});
     for (int i = 0; engine && i < a.warmup + a.repeats; ++i) {
       // Time to first token = until every request has its first token; decode = the rest.
       std::vector<infer::EngineRequest> ers;
@@ -114,7 +117,8 @@ int main(int argc, char** argv) {
       decode_tps.push_back((s.generated_tokens - a.batch) / s.decode_seconds);
       total_tps.push_back(s.generated_tokens / (s.prefill_seconds + s.decode_seconds));
     }
-    nlohmann::json out = {{"engine", std::string(a.engine ? "chatmill-engine" : "chatmill") + (a.cuda_graph ? "+cudagraph" : "")},
+    nlohmann::json out = {{"engine", std::string(a.engine ? "chatmill-engine" : "chatmill") + (a.engine && a.step == "fused" ? "+fused" : "") +
+                                          (a.cuda_graph ? "+cudagraph" : "")},
                           {"model", a.preset.empty() ? a.model_dir : a.preset},
                           {"params", m.config.num_parameters()},
                           {"dtype", a.dtype},

@@ -91,6 +91,8 @@ def main():
                           ("chatmill+cudagraph", [os.path.join(a.bin, "bench", "bench_generate"), *common, "--cuda-graph"]),
                           ("chatmill-engine+cudagraph", [os.path.join(a.bin, "bench", "bench_generate"), *common, "--engine",
                                                          "--cuda-graph"]),
+                          ("chatmill-engine+fused+cudagraph", [os.path.join(a.bin, "bench", "bench_generate"), *common,
+                                                               "--engine", "--cuda-graph", "--step", "fused"]),
                           ("hf", [sys.executable, os.path.join(HERE, "hf_generate.py"), *common])]:
             p = subprocess.run(cmd, capture_output=True, text=True)
             if p.returncode != 0:

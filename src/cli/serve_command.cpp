@@ -25,6 +25,7 @@ struct ServeArgs {
   int64_t max_batch = 8, context = 0, max_tokens = 0, max_in_flight = 64;
   size_t max_body_bytes = 1 << 20;
   bool cuda_graph = false;
+  std::string step = "auto";
   double drain_timeout_s = 600;
 };
 
@@ -39,7 +40,7 @@ void run_serve(const ServeArgs& a) {
 
   model::Model m = model::load_hf_model(a.model, {model::parse_dtype(a.dtype), parse_device(a.device)});
   auto tok = model::resolve_tokenizer(a.model, a.tokenizer.empty() ? std::nullopt : std::optional<std::filesystem::path>(a.tokenizer));
-  infer::Engine engine(m, &tok, {a.max_batch, a.context, a.cuda_graph});
+  infer::Engine engine(m, &tok, {a.max_batch, a.context, a.cuda_graph, infer::parse_step_kind(a.step)});
   serve::ServerOptions o;
   o.host = a.host;
   o.port = a.port;
@@ -97,6 +98,7 @@ void add_serve_command(CLI::App& app) {
   c->add_option("--device", a->device)->capture_default_str();
   c->add_option("--drain-timeout", a->drain_timeout_s, "seconds SIGTERM waits for requests in flight")->capture_default_str();
   c->add_flag("--cuda-graph", a->cuda_graph, "capture the decode step in a CUDA graph");
+  c->add_option("--decode-step", a->step, "auto (fused kernels on CUDA), eager or fused")->capture_default_str();
   c->add_option("--threads", a->threads);
   c->callback([a] { run_serve(*a); });
 }

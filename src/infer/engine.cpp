@@ -7,6 +7,8 @@
 #include <optional>
 
 #include "common/error.h"
+#include "model/fused_decode.h"
+#include "model/fused_ops.h"
 
 namespace chatmill::infer {
 
@@ -66,6 +68,13 @@ void RequestHandle::push(EngineEvent e) {
   cv_.notify_all();
 }
 
+StepKind parse_step_kind(const std::string& s) {
+  if (s == "auto") return StepKind::Auto;
+  if (s == "eager") return StepKind::Eager;
+  if (s == "fused") return StepKind::Fused;
+  CHATMILL_FAIL("unknown decode step '", s, "': use auto, eager or fused");
+}
+
 Engine::Engine(const model::Model& m, const model::Tokenizer* tok, EngineOptions o) : m_(m), tok_(tok), o_(o) {
   B_ = o_.max_batch;
   S_ = o_.context > 0 ? o_.context : m.config.max_position_embeddings;
@@ -80,11 +89,14 @@ Engine::Engine(const model::Model& m, const model::Tokenizer* tok, EngineOptions
   ids_ = at::zeros({B_, 1}, longs);
   positions_ = at::zeros({B_, 1}, longs);
   rows_ = at::zeros({B_}, longs);
+  lengths_ = at::ones({B_}, longs);
   mask_ = at::zeros({B_, 1, 1, S_}, at::TensorOptions().dtype(at::kBool).device(dev));
   logits_ = at::zeros({B_, m.config.vocab_size}, at::TensorOptions().dtype(at::kFloat).device(dev));
   host_mask_ = at::zeros({B_, S_}, at::TensorOptions().dtype(at::kBool));
   host_mask_.select(1, 0).fill_(true);  // an idle row attends to column 0 only (SDPA needs one key)
   if (o_.cuda_graph) CHATMILL_CHECK(dev.is_cuda() && model::cuda_graphs_built(), "CUDA graphs need a CUDA build and a CUDA model");
+  fused_ = o_.step == StepKind::Fused ||
+           (o_.step == StepKind::Auto && dev.is_cuda() && model::fused::kernels_built());
   thread_ = std::thread([this] { loop(); });
 }
 
@@ -262,12 +274,19 @@ int64_t Engine::choose(int64_t b, const at::Tensor& logits, int64_t row, at::Ten
 }
 
 void Engine::body(int64_t n) {
-  // Eager steps attend over the columns any active row uses; a CUDA graph needs the fixed width S.
   model::KVCache rows_cache;
   for (size_t l = 0; l < cache_.k.size(); ++l) {
     rows_cache.k.push_back(n == B_ ? cache_.k[l] : cache_.k[l].narrow(0, 0, n));
     rows_cache.v.push_back(n == B_ ? cache_.v[l] : cache_.v[l].narrow(0, 0, n));
   }
+  if (fused_) {  // each row attends to its own lengths_[b] columns, whatever the capacity
+    const at::Tensor rows = rows_.narrow(0, 0, n);
+    at::Tensor h = model::fused_decode_hidden(m_, ids_.narrow(0, 0, n).view({n}), rows, rows,
+                                              lengths_.narrow(0, 0, n), rows_cache);  // (n, C)
+    logits_.narrow(0, 0, n).copy_(model::lm_logits(m_, h));
+    return;
+  }
+  // Eager steps attend over the columns any active row uses; a CUDA graph needs the fixed width S.
   rows_cache.write_rows = rows_.narrow(0, 0, n);
   rows_cache.attend_columns = width_;
   at::Tensor h = model::forward_hidden_masked(m_, ids_.narrow(0, 0, n), positions_.narrow(0, 0, n), &rows_cache,
@@ -291,8 +310,12 @@ void Engine::decode_step() {
   ids_.copy_(at::tensor(ids, longs).view({B_, 1}));
   positions_.copy_(at::tensor(pos, longs).view({B_, 1}));
   rows_.copy_(at::tensor(pos, longs));
-  width_ = o_.cuda_graph ? S_ : width;
-  mask_.narrow(3, 0, width_).copy_(host_mask_.narrow(1, 0, width_).view({B_, 1, 1, width_}));
+  if (fused_) {
+    lengths_.copy_(rows_ + 1);  // a row attends to its columns up to and including the new one
+  } else {
+    width_ = o_.cuda_graph ? S_ : width;
+    mask_.narrow(3, 0, width_).copy_(host_mask_.narrow(1, 0, width_).view({B_, 1, 1, width_}));
+  }
   // The smallest power-of-two bucket holding every active slot (slots fill from 0): few requests cost few
   // rows; under CUDA graphs, one graph per bucket.
   int64_t n = 1;

@@ -28,11 +28,20 @@
 
 namespace chatmill::infer {
 
+// How a decode step runs: LibTorch ops under a mask over the used columns (Eager), or the fused one-token
+// step (model/fused_decode.h: CUDA kernels in CUDA builds, their LibTorch reference elsewhere). Auto: Fused
+// for a CUDA model in a build with the kernels, else Eager.
+enum class StepKind { Auto, Eager, Fused };
+
 struct EngineOptions {
   int64_t max_batch = 8;    // slots decoded together
   int64_t context = 0;      // columns per slot (prompt + generated); 0: the model's max_position_embeddings
   bool cuda_graph = false;  // capture the decode step in a CUDA graph (CUDA builds, CUDA models)
+  StepKind step = StepKind::Auto;
 };
+
+// "auto" | "eager" | "fused" (for CLI flags); throws chatmill::Error naming the choices.
+StepKind parse_step_kind(const std::string& s);
 
 struct EngineRequest {
   std::vector<int64_t> prompt;  // token ids, bos included when wanted
@@ -127,7 +136,8 @@ class Engine {
   model::KVCache cache_;
   std::vector<std::unique_ptr<Slot>> slots_;
   // Fixed-address step buffers.
-  at::Tensor ids_, positions_, rows_, mask_, logits_;
+  bool fused_ = false;  // the step kind resolved
+  at::Tensor ids_, positions_, rows_, lengths_, mask_, logits_;
   at::Tensor host_mask_;  // (B, S) bool on the CPU, copied into mask_ each step
   int64_t width_ = 0;     // columns this step attends over
   std::map<int64_t, std::unique_ptr<model::StepGraph>> graphs_;  // by batch bucket

@@ -18,6 +18,7 @@ class RotaryEmbedding {
 
   // positions: (B, T) int64 -> tables computed in float32, then cast to `dtype`.
   RopeTables tables(const at::Tensor& positions, at::ScalarType dtype) const;
+  const at::Tensor& inv_freq() const { return inv_freq_; }  // (D/2) float32 on the model's device
 
  private:
   at::Tensor inv_freq_;  // (D/2) float32

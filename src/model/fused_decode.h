@@ -1,0 +1,23 @@
+// The one-token decode step through the fused ops (model/fused_ops.h): per layer its seven matmuls, one
+// rotary + cache-append kernel, one attention over each row's own columns, the SwiGLU product in one kernel,
+// and the residual adds folded into the norms. Same computation as forward_hidden_masked on one
+// token per row; on CUDA about a third of the kernel launches, and attention work that follows each row's
+// length rather than the cache's capacity.
+//
+// Shape legend: B rows, C hidden, S cache columns per row.
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include "model/kv_cache.h"
+#include "model/transformer.h"
+
+namespace chatmill::model {
+
+// ids, positions, columns, lengths: (B) int64 on the model's device. Row b's token at rotary position
+// positions[b] writes its keys/values at cache column columns[b], then attends to columns [0, lengths[b])
+// (lengths[b] >= 1; normally columns[b] + 1). cache: per layer (B, Hkv, S, D), contiguous.
+// Returns the hidden states after the final norm: (B, C).
+at::Tensor fused_decode_hidden(const Model& m, const at::Tensor& ids, const at::Tensor& positions,
+                               const at::Tensor& columns, const at::Tensor& lengths, KVCache& cache);
+
+}  // namespace chatmill::model

@@ -1,0 +1,172 @@
+// Shape checks and dispatch for model/fused_ops.h: CUDA kernels where built, LibTorch ops otherwise.
+#include "model/fused_ops.h"
+
+#include <ATen/ATen.h>
+
+#include "common/error.h"
+#include "model/rms_norm.h"
+#include "model/rope.h"
+#ifdef CHATMILL_CUDA
+#include "model/cuda/fused_kernels.h"
+#endif
+
+namespace chatmill::model::fused {
+
+namespace {
+
+bool use_kernel(const at::Tensor& t, ForceReference ref) {
+#ifdef CHATMILL_CUDA
+  return t.is_cuda() && !ref.on;
+#else
+  (void)t;
+  (void)ref;
+  return false;
+#endif
+}
+
+void check_rows(const at::Tensor& t, const char* what, int64_t rows, int64_t cols, at::ScalarType dtype) {
+  CHATMILL_CHECK(t.dim() == 2 && t.size(0) == rows && t.size(1) == cols, "fused op: ", what, " must be (", rows, ", ",
+                 cols, "), got ", t.sizes());
+  CHATMILL_CHECK(t.stride(1) == 1, "fused op: ", what, " must have contiguous rows (stride 1 along the last dim)");
+  CHATMILL_CHECK(t.scalar_type() == dtype, "fused op: ", what, " is ", t.scalar_type(), ", expected ", dtype);
+}
+
+void check_cache(const at::Tensor& c, const char* what, int64_t B, const at::Tensor& q) {
+  CHATMILL_CHECK(c.dim() == 4 && c.size(0) == B && c.is_contiguous(), "fused op: ", what,
+                 " must be a contiguous (B, Hkv, S, D) cache with B = ", B, ", got ", c.sizes());
+  CHATMILL_CHECK(c.scalar_type() == q.scalar_type() && c.device() == q.device(), "fused op: ", what, " is ",
+                 c.scalar_type(), " on ", c.device(), " but the queries are ", q.scalar_type(), " on ", q.device());
+}
+
+void check_index(const at::Tensor& t, const char* what, int64_t B, const at::Tensor& like) {
+  CHATMILL_CHECK(t.dim() == 1 && t.size(0) == B && t.scalar_type() == at::kLong && t.device() == like.device(),
+                 "fused op: ", what, " must be (", B, ") int64 on ", like.device(), ", got ", t.sizes(), " ",
+                 t.scalar_type(), " on ", t.device());
+}
+
+// (B, Hkv, S, D) -> (B, Hkv * groups, S, D)
+at::Tensor repeat_kv(const at::Tensor& x, int64_t groups) {
+  if (groups == 1) return x;
+  const int64_t B = x.size(0), Hkv = x.size(1), S = x.size(2), D = x.size(3);
+  return x.unsqueeze(2).expand({B, Hkv, groups, S, D}).reshape({B, Hkv * groups, S, D});
+}
+
+}  // namespace
+
+bool kernels_built() {
+#ifdef CHATMILL_CUDA
+  return true;
+#else
+  return false;
+#endif
+}
+
+at::Tensor add_rms_norm(at::Tensor& residual, const at::Tensor& delta, const at::Tensor& weight, double eps,
+                        ForceReference ref) {
+  CHATMILL_CHECK(residual.dim() == 2 && residual.is_contiguous(), "fused op: the residual must be contiguous (N, C), got ",
+                 residual.sizes());
+  const int64_t N = residual.size(0), C = residual.size(1);
+  if (delta.defined()) check_rows(delta, "delta", N, C, residual.scalar_type());
+  CHATMILL_CHECK(weight.dim() == 1 && weight.size(0) == C && weight.scalar_type() == residual.scalar_type() &&
+                     weight.is_contiguous(),
+                 "fused op: the norm weight must be contiguous (", C, ") ", residual.scalar_type(), ", got ",
+                 weight.sizes(), " ", weight.scalar_type());
+  if (!use_kernel(residual, ref)) {
+    if (delta.defined()) residual.add_(delta);
+    return rms_norm(residual, weight, eps);
+  }
+#ifdef CHATMILL_CUDA
+  at::Tensor out = at::empty_like(residual);
+  cuda::add_rms_norm(residual, delta, weight, eps, out);
+  return out;
+#else
+  TORCH_INTERNAL_ASSERT(false);
+#endif
+}
+
+at::Tensor silu_mul(const at::Tensor& gate, const at::Tensor& up, ForceReference ref) {
+  CHATMILL_CHECK(gate.dim() == 2, "fused op: gate must be (N, F), got ", gate.sizes());
+  check_rows(gate, "gate", gate.size(0), gate.size(1), gate.scalar_type());
+  check_rows(up, "up", gate.size(0), gate.size(1), gate.scalar_type());
+  if (!use_kernel(gate, ref)) return at::silu(gate) * up;
+#ifdef CHATMILL_CUDA
+  at::Tensor out = at::empty(gate.sizes(), gate.options());
+  cuda::silu_mul(gate, up, out);
+  return out;
+#else
+  TORCH_INTERNAL_ASSERT(false);
+#endif
+}
+
+at::Tensor rope_append(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& positions,
+                       const at::Tensor& columns, const at::Tensor& inv_freq, at::Tensor& k_cache,
+                       at::Tensor& v_cache, ForceReference ref) {
+  CHATMILL_CHECK(inv_freq.dim() == 1 && inv_freq.scalar_type() == at::kFloat && inv_freq.is_contiguous(),
+                 "fused op: inv_freq must be contiguous (D/2) float32, got ", inv_freq.sizes(), " ", inv_freq.scalar_type());
+  const int64_t D = 2 * inv_freq.size(0);
+  CHATMILL_CHECK(q.dim() == 2 && q.size(1) % D == 0, "fused op: q must be (B, H*D) with D = ", D, ", got ", q.sizes());
+  const int64_t B = q.size(0), H = q.size(1) / D;
+  CHATMILL_CHECK(k_cache.dim() == 4 && k_cache.size(3) == D, "fused op: the k cache must be (B, Hkv, S, ", D, "), got ",
+                 k_cache.sizes());
+  const int64_t Hkv = k_cache.size(1);
+  CHATMILL_CHECK(Hkv > 0 && H % Hkv == 0, "fused op: ", H, " query heads cannot share ", Hkv, " kv heads");
+  check_rows(q, "q", B, H * D, q.scalar_type());
+  check_rows(k, "k", B, Hkv * D, q.scalar_type());
+  check_rows(v, "v", B, Hkv * D, q.scalar_type());
+  check_cache(k_cache, "the k cache", B, q);
+  check_cache(v_cache, "the v cache", B, q);
+  CHATMILL_CHECK(v_cache.sizes() == k_cache.sizes(), "fused op: the v cache ", v_cache.sizes(),
+                 " differs from the k cache ", k_cache.sizes());
+  check_index(positions, "positions", B, q);
+  check_index(columns, "columns", B, q);
+  CHATMILL_CHECK(inv_freq.device() == q.device(), "fused op: inv_freq is on ", inv_freq.device(), ", q on ", q.device());
+  if (!use_kernel(q, ref)) {
+    // The model's own rotary code on (B, heads, 1, D) with (B, 1, D) tables.
+    at::Tensor freqs = positions.to(at::kFloat).unsqueeze(-1) * inv_freq;  // (B, D/2)
+    at::Tensor emb = at::cat({freqs, freqs}, -1).unsqueeze(1);             // (B, 1, D)
+    RopeTables tables{emb.cos().to(q.scalar_type()), emb.sin().to(q.scalar_type())};
+    at::Tensor qr = apply_rotary(q.reshape({B, H, 1, D}), tables);    // (B, H, 1, D)
+    at::Tensor kr = apply_rotary(k.reshape({B, Hkv, 1, D}), tables);  // (B, Hkv, 1, D)
+    const at::Tensor at_col = columns.view({B, 1, 1, 1}).expand({B, Hkv, 1, D});
+    k_cache.scatter_(2, at_col, kr);
+    v_cache.scatter_(2, at_col, v.reshape({B, Hkv, 1, D}));
+    return qr.view({B, H, D});
+  }
+#ifdef CHATMILL_CUDA
+  at::Tensor q_out = at::empty({B, H, D}, q.options());
+  cuda::rope_append(q, k, v, positions, columns, inv_freq, k_cache, v_cache, q_out);
+  return q_out;
+#else
+  TORCH_INTERNAL_ASSERT(false);
+#endif
+}
+
+at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache,
+                            const at::Tensor& lengths, ForceReference ref) {
+  CHATMILL_CHECK(q.dim() == 3 && q.is_contiguous(), "fused op: q must be contiguous (B, H, D), got ", q.sizes());
+  const int64_t B = q.size(0), H = q.size(1), D = q.size(2);
+  check_cache(k_cache, "the k cache", B, q);
+  check_cache(v_cache, "the v cache", B, q);
+  CHATMILL_CHECK(k_cache.size(3) == D && v_cache.sizes() == k_cache.sizes(), "fused op: caches ", k_cache.sizes(), " and ",
+                 v_cache.sizes(), " do not hold ", D, "-wide heads for q ", q.sizes());
+  const int64_t Hkv = k_cache.size(1), S = k_cache.size(2);
+  CHATMILL_CHECK(Hkv > 0 && H % Hkv == 0, "fused op: ", H, " query heads cannot share ", Hkv, " kv heads");
+  check_index(lengths, "lengths", B, q);
+  if (!use_kernel(q, ref)) {
+    at::Tensor cols = at::arange(S, lengths.options()).unsqueeze(0);         // (1, S)
+    at::Tensor mask = (cols < lengths.unsqueeze(1)).view({B, 1, 1, S});    // (B, 1, 1, S)
+    at::Tensor out = at::scaled_dot_product_attention(q.unsqueeze(2), repeat_kv(k_cache, H / Hkv),
+                                                      repeat_kv(v_cache, H / Hkv), mask);  // (B, H, 1, D)
+    return out.reshape({B, H * D});
+  }
+#ifdef CHATMILL_CUDA
+  CHATMILL_CHECK(D <= 256, "fused decode attention takes head dims up to 256, got ", D);
+  at::Tensor out = at::empty({B, H * D}, q.options());
+  cuda::decode_attention(q, k_cache, v_cache, lengths, out);
+  return out;
+#else
+  TORCH_INTERNAL_ASSERT(false);
+#endif
+}
+
+}  // namespace chatmill::model::fused

@@ -1,0 +1,223 @@
+// The fused decode step (model/fused_ops.h, model/fused_decode.h).
+// CPU: the reference composition is checked against independent computations: rotary and cache writes
+// against the model's own rotary tables, attention over each row's prefix against SDPA on that row alone, and
+// the whole fused step against the full forward of each sequence alone.
+// GPU (scripts/gpu_check.sh): every CUDA kernel against the reference on the same tensors (float32, bf16,
+// fp16; MHA and GQA; head dims 64 and 128), and the fused step against the full forward on the GPU.
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include "common/test_env.h"
+#include "model/fused_decode.h"
+#include "model/fused_ops.h"
+#include "model/rope.h"
+#include "model/transformer.h"
+#include "model/weights.h"
+
+namespace chatmill {
+namespace {
+
+using model::fused::ForceReference;
+
+double max_diff(const at::Tensor& a, const at::Tensor& b) {
+  return (a.to(at::kDouble) - b.to(at::kDouble)).abs().max().item<double>();
+}
+
+model::LlamaConfig small_config(int64_t hidden, int64_t heads, int64_t kv_heads) {
+  model::LlamaConfig cfg = model::llama2_debug();
+  cfg.hidden_size = hidden;
+  cfg.num_heads = heads;
+  cfg.num_kv_heads = kv_heads;
+  cfg.intermediate_size = hidden * 8 / 3;
+  cfg.num_layers = 3;
+  cfg.rope_theta = 50000;  // not the default, so a kernel that ignores inv_freq would show
+  cfg.rms_norm_eps = 1e-6;
+  return cfg;
+}
+
+// Fused one-token step for rows of different lengths vs the full forward of each sequence alone. Returns the
+// largest difference of the final hidden states over all rows.
+double fused_step_vs_full_forward(const model::LlamaConfig& cfg, at::ScalarType dtype, at::Device dev) {
+  model::Model m(cfg, model::init_weights(cfg, 0.05, 7, dtype, dev));
+  const std::vector<int64_t> lengths = {5, 12, 1, 9};  // tokens per sequence, the last one decoded fused
+  const int64_t B = static_cast<int64_t>(lengths.size()), S = 16;
+  auto longs = at::TensorOptions().dtype(at::kLong).device(dev);
+  model::KVCache cache = model::KVCache::allocate(cfg, B, S, dtype, dev);
+  std::vector<at::Tensor> seqs;
+  std::vector<int64_t> last, pos;
+  for (int64_t b = 0; b < B; ++b) {
+    at::Tensor seq = at::randint(3, cfg.vocab_size, {1, lengths[b]}, longs);
+    seqs.push_back(seq);
+    last.push_back(seq[0][lengths[b] - 1].item<int64_t>());
+    pos.push_back(lengths[b] - 1);
+    const int64_t n = lengths[b] - 1;
+    if (n == 0) continue;
+    model::KVCache row;  // this row's slice of the batch cache, prefilled as a lone sequence
+    for (size_t l = 0; l < cache.k.size(); ++l) {
+      row.k.push_back(cache.k[l].narrow(0, b, 1));
+      row.v.push_back(cache.v[l].narrow(0, b, 1));
+    }
+    model::forward_hidden(m, seq.narrow(1, 0, n), at::arange(n, longs).unsqueeze(0), &row);
+  }
+  at::Tensor ids = at::tensor(last, at::kLong).to(dev), positions = at::tensor(pos, at::kLong).to(dev);
+  at::Tensor got = model::fused_decode_hidden(m, ids, positions, positions, positions + 1, cache);  // (B, C)
+  double worst = 0;
+  for (int64_t b = 0; b < B; ++b) {
+    at::Tensor full = model::forward_hidden(m, seqs[b], at::arange(lengths[b], longs).unsqueeze(0), nullptr);
+    worst = std::max(worst, max_diff(got[b], full[0][lengths[b] - 1]));
+  }
+  return worst;
+}
+
+TEST(FusedOps, RopeAppendRotatesLikeTheModelAndWritesOnlyEachRowsColumn) {
+  const int64_t B = 3, H = 4, Hkv = 2, D = 16, S = 10;
+  at::manual_seed(1);
+  at::Tensor qkv = at::randn({B, (H + 2 * Hkv) * D});
+  at::Tensor q = qkv.narrow(1, 0, H * D), k = qkv.narrow(1, H * D, Hkv * D), v = qkv.narrow(1, (H + Hkv) * D, Hkv * D);
+  at::Tensor positions = at::tensor({7, 0, 3}, at::kLong), columns = at::tensor({2, 9, 0}, at::kLong);
+  model::RotaryEmbedding rope(D, 50000, at::kCPU);
+  at::Tensor kc = at::randn({B, Hkv, S, D}), vc = at::randn({B, Hkv, S, D});
+  const at::Tensor kc0 = kc.clone(), vc0 = vc.clone();
+  at::Tensor qr = model::fused::rope_append(q, k, v, positions, columns, rope.inv_freq(), kc, vc);  // (B, H, D)
+
+  model::RopeTables t = rope.tables(positions.unsqueeze(1), at::kFloat);  // (B, 1, D)
+  EXPECT_LE(max_diff(qr, model::apply_rotary(q.reshape({B, H, 1, D}), t).squeeze(2)), 0.0);
+  at::Tensor kr = model::apply_rotary(k.reshape({B, Hkv, 1, D}), t).squeeze(2);  // (B, Hkv, D)
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t c = columns[b].item<int64_t>();
+    EXPECT_LE(max_diff(kc[b].select(1, c), kr[b]), 0.0) << "row " << b;
+    EXPECT_LE(max_diff(vc[b].select(1, c), v[b].reshape({Hkv, D})), 0.0) << "row " << b;
+    for (int64_t s = 0; s < S; ++s)
+      if (s != c) {
+        EXPECT_TRUE(kc[b].select(1, s).equal(kc0[b].select(1, s))) << "row " << b << " column " << s;
+        EXPECT_TRUE(vc[b].select(1, s).equal(vc0[b].select(1, s))) << "row " << b << " column " << s;
+      }
+  }
+}
+
+TEST(FusedOps, DecodeAttentionEqualsEachRowAloneOverItsPrefix) {
+  const int64_t B = 3, H = 6, Hkv = 2, D = 8, S = 12;
+  at::manual_seed(2);
+  at::Tensor q = at::randn({B, H, D}), kc = at::randn({B, Hkv, S, D}), vc = at::randn({B, Hkv, S, D});
+  const std::vector<int64_t> lens = {1, 12, 5};
+  at::Tensor out = model::fused::decode_attention(q, kc, vc, at::tensor(lens, at::kLong));  // (B, H*D)
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t h = 0; h < H; ++h) {
+      at::Tensor keys = kc[b][h / (H / Hkv)].narrow(0, 0, lens[b]);  // (L, D)
+      at::Tensor vals = vc[b][h / (H / Hkv)].narrow(0, 0, lens[b]);
+      at::Tensor p = at::softmax(at::matmul(keys, q[b][h]) / std::sqrt(static_cast<double>(D)), 0);  // (L)
+      EXPECT_LE(max_diff(out[b].narrow(0, h * D, D), at::matmul(p, vals)), 1e-6) << "row " << b << " head " << h;
+    }
+}
+
+TEST(FusedOps, FusedStepEqualsTheFullForwardOfEachSequenceAlone) {
+  // float32 on the CPU: reduction order only.
+  EXPECT_LE(fused_step_vs_full_forward(small_config(64, 8, 4), at::kFloat, at::kCPU), 1e-5);
+  EXPECT_LE(fused_step_vs_full_forward(small_config(64, 4, 4), at::kFloat, at::kCPU), 1e-5);
+}
+
+TEST(FusedOps, RefusesBadShapesClearly) {
+  at::Tensor x = at::randn({2, 8}), w = at::ones({8});
+  testing::expect_error([&] { model::fused::add_rms_norm(x, at::randn({2, 7}), w, 1e-6); }, {"delta", "(2, 8)"});
+  testing::expect_error([&] { model::fused::add_rms_norm(x, at::Tensor(), at::ones({8}, at::kDouble), 1e-6); },
+                        {"norm weight"});
+  testing::expect_error([&] { model::fused::silu_mul(x, at::randn({3, 8})); }, {"up", "(2, 8)"});
+  at::Tensor kc = at::zeros({2, 2, 4, 4}), vc = at::zeros({2, 2, 4, 4}), inv = at::ones({2});
+  at::Tensor pos = at::zeros({2}, at::kLong);
+  testing::expect_error([&] { model::fused::rope_append(at::randn({2, 12}), at::randn({2, 8}), at::randn({2, 8}), pos, pos, inv, kc, vc); },
+                        {"cannot share"});
+  testing::expect_error([&] { model::fused::rope_append(at::randn({2, 8}), at::randn({2, 8}), at::randn({2, 8}), pos.to(at::kInt), pos, inv, kc, vc); },
+                        {"positions", "int64"});
+  testing::expect_error([&] { model::fused::decode_attention(at::randn({2, 2, 4}), kc.transpose(1, 2), vc, at::ones({2}, at::kLong)); },
+                        {"contiguous", "k cache"});
+  testing::expect_error([&] { model::fused::decode_attention(at::randn({2, 2, 4}), kc, vc, at::ones({3}, at::kLong)); },
+                        {"lengths", "(2)"});
+}
+
+// ---- GPU ------------------------------------------------------------------------------------------------
+
+#define SKIP_WITHOUT_GPU_KERNELS()                                                                      \
+  if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device here; scripts/gpu_check.sh runs this on the GPU machine"; \
+  if (!model::fused::kernels_built()) GTEST_SKIP() << "built without -DCHATMILL_CUDA=ON"
+
+// Tolerance of a kernel against the reference, relative to the reference's largest magnitude: float32
+// reduction order only; bf16/fp16 one rounding step of the dtype (the kernels round where HF rounds, so most
+// elements are equal and the rest one ulp away).
+double tolerance(at::ScalarType t, double ulps) {
+  if (t == at::kFloat) return 1e-5;
+  return ulps * (t == at::kBFloat16 ? 1.0 / 128 : 1.0 / 1024);
+}
+
+double rel_diff(const at::Tensor& got, const at::Tensor& want) {
+  return max_diff(got, want) / std::max(1e-12, want.to(at::kDouble).abs().max().item<double>());
+}
+
+TEST(GpuFused, KernelsEqualTheReference) {
+  SKIP_WITHOUT_GPU_KERNELS();
+  const at::Device dev("cuda:0");
+  ForceReference ref{true};
+  for (at::ScalarType dtype : {at::kFloat, at::kBFloat16, at::kHalf}) {
+    auto opts = at::TensorOptions().dtype(dtype).device(dev);
+    at::manual_seed(3);
+    // add_rms_norm over 7B's width, with and without the residual add.
+    for (int64_t C : {4096, 5120, 72}) {
+      at::Tensor r = at::randn({5, C}, opts), d = at::randn({5, C}, opts), w = at::randn({C}, opts);
+      at::Tensor r_ref = r.clone(), r2 = r.clone(), r2_ref = r.clone();
+      at::Tensor y = model::fused::add_rms_norm(r, d, w, 1e-5);
+      at::Tensor y_ref = model::fused::add_rms_norm(r_ref, d, w, 1e-5, ref);
+      EXPECT_LE(max_diff(r, r_ref), 0.0) << dtype << " C " << C << ": the residual add rounds as HF's";
+      EXPECT_LE(rel_diff(y, y_ref), tolerance(dtype, 1)) << dtype << " C " << C;
+      EXPECT_LE(rel_diff(model::fused::add_rms_norm(r2, at::Tensor(), w, 1e-6),
+                         model::fused::add_rms_norm(r2_ref, at::Tensor(), w, 1e-6, ref)),
+                tolerance(dtype, 1))
+          << dtype << " C " << C << " (norm only)";
+    }
+    // silu_mul on strided views of one (N, 2F) matmul output, as a fused gate/up projection would give.
+    at::Tensor gu = at::randn({3, 2 * 11008}, opts) * 4;
+    at::Tensor g = gu.narrow(1, 0, 11008), u = gu.narrow(1, 11008, 11008);
+    EXPECT_LE(rel_diff(model::fused::silu_mul(g, u), model::fused::silu_mul(g, u, ref)), tolerance(dtype, 1)) << dtype;
+
+    for (auto [H, Hkv, D] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{{32, 32, 128}, {8, 2, 64}, {6, 3, 16}}) {
+      for (int64_t B : {1, 3, 16}) {
+        const int64_t S = 300;
+        at::Tensor qkv = at::randn({B, (H + 2 * Hkv) * D}, opts);
+        at::Tensor q = qkv.narrow(1, 0, H * D), k = qkv.narrow(1, H * D, Hkv * D),
+                   v = qkv.narrow(1, (H + Hkv) * D, Hkv * D);
+        at::Tensor positions = at::randint(0, 4000, {B}, at::TensorOptions().dtype(at::kLong).device(dev));
+        at::Tensor columns = at::randint(0, S, {B}, at::TensorOptions().dtype(at::kLong).device(dev));
+        model::RotaryEmbedding rope(D, 10000, dev);
+        at::Tensor kc = at::randn({B, Hkv, S, D}, opts), vc = at::randn({B, Hkv, S, D}, opts);
+        at::Tensor kc_ref = kc.clone(), vc_ref = vc.clone();
+        at::Tensor qr = model::fused::rope_append(q, k, v, positions, columns, rope.inv_freq(), kc, vc);
+        at::Tensor qr_ref = model::fused::rope_append(q, k, v, positions, columns, rope.inv_freq(), kc_ref, vc_ref, ref);
+        const std::string where = c10::str(dtype, " B ", B, " H ", H, " Hkv ", Hkv, " D ", D);
+        EXPECT_LE(rel_diff(qr, qr_ref), tolerance(dtype, 1)) << where;
+        EXPECT_LE(rel_diff(kc, kc_ref), tolerance(dtype, 1)) << where << " (whole k cache)";
+        EXPECT_LE(max_diff(vc, vc_ref), 0.0) << where << " (whole v cache)";
+
+        // Attention over lengths from 1 to S, the longest a multiple of no chunk size.
+        at::Tensor lengths = at::randint(1, S + 1, {B}, at::TensorOptions().dtype(at::kLong)).to(dev);
+        lengths[0] = B > 1 ? S : 1;
+        at::Tensor qa = at::randn({B, H, D}, opts);
+        EXPECT_LE(rel_diff(model::fused::decode_attention(qa, kc, vc, lengths),
+                           model::fused::decode_attention(qa, kc, vc, lengths, ref)),
+                  tolerance(dtype, 2))
+            << where << " attention";
+      }
+    }
+  }
+}
+
+TEST(GpuFused, FusedStepEqualsTheFullForwardOnTheGpu) {
+  SKIP_WITHOUT_GPU_KERNELS();
+  const at::Device dev("cuda:0");
+  for (auto cfg : {small_config(512, 8, 2), small_config(1024, 8, 8)}) {
+    EXPECT_LE(fused_step_vs_full_forward(cfg, at::kFloat, dev), 1e-4) << cfg.hidden_size;
+    // bf16: both paths round at the same places; what differs is reduction order inside matmuls and
+    // attention, amplified through 3 layers. The hidden states are O(1) after the final norm.
+    EXPECT_LE(fused_step_vs_full_forward(cfg, at::kBFloat16, dev), 0.1) << cfg.hidden_size;
+  }
+}
+
+}  // namespace
+}  // namespace chatmill
