@@ -48,7 +48,8 @@ struct Engine::Slot {
   std::unique_ptr<model::SequenceRng> rng;
   std::vector<int64_t> tokens, unsent_tokens;
   int64_t length = 0;   // columns of this slot's cache row in use
-  std::string sent;     // text already sent
+  std::optional<model::StreamingText> text;  // with a tokenizer: the text so far
+  size_t sent = 0;      // bytes of text already sent
   std::chrono::steady_clock::time_point submitted, first_token;
 };
 
@@ -217,7 +218,9 @@ bool Engine::admit(int64_t b, Pending p) {
   s.rng = std::make_unique<model::SequenceRng>(s.request.seed);
   s.tokens.clear();
   s.unsent_tokens.clear();
-  s.sent.clear();
+  s.sent = 0;
+  s.text.reset();
+  if (tok_) s.text.emplace(*tok_, s.request.stop_strings);
   s.submitted = p.submitted;
   const int64_t n = static_cast<int64_t>(s.request.prompt.size());
   s.length = n;
@@ -353,26 +356,20 @@ void Engine::take(int64_t b, int64_t id) {
   const auto& eos = m_.config.eos_token_ids;
   const bool is_eos = s.request.stop_on_eos && std::find(eos.begin(), eos.end(), id) != eos.end();
   std::optional<model::FinishReason> why;
-  std::string text;
-  if (tok_) {
-    std::vector<int64_t> body(s.tokens.begin(), s.tokens.end() - (is_eos ? 1 : 0));
-    text = tok_->decode(body);
-    const size_t stop = model::find_stop(text, s.request.stop_strings);
-    if (stop != std::string::npos) {
-      text.resize(stop);
-      why = model::FinishReason::StopString;
-    }
-  }
+  if (s.text && !is_eos && s.text->add(id)) why = model::FinishReason::StopString;
   if (!why && is_eos) why = model::FinishReason::Eos;
   if (!why && static_cast<int64_t>(s.tokens.size()) >= s.request.max_new_tokens) why = model::FinishReason::Length;
+  if (why && s.text && s.text->flush()) why = model::FinishReason::StopString;  // the last character's bytes
+  const std::string empty;
+  const std::string& text = s.text ? s.text->text() : empty;
 
   EngineEvent e;
-  // New text only when what was sent is still a prefix (decoding can rewrite replacement characters once a
-  // character's last byte comes); the final event carries the whole text regardless.
+  // The text only grows (StreamingText appends complete characters); what could still become a stop string
+  // waits. The final event carries the whole text.
   const size_t ready = why ? text.size() : text.size() - hold_back(text, s.request.stop_strings);
-  if (ready > s.sent.size() && text.compare(0, s.sent.size(), s.sent) == 0) {
-    e.text = text.substr(s.sent.size(), ready - s.sent.size());
-    s.sent += e.text;
+  if (ready > s.sent) {
+    e.text = text.substr(s.sent, ready - s.sent);
+    s.sent = ready;
   }
   e.tokens = std::move(s.unsent_tokens);
   s.unsent_tokens.clear();
@@ -382,7 +379,7 @@ void Engine::take(int64_t b, int64_t id) {
   }
   e.finished = true;
   e.finish = *why;
-  e.full_text = std::move(text);
+  e.full_text = text;
   finish(b, *why, false, std::move(e));
 }
 
@@ -393,7 +390,7 @@ void Engine::finish(int64_t b, model::FinishReason why, bool cancelled, std::opt
     final->finished = true;
     final->finish = why;
     final->tokens = std::move(s.unsent_tokens);
-    final->full_text = s.sent;
+    final->full_text = s.text ? s.text->text().substr(0, s.sent) : std::string();
   }
   final->cancelled = cancelled;
   final->prompt_tokens = static_cast<int64_t>(s.request.prompt.size());

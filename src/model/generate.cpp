@@ -27,19 +27,10 @@ struct RowState {
   SequenceRng rng;
   bool done = false;
   GenerationResult result;
+  std::optional<StreamingText> text;  // rows with stop strings: their text so far
 };
 
 }  // namespace
-
-size_t find_stop(const std::string& text, const std::vector<std::string>& stops) {
-  size_t best = std::string::npos;
-  for (const auto& s : stops) {
-    if (s.empty()) continue;
-    size_t at = text.find(s);
-    if (at < best) best = at;
-  }
-  return best;
-}
 
 std::vector<GenerationResult> generate(const Model& m, const std::vector<GenerationRequest>& requests,
                                        const GenerateOptions& options) {
@@ -64,7 +55,10 @@ std::vector<GenerationResult> generate(const Model& m, const std::vector<Generat
   }
   const auto& eos = m.config.eos_token_ids;
   std::vector<RowState> rows;
-  for (const auto& r : requests) rows.push_back({SequenceRng(r.seed), r.max_new_tokens == 0, {}});
+  for (const auto& r : requests) {
+    rows.push_back({SequenceRng(r.seed), r.max_new_tokens == 0, {}, std::nullopt});
+    if (!r.stop_strings.empty()) rows.back().text.emplace(*tokenizer, r.stop_strings);
+  }
 
   // Left padding: row b's prompt sits at columns [pad_b, longest); its positions count from 0 there.
   const int64_t capacity = longest + most_new;
@@ -121,8 +115,7 @@ std::vector<GenerationResult> generate(const Model& m, const std::vector<Generat
       if (req.stop_on_eos && std::find(eos.begin(), eos.end(), id) != eos.end()) {
         row.done = true;
         row.result.finish = FinishReason::Eos;
-      } else if (!req.stop_strings.empty() &&
-                 find_stop(tokenizer->decode(row.result.tokens), req.stop_strings) != std::string::npos) {
+      } else if (row.text && row.text->add(id)) {
         row.done = true;
         row.result.finish = FinishReason::StopString;
       } else if (static_cast<int64_t>(row.result.tokens.size()) >= req.max_new_tokens) {

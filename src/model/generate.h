@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "model/sampler.h"
+#include "model/streaming_text.h"
 #include "model/tokenizer.h"
 #include "model/transformer.h"
 
@@ -45,9 +46,6 @@ struct GenerationResult {
   std::string text;             // decoded, without eos and cut before a stop string (empty without tokenizer)
   FinishReason finish = FinishReason::Length;
 };
-
-// Earliest position of any (non-empty) stop string in `text`, or npos.
-size_t find_stop(const std::string& text, const std::vector<std::string>& stops);
 
 // Runs all requests as one left-padded batch; each row has its own positions, padding keys are masked, and
 // each row samples from its own seeded stream, so a request gives the same tokens alone or in a batch.
