@@ -15,24 +15,15 @@ import h5py
 import numpy as np
 import sentencepiece as spm
 
-BIN = os.environ["CHATMILL_BIN"]
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+from checks import BIN, expect, failures, run  # noqa: E402
+
 SRC = os.environ["CHATMILL_SOURCE_DIR"]
 OUT = os.path.join(os.environ["CHATMILL_TESTDATA"], "scratch", "check_data_cli")
 SAMPLE = os.path.join(SRC, "data", "sample", "lmsys_chat_sample.jsonl")
 BROKEN = os.path.join(SRC, "data", "sample", "lmsys_chat_sample_broken.jsonl")
 TOKENIZER = os.path.join(SRC, "data", "sample", "tokenizer.model")
 TOP = ["sexual", "harassment", "violence", "hate", "self-harm"]
-failures = []
-
-
-def expect(cond, what):
-    print(("ok   " if cond else "FAIL ") + what)
-    if not cond:
-        failures.append(what)
-
-
-def run(*args):
-    return subprocess.run([BIN, *args], capture_output=True, text=True)
 
 
 def reference_stats(path):

@@ -18,28 +18,19 @@ import subprocess
 import sys
 import threading
 
-BIN = os.environ["CHATMILL_BIN"]
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+from checks import BIN, expect, failures, jsonl  # noqa: E402
+
 SRC = os.environ["CHATMILL_SOURCE_DIR"]
 OUT = os.path.join(os.environ["CHATMILL_TESTDATA"], "scratch", "check_eval_cli")
 TOKENIZER = os.path.join(SRC, "data", "sample", "tokenizer.model")
 SAMPLE = os.path.join(SRC, "data", "sample")
 PROMPT = os.path.join(SRC, "data", "prompts", "moderation_v1.txt")
-failures = []
 CATS = ["hate", "self-harm", "sexual", "violence", "harassment"]
-
-
-def expect(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        failures.append(what)
 
 
 def run(*args):
     return subprocess.run([BIN, *args], capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="2"))
-
-
-def jsonl(path):
-    return [json.loads(l) for l in open(path) if l.strip()]
 
 
 def policy(message):

@@ -12,24 +12,18 @@ import http.server
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 
-BIN = os.environ["CHATMILL_BIN"]
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+from checks import BIN, expect, failures, jsonl  # noqa: E402
+
 SRC = os.environ["CHATMILL_SOURCE_DIR"]
 SAMPLE = os.path.join(SRC, "data", "sample", "mt_bench")
 TOK = os.path.join(SRC, "data", "sample", "tokenizer.model")
-failures = []
-
-
-def expect(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        failures.append(what)
 
 
 def h(text):
@@ -103,10 +97,6 @@ def chatmill(*args, env_key=True):
     if env_key:
         env["JUDGE_KEY"] = "sekret-key"
     return subprocess.run([BIN, *args], capture_output=True, text=True, env=env)
-
-
-def jsonl(path):
-    return [json.loads(l) for l in open(path) if l.strip()]
 
 
 def fastchat_prompts(questions, refs, prompts, answers, other=None):

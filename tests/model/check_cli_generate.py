@@ -3,23 +3,13 @@
 error handling (exit code 2 and a message naming the problem)."""
 import json
 import os
-import subprocess
 import sys
 
-BIN = os.environ["CHATMILL_BIN"]
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+from checks import BIN, expect, failures, run  # noqa: E402
+
 DATA = os.environ["CHATMILL_TESTDATA"]
 SRC = os.environ["CHATMILL_SOURCE_DIR"]
-failures = []
-
-
-def run(*args):
-    return subprocess.run([BIN, *args], capture_output=True, text=True)
-
-
-def expect(cond, what):
-    print(("ok   " if cond else "FAIL ") + what)
-    if not cond:
-        failures.append(what)
 
 
 def main():

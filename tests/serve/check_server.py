@@ -21,25 +21,14 @@ import subprocess
 import sys
 import time
 
-BIN = os.environ["CHATMILL_BIN"]
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+from checks import BIN, expect, failures, free_port  # noqa: E402
+
 SRC = os.environ["CHATMILL_SOURCE_DIR"]
 OUT = os.path.join(os.environ["CHATMILL_TESTDATA"], "scratch", "check_server")
 TOKENIZER = os.path.join(SRC, "data", "sample", "tokenizer.model")
 SAMPLE = os.path.join(SRC, "data", "sample")
 KEY = "test-key-123"
-failures = []
-
-
-def expect(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        failures.append(what)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Server:

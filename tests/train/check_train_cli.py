@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,24 +18,13 @@ import time
 import numpy as np
 from safetensors.numpy import load_file
 
-BIN = os.environ["CHATMILL_BIN"]
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+from checks import BIN, expect, failures, free_port  # noqa: E402
+
 SRC = os.environ["CHATMILL_SOURCE_DIR"]
 SHARED = os.environ.get("CHATMILL_SHARED_DATA", "")
 OUT = os.path.join(os.environ["CHATMILL_TESTDATA"], "scratch", "check_train_cli")
 TOKENIZER = os.path.join(SRC, "data", "sample", "tokenizer.model")
-failures = []
-
-
-def expect(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        failures.append(what)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def config(name, **extra):
