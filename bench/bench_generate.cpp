@@ -26,6 +26,7 @@ struct Args {
   bool cuda_graph = false;
   bool engine = false;  // the serving engine (continuous batching) instead of model::generate
   std::string step = "eager";  // the engine's decode step: eager or fused
+  bool no_skinny = false;      // fused step: projections through at::linear (cuBLAS) instead of the skinny GEMM
 };
 
 // Random weights straight on the device (values do not matter for speed; a 7B model never touches the CPU).
@@ -60,6 +61,7 @@ int main(int argc, char** argv) {
   app.add_flag("--cuda-graph", a.cuda_graph);
   app.add_flag("--engine", a.engine, "run through infer::Engine (all requests submitted at once)");
   app.add_option("--step", a.step, "the engine's decode step: eager or fused (model/fused_decode.h)");
+  app.add_flag("--no-skinny-gemm", a.no_skinny, "fused step: projections through at::linear instead of fused::linear");
   app.add_option("--out", a.out, "append the result as one JSON line");
   CLI11_PARSE(app, argc, argv);
   try {
@@ -85,7 +87,7 @@ int main(int argc, char** argv) {
     std::vector<double> ttft, decode_tps, total_tps;
     std::unique_ptr<infer::Engine> engine;
     if (a.engine) engine = std::make_unique<infer::Engine>(m, nullptr, infer::EngineOptions{a.batch, a.prompt_len + a.new_tokens, a.cuda_graph,
-                                                                           infer::parse_step_kind(a.step)});
+                                                                           infer::parse_step_kind(a.step), !a.no_skinny});
     for (int i = 0; engine && i < a.warmup + a.repeats; ++i) {
       // Time to first token = until every request has its first token; decode = the rest.
       std::vector<infer::EngineRequest> ers;
@@ -117,7 +119,7 @@ int main(int argc, char** argv) {
       decode_tps.push_back((s.generated_tokens - a.batch) / s.decode_seconds);
       total_tps.push_back(s.generated_tokens / (s.prefill_seconds + s.decode_seconds));
     }
-    nlohmann::json out = {{"engine", std::string(a.engine ? "chatmill-engine" : "chatmill") + (a.engine && a.step == "fused" ? "+fused" : "") +
+    nlohmann::json out = {{"engine", std::string(a.engine ? "chatmill-engine" : "chatmill") + (a.engine && a.step == "fused" ? (a.no_skinny ? "+fused(cublas)" : "+fused") : "") +
                                           (a.cuda_graph ? "+cudagraph" : "")},
                           {"model", a.preset.empty() ? a.model_dir : a.preset},
                           {"params", m.config.num_parameters()},

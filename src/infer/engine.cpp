@@ -285,7 +285,7 @@ void Engine::body(int64_t n) {
   if (fused_) {  // each row attends to its own lengths_[b] columns, whatever the capacity
     const at::Tensor rows = rows_.narrow(0, 0, n);
     at::Tensor h = model::fused_decode_hidden(m_, ids_.narrow(0, 0, n).view({n}), rows, rows,
-                                              lengths_.narrow(0, 0, n), rows_cache);  // (n, C)
+                                              lengths_.narrow(0, 0, n), rows_cache, {o_.skinny_gemm});  // (n, C)
     logits_.narrow(0, 0, n).copy_(model::lm_logits(m_, h));
     return;
   }

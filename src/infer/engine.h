@@ -38,6 +38,7 @@ struct EngineOptions {
   int64_t context = 0;      // columns per slot (prompt + generated); 0: the model's max_position_embeddings
   bool cuda_graph = false;  // capture the decode step in a CUDA graph (CUDA builds, CUDA models)
   StepKind step = StepKind::Auto;
+  bool skinny_gemm = true;  // fused step: decode projections through fused::linear (see model/fused_ops.h)
 };
 
 // "auto" | "eager" | "fused" (for CLI flags); throws chatmill::Error naming the choices.

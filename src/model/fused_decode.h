@@ -13,11 +13,18 @@
 
 namespace chatmill::model {
 
+struct FusedStepOptions {
+  // The decode projections through fused::linear's skinny-GEMM kernel where it applies (else at::linear,
+  // i.e. cuBLAS on CUDA): an option so that benchmarks can measure both in one run.
+  bool skinny_gemm = true;
+};
+
 // ids, positions, columns, lengths: (B) int64 on the model's device. Row b's token at rotary position
 // positions[b] writes its keys/values at cache column columns[b], then attends to columns [0, lengths[b])
 // (lengths[b] >= 1; normally columns[b] + 1). cache: per layer (B, Hkv, S, D), contiguous.
 // Returns the hidden states after the final norm: (B, C).
 at::Tensor fused_decode_hidden(const Model& m, const at::Tensor& ids, const at::Tensor& positions,
-                               const at::Tensor& columns, const at::Tensor& lengths, KVCache& cache);
+                               const at::Tensor& columns, const at::Tensor& lengths, KVCache& cache,
+                               FusedStepOptions options = {});
 
 }  // namespace chatmill::model

@@ -169,4 +169,23 @@ at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k_cache, cons
 #endif
 }
 
+at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, ForceReference ref) {
+  CHATMILL_CHECK(x.dim() == 2 && weight.dim() == 2 && x.size(1) == weight.size(1), "fused linear: x ", x.sizes(),
+                 " and weight ", weight.sizes(), " do not multiply (x: (M, K), weight: (N, K))");
+  const int64_t M = x.size(0), K = x.size(1);
+  const bool skinny = use_kernel(x, ref) && (x.scalar_type() == at::kBFloat16 || x.scalar_type() == at::kHalf) &&
+                      weight.scalar_type() == x.scalar_type() && M >= 1 && M <= kSkinnyRows && K % 8 == 0 &&
+                      x.is_contiguous() && weight.is_contiguous() &&
+                      reinterpret_cast<uintptr_t>(x.data_ptr()) % 16 == 0 &&
+                      reinterpret_cast<uintptr_t>(weight.data_ptr()) % 16 == 0;
+  if (!skinny) return at::linear(x, weight);
+#ifdef CHATMILL_CUDA
+  at::Tensor out = at::empty({M, weight.size(0)}, x.options());
+  cuda::skinny_linear(x, weight, out);
+  return out;
+#else
+  TORCH_INTERNAL_ASSERT(false);
+#endif
+}
+
 }  // namespace chatmill::model::fused

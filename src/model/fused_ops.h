@@ -41,4 +41,10 @@ at::Tensor rope_append(const at::Tensor& q, const at::Tensor& k, const at::Tenso
 at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache,
                             const at::Tensor& lengths, ForceReference ref = {});
 
+// x: (M, K), weight: (N, K) -> x weight^T: (M, N). For decode's few rows (M <= kSkinnyRows) in bf16/fp16 on
+// CUDA, one kernel streams each weight row once with 16-byte loads and serves all M rows from it (a GEMV
+// rather than a tensor-core GEMM tiled for large M); otherwise at::linear.
+constexpr int64_t kSkinnyRows = 8;
+at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, ForceReference ref = {});
+
 }  // namespace chatmill::model::fused

@@ -116,6 +116,12 @@ TEST(FusedOps, FusedStepEqualsTheFullForwardOfEachSequenceAlone) {
   EXPECT_LE(fused_step_vs_full_forward(small_config(64, 4, 4), at::kFloat, at::kCPU), 1e-5);
 }
 
+TEST(FusedOps, LinearIsATLinearOffTheGpu) {
+  at::Tensor x = at::randn({3, 16}), w = at::randn({5, 16});
+  EXPECT_TRUE(model::fused::linear(x, w).equal(at::linear(x, w)));
+  testing::expect_error([&] { model::fused::linear(x, at::randn({5, 15})); }, {"do not multiply"});
+}
+
 TEST(FusedOps, RefusesBadShapesClearly) {
   at::Tensor x = at::randn({2, 8}), w = at::ones({8});
   testing::expect_error([&] { model::fused::add_rms_norm(x, at::randn({2, 7}), w, 1e-6); }, {"delta", "(2, 8)"});
@@ -177,6 +183,23 @@ TEST(GpuFused, KernelsEqualTheReference) {
     at::Tensor g = gu.narrow(1, 0, 11008), u = gu.narrow(1, 11008, 11008);
     EXPECT_LE(rel_diff(model::fused::silu_mul(g, u), model::fused::silu_mul(g, u, ref)), tolerance(dtype, 1)) << dtype;
 
+    // The skinny GEMM (bf16/fp16, up to 8 rows; float32 goes to at::linear) against at::linear (cuBLAS may
+    // reduce partly in bf16, hence 4 ulps): the 7B
+    // projections, the LM head, and widths that leave a partial last block of rows or of in-flight chunks.
+    for (auto [N, K] : std::vector<std::pair<int64_t, int64_t>>{{4096, 4096}, {11008, 4096}, {4096, 11008},
+                                                                {32000, 4096}, {1000, 96}, {13, 264}}) {
+      at::Tensor w = at::randn({N, K}, opts) * 0.05;
+      for (int64_t M : {1, 2, 5, 8, 16}) {
+        at::Tensor x = at::randn({M, K}, opts);
+        EXPECT_LE(rel_diff(model::fused::linear(x, w), at::linear(x, w)), tolerance(dtype, 4))
+            << dtype << " M " << M << " N " << N << " K " << K;
+      }
+      // A weight that is a row range of a bigger matrix (a packed projection's view) works the same.
+      at::Tensor big = at::randn({N + 8, K}, opts);
+      at::Tensor view = big.narrow(0, 8, N), x = at::randn({3, K}, opts);
+      EXPECT_LE(rel_diff(model::fused::linear(x, view), at::linear(x, view)), tolerance(dtype, 4)) << dtype << " view";
+    }
+
     for (auto [H, Hkv, D] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{{32, 32, 128}, {8, 2, 64}, {6, 3, 16}}) {
       for (int64_t B : {1, 3, 16}) {
         const int64_t S = 300;
@@ -216,6 +239,7 @@ TEST(GpuFused, FusedStepEqualsTheFullForwardOnTheGpu) {
     // bf16: both paths round at the same places; what differs is reduction order inside matmuls and
     // attention, amplified through 3 layers. The hidden states are O(1) after the final norm.
     EXPECT_LE(fused_step_vs_full_forward(cfg, at::kBFloat16, dev), 0.1) << cfg.hidden_size;
+    EXPECT_LE(fused_step_vs_full_forward(cfg, at::kHalf, dev), 0.05) << cfg.hidden_size;
   }
 }
 

@@ -213,6 +213,63 @@ __global__ void decode_attention_combine_kernel(const float* __restrict__ part_a
   }
 }
 
+// ---- skinny GEMM: out (M, N) = x (M, K) weight^T, M <= 8 ----------------------------------------------------
+// One warp per weight row: lanes stream the row in 16-byte chunks (8 values), four chunks in flight, each chunk
+// multiplied into all M rows of x (read through L1/L2: every warp shares them). The weight, read exactly once,
+// is the whole memory traffic at decode's batch sizes.
+constexpr int kSkinnyWarps = 8;
+
+template <typename T, int M>
+__global__ void skinny_linear_kernel(const T* __restrict__ x, const T* __restrict__ w, T* __restrict__ out, int64_t N,
+                                     int64_t K) {
+  const int lane = threadIdx.x % 32;
+  const int64_t n = static_cast<int64_t>(blockIdx.x) * kSkinnyWarps + threadIdx.x / 32;
+  if (n >= N) return;
+  const int64_t chunks = K / 8;
+  const uint4* wrow = reinterpret_cast<const uint4*>(w + n * K);
+  float acc[M];
+#pragma unroll
+  for (int m = 0; m < M; ++m) acc[m] = 0.f;
+  constexpr int kInFlight = 4;
+  for (int64_t c0 = lane; c0 < chunks; c0 += 32 * kInFlight) {
+    uint4 wv[kInFlight];
+#pragma unroll
+    for (int u = 0; u < kInFlight; ++u) {
+      const int64_t c = c0 + u * 32;
+      wv[u] = c < chunks ? __ldcs(wrow + c) : make_uint4(0, 0, 0, 0);  // streamed: never reused
+    }
+#pragma unroll
+    for (int u = 0; u < kInFlight; ++u) {
+      const int64_t c = c0 + u * 32;
+      if (c >= chunks) break;
+      const T* wt = reinterpret_cast<const T*>(&wv[u]);
+      float wf[8];
+#pragma unroll
+      for (int e = 0; e < 8; ++e) wf[e] = static_cast<float>(wt[e]);
+#pragma unroll
+      for (int m = 0; m < M; ++m) {
+        const uint4 xv = __ldg(reinterpret_cast<const uint4*>(x + m * K) + c);
+        const T* xt = reinterpret_cast<const T*>(&xv);
+#pragma unroll
+        for (int e = 0; e < 8; ++e) acc[m] += wf[e] * static_cast<float>(xt[e]);
+      }
+    }
+  }
+#pragma unroll
+  for (int m = 0; m < M; ++m) {
+    const float total = warp_sum(acc[m]);
+    if (lane == 0) out[m * N + n] = static_cast<T>(total);
+  }
+}
+
+template <typename T, int M>
+void launch_skinny(const at::Tensor& x, const at::Tensor& w, const at::Tensor& out, cudaStream_t stream) {
+  const int64_t N = w.size(0), K = w.size(1);
+  const auto blocks = static_cast<unsigned>((N + kSkinnyWarps - 1) / kSkinnyWarps);
+  skinny_linear_kernel<T, M><<<blocks, kSkinnyWarps * 32, 0, stream>>>(x.data_ptr<T>(), w.data_ptr<T>(),
+                                                                      out.data_ptr<T>(), N, K);
+}
+
 int threads_for(int64_t work) {
   int t = 32;
   while (t < work && t < 1024) t *= 2;
@@ -290,6 +347,24 @@ void decode_attention(const at::Tensor& q, const at::Tensor& k_cache, const at::
     decode_attention_combine_kernel<scalar_t><<<B * H, threads_for(D), 0, stream>>>(
         part_acc.data_ptr<float>(), part_ml.data_ptr<float>(), out.data_ptr<scalar_t>(), static_cast<int>(splits),
         static_cast<int>(D));
+  });
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
+void skinny_linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& out) {
+  if (weight.size(0) == 0) return;
+  auto stream = at::cuda::getCurrentCUDAStream();
+  AT_DISPATCH_REDUCED_FLOATING_TYPES(x.scalar_type(), "skinny_linear", [&] {
+    switch (x.size(0)) {
+      case 1: launch_skinny<scalar_t, 1>(x, weight, out, stream); break;
+      case 2: launch_skinny<scalar_t, 2>(x, weight, out, stream); break;
+      case 3: launch_skinny<scalar_t, 3>(x, weight, out, stream); break;
+      case 4: launch_skinny<scalar_t, 4>(x, weight, out, stream); break;
+      case 5: launch_skinny<scalar_t, 5>(x, weight, out, stream); break;
+      case 6: launch_skinny<scalar_t, 6>(x, weight, out, stream); break;
+      case 7: launch_skinny<scalar_t, 7>(x, weight, out, stream); break;
+      default: launch_skinny<scalar_t, 8>(x, weight, out, stream); break;
+    }
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }

@@ -14,4 +14,7 @@ void rope_append(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, 
 void decode_attention(const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache,
                       const at::Tensor& lengths, const at::Tensor& out);
 
+// x: (M, K) contiguous, M <= 8; weight: (N, K) contiguous rows; K % 8 == 0 and both 16-byte aligned.
+void skinny_linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& out);
+
 }  // namespace chatmill::model::fused::cuda
