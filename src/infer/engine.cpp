@@ -286,7 +286,8 @@ void Engine::body(int64_t n) {
     const at::Tensor rows = rows_.narrow(0, 0, n);
     at::Tensor h = model::fused_decode_hidden(m_, ids_.narrow(0, 0, n).view({n}), rows, rows,
                                               lengths_.narrow(0, 0, n), rows_cache, {o_.skinny_gemm});  // (n, C)
-    logits_.narrow(0, 0, n).copy_(model::lm_logits(m_, h));
+    // The LM head through the same skinny GEMM; copy_ widens to float32 as lm_logits does.
+    logits_.narrow(0, 0, n).copy_(o_.skinny_gemm ? model::fused::linear(h, m_.weights.lm_head) : model::lm_logits(m_, h));
     return;
   }
   // Eager steps attend over the columns any active row uses; a CUDA graph needs the fixed width S.
