@@ -96,8 +96,7 @@ Engine::Engine(const model::Model& m, const model::Tokenizer* tok, EngineOptions
   host_mask_ = at::zeros({B_, S_}, at::TensorOptions().dtype(at::kBool));
   host_mask_.select(1, 0).fill_(true);  // an idle row attends to column 0 only (SDPA needs one key)
   if (o_.cuda_graph) CHATMILL_CHECK(dev.is_cuda() && model::cuda_graphs_built(), "CUDA graphs need a CUDA build and a CUDA model");
-  fused_ = o_.step == StepKind::Fused ||
-           (o_.step == StepKind::Auto && dev.is_cuda() && model::fused::kernels_built());
+  fused_ = o_.step == StepKind::Fused;  // Auto: Eager until the kernels have passed on a GPU (engine.h)
   thread_ = std::thread([this] { loop(); });
 }
 

@@ -29,8 +29,9 @@
 namespace chatmill::infer {
 
 // How a decode step runs: LibTorch ops under a mask over the used columns (Eager), or the fused one-token
-// step (model/fused_decode.h: CUDA kernels in CUDA builds, their LibTorch reference elsewhere). Auto: Fused
-// for a CUDA model in a build with the kernels, else Eager.
+// step (model/fused_decode.h: CUDA kernels in CUDA builds, their LibTorch reference elsewhere). Auto is Eager
+// for now: the CUDA kernels compile but have not yet run on a GPU (scripts/gpu_check.sh tests them); once they
+// pass there, Auto becomes Fused for CUDA models.
 enum class StepKind { Auto, Eager, Fused };
 
 struct EngineOptions {

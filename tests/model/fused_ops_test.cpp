@@ -7,6 +7,8 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include "common/test_env.h"
 #include "model/fused_decode.h"
 #include "model/fused_ops.h"
@@ -112,8 +114,12 @@ TEST(FusedOps, DecodeAttentionEqualsEachRowAloneOverItsPrefix) {
 
 TEST(FusedOps, FusedStepEqualsTheFullForwardOfEachSequenceAlone) {
   // float32 on the CPU: reduction order only.
-  EXPECT_LE(fused_step_vs_full_forward(small_config(64, 8, 4), at::kFloat, at::kCPU), 1e-5);
-  EXPECT_LE(fused_step_vs_full_forward(small_config(64, 4, 4), at::kFloat, at::kCPU), 1e-5);
+  for (auto cfg : {small_config(64, 8, 4), small_config(64, 4, 4)}) {
+    const double d = fused_step_vs_full_forward(cfg, at::kFloat, at::kCPU);
+    std::cout << "fused step vs full forward, " << cfg.num_heads << "/" << cfg.num_kv_heads << " heads: max |diff| "
+              << d << "\n";
+    EXPECT_LE(d, 1e-5);
+  }
 }
 
 TEST(FusedOps, LinearIsATLinearOffTheGpu) {
@@ -162,6 +168,14 @@ TEST(GpuFused, KernelsEqualTheReference) {
   SKIP_WITHOUT_GPU_KERNELS();
   const at::Device dev("cuda:0");
   ForceReference ref{true};
+  std::map<std::string, double> worst;  // op and dtype -> largest relative difference seen
+  auto close = [&](const std::string& op, at::ScalarType dtype, const at::Tensor& got, const at::Tensor& want,
+                   double ulps, const std::string& where) {
+    const double d = rel_diff(got, want);
+    const std::string key = c10::str(op, " ", dtype);
+    worst[key] = std::max(worst[key], d);
+    EXPECT_LE(d, tolerance(dtype, ulps)) << op << " " << where;
+  };
   for (at::ScalarType dtype : {at::kFloat, at::kBFloat16, at::kHalf}) {
     auto opts = at::TensorOptions().dtype(dtype).device(dev);
     at::manual_seed(3);
@@ -172,16 +186,14 @@ TEST(GpuFused, KernelsEqualTheReference) {
       at::Tensor y = model::fused::add_rms_norm(r, d, w, 1e-5);
       at::Tensor y_ref = model::fused::add_rms_norm(r_ref, d, w, 1e-5, ref);
       EXPECT_LE(max_diff(r, r_ref), 0.0) << dtype << " C " << C << ": the residual add rounds as HF's";
-      EXPECT_LE(rel_diff(y, y_ref), tolerance(dtype, 1)) << dtype << " C " << C;
-      EXPECT_LE(rel_diff(model::fused::add_rms_norm(r2, at::Tensor(), w, 1e-6),
-                         model::fused::add_rms_norm(r2_ref, at::Tensor(), w, 1e-6, ref)),
-                tolerance(dtype, 1))
-          << dtype << " C " << C << " (norm only)";
+      close("add_rms_norm", dtype, y, y_ref, 1, c10::str("C ", C));
+      close("rms_norm", dtype, model::fused::add_rms_norm(r2, at::Tensor(), w, 1e-6),
+            model::fused::add_rms_norm(r2_ref, at::Tensor(), w, 1e-6, ref), 1, c10::str("C ", C));
     }
     // silu_mul on strided views of one (N, 2F) matmul output, as a fused gate/up projection would give.
     at::Tensor gu = at::randn({3, 2 * 11008}, opts) * 4;
     at::Tensor g = gu.narrow(1, 0, 11008), u = gu.narrow(1, 11008, 11008);
-    EXPECT_LE(rel_diff(model::fused::silu_mul(g, u), model::fused::silu_mul(g, u, ref)), tolerance(dtype, 1)) << dtype;
+    close("silu_mul", dtype, model::fused::silu_mul(g, u), model::fused::silu_mul(g, u, ref), 1, "");
 
     // The skinny GEMM (bf16/fp16, up to 8 rows; float32 goes to at::linear) against at::linear (cuBLAS may
     // reduce partly in bf16, hence 4 ulps): the 7B
@@ -191,13 +203,12 @@ TEST(GpuFused, KernelsEqualTheReference) {
       at::Tensor w = at::randn({N, K}, opts) * 0.05;
       for (int64_t M : {1, 2, 5, 8, 16}) {
         at::Tensor x = at::randn({M, K}, opts);
-        EXPECT_LE(rel_diff(model::fused::linear(x, w), at::linear(x, w)), tolerance(dtype, 4))
-            << dtype << " M " << M << " N " << N << " K " << K;
+        close("linear", dtype, model::fused::linear(x, w), at::linear(x, w), 4, c10::str("M ", M, " N ", N, " K ", K));
       }
       // A weight that is a row range of a bigger matrix (a packed projection's view) works the same.
       at::Tensor big = at::randn({N + 8, K}, opts);
       at::Tensor view = big.narrow(0, 8, N), x = at::randn({3, K}, opts);
-      EXPECT_LE(rel_diff(model::fused::linear(x, view), at::linear(x, view)), tolerance(dtype, 4)) << dtype << " view";
+      close("linear", dtype, model::fused::linear(x, view), at::linear(x, view), 4, c10::str("view N ", N, " K ", K));
     }
 
     for (auto [H, Hkv, D] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{{32, 32, 128}, {8, 2, 64}, {6, 3, 16}}) {
@@ -214,32 +225,35 @@ TEST(GpuFused, KernelsEqualTheReference) {
         at::Tensor qr = model::fused::rope_append(q, k, v, positions, columns, rope.inv_freq(), kc, vc);
         at::Tensor qr_ref = model::fused::rope_append(q, k, v, positions, columns, rope.inv_freq(), kc_ref, vc_ref, ref);
         const std::string where = c10::str(dtype, " B ", B, " H ", H, " Hkv ", Hkv, " D ", D);
-        EXPECT_LE(rel_diff(qr, qr_ref), tolerance(dtype, 1)) << where;
-        EXPECT_LE(rel_diff(kc, kc_ref), tolerance(dtype, 1)) << where << " (whole k cache)";
+        close("rope q", dtype, qr, qr_ref, 1, where);
+        close("rope k cache", dtype, kc, kc_ref, 1, where);
         EXPECT_LE(max_diff(vc, vc_ref), 0.0) << where << " (whole v cache)";
 
         // Attention over lengths from 1 to S, the longest a multiple of no chunk size.
         at::Tensor lengths = at::randint(1, S + 1, {B}, at::TensorOptions().dtype(at::kLong)).to(dev);
         lengths[0] = B > 1 ? S : 1;
         at::Tensor qa = at::randn({B, H, D}, opts);
-        EXPECT_LE(rel_diff(model::fused::decode_attention(qa, kc, vc, lengths),
-                           model::fused::decode_attention(qa, kc, vc, lengths, ref)),
-                  tolerance(dtype, 2))
-            << where << " attention";
+        close("decode_attention", dtype, model::fused::decode_attention(qa, kc, vc, lengths),
+              model::fused::decode_attention(qa, kc, vc, lengths, ref), 2, where);
       }
     }
   }
+  for (const auto& [op, d] : worst) std::cout << "kernel vs reference, " << op << ": max relative diff " << d << "\n";
 }
 
 TEST(GpuFused, FusedStepEqualsTheFullForwardOnTheGpu) {
   SKIP_WITHOUT_GPU_KERNELS();
   const at::Device dev("cuda:0");
   for (auto cfg : {small_config(512, 8, 2), small_config(1024, 8, 8)}) {
-    EXPECT_LE(fused_step_vs_full_forward(cfg, at::kFloat, dev), 1e-4) << cfg.hidden_size;
-    // bf16: both paths round at the same places; what differs is reduction order inside matmuls and
+    // bf16/fp16: both paths round at the same places; what differs is reduction order inside matmuls and
     // attention, amplified through 3 layers. The hidden states are O(1) after the final norm.
-    EXPECT_LE(fused_step_vs_full_forward(cfg, at::kBFloat16, dev), 0.1) << cfg.hidden_size;
-    EXPECT_LE(fused_step_vs_full_forward(cfg, at::kHalf, dev), 0.05) << cfg.hidden_size;
+    for (auto [dtype, tol] : std::vector<std::pair<at::ScalarType, double>>{
+             {at::kFloat, 1e-4}, {at::kBFloat16, 0.1}, {at::kHalf, 0.05}}) {
+      const double d = fused_step_vs_full_forward(cfg, dtype, dev);
+      std::cout << "GPU fused step vs full forward, hidden " << cfg.hidden_size << ", " << dtype << ": max |diff| " << d
+                << "\n";
+      EXPECT_LE(d, tol) << cfg.hidden_size << " " << dtype;
+    }
   }
 }
 
