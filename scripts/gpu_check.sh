@@ -63,6 +63,8 @@ stage "GPU tests"
 CHATMILL_TESTDATA="$PWD/build-gpu/testdata" timeout 240 build-gpu/tests/chatmill_tests --gtest_filter='Gpu*' \
   > "$OUT/gpu_tests.log" 2>&1
 grep -E '^\[ +(OK|FAILED|SKIPPED) +\]|Failure|Expected|Which is|max' "$OUT/gpu_tests.log" | head -60
+(cd build-gpu && timeout 240 ctest -R '^train_gpu$' --output-on-failure) > "$OUT/train_gpu.log" 2>&1
+grep -E 'ok   |FAIL |relative|tests passed|tests failed' "$OUT/train_gpu.log" | head -20
 
 stage "GPU decode benchmark"
 timeout $(($(left) - 150)) python3 bench/run_gpu.py --bin build-gpu --part decode --out "$OUT/gpu_generate.jsonl" 2>&1 |
