@@ -19,7 +19,9 @@ import numpy as np
 from safetensors.numpy import load_file
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from checks import BIN, expect, failures, free_port  # noqa: E402
+from recipes import losses, tokenize_sample, write_recipe  # noqa: E402
 
 SRC = os.environ["CHATMILL_SOURCE_DIR"]
 SHARED = os.environ.get("CHATMILL_SHARED_DATA", "")
@@ -27,21 +29,9 @@ OUT = os.path.join(os.environ["CHATMILL_TESTDATA"], "scratch", "check_train_cli"
 TOKENIZER = os.path.join(SRC, "data", "sample", "tokenizer.model")
 
 
-def config(name, **extra):
+def config(name):
     """A small recipe: the debug model on the sample store, 12 steps, a checkpoint every 4."""
-    out = os.path.join(OUT, name)
-    text = f"""model: {{preset: debug, tokenizer: {TOKENIZER}, device: cpu}}
-data: {{store: {os.path.join(OUT, 'train.h5')}, micro_batch_size: 2, global_batch_size: 8}}
-optimizer: {{lr: 3.0e-3, weight_decay: 0.01, grad_clip: 1.0}}
-schedule: {{kind: cosine, warmup_steps: 2}}
-run: {{epochs: 100, max_steps: 12, seed: 0, output_dir: {out}}}
-checkpoint: {{every_steps: 4, keep_last: 3}}
-logging: {{every_steps: 1, progress: false}}
-"""
-    path = os.path.join(OUT, name + ".yaml")
-    with open(path, "w") as f:
-        f.write(text)
-    return path, out
+    return write_recipe(OUT, name, TOKENIZER)
 
 
 def env_for(rank, world, port):
@@ -53,17 +43,6 @@ def env_for(rank, world, port):
 def train(cfg, *overrides, env=None):
     return subprocess.run([BIN, "train", cfg, *overrides, "--threads", "1"], capture_output=True, text=True,
                           env=env or dict(os.environ, OMP_NUM_THREADS="1"))
-
-
-def losses(out):
-    """step -> loss, the last record of each step winning (a resumed run repeats steps after its checkpoint)."""
-    res = {}
-    with open(os.path.join(out, "metrics.jsonl")) as f:
-        for line in f:
-            r = json.loads(line)
-            if "loss" in r:
-                res[r["step"]] = r["loss"]
-    return res
 
 
 def final_weights(out):
@@ -83,11 +62,7 @@ def wait_for(pred, timeout=120):
 def main():
     shutil.rmtree(OUT, ignore_errors=True)
     os.makedirs(OUT)
-    tok_cfg = os.path.join(OUT, "tokenize.yaml")
-    with open(tok_cfg, "w") as f:
-        f.write(f"inputs: [{os.path.join(SRC, 'data', 'sample', 'lmsys_chat_sample.jsonl')}]\ntokenizer: {TOKENIZER}\n"
-                f"max_length: 128\npacking: packed\noutput: {os.path.join(OUT, 'train.h5')}\n")
-    r = subprocess.run([BIN, "data", "tokenize", tok_cfg], capture_output=True, text=True)
+    r = tokenize_sample(BIN, SRC, TOKENIZER, OUT)
     expect(r.returncode == 0, f"tokenize the sample ({r.stderr.strip()[:200]})")
 
     # The uninterrupted single-rank reference.

@@ -4,14 +4,14 @@ the same recipe on the CPU. Six steps of the debug model on the tokenised sample
 - float32 on CUDA follows the CPU's float32 losses (reduction order only);
 - bf16-mixed on CUDA (bf16 compute, float32 master weights and AdamW state) stays close to them and falls;
 - both write a checkpoint that HF-layout readers load (model.safetensors with float32 masters)."""
-import json
 import os
 import shutil
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from checks import BIN, expect, failures, run  # noqa: E402
+from recipes import losses, tokenize_sample, write_recipe  # noqa: E402
 
 SRC = os.environ["CHATMILL_SOURCE_DIR"]
 OUT = os.path.join(os.environ["CHATMILL_TESTDATA"], "scratch", "check_train_gpu")
@@ -27,27 +27,11 @@ def cuda_here():
 
 
 def train(name, device, precision):
-    out = os.path.join(OUT, name)
-    cfg = os.path.join(OUT, name + ".yaml")
-    with open(cfg, "w") as f:
-        f.write(f"""model: {{preset: debug, tokenizer: {TOKENIZER}, device: {device}, precision: {precision}}}
-data: {{store: {os.path.join(OUT, 'train.h5')}, micro_batch_size: 2, global_batch_size: 8}}
-optimizer: {{lr: 3.0e-3, weight_decay: 0.01, grad_clip: 1.0}}
-schedule: {{kind: cosine, warmup_steps: 2}}
-run: {{epochs: 100, max_steps: 6, seed: 0, output_dir: {out}}}
-checkpoint: {{every_steps: 6, keep_last: 1}}
-logging: {{every_steps: 1, progress: false}}
-""")
+    cfg, out = write_recipe(OUT, name, TOKENIZER, device=device, precision=precision, max_steps=6, every_steps=6,
+                            keep_last=1)
     r = run("train", cfg, "--threads", "2")
     expect(r.returncode == 0, f"{name}: trained ({r.stderr.strip()[-300:]})")
-    losses = {}
-    if r.returncode == 0:
-        with open(os.path.join(out, "metrics.jsonl")) as f:
-            for line in f:
-                rec = json.loads(line)
-                if "loss" in rec:
-                    losses[rec["step"]] = rec["loss"]
-    return losses, out
+    return (losses(out) if r.returncode == 0 else {}), out
 
 
 def main():
@@ -56,11 +40,7 @@ def main():
         return 77
     shutil.rmtree(OUT, ignore_errors=True)
     os.makedirs(OUT)
-    tok_cfg = os.path.join(OUT, "tokenize.yaml")
-    with open(tok_cfg, "w") as f:
-        f.write(f"inputs: [{os.path.join(SRC, 'data', 'sample', 'lmsys_chat_sample.jsonl')}]\ntokenizer: {TOKENIZER}\n"
-                f"max_length: 128\npacking: packed\noutput: {os.path.join(OUT, 'train.h5')}\n")
-    r = run("data", "tokenize", tok_cfg)
+    r = tokenize_sample(BIN, SRC, TOKENIZER, OUT)
     expect(r.returncode == 0, f"tokenize the sample ({r.stderr.strip()[:200]})")
 
     cpu, _ = train("cpu_f32", "cpu", "float32")
