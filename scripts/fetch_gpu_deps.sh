@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Downloads (here, where apt and PyPI work) what the GPU machine's image lacks, into .deps/, for the device
+# Downloads (here, where apt and PyPI work) what the GPU machine's image lacks or may lack, into .deps/, for the device
 # tool to carry: the Debian packages the build needs, and the Python wheels (for the GPU machine's Python 3.12)
 # of the oracles the GPU tests and benchmarks compare against (transformers, sentencepiece, safetensors).
 # Run `bash scripts/fetch_gpu_deps.sh`, then call the device with carry [".deps"] and
@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p .deps/wheels
-(cd .deps && apt-get download libsimdjson-dev libsimdjson14 libgloo-dev libssl-dev libcpp-httplib-dev libcpp-httplib0.11 libbrotli1)
+(cd .deps && apt-get download libsimdjson-dev libsimdjson14 libgloo-dev libssl-dev libcpp-httplib-dev libcpp-httplib0.11 libbrotli1 libzstd-dev)
 source scripts/python.sh
 "$PY" -m pip download --quiet --only-binary=:all: --python-version 3.12 --platform manylinux2014_x86_64 \
   --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64 --platform any -d .deps/wheels \

@@ -27,8 +27,10 @@ if ls .deps/*.deb >/dev/null 2>&1; then
   L="$R/usr/lib/x86_64-linux-gnu"
   for link in "$L"/*.so; do
     if [ -L "$link" ] && [ ! -e "$link" ]; then
+      # The exact file (libssl.so.3), else the system's own version of that library (libzstd.so.1.5.5 for 1.5.4).
       target=$(readlink "$link")
-      [ -e "/usr/lib/x86_64-linux-gnu/$target" ] && ln -sf "/usr/lib/x86_64-linux-gnu/$target" "$link"
+      sys=$(ls -1 "/usr/lib/x86_64-linux-gnu/$target" /usr/lib/x86_64-linux-gnu/"${target%%.so.*}".so.[0-9]* 2>/dev/null | head -1)
+      [ -n "$sys" ] && ln -sf "$sys" "$link"
     fi
   done
   export CPATH="$R/usr/include${CPATH:+:$CPATH}"
