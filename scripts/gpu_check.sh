@@ -68,6 +68,8 @@ grep -E '^\[ +(OK|FAILED|SKIPPED) +\]|Failure|Expected|Which is|max' "$OUT/gpu_t
 (cd build-gpu && timeout 240 ctest -R '^train_gpu$' --output-on-failure) > "$OUT/train_gpu.log" 2>&1
 grep -E 'ok   |FAIL |relative|tests passed|tests failed' "$OUT/train_gpu.log" | head -20
 
+stage "kernel benchmark"
+timeout 120 build-gpu/bench/bench_kernels --out "$OUT/gpu_kernels.jsonl" 2>&1 | tee "$OUT/kernels.md"
 stage "GPU decode benchmark"
 timeout $(($(left) - 150)) python3 bench/run_gpu.py --bin build-gpu --part decode --out "$OUT/gpu_generate.jsonl" 2>&1 |
   tee "$OUT/bench.md"

@@ -1,0 +1,100 @@
+// The fused decode kernels one by one on a 7B-shaped bf16 decode (CUDA builds only; scripts/gpu_check.sh
+// runs it): each kernel against the LibTorch ops it replaces, in the same run, with the bytes it must move
+// turned into GB/s against the measured device-to-device copy bandwidth. Prints a markdown table; --out
+// appends one JSON line per case.
+#include <ATen/ATen.h>
+#include <c10/cuda/CUDAFunctions.h>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <fstream>
+#include <functional>
+#include <iostream>
+#include <string>
+
+#include "model/fused_ops.h"
+#include "model/rope.h"
+
+namespace {
+
+using namespace chatmill;
+using model::fused::ForceReference;
+
+// Mean seconds per call over `iters` back-to-back calls after warm-up.
+double seconds_per_call(const std::function<void()>& f, int iters) {
+  for (int i = 0; i < 3; ++i) f();
+  c10::cuda::device_synchronize();
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < iters; ++i) f();
+  c10::cuda::device_synchronize();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / iters;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string out_path = argc > 2 && std::string(argv[1]) == "--out" ? argv[2] : "";
+  if (!at::hasCUDA()) {
+    std::cerr << "bench_kernels needs a CUDA device\n";
+    return 1;
+  }
+  c10::InferenceMode inference;
+  const at::Device dev("cuda:0");
+  auto bf16 = at::TensorOptions().dtype(at::kBFloat16).device(dev);
+  auto longs = at::TensorOptions().dtype(at::kLong).device(dev);
+  std::ofstream out;
+  if (!out_path.empty()) out.open(out_path, std::ios::app);
+
+  at::Tensor big = at::empty({1 << 30}, bf16), big2 = at::empty_like(big);
+  const double copy_bw = 2.0 * big.nbytes() / seconds_per_call([&] { big2.copy_(big); }, 20);
+  big = big2 = at::Tensor();
+  std::cout << "device-to-device copy: " << copy_bw / 1e9 << " GB/s (read + write)\n\n";
+  std::cout << "| case | bytes moved | fused us | LibTorch us | speed-up | fused GB/s | % of copy bandwidth |\n";
+  std::cout << "|---|---|---|---|---|---|---|\n";
+  auto row = [&](const std::string& name, double bytes, const std::function<void()>& fused,
+                 const std::function<void()>& torch_ops, int iters) {
+    const double tf = seconds_per_call(fused, iters), tt = seconds_per_call(torch_ops, iters);
+    const double gbs = bytes / tf / 1e9;
+    std::cout << "| " << name << " | " << bytes / 1e6 << " MB | " << tf * 1e6 << " | " << tt * 1e6 << " | " << tt / tf
+              << "x | " << gbs << " | " << 100 * bytes / tf / copy_bw << "% |\n";
+    if (out.is_open())
+      out << nlohmann::json{{"case", name}, {"bytes", bytes}, {"fused_s", tf}, {"libtorch_s", tt},
+                            {"copy_bandwidth", copy_bw}}.dump()
+          << "\n";
+  };
+
+  // Projections of a 7B layer and the LM head, at decode's row counts.
+  for (int64_t M : {1, 8}) {
+    for (auto [N, K] : std::vector<std::pair<int64_t, int64_t>>{{4096, 4096}, {11008, 4096}, {4096, 11008}, {32000, 4096}}) {
+      at::Tensor w = at::randn({N, K}, bf16), x = at::randn({M, K}, bf16);
+      row("linear M " + std::to_string(M) + " " + std::to_string(N) + "x" + std::to_string(K),
+          2.0 * (N * K + M * K + M * N), [&] { model::fused::linear(x, w); }, [&] { at::linear(x, w); }, 200);
+    }
+  }
+  // Attention over a 4096-column cache (32 heads of 128) at several lengths: the reference reads it all under a mask.
+  for (auto [B, len] : std::vector<std::pair<int64_t, int64_t>>{{1, 256}, {1, 2048}, {16, 256}, {16, 2048}}) {
+    const int64_t H = 32, D = 128, S = 4096;
+    at::Tensor kc = at::randn({B, H, S, D}, bf16), vc = at::randn({B, H, S, D}, bf16), q = at::randn({B, H, D}, bf16);
+    at::Tensor lengths = at::full({B}, len, longs);
+    row("attention B " + std::to_string(B) + " length " + std::to_string(len) + " of 4096",
+        2.0 * 2 * B * H * len * D, [&] { model::fused::decode_attention(q, kc, vc, lengths); },
+        [&] { model::fused::decode_attention(q, kc, vc, lengths, ForceReference{true}); }, 50);
+  }
+  // The small ops of one layer at batch 1 and 16: launch-bound, so the count of kernels is what they save.
+  for (int64_t B : {1, 16}) {
+    const int64_t C = 4096, F = 11008, H = 32, D = 128, S = 4096;
+    at::Tensor r = at::randn({B, C}, bf16), d = at::randn({B, C}, bf16), w = at::randn({C}, bf16);
+    row("add_rms_norm B " + std::to_string(B), 2.0 * 4 * B * C, [&] { model::fused::add_rms_norm(r, d, w, 1e-5); },
+        [&] { model::fused::add_rms_norm(r, d, w, 1e-5, ForceReference{true}); }, 500);
+    at::Tensor g = at::randn({B, F}, bf16), u = at::randn({B, F}, bf16);
+    row("silu_mul B " + std::to_string(B), 2.0 * 3 * B * F, [&] { model::fused::silu_mul(g, u); },
+        [&] { model::fused::silu_mul(g, u, ForceReference{true}); }, 500);
+    at::Tensor q = at::randn({B, H * D}, bf16), k = at::randn({B, H * D}, bf16), v = at::randn({B, H * D}, bf16);
+    at::Tensor kc = at::zeros({B, H, S, D}, bf16), vc = at::zeros({B, H, S, D}, bf16), pos = at::full({B}, 100, longs);
+    model::RotaryEmbedding rope(D, 10000, dev);
+    row("rope_append B " + std::to_string(B), 2.0 * 5 * B * H * D,
+        [&] { model::fused::rope_append(q, k, v, pos, pos, rope.inv_freq(), kc, vc); },
+        [&] { model::fused::rope_append(q, k, v, pos, pos, rope.inv_freq(), kc, vc, ForceReference{true}); }, 500);
+  }
+  return 0;
+}
