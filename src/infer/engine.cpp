@@ -86,11 +86,15 @@ Engine::Engine(const model::Model& m, const model::Tokenizer* tok, EngineOptions
   const at::Device dev = m.device();
   cache_ = model::KVCache::allocate(m.config, B_, S_, m.dtype(), dev);
   for (int64_t b = 0; b < B_; ++b) slots_.push_back(std::make_unique<Slot>());
-  auto longs = at::TensorOptions().dtype(at::kLong).device(dev);
-  ids_ = at::zeros({B_, 1}, longs);
-  positions_ = at::zeros({B_, 1}, longs);
-  rows_ = at::zeros({B_}, longs);
-  lengths_ = at::ones({B_}, longs);
+  // One (4, B) buffer holds a step's ids, positions, columns and lengths: one host-to-device copy per step, from
+  // pinned memory on CUDA.
+  step_host_ = at::zeros({4, B_}, at::TensorOptions().dtype(at::kLong).pinned_memory(dev.is_cuda()));
+  step_host_[3].fill_(1);
+  step_dev_ = step_host_.to(dev);
+  ids_ = step_dev_[0].view({B_, 1});
+  positions_ = step_dev_[1].view({B_, 1});
+  rows_ = step_dev_[2];
+  lengths_ = step_dev_[3];
   mask_ = at::zeros({B_, 1, 1, S_}, at::TensorOptions().dtype(at::kBool).device(dev));
   logits_ = at::zeros({B_, m.config.vocab_size}, at::TensorOptions().dtype(at::kFloat).device(dev));
   host_mask_ = at::zeros({B_, S_}, at::TensorOptions().dtype(at::kBool));
@@ -298,24 +302,24 @@ void Engine::body(int64_t n) {
 }
 
 void Engine::decode_step() {
-  std::vector<int64_t> ids(B_, 0), pos(B_, 0);
+  // Rows: ids, positions, columns, lengths. The previous step's copy has finished: every step ends by reading
+  // its logits back.
+  int64_t* step = step_host_.data_ptr<int64_t>();
+  std::fill(step, step + 4 * B_, 0);
   int64_t width = 1, used = 1;
   for (int64_t b = 0; b < B_; ++b) {
+    step[3 * B_ + b] = 1;  // an idle row attends to column 0 only
     Slot& s = *slots_[b];
     if (!s.active) continue;
     width = std::max(width, s.length + 1);
     used = b + 1;
-    ids[b] = s.tokens.back();
-    pos[b] = s.length;  // the new token's position is also its column
+    step[b] = s.tokens.back();
+    step[B_ + b] = step[2 * B_ + b] = s.length;  // the new token's position is also its column
+    step[3 * B_ + b] = s.length + 1;              // it attends to its columns up to and including the new one
     host_mask_.data_ptr<bool>()[b * S_ + s.length] = true;
   }
-  const auto longs = at::TensorOptions().dtype(at::kLong);
-  ids_.copy_(at::tensor(ids, longs).view({B_, 1}));
-  positions_.copy_(at::tensor(pos, longs).view({B_, 1}));
-  rows_.copy_(at::tensor(pos, longs));
-  if (fused_) {
-    lengths_.copy_(rows_ + 1);  // a row attends to its columns up to and including the new one
-  } else {
+  step_dev_.copy_(step_host_, /*non_blocking=*/true);
+  if (!fused_) {
     width_ = o_.cuda_graph ? S_ : width;
     mask_.narrow(3, 0, width_).copy_(host_mask_.narrow(1, 0, width_).view({B_, 1, 1, width_}));
   }
