@@ -25,16 +25,17 @@ AttentionMask make_attention_mask(int64_t T, int64_t past, const at::Tensor& key
   return {allowed, false};
 }
 
-namespace {
+at::Tensor length_mask(const at::Tensor& lengths, int64_t S) {
+  const int64_t B = lengths.size(0);
+  at::Tensor cols = at::arange(S, lengths.options()).unsqueeze(0);  // (1, S)
+  return (cols < lengths.unsqueeze(1)).view({B, 1, 1, S});
+}
 
-// (B, Hkv, S, D) -> (B, H, S, D): each kv head serves `groups` query heads.
 at::Tensor repeat_kv(const at::Tensor& x, int64_t groups) {
   if (groups == 1) return x;
   const int64_t B = x.size(0), Hkv = x.size(1), S = x.size(2), D = x.size(3);
   return x.unsqueeze(2).expand({B, Hkv, groups, S, D}).reshape({B, Hkv * groups, S, D});
 }
-
-}  // namespace
 
 at::Tensor attention(const LlamaConfig& cfg, const LayerWeights& w, const at::Tensor& x, const RopeTables& rope,
                      KVCache* cache, int64_t layer, const AttentionMask& mask) {
@@ -49,9 +50,7 @@ at::Tensor attention(const LlamaConfig& cfg, const LayerWeights& w, const at::Te
 
   if (cache != nullptr && cache->write_rows.defined()) {
     CHATMILL_CHECK(T == 1, "per-row cache writes take one token per row, got ", T);
-    const at::Tensor at_col = cache->write_rows.view({B, 1, 1, 1}).expand({B, Hkv, 1, D});
-    cache->k[layer].scatter_(2, at_col, k);
-    cache->v[layer].scatter_(2, at_col, v);
+    write_row_columns(cache->k[layer], cache->v[layer], cache->write_rows, k, v);
     const int64_t W = cache->attend_columns > 0 ? cache->attend_columns : cache->capacity();
     k = cache->k[layer].narrow(2, 0, W);  // (B, Hkv, W, D): the mask picks each row's own columns
     v = cache->v[layer].narrow(2, 0, W);

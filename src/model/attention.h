@@ -23,6 +23,12 @@ struct AttentionMask {
 // A padding query attends to itself only, so no row of the mask is empty (SDPA would give NaN).
 AttentionMask make_attention_mask(int64_t T, int64_t past, const at::Tensor& key_valid, at::Device device);
 
+// lengths: (B) int64 -> (B, 1, 1, S) bool: row b may attend to its columns [0, lengths[b]).
+at::Tensor length_mask(const at::Tensor& lengths, int64_t S);
+
+// (B, Hkv, S, D) -> (B, Hkv * groups, S, D): each kv head serves `groups` query heads.
+at::Tensor repeat_kv(const at::Tensor& x, int64_t groups);
+
 // x: (B, T, C) -> (B, T, C). With a cache, writes this step's keys/values at columns [P, P+T) of
 // cache layer `layer` (P = cache->length; the caller advances length once all layers ran), or, in static
 // mode, at cache->write_index, attending over all S columns under `mask`.

@@ -4,6 +4,8 @@
 #include <ATen/ATen.h>
 
 #include "common/error.h"
+#include "model/attention.h"
+#include "model/kv_cache.h"
 #include "model/rms_norm.h"
 #include "model/rope.h"
 #ifdef CHATMILL_CUDA
@@ -42,13 +44,6 @@ void check_index(const at::Tensor& t, const char* what, int64_t B, const at::Ten
   CHATMILL_CHECK(t.dim() == 1 && t.size(0) == B && t.scalar_type() == at::kLong && t.device() == like.device(),
                  "fused op: ", what, " must be (", B, ") int64 on ", like.device(), ", got ", t.sizes(), " ",
                  t.scalar_type(), " on ", t.device());
-}
-
-// (B, Hkv, S, D) -> (B, Hkv * groups, S, D)
-at::Tensor repeat_kv(const at::Tensor& x, int64_t groups) {
-  if (groups == 1) return x;
-  const int64_t B = x.size(0), Hkv = x.size(1), S = x.size(2), D = x.size(3);
-  return x.unsqueeze(2).expand({B, Hkv, groups, S, D}).reshape({B, Hkv * groups, S, D});
 }
 
 }  // namespace
@@ -122,14 +117,10 @@ at::Tensor rope_append(const at::Tensor& q, const at::Tensor& k, const at::Tenso
   CHATMILL_CHECK(inv_freq.device() == q.device(), "fused op: inv_freq is on ", inv_freq.device(), ", q on ", q.device());
   if (!use_kernel(q, ref)) {
     // The model's own rotary code on (B, heads, 1, D) with (B, 1, D) tables.
-    at::Tensor freqs = positions.to(at::kFloat).unsqueeze(-1) * inv_freq;  // (B, D/2)
-    at::Tensor emb = at::cat({freqs, freqs}, -1).unsqueeze(1);             // (B, 1, D)
-    RopeTables tables{emb.cos().to(q.scalar_type()), emb.sin().to(q.scalar_type())};
+    const RopeTables tables = rope_tables(inv_freq, positions.unsqueeze(1), q.scalar_type());
     at::Tensor qr = apply_rotary(q.reshape({B, H, 1, D}), tables);    // (B, H, 1, D)
     at::Tensor kr = apply_rotary(k.reshape({B, Hkv, 1, D}), tables);  // (B, Hkv, 1, D)
-    const at::Tensor at_col = columns.view({B, 1, 1, 1}).expand({B, Hkv, 1, D});
-    k_cache.scatter_(2, at_col, kr);
-    v_cache.scatter_(2, at_col, v.reshape({B, Hkv, 1, D}));
+    write_row_columns(k_cache, v_cache, columns, kr, v.reshape({B, Hkv, 1, D}));
     return qr.view({B, H, D});
   }
 #ifdef CHATMILL_CUDA
@@ -153,10 +144,8 @@ at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k_cache, cons
   CHATMILL_CHECK(Hkv > 0 && H % Hkv == 0, "fused op: ", H, " query heads cannot share ", Hkv, " kv heads");
   check_index(lengths, "lengths", B, q);
   if (!use_kernel(q, ref)) {
-    at::Tensor cols = at::arange(S, lengths.options()).unsqueeze(0);         // (1, S)
-    at::Tensor mask = (cols < lengths.unsqueeze(1)).view({B, 1, 1, S});    // (B, 1, 1, S)
     at::Tensor out = at::scaled_dot_product_attention(q.unsqueeze(2), repeat_kv(k_cache, H / Hkv),
-                                                      repeat_kv(v_cache, H / Hkv), mask);  // (B, H, 1, D)
+                                                      repeat_kv(v_cache, H / Hkv), length_mask(lengths, S));  // (B, H, 1, D)
     return out.reshape({B, H * D});
   }
 #ifdef CHATMILL_CUDA

@@ -15,4 +15,11 @@ KVCache KVCache::allocate(const LlamaConfig& cfg, int64_t batch, int64_t capacit
   return cache;
 }
 
+void write_row_columns(at::Tensor& k_cache, at::Tensor& v_cache, const at::Tensor& columns, const at::Tensor& k,
+                       const at::Tensor& v) {
+  const at::Tensor at_col = columns.view({k.size(0), 1, 1, 1}).expand(k.sizes());  // (B, Hkv, 1, D)
+  k_cache.scatter_(2, at_col, k);
+  v_cache.scatter_(2, at_col, v);
+}
+
 }  // namespace chatmill::model

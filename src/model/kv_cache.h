@@ -31,4 +31,9 @@ struct KVCache {
   int64_t batch() const { return k.empty() ? 0 : k[0].size(0); }
 };
 
+// One new position per row: k, v (B, Hkv, 1, D) into column columns[b] of row b of one layer's k_cache,
+// v_cache (B, Hkv, S, D); columns: (B) int64 on the caches' device.
+void write_row_columns(at::Tensor& k_cache, at::Tensor& v_cache, const at::Tensor& columns, const at::Tensor& k,
+                       const at::Tensor& v);
+
 }  // namespace chatmill::model

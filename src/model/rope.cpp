@@ -10,10 +10,14 @@ RotaryEmbedding::RotaryEmbedding(int64_t head_dim, double theta, at::Device devi
   inv_freq_ = (1.0 / at::pow(theta, exponent)).to(device);
 }
 
-RopeTables RotaryEmbedding::tables(const at::Tensor& positions, at::ScalarType dtype) const {
-  at::Tensor freqs = positions.to(at::kFloat).unsqueeze(-1) * inv_freq_;  // (B, T, D/2)
-  at::Tensor emb = at::cat({freqs, freqs}, -1);                           // (B, T, D)
+RopeTables rope_tables(const at::Tensor& inv_freq, const at::Tensor& positions, at::ScalarType dtype) {
+  at::Tensor freqs = positions.to(at::kFloat).unsqueeze(-1) * inv_freq;  // (B, T, D/2)
+  at::Tensor emb = at::cat({freqs, freqs}, -1);                          // (B, T, D)
   return {emb.cos().to(dtype), emb.sin().to(dtype)};
+}
+
+RopeTables RotaryEmbedding::tables(const at::Tensor& positions, at::ScalarType dtype) const {
+  return rope_tables(inv_freq_, positions, dtype);
 }
 
 at::Tensor apply_rotary(const at::Tensor& x, const RopeTables& rope) {

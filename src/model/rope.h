@@ -24,6 +24,9 @@ class RotaryEmbedding {
   at::Tensor inv_freq_;  // (D/2) float32
 };
 
+// inv_freq: (D/2) float32; positions: (B, T) int64 -> tables computed in float32, then cast to `dtype`.
+RopeTables rope_tables(const at::Tensor& inv_freq, const at::Tensor& positions, at::ScalarType dtype);
+
 // x: (B, H, T, D) -> x * cos + rotate_half(x) * sin
 at::Tensor apply_rotary(const at::Tensor& x, const RopeTables& rope);
 
