@@ -14,7 +14,8 @@ namespace chatmill::infer {
 
 namespace {
 
-// Bytes at the end of `text` that must wait: the start of a stop string, or an unfinished UTF-8 character.
+// Bytes at the end of `text` that must wait: the start of a stop string. (StreamingText's text holds only
+// whole characters, so no unfinished character can end it.)
 size_t hold_back(const std::string& text, const std::vector<std::string>& stops) {
   size_t hold = 0;
   for (const auto& s : stops)
@@ -23,19 +24,6 @@ size_t hold_back(const std::string& text, const std::vector<std::string>& stops)
         hold = k;
         break;
       }
-  // Replacement characters at the end: SentencePiece's decoding of a character whose bytes have not all come.
-  static const std::string kReplacement = "\xEF\xBF\xBD";
-  size_t fffd = 0;
-  while (text.size() >= fffd + 3 && text.compare(text.size() - fffd - 3, 3, kReplacement) == 0) fffd += 3;
-  hold = std::max(hold, fffd);
-  // An incomplete multi-byte character (a byte-fallback piece whose continuation has not come yet).
-  for (size_t back = 1; back <= std::min<size_t>(3, text.size()); ++back) {
-    const unsigned char c = static_cast<unsigned char>(text[text.size() - back]);
-    if ((c & 0xC0) == 0x80) continue;  // continuation byte: look further back
-    const size_t need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
-    if (need > back) hold = std::max(hold, back);
-    break;
-  }
   return hold;
 }
 
@@ -86,19 +74,15 @@ Engine::Engine(const model::Model& m, const model::Tokenizer* tok, EngineOptions
   const at::Device dev = m.device();
   cache_ = model::KVCache::allocate(m.config, B_, S_, m.dtype(), dev);
   for (int64_t b = 0; b < B_; ++b) slots_.push_back(std::make_unique<Slot>());
-  // One (4, B) buffer holds a step's ids, positions, columns and lengths: one host-to-device copy per step, from
-  // pinned memory on CUDA.
-  step_host_ = at::zeros({4, B_}, at::TensorOptions().dtype(at::kLong).pinned_memory(dev.is_cuda()));
-  step_host_[3].fill_(1);
+  // One (3, B) buffer holds a step's ids, columns and lengths: one host-to-device copy per step, from pinned
+  // memory on CUDA.
+  step_host_ = at::zeros({3, B_}, at::TensorOptions().dtype(at::kLong).pinned_memory(dev.is_cuda()));
+  step_host_[2].fill_(1);
   step_dev_ = step_host_.to(dev);
-  ids_ = step_dev_[0].view({B_, 1});
-  positions_ = step_dev_[1].view({B_, 1});
-  rows_ = step_dev_[2];
-  lengths_ = step_dev_[3];
-  mask_ = at::zeros({B_, 1, 1, S_}, at::TensorOptions().dtype(at::kBool).device(dev));
+  ids_ = step_dev_[0];
+  columns_ = step_dev_[1];
+  lengths_ = step_dev_[2];
   logits_ = at::zeros({B_, m.config.vocab_size}, at::TensorOptions().dtype(at::kFloat).device(dev));
-  host_mask_ = at::zeros({B_, S_}, at::TensorOptions().dtype(at::kBool));
-  host_mask_.select(1, 0).fill_(true);  // an idle row attends to column 0 only (SDPA needs one key)
   if (o_.cuda_graph) CHATMILL_CHECK(dev.is_cuda() && model::cuda_graphs_built(), "CUDA graphs need a CUDA build and a CUDA model");
   fused_ = o_.step == StepKind::Fused;  // Auto: Eager until the kernels have passed on a GPU (engine.h)
   thread_ = std::thread([this] { loop(); });
@@ -227,9 +211,6 @@ bool Engine::admit(int64_t b, Pending p) {
   s.submitted = p.submitted;
   const int64_t n = static_cast<int64_t>(s.request.prompt.size());
   s.length = n;
-  auto row = host_mask_[b];
-  row.fill_(false);
-  row.narrow(0, 0, n).fill_(true);
   if (s.handle->cancelled() || s.request.max_new_tokens == 0) {
     finish(b, model::FinishReason::Length, s.handle->cancelled());
     return false;
@@ -285,44 +266,39 @@ void Engine::body(int64_t n) {
     rows_cache.k.push_back(n == B_ ? cache_.k[l] : cache_.k[l].narrow(0, 0, n));
     rows_cache.v.push_back(n == B_ ? cache_.v[l] : cache_.v[l].narrow(0, 0, n));
   }
-  if (fused_) {  // each row attends to its own lengths_[b] columns, whatever the capacity
-    const at::Tensor rows = rows_.narrow(0, 0, n);
-    at::Tensor h = model::fused_decode_hidden(m_, ids_.narrow(0, 0, n).view({n}), rows, rows,
-                                              lengths_.narrow(0, 0, n), rows_cache, {o_.skinny_gemm});  // (n, C)
+  const at::Tensor ids = ids_.narrow(0, 0, n), columns = columns_.narrow(0, 0, n), lengths = lengths_.narrow(0, 0, n);
+  if (fused_) {  // each row attends to its own lengths[b] columns, whatever the capacity
+    at::Tensor h = model::fused_decode_hidden(m_, ids, columns, columns, lengths, rows_cache, {o_.skinny_gemm});  // (n, C)
     // The LM head through the same skinny GEMM; copy_ widens to float32 as lm_logits does.
     logits_.narrow(0, 0, n).copy_(o_.skinny_gemm ? model::fused::linear(h, m_.weights.lm_head) : model::lm_logits(m_, h));
     return;
   }
   // Eager steps attend over the columns any active row uses; a CUDA graph needs the fixed width S.
-  rows_cache.write_rows = rows_.narrow(0, 0, n);
+  rows_cache.write_rows = columns;
   rows_cache.attend_columns = width_;
-  at::Tensor h = model::forward_hidden_masked(m_, ids_.narrow(0, 0, n), positions_.narrow(0, 0, n), &rows_cache,
-                                              {mask_.narrow(0, 0, n).narrow(3, 0, width_), false});
+  at::Tensor h = model::forward_hidden_masked(m_, ids.view({n, 1}), columns.view({n, 1}), &rows_cache,
+                                              {model::length_mask(lengths, width_), false});
   logits_.narrow(0, 0, n).copy_(model::lm_logits(m_, h).squeeze(1));
 }
 
 void Engine::decode_step() {
-  // Rows: ids, positions, columns, lengths. The previous step's copy has finished: every step ends by reading
-  // its logits back.
+  // Rows: ids, columns, lengths. The previous step's copy has finished: every step ends by reading its logits
+  // back.
   int64_t* step = step_host_.data_ptr<int64_t>();
-  std::fill(step, step + 4 * B_, 0);
+  std::fill(step, step + 3 * B_, 0);
   int64_t width = 1, used = 1;
   for (int64_t b = 0; b < B_; ++b) {
-    step[3 * B_ + b] = 1;  // an idle row attends to column 0 only
+    step[2 * B_ + b] = 1;  // an idle row attends to column 0 only (SDPA needs one key)
     Slot& s = *slots_[b];
     if (!s.active) continue;
     width = std::max(width, s.length + 1);
     used = b + 1;
     step[b] = s.tokens.back();
-    step[B_ + b] = step[2 * B_ + b] = s.length;  // the new token's position is also its column
-    step[3 * B_ + b] = s.length + 1;              // it attends to its columns up to and including the new one
-    host_mask_.data_ptr<bool>()[b * S_ + s.length] = true;
+    step[B_ + b] = s.length;          // the new token's column, and its position
+    step[2 * B_ + b] = s.length + 1;  // it attends to its columns up to and including the new one
   }
   step_dev_.copy_(step_host_, /*non_blocking=*/true);
-  if (!fused_) {
-    width_ = o_.cuda_graph ? S_ : width;
-    mask_.narrow(3, 0, width_).copy_(host_mask_.narrow(1, 0, width_).view({B_, 1, 1, width_}));
-  }
+  width_ = o_.cuda_graph ? S_ : width;
   // The smallest power-of-two bucket holding every active slot (slots fill from 0): few requests cost few
   // rows; under CUDA graphs, one graph per bucket.
   int64_t n = 1;
@@ -402,9 +378,6 @@ void Engine::finish(int64_t b, model::FinishReason why, bool cancelled, std::opt
   if (!s.tokens.empty()) final->first_token_seconds = std::chrono::duration<double>(s.first_token - s.submitted).count();
   std::shared_ptr<RequestHandle> h = std::move(s.handle);
   s.active = false;
-  auto row = host_mask_[b];
-  row.fill_(false);
-  row[0] = true;
   {
     std::lock_guard<std::mutex> lock(mu_);
     --stats_.active;

@@ -139,11 +139,10 @@ class Engine {
   std::vector<std::unique_ptr<Slot>> slots_;
   // Fixed-address step buffers.
   bool fused_ = false;  // the step kind resolved
-  at::Tensor step_host_, step_dev_;             // (4, B): ids, positions, columns, lengths
-  at::Tensor ids_, positions_, rows_, lengths_;  // views of step_dev_: (B, 1), (B, 1), (B), (B)
-  at::Tensor mask_, logits_;
-  at::Tensor host_mask_;  // (B, S) bool on the CPU, copied into mask_ each step
-  int64_t width_ = 0;     // columns this step attends over
+  at::Tensor step_host_, step_dev_;     // (3, B): ids, columns (= positions), lengths
+  at::Tensor ids_, columns_, lengths_;  // rows of step_dev_, each (B)
+  at::Tensor logits_;
+  int64_t width_ = 0;  // columns this step attends over (eager step)
   std::map<int64_t, std::unique_ptr<model::StepGraph>> graphs_;  // by batch bucket
 
   mutable std::mutex mu_;
