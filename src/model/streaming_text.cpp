@@ -27,50 +27,49 @@ StreamingText::StreamingText(const Tokenizer& tok, const std::vector<std::string
   for (const auto& s : stops_) longest_stop_ = std::max(longest_stop_, s.size());
 }
 
-bool StreamingText::append(const std::string& piece) {
-  // A stop string found now ends in the new bytes: it starts at most longest_stop_ - 1 bytes before them.
+std::string StreamingText::pending() const {
+  auto decode = [&](size_t from, size_t to) {
+    return tok_.decode(std::vector<int64_t>(ids_.begin() + from, ids_.begin() + to));
+  };
+  const std::string seen = decode(prefix_, read_), now = decode(prefix_, ids_.size());
+  return now.size() > seen.size() ? now.substr(seen.size()) : std::string();
+}
+
+bool StreamingText::take(const std::string& piece, bool complete) {
   const size_t old = text_.size();
   text_ += piece;
-  if (longest_stop_ == 0) return false;
-  const size_t from = old >= longest_stop_ ? old - (longest_stop_ - 1) : 0;
-  const size_t at = find_stop(text_, stops_, from);
-  if (at != std::string::npos) {
-    text_.resize(at);
-    stopped_ = true;
+  if (longest_stop_ > 0) {
+    // A stop string found now ends in the new bytes: it starts at most longest_stop_ - 1 bytes before them. It
+    // may match while a character is unfinished (replacement characters included), as a full decode would.
+    const size_t at = find_stop(text_, stops_, old >= longest_stop_ ? old - (longest_stop_ - 1) : 0);
+    if (at != std::string::npos) {
+      text_.resize(at);
+      stopped_ = true;
+      return true;
+    }
   }
-  return stopped_;
+  if (!complete) text_.resize(old);  // an unfinished character is not text yet
+  return false;
 }
 
 bool StreamingText::add(int64_t id) {
   if (stopped_) return true;
   ids_.push_back(id);
-  const std::vector<int64_t> before(ids_.begin() + prefix_, ids_.begin() + read_);
-  const std::vector<int64_t> after(ids_.begin() + prefix_, ids_.end());
-  const std::string seen = tok_.decode(before), now = tok_.decode(after);
-  if (now.size() <= seen.size()) return false;  // nothing new yet
-  if (ends_with_replacement(now)) {
-    // Unfinished character: not text yet, but a stop string may already match what the whole decode shows
-    // (replacement characters included), as a full decode per token would find it.
-    if (longest_stop_ == 0) return false;
-    const size_t from = text_.size() >= longest_stop_ ? text_.size() - (longest_stop_ - 1) : 0;
-    const std::string tail = text_.substr(from) + now.substr(seen.size());
-    const size_t at = find_stop(tail, stops_);
-    if (at == std::string::npos) return false;
-    text_ = text_.substr(0, from) + tail.substr(0, at);
-    stopped_ = true;
-    return true;
+  const std::string piece = pending();
+  if (piece.empty()) return false;  // nothing new yet
+  const bool complete = !ends_with_replacement(piece);
+  if (complete) {
+    prefix_ = read_;
+    read_ = ids_.size();
   }
-  prefix_ = read_;
-  read_ = ids_.size();
-  return append(now.substr(seen.size()));
+  return take(piece, complete);
 }
 
 bool StreamingText::flush() {
   if (stopped_ || read_ == ids_.size()) return stopped_;
-  const std::string seen = tok_.decode(std::vector<int64_t>(ids_.begin() + prefix_, ids_.begin() + read_));
-  const std::string now = tok_.decode(std::vector<int64_t>(ids_.begin() + prefix_, ids_.end()));
+  const std::string piece = pending();
   prefix_ = read_ = ids_.size();
-  return now.size() > seen.size() ? append(now.substr(seen.size())) : false;
+  return take(piece, true);
 }
 
 }  // namespace chatmill::model

@@ -32,7 +32,10 @@ class StreamingText {
   bool stopped() const { return stopped_; }
 
  private:
-  bool append(const std::string& piece);
+  // The text the ids after read_ add, decoded in the window that starts at prefix_ (empty while none).
+  std::string pending() const;
+  // Searches `piece` after the text for a stop string (cutting there); else appends it if `complete`.
+  bool take(const std::string& piece, bool complete);
 
   const Tokenizer& tok_;
   const std::vector<std::string>& stops_;
