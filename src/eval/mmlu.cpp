@@ -50,7 +50,7 @@ void load_csv_split(const fs::path& dir, const std::string& split, MmluData& dat
 void load_jsonl_split(const fs::path& file, MmluData& data, std::map<std::string, std::vector<MmluItem>>& out) {
   std::map<std::string, int64_t> next_index;
   for_each_json_line(file, [&](const nlohmann::json& j, const std::string& where) {
-    CHATMILL_CHECK(j.is_object() && j.contains("subject") && j["subject"].is_string() && j.contains("question") &&
+    CHATMILL_CHECK(j.contains("subject") && j["subject"].is_string() && j.contains("question") &&
                        j["question"].is_string() && j.contains("choices") && j["choices"].is_array() &&
                        j["choices"].size() == 4 && j.contains("answer"),
                    where, ": an MMLU record needs subject, question, choices (4) and answer");

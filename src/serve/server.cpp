@@ -26,6 +26,12 @@ std::string random_id(const char* prefix) {
 
 std::string dump(const nlohmann::ordered_json& j) { return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); }
 
+// What every completion response and stream chunk carries around its choices.
+nlohmann::ordered_json envelope(const std::string& id, const char* object, int64_t created, const std::string& model,
+                                nlohmann::ordered_json choices) {
+  return {{"id", id}, {"object", object}, {"created", created}, {"model", model}, {"choices", std::move(choices)}};
+}
+
 void send_error(httplib::Response& res, const ApiError& e) {
   res.status = e.status;
   res.set_content(dump(e.body()), "application/json");
@@ -129,9 +135,9 @@ struct Server::Impl {
     if (chat) choice["message"] = {{"role", "assistant"}, {"content", text}};
     else choice["text"] = text, choice["logprobs"] = nullptr;
     choice["finish_reason"] = finish_reason(e.finish);
-    res.set_content(dump({{"id", id}, {"object", chat ? "chat.completion" : "text_completion"}, {"created", created_at},
-                          {"model", o.model_name}, {"choices", {choice}}, {"usage", usage_json(e.prompt_tokens, e.completion_tokens)}}),
-                    "application/json");
+    auto body = envelope(id, chat ? "chat.completion" : "text_completion", created_at, o.model_name, {choice});
+    body["usage"] = usage_json(e.prompt_tokens, e.completion_tokens);
+    res.set_content(dump(body), "application/json");
   }
 
   // Server-sent events: a chunk per engine event, then the finish chunk (usage chunk if asked), then [DONE].
@@ -140,13 +146,13 @@ struct Server::Impl {
     const bool chat = p.chat;
     const bool usage = p.include_usage;
     const std::string model_name = o.model_name;
+    const char* object = chat ? "chat.completion.chunk" : "text_completion";
     auto chunk = [=](const nlohmann::ordered_json& delta_or_text, const nlohmann::ordered_json& finish) {
       nlohmann::ordered_json c = {{"index", 0}};
       if (chat) c["delta"] = delta_or_text;
       else c["text"] = delta_or_text, c["logprobs"] = nullptr;
       c["finish_reason"] = finish;
-      return "data: " + dump({{"id", id}, {"object", chat ? "chat.completion.chunk" : "text_completion"}, {"created", created_at},
-                              {"model", model_name}, {"choices", {c}}}) + "\n\n";
+      return "data: " + dump(envelope(id, object, created_at, model_name, {c})) + "\n\n";
     };
     auto started = std::make_shared<bool>(false);
     auto* self = this;
@@ -173,10 +179,11 @@ struct Server::Impl {
           }
           if (e.finished) {
             std::string tail = chat ? chunk(nlohmann::ordered_json::object(), finish_reason(e.finish)) : chunk("", finish_reason(e.finish));
-            if (usage)
-              tail += "data: " + dump({{"id", id}, {"object", chat ? "chat.completion.chunk" : "text_completion"},
-                                       {"created", created_at}, {"model", model_name}, {"choices", nlohmann::ordered_json::array()},
-                                       {"usage", usage_json(e.prompt_tokens, e.completion_tokens)}}) + "\n\n";
+            if (usage) {
+              auto u = envelope(id, object, created_at, model_name, nlohmann::ordered_json::array());
+              u["usage"] = usage_json(e.prompt_tokens, e.completion_tokens);
+              tail += "data: " + dump(u) + "\n\n";
+            }
             tail += "data: [DONE]\n\n";
             if (!sink.write(tail.data(), tail.size())) return false;
             sink.done();
