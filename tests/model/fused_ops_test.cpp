@@ -21,9 +21,7 @@ namespace {
 
 using model::fused::ForceReference;
 
-double max_diff(const at::Tensor& a, const at::Tensor& b) {
-  return (a.to(at::kDouble) - b.to(at::kDouble)).abs().max().item<double>();
-}
+using testing::max_abs_diff;
 
 model::LlamaConfig small_config(int64_t hidden, int64_t heads, int64_t kv_heads) {
   model::LlamaConfig cfg = model::llama2_debug();
@@ -66,7 +64,7 @@ double fused_step_vs_full_forward(const model::LlamaConfig& cfg, at::ScalarType 
   double worst = 0;
   for (int64_t b = 0; b < B; ++b) {
     at::Tensor full = model::forward_hidden(m, seqs[b], at::arange(lengths[b], longs).unsqueeze(0), nullptr);
-    worst = std::max(worst, max_diff(got[b], full[0][lengths[b] - 1]));
+    worst = std::max(worst, max_abs_diff(got[b], full[0][lengths[b] - 1]));
   }
   return worst;
 }
@@ -83,12 +81,12 @@ TEST(FusedOps, RopeAppendRotatesLikeTheModelAndWritesOnlyEachRowsColumn) {
   at::Tensor qr = model::fused::rope_append(q, k, v, positions, columns, rope.inv_freq(), kc, vc);  // (B, H, D)
 
   model::RopeTables t = rope.tables(positions.unsqueeze(1), at::kFloat);  // (B, 1, D)
-  EXPECT_LE(max_diff(qr, model::apply_rotary(q.reshape({B, H, 1, D}), t).squeeze(2)), 0.0);
+  EXPECT_LE(max_abs_diff(qr, model::apply_rotary(q.reshape({B, H, 1, D}), t).squeeze(2)), 0.0);
   at::Tensor kr = model::apply_rotary(k.reshape({B, Hkv, 1, D}), t).squeeze(2);  // (B, Hkv, D)
   for (int64_t b = 0; b < B; ++b) {
     const int64_t c = columns[b].item<int64_t>();
-    EXPECT_LE(max_diff(kc[b].select(1, c), kr[b]), 0.0) << "row " << b;
-    EXPECT_LE(max_diff(vc[b].select(1, c), v[b].reshape({Hkv, D})), 0.0) << "row " << b;
+    EXPECT_LE(max_abs_diff(kc[b].select(1, c), kr[b]), 0.0) << "row " << b;
+    EXPECT_LE(max_abs_diff(vc[b].select(1, c), v[b].reshape({Hkv, D})), 0.0) << "row " << b;
     for (int64_t s = 0; s < S; ++s)
       if (s != c) {
         EXPECT_TRUE(kc[b].select(1, s).equal(kc0[b].select(1, s))) << "row " << b << " column " << s;
@@ -108,7 +106,7 @@ TEST(FusedOps, DecodeAttentionEqualsEachRowAloneOverItsPrefix) {
       at::Tensor keys = kc[b][h / (H / Hkv)].narrow(0, 0, lens[b]);  // (L, D)
       at::Tensor vals = vc[b][h / (H / Hkv)].narrow(0, 0, lens[b]);
       at::Tensor p = at::softmax(at::matmul(keys, q[b][h]) / std::sqrt(static_cast<double>(D)), 0);  // (L)
-      EXPECT_LE(max_diff(out[b].narrow(0, h * D, D), at::matmul(p, vals)), 1e-6) << "row " << b << " head " << h;
+      EXPECT_LE(max_abs_diff(out[b].narrow(0, h * D, D), at::matmul(p, vals)), 1e-6) << "row " << b << " head " << h;
     }
 }
 
@@ -161,7 +159,7 @@ double tolerance(at::ScalarType t, double ulps) {
 }
 
 double rel_diff(const at::Tensor& got, const at::Tensor& want) {
-  return max_diff(got, want) / std::max(1e-12, want.to(at::kDouble).abs().max().item<double>());
+  return max_abs_diff(got, want) / std::max(1e-12, want.to(at::kDouble).abs().max().item<double>());
 }
 
 TEST(GpuFused, KernelsEqualTheReference) {
@@ -185,7 +183,7 @@ TEST(GpuFused, KernelsEqualTheReference) {
       at::Tensor r_ref = r.clone(), r2 = r.clone(), r2_ref = r.clone();
       at::Tensor y = model::fused::add_rms_norm(r, d, w, 1e-5);
       at::Tensor y_ref = model::fused::add_rms_norm(r_ref, d, w, 1e-5, ref);
-      EXPECT_LE(max_diff(r, r_ref), 0.0) << dtype << " C " << C << ": the residual add rounds as HF's";
+      EXPECT_LE(max_abs_diff(r, r_ref), 0.0) << dtype << " C " << C << ": the residual add rounds as HF's";
       close("add_rms_norm", dtype, y, y_ref, 1, c10::str("C ", C));
       close("rms_norm", dtype, model::fused::add_rms_norm(r2, at::Tensor(), w, 1e-6),
             model::fused::add_rms_norm(r2_ref, at::Tensor(), w, 1e-6, ref), 1, c10::str("C ", C));
@@ -227,7 +225,7 @@ TEST(GpuFused, KernelsEqualTheReference) {
         const std::string where = c10::str(dtype, " B ", B, " H ", H, " Hkv ", Hkv, " D ", D);
         close("rope q", dtype, qr, qr_ref, 1, where);
         close("rope k cache", dtype, kc, kc_ref, 1, where);
-        EXPECT_LE(max_diff(vc, vc_ref), 0.0) << where << " (whole v cache)";
+        EXPECT_LE(max_abs_diff(vc, vc_ref), 0.0) << where << " (whole v cache)";
 
         // Attention over lengths from 1 to S, the longest a multiple of no chunk size.
         at::Tensor lengths = at::randint(1, S + 1, {B}, at::TensorOptions().dtype(at::kLong)).to(dev);
