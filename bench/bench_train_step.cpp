@@ -18,7 +18,7 @@
 using namespace chatmill;
 
 int main(int argc, char** argv) {
-  std::string preset = "tiny", device = "cpu", precision = "float32", out;
+  std::string preset = "tiny", device = "cpu", precision = "float32", kernels = "fused", out;
   int64_t batch = 4, seq = 256, layers = 0, steps = 5, warmup = 2;
   int threads = 0;
   bool checkpointing = false;
@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
   app.add_option("--layers", layers, "cut the preset to this many layers (0: keep)");
   app.add_option("--device", device);
   app.add_option("--precision", precision, "float32 | bf16-mixed | bf16");
+  app.add_option("--kernels", kernels, "fused | reference (HF's op order)")->check(CLI::IsMember({"fused", "reference"}));
   app.add_option("--batch", batch);
   app.add_option("--seq", seq);
   app.add_option("--steps", steps);
@@ -50,7 +51,8 @@ int main(int argc, char** argv) {
     auto comm = train::make_local_communicator();
     train::OptimizerConfig opt;
     opt.lr = 1e-4;
-    train::ParallelModel pm(cfg, w, train::Strategy::None, prec, checkpointing, opt, *comm, dev);
+    train::ParallelModel pm(cfg, w, train::Strategy::None, prec, checkpointing, opt, *comm, dev,
+                            kernels == "fused" ? model::Kernels::Fused : model::Kernels::Reference);
     w = model::Weights();
     auto gen = at::make_generator<at::CPUGeneratorImpl>(0);
     at::Tensor ids = at::randint(3, cfg.vocab_size, {batch, seq}, gen, at::kLong).to(dev);
@@ -76,7 +78,7 @@ int main(int argc, char** argv) {
                          6.0 * static_cast<double>(cfg.num_layers) * seq * cfg.hidden_size * tokens;
     nlohmann::json r = {{"engine", "chatmill"}, {"preset", preset}, {"layers", cfg.num_layers},
                         {"params", cfg.num_parameters()}, {"device", device}, {"precision", precision},
-                        {"batch", batch}, {"seq", seq}, {"threads", at::get_num_threads()},
+                        {"kernels", kernels}, {"batch", batch}, {"seq", seq}, {"threads", at::get_num_threads()},
                         {"checkpointing", checkpointing}, {"step_s", step_s}, {"tokens_per_s", tokens / step_s},
                         {"tflops", flops / step_s / 1e12}};
     std::cout << r.dump() << "\n";

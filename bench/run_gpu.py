@@ -54,13 +54,16 @@ def train_rows(bin_dir, out):
     common = ["--preset", "7b", "--layers", "8", "--device", "cuda", "--batch", "4", "--seq", "2048", "--steps", "5",
               "--out", out]
     res = {}
-    for name, cmd in [("chatmill", [os.path.join(bin_dir, "bench", "bench_train_step"), *common, "--precision", "bf16-mixed"]),
-                      ("hf", [sys.executable, os.path.join(HERE, "hf_train_step.py"), *common, "--precision", "bf16"])]:
+    ours = [os.path.join(bin_dir, "bench", "bench_train_step"), *common, "--precision", "bf16-mixed"]
+    for name, cmd in [("chatmill (fused kernels)", [*ours, "--kernels", "fused"]),
+                      ("hf", [sys.executable, os.path.join(HERE, "hf_train_step.py"), *common, "--precision", "bf16"]),
+                      ("chatmill (HF's op order)", [*ours, "--kernels", "reference"])]:
         p = subprocess.run(cmd, capture_output=True, text=True)
         if p.returncode != 0:
             print(f"{name} training failed:\n{p.stderr[-3000:]}", file=sys.stderr)
             continue
         res[name] = json.loads(p.stdout.strip().splitlines()[-1])
+        print(f"{name}: {res[name]['tokens_per_s']:.0f} tokens/s, {res[name]['tflops']:.0f} TFLOP/s", flush=True)
     print(f"\ntraining, 7B shape with 8 layers, batch 4 x 2048, bf16; measured bf16 matmul peak {peak:.0f} TFLOP/s\n")
     print("| engine | tokens/s | model TFLOP/s | MFU vs measured peak | vs HF |")
     print("|---|---|---|---|---|")

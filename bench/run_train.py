@@ -23,16 +23,21 @@ def main():
         os.remove(a.out)
     common = ["--preset", "tiny", "--batch", "4", "--seq", "256", "--steps", "5", "--threads", str(a.threads), "--out", a.out]
     env = dict(os.environ, OMP_NUM_THREADS=str(a.threads))
-    ours, hf = [], []
+    ours = {"fused": [], "reference": []}
+    hf = []
+    bench = os.path.join(a.bin, "bench", "bench_train_step")
     for _ in range(a.rounds):
-        ours.append(json.loads(subprocess.run([os.path.join(a.bin, "bench", "bench_train_step"), *common], check=True,
-                                              capture_output=True, text=True, env=env).stdout))
+        for k in ours:
+            ours[k].append(json.loads(subprocess.run([bench, *common, "--kernels", k], check=True, capture_output=True,
+                                                     text=True, env=env).stdout))
         hf.append(json.loads(subprocess.run([sys.executable, os.path.join(HERE, "hf_train_step.py"), *common], check=True,
                                             capture_output=True, text=True, env=env).stdout.strip().splitlines()[-1]))
-    o = statistics.median(r["step_s"] for r in ours)
     h = statistics.median(r["step_s"] for r in hf)
-    print(f"CPU, {a.threads} threads, {ours[0]['params'] / 1e6:.1f}M parameters, float32, batch 4 x 256, AdamW: "
-          f"chatmill {o * 1e3:.0f} ms/step, HF transformers {h * 1e3:.0f} ms/step: {h / o:.2f}x")
+    print(f"CPU, {a.threads} threads, {hf[0]['params'] / 1e6:.1f}M parameters, float32, batch 4 x 256, AdamW: "
+          f"HF transformers {h * 1e3:.0f} ms/step")
+    for k, rows in ours.items():
+        o = statistics.median(r["step_s"] for r in rows)
+        print(f"  chatmill, {k} kernels: {o * 1e3:.0f} ms/step: {h / o:.2f}x")
 
 
 if __name__ == "__main__":

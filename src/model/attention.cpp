@@ -38,15 +38,22 @@ at::Tensor repeat_kv(const at::Tensor& x, int64_t groups) {
 }
 
 at::Tensor attention(const LlamaConfig& cfg, const LayerWeights& w, const at::Tensor& x, const RopeTables& rope,
-                     KVCache* cache, int64_t layer, const AttentionMask& mask) {
+                     KVCache* cache, int64_t layer, const AttentionMask& mask, Kernels kernels) {
   const int64_t B = x.size(0), T = x.size(1);
   const int64_t H = cfg.num_heads, Hkv = cfg.num_kv_heads, D = cfg.head_dim();
 
-  at::Tensor q = at::linear(x, w.q_proj).view({B, T, H, D}).transpose(1, 2);    // (B, H, T, D)
-  at::Tensor k = at::linear(x, w.k_proj).view({B, T, Hkv, D}).transpose(1, 2);  // (B, Hkv, T, D)
+  at::Tensor q = at::linear(x, w.q_proj).view({B, T, H, D});    // (B, T, H, D)
+  at::Tensor k = at::linear(x, w.k_proj).view({B, T, Hkv, D});  // (B, T, Hkv, D)
   at::Tensor v = at::linear(x, w.v_proj).view({B, T, Hkv, D}).transpose(1, 2);  // (B, Hkv, T, D)
-  q = apply_rotary(q, rope);
-  k = apply_rotary(k, rope);
+  if (kernels == Kernels::Fused) {
+    CHATMILL_CHECK(cache == nullptr, "the fused layer ops serve training, which runs without a KV cache");
+    // Rotated in the projections' layout; SDPA takes the transposed views as they are.
+    q = rotary_fused(q, rope.cos, rope.sin).transpose(1, 2);  // (B, H, T, D)
+    k = rotary_fused(k, rope.cos, rope.sin).transpose(1, 2);  // (B, Hkv, T, D)
+  } else {
+    q = apply_rotary(q.transpose(1, 2), rope);
+    k = apply_rotary(k.transpose(1, 2), rope);
+  }
 
   if (cache != nullptr && cache->write_rows.defined()) {
     CHATMILL_CHECK(T == 1, "per-row cache writes take one token per row, got ", T);

@@ -6,6 +6,7 @@
 #include <ATen/core/Tensor.h>
 
 #include "model/config.h"
+#include "model/fused_autograd.h"
 #include "model/kv_cache.h"
 #include "model/rope.h"
 #include "model/weights.h"
@@ -32,7 +33,8 @@ at::Tensor repeat_kv(const at::Tensor& x, int64_t groups);
 // x: (B, T, C) -> (B, T, C). With a cache, writes this step's keys/values at columns [P, P+T) of
 // cache layer `layer` (P = cache->length; the caller advances length once all layers ran), or, in static
 // mode, at cache->write_index, attending over all S columns under `mask`.
+// Kernels::Fused (training, no cache) rotates q and k with rotary_fused.
 at::Tensor attention(const LlamaConfig& cfg, const LayerWeights& w, const at::Tensor& x, const RopeTables& rope,
-                     KVCache* cache, int64_t layer, const AttentionMask& mask);
+                     KVCache* cache, int64_t layer, const AttentionMask& mask, Kernels kernels = Kernels::Reference);
 
 }  // namespace chatmill::model

@@ -2,11 +2,12 @@
 #pragma once
 #include <ATen/core/Tensor.h>
 
+#include "model/fused_autograd.h"
 #include "model/weights.h"
 
 namespace chatmill::model {
 
-// x: (B, T, C) -> (B, T, C)
-at::Tensor feed_forward(const LayerWeights& w, const at::Tensor& x);
+// x: (B, T, C) -> (B, T, C). Kernels::Fused takes the product through swiglu_fused.
+at::Tensor feed_forward(const LayerWeights& w, const at::Tensor& x, Kernels kernels = Kernels::Reference);
 
 }  // namespace chatmill::model

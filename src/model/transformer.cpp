@@ -14,9 +14,12 @@ Model::Model(LlamaConfig cfg, Weights w) : config(std::move(cfg)), weights(std::
 }
 
 at::Tensor decoder_layer(const LlamaConfig& cfg, const LayerWeights& w, const at::Tensor& x, const RopeTables& rope,
-                         KVCache* cache, int64_t layer, const AttentionMask& mask) {
-  at::Tensor h = x + attention(cfg, w, rms_norm(x, w.input_norm, cfg.rms_norm_eps), rope, cache, layer, mask);
-  return h + feed_forward(w, rms_norm(h, w.post_norm, cfg.rms_norm_eps));
+                         KVCache* cache, int64_t layer, const AttentionMask& mask, Kernels kernels) {
+  auto norm = [&](const at::Tensor& t, const at::Tensor& weight) {
+    return kernels == Kernels::Fused ? rms_norm_fused(t, weight, cfg.rms_norm_eps) : rms_norm(t, weight, cfg.rms_norm_eps);
+  };
+  at::Tensor h = x + attention(cfg, w, norm(x, w.input_norm), rope, cache, layer, mask, kernels);
+  return h + feed_forward(w, norm(h, w.post_norm), kernels);
 }
 
 at::Tensor head_logits(const LlamaConfig& cfg, const at::Tensor& norm, const at::Tensor& lm_head, const at::Tensor& h) {

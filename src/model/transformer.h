@@ -29,8 +29,9 @@ at::Tensor forward_hidden(const Model& m, const at::Tensor& tokens, const at::Te
                           const at::Tensor& key_valid = at::Tensor());
 
 // One decoder block: x + attention(norm(x)), then + SwiGLU(norm(.)). x: (B, T, C) -> (B, T, C).
+// Kernels::Fused (training) takes the norms, rotary and SwiGLU through model/fused_autograd.h.
 at::Tensor decoder_layer(const LlamaConfig& cfg, const LayerWeights& w, const at::Tensor& x, const RopeTables& rope,
-                         KVCache* cache, int64_t layer, const AttentionMask& mask);
+                         KVCache* cache, int64_t layer, const AttentionMask& mask, Kernels kernels = Kernels::Reference);
 // Final norm and LM head: hidden (B, T, C) -> logits (B, T, V) in the weights' dtype.
 at::Tensor head_logits(const LlamaConfig& cfg, const at::Tensor& norm, const at::Tensor& lm_head, const at::Tensor& h);
 

@@ -27,6 +27,8 @@ void read_enum(YamlObject& y, const std::string& key, E& out, const std::vector<
 
 const std::vector<std::pair<std::string, Precision>> kPrecisions = {
     {"float32", Precision::Float32}, {"bf16-mixed", Precision::Bf16Mixed}, {"bf16", Precision::Bf16Pure}};
+const std::vector<std::pair<std::string, model::Kernels>> kKernels = {{"fused", model::Kernels::Fused},
+                                                                     {"reference", model::Kernels::Reference}};
 const std::vector<std::pair<std::string, Schedule>> kSchedules = {
     {"cosine", Schedule::Cosine}, {"linear", Schedule::Linear}, {"constant", Schedule::Constant}};
 const std::vector<std::pair<std::string, Strategy>> kStrategies = {
@@ -67,6 +69,7 @@ TrainConfig TrainConfig::load(const std::filesystem::path& file, const std::vect
   m.read("device", c.model.device);
   read_enum(m, "precision", c.model.precision, kPrecisions);
   m.read("activation_checkpointing", c.model.activation_checkpointing);
+  read_enum(m, "kernels", c.model.kernels, kKernels);
   m.check_unknown();
   if (c.model.from.empty() == c.model.preset.empty())
     errors->add(m.where("from") + ": give exactly one of model.from (an HF folder) and model.preset (a fresh init)");
@@ -141,7 +144,8 @@ nlohmann::ordered_json TrainConfig::to_json() const {
   return {{"model",
            {{"from", model.from}, {"preset", model.preset}, {"init_std", model.init_std}, {"tokenizer", model.tokenizer},
             {"device", model.device}, {"precision", name_of(model.precision, kPrecisions)},
-            {"activation_checkpointing", model.activation_checkpointing}}},
+            {"activation_checkpointing", model.activation_checkpointing},
+            {"kernels", name_of(model.kernels, kKernels)}}},
           {"data",
            {{"store", data.store}, {"micro_batch_size", data.micro_batch_size},
             {"global_batch_size", data.global_batch_size}}},

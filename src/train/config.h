@@ -9,6 +9,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "eval/suite.h"
+#include "model/fused_autograd.h"
 
 namespace chatmill::train {
 
@@ -25,6 +26,7 @@ struct ModelConfig {
   std::string device = "cpu";
   Precision precision = Precision::Float32;
   bool activation_checkpointing = false;
+  model::Kernels kernels = model::Kernels::Fused;  // fused: hand-written backward ops; reference: HF's op order
 };
 
 struct DataConfig {

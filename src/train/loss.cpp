@@ -8,8 +8,12 @@ at::Tensor token_loss_sum(const at::Tensor& logits, const at::Tensor& labels) {
   const int64_t V = logits.size(-1);
   // Shift the labels, not the logits (as HF's ForCausalLMLoss does): slicing the (B, T, V) logits would cost
   // a full-size zero-filled gradient in backward.
-  at::Tensor shifted = at::cat({labels.narrow(1, 1, labels.size(1) - 1), at::full({labels.size(0), 1}, -100, labels.options())}, 1);
-  return at::cross_entropy_loss(logits.to(at::kFloat).reshape({-1, V}), shifted.reshape({-1}), {}, at::Reduction::Sum, -100);
+  return at::cross_entropy_loss(logits.to(at::kFloat).reshape({-1, V}), shift_labels(labels).reshape({-1}), {},
+                                at::Reduction::Sum, -100);
+}
+
+at::Tensor shift_labels(const at::Tensor& labels) {
+  return at::cat({labels.narrow(1, 1, labels.size(1) - 1), at::full({labels.size(0), 1}, -100, labels.options())}, 1);
 }
 
 int64_t trained_tokens(const at::Tensor& labels) {

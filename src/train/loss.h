@@ -11,6 +11,8 @@ namespace chatmill::train {
 // Sum over positions t of -log p(labels[t+1] | tokens[..t]) where labels[t+1] != -100 (HF's shift).
 // logits: (B, T, V) any float dtype (computed in float32); labels: (B, T) int64 -> scalar float32.
 at::Tensor token_loss_sum(const at::Tensor& logits, const at::Tensor& labels);
+// labels: (B, T) -> (B, T): position t holds labels[t+1], the last -100 (the target each position predicts).
+at::Tensor shift_labels(const at::Tensor& labels);
 // Trained positions of the same shift: count of labels[:, 1:] != -100.
 int64_t trained_tokens(const at::Tensor& labels);
 

@@ -10,6 +10,7 @@
 
 #include "common/error.h"
 #include "model/transformer.h"
+#include "train/linear_cross_entropy.h"
 #include "train/loss.h"
 
 namespace chatmill::train {
@@ -25,11 +26,12 @@ model::LayerWeights layer_from(const std::vector<at::Tensor>& p) {
 
 ParallelModel::ParallelModel(model::LlamaConfig cfg, const model::Weights& init, Strategy strategy, Precision precision,
                              bool activation_checkpointing, const OptimizerConfig& opt, Communicator& comm,
-                             at::Device device)
+                             at::Device device, model::Kernels kernels)
     : cfg_(std::move(cfg)),
       strategy_(strategy),
       precision_(precision),
       recompute_(activation_checkpointing || strategy == Strategy::Zero3),
+      kernels_(kernels),
       comm_(comm),
       device_(device),
       param_dtype_(precision == Precision::Bf16Pure ? at::kBFloat16 : at::kFloat),
@@ -163,13 +165,15 @@ at::Tensor ParallelModel::loss_sum(const MicroBatch& mb) {
     return [this, rope, mask, i](const at::Tensor& h, const std::vector<std::vector<at::Tensor>>& p) {
       std::vector<at::Tensor> c;
       for (const auto& t : p[0]) c.push_back(compute(t));
-      return model::decoder_layer(cfg_, layer_from(c), h, rope, nullptr, i, mask);
+      return model::decoder_layer(cfg_, layer_from(c), h, rope, nullptr, i, mask, kernels_);
     };
   };
   const at::Tensor labels = mb.labels;
   auto head = [this, tied, labels](const at::Tensor& h, const std::vector<std::vector<at::Tensor>>& p) {
     // p[0]: the head group (norm[, lm_head]); p[1]: the embedding, when tied.
     const at::Tensor lm = tied ? p[1][0] : p[0][1];
+    if (kernels_ == model::Kernels::Fused)
+      return linear_cross_entropy_sum(model::rms_norm_fused(h, compute(p[0][0]), cfg_.rms_norm_eps), compute(lm), labels);
     return token_loss_sum(model::head_logits(cfg_, compute(p[0][0]), compute(lm), h), labels);
   };
   std::vector<int> head_groups = {hg};

@@ -46,7 +46,8 @@ class ParallelModel : public ParamSource {
  public:
   // `init`: full float32 weights, identical on every rank (rank 0's are broadcast to make sure).
   ParallelModel(model::LlamaConfig cfg, const model::Weights& init, Strategy strategy, Precision precision,
-                bool activation_checkpointing, const OptimizerConfig& opt, Communicator& comm, at::Device device);
+                bool activation_checkpointing, const OptimizerConfig& opt, Communicator& comm, at::Device device,
+                model::Kernels kernels = model::Kernels::Fused);
   ~ParallelModel() override;
 
   const model::LlamaConfig& config() const { return cfg_; }
@@ -89,6 +90,7 @@ class ParallelModel : public ParamSource {
   Strategy strategy_;
   Precision precision_;
   bool recompute_;
+  model::Kernels kernels_;
   Communicator& comm_;
   at::Device device_;
   at::ScalarType param_dtype_;

@@ -111,7 +111,7 @@ TrainSummary run_training(const TrainConfig& cfg, const DistEnv& env) {
   if (cfg.run.max_steps >= 0) total = std::min(total, cfg.run.max_steps);
 
   ParallelModel pm(setup.model_cfg, setup.weights, cfg.parallel.strategy, cfg.model.precision,
-                   cfg.model.activation_checkpointing, cfg.optimizer, *comm, device);
+                   cfg.model.activation_checkpointing, cfg.optimizer, *comm, device, cfg.model.kernels);
   setup.weights = model::Weights();  // the ParallelModel holds the parameters now
   const int64_t setup_params = setup.model_cfg.num_parameters();
   int64_t start = 0;

@@ -31,11 +31,12 @@ struct StepResult {
   std::map<std::string, at::Tensor> grads;
 };
 
-StepResult one_step(const std::string& name, train::Strategy strategy, bool checkpointing, const at::Tensor& ids,
-                    const at::Tensor& labels) {
+StepResult one_step(const std::string& name, train::Strategy strategy, bool checkpointing, model::Kernels kernels,
+                    const at::Tensor& ids, const at::Tensor& labels) {
   model::Model m = model::load_hf_model(testdata() / "models" / name);
   auto comm = train::make_local_communicator();
-  train::ParallelModel pm(m.config, m.weights, strategy, train::Precision::Float32, checkpointing, {}, *comm, at::kCPU);
+  train::ParallelModel pm(m.config, m.weights, strategy, train::Precision::Float32, checkpointing, {}, *comm, at::kCPU,
+                          kernels);
   const double n = static_cast<double>(train::trained_tokens(labels));
   at::Tensor ls = pm.loss_sum(single_docs(ids, labels));
   pm.backward(ls, n, true);
@@ -47,10 +48,18 @@ class GradParity : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(GradParity, LossAndEveryGradientMatchTransformers) {
   auto ref = read_all(testdata() / "ref" / ("grads_" + GetParam() + ".safetensors"));
-  for (auto [strategy, ckpt] : {std::pair{train::Strategy::None, false}, std::pair{train::Strategy::None, true},
-                                std::pair{train::Strategy::Zero3, false}}) {
-    StepResult r = one_step(GetParam(), strategy, ckpt, ref["input_ids"], ref["labels"]);
-    EXPECT_NEAR(r.loss, ref["loss"].item<double>(), 1e-5) << train::strategy_name(strategy);
+  struct Variant {
+    train::Strategy strategy;
+    bool checkpointing;
+    model::Kernels kernels;
+  };
+  for (auto [strategy, ckpt, kernels] : {Variant{train::Strategy::None, false, model::Kernels::Reference},
+                                         Variant{train::Strategy::None, false, model::Kernels::Fused},
+                                         Variant{train::Strategy::None, true, model::Kernels::Fused},
+                                         Variant{train::Strategy::Zero3, false, model::Kernels::Fused}}) {
+    const char* kname = kernels == model::Kernels::Fused ? "fused" : "reference";
+    StepResult r = one_step(GetParam(), strategy, ckpt, kernels, ref["input_ids"], ref["labels"]);
+    EXPECT_NEAR(r.loss, ref["loss"].item<double>(), 1e-5) << train::strategy_name(strategy) << " " << kname;
     double worst = 0;
     int compared = 0;
     for (const auto& [key, g] : ref) {
@@ -59,11 +68,12 @@ TEST_P(GradParity, LossAndEveryGradientMatchTransformers) {
       ASSERT_TRUE(r.grads.count(pname)) << pname;
       const double d = max_abs_diff(r.grads[pname], g);
       worst = std::max(worst, d);
-      EXPECT_LE(d, 1e-5) << pname << " (" << train::strategy_name(strategy) << ", checkpointing " << ckpt << ")";
+      EXPECT_LE(d, 1e-5) << pname << " (" << train::strategy_name(strategy) << ", checkpointing " << ckpt << ", "
+                         << kname << " kernels)";
       ++compared;
     }
     EXPECT_EQ(compared, static_cast<int>(r.grads.size()));
-    std::cout << GetParam() << " " << train::strategy_name(strategy) << (ckpt ? " +checkpointing" : "")
+    std::cout << GetParam() << " " << train::strategy_name(strategy) << (ckpt ? " +checkpointing" : "") << " " << kname
               << ": loss " << r.loss << " vs HF " << ref["loss"].item<double>() << ", worst gradient diff " << worst << "\n";
   }
 }
