@@ -42,17 +42,19 @@ at::Tensor attention(const LlamaConfig& cfg, const LayerWeights& w, const at::Te
   const int64_t B = x.size(0), T = x.size(1);
   const int64_t H = cfg.num_heads, Hkv = cfg.num_kv_heads, D = cfg.head_dim();
 
-  at::Tensor q = at::linear(x, w.q_proj).view({B, T, H, D});    // (B, T, H, D)
-  at::Tensor k = at::linear(x, w.k_proj).view({B, T, Hkv, D});  // (B, T, Hkv, D)
-  at::Tensor v = at::linear(x, w.v_proj).view({B, T, Hkv, D}).transpose(1, 2);  // (B, Hkv, T, D)
+  at::Tensor q, k, v;
   if (kernels == Kernels::Fused) {
     CHATMILL_CHECK(cache == nullptr, "the fused layer ops serve training, which runs without a KV cache");
-    // Rotated in the projections' layout; SDPA takes the transposed views as they are.
-    q = rotary_fused(q, rope.cos, rope.sin).transpose(1, 2);  // (B, H, T, D)
-    k = rotary_fused(k, rope.cos, rope.sin).transpose(1, 2);  // (B, Hkv, T, D)
+    const at::Tensor& packed = w.qkv_proj.defined() ? w.qkv_proj : at::cat({w.q_proj, w.k_proj, w.v_proj});
+    // One GEMM, split into heads and rotated in the projections' layout; SDPA takes the transposed views.
+    QkvHeads heads = qkv_rotary_fused(at::linear(x, packed), rope.cos, rope.sin, H, Hkv);  // (B, T, *, D)
+    q = heads.q.transpose(1, 2);  // (B, H, T, D)
+    k = heads.k.transpose(1, 2);  // (B, Hkv, T, D)
+    v = heads.v.transpose(1, 2);  // (B, Hkv, T, D)
   } else {
-    q = apply_rotary(q.transpose(1, 2), rope);
-    k = apply_rotary(k.transpose(1, 2), rope);
+    q = apply_rotary(at::linear(x, w.q_proj).view({B, T, H, D}).transpose(1, 2), rope);    // (B, H, T, D)
+    k = apply_rotary(at::linear(x, w.k_proj).view({B, T, Hkv, D}).transpose(1, 2), rope);  // (B, Hkv, T, D)
+    v = at::linear(x, w.v_proj).view({B, T, Hkv, D}).transpose(1, 2);                      // (B, Hkv, T, D)
   }
 
   if (cache != nullptr && cache->write_rows.defined()) {

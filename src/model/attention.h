@@ -33,7 +33,7 @@ at::Tensor repeat_kv(const at::Tensor& x, int64_t groups);
 // x: (B, T, C) -> (B, T, C). With a cache, writes this step's keys/values at columns [P, P+T) of
 // cache layer `layer` (P = cache->length; the caller advances length once all layers ran), or, in static
 // mode, at cache->write_index, attending over all S columns under `mask`.
-// Kernels::Fused (training, no cache) rotates q and k with rotary_fused.
+// Kernels::Fused (training, no cache): one packed q/k/v GEMM, split and rotated by qkv_rotary_fused.
 at::Tensor attention(const LlamaConfig& cfg, const LayerWeights& w, const at::Tensor& x, const RopeTables& rope,
                      KVCache* cache, int64_t layer, const AttentionMask& mask, Kernels kernels = Kernels::Reference);
 

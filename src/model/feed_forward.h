@@ -7,7 +7,7 @@
 
 namespace chatmill::model {
 
-// x: (B, T, C) -> (B, T, C). Kernels::Fused takes the product through swiglu_fused.
+// x: (B, T, C) -> (B, T, C). Kernels::Fused: one packed gate/up GEMM and swiglu_fused.
 at::Tensor feed_forward(const LayerWeights& w, const at::Tensor& x, Kernels kernels = Kernels::Reference);
 
 }  // namespace chatmill::model

@@ -22,6 +22,10 @@ struct LayerWeights {
   at::Tensor gate_proj;   // (F, C)
   at::Tensor up_proj;     // (F, C)
   at::Tensor down_proj;   // (C, F)
+  // Optional packed copies for Kernels::Fused (training builds them): [q; k; v] and [gate; up] along the rows.
+  // When undefined, the fused path stacks the parts above itself.
+  at::Tensor qkv_proj;      // ((H + 2 Hkv) D, C)
+  at::Tensor gate_up_proj;  // (2F, C)
 };
 
 struct Weights {

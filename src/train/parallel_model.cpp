@@ -163,9 +163,22 @@ at::Tensor ParallelModel::loss_sum(const MicroBatch& mb) {
   };
   auto layer = [this, rope, mask](int64_t i) {
     return [this, rope, mask, i](const at::Tensor& h, const std::vector<std::vector<at::Tensor>>& p) {
-      std::vector<at::Tensor> c;
-      for (const auto& t : p[0]) c.push_back(compute(t));
-      return model::decoder_layer(cfg_, layer_from(c), h, rope, nullptr, i, mask, kernels_);
+      model::LayerWeights w;
+      if (kernels_ == model::Kernels::Fused) {
+        // Packed projections, converted to the compute dtype in the same pass (layer_from's order).
+        const at::ScalarType dt = precision_ == Precision::Bf16Mixed ? at::kBFloat16 : p[0][1].scalar_type();
+        w.input_norm = compute(p[0][0]);
+        w.qkv_proj = model::stack_rows({p[0][1], p[0][2], p[0][3]}, dt);
+        w.o_proj = compute(p[0][4]);
+        w.post_norm = compute(p[0][5]);
+        w.gate_up_proj = model::stack_rows({p[0][6], p[0][7]}, dt);
+        w.down_proj = compute(p[0][8]);
+      } else {
+        std::vector<at::Tensor> c;
+        for (const auto& t : p[0]) c.push_back(compute(t));
+        w = layer_from(c);
+      }
+      return model::decoder_layer(cfg_, w, h, rope, nullptr, i, mask, kernels_);
     };
   };
   const at::Tensor labels = mb.labels;

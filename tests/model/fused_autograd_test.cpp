@@ -21,9 +21,15 @@ using testing::max_abs_diff;
 
 at::Tensor leaf(const at::Tensor& t) { return t.detach().clone().requires_grad_(true); }
 
-// Gradients of sum(f(inputs) * probe) with respect to each input.
+// Gradients of sum_i sum(outs[i] * probes[i]) with respect to each input.
+std::vector<at::Tensor> grads_of(const std::vector<at::Tensor>& outs, const std::vector<at::Tensor>& probes,
+                                 const std::vector<at::Tensor>& inputs) {
+  at::Tensor total = at::zeros({}, at::kFloat);
+  for (size_t i = 0; i < outs.size(); ++i) total = total + (outs[i].to(at::kFloat) * probes[i]).sum();
+  return torch::autograd::grad({total}, inputs);
+}
 std::vector<at::Tensor> grads_of(const at::Tensor& out, const at::Tensor& probe, const std::vector<at::Tensor>& inputs) {
-  return torch::autograd::grad({(out.to(at::kFloat) * probe).sum()}, inputs);
+  return grads_of(std::vector<at::Tensor>{out}, std::vector<at::Tensor>{probe}, inputs);
 }
 
 double rel_diff(const at::Tensor& got, const at::Tensor& want) {
@@ -36,30 +42,42 @@ model::RopeTables tables(int64_t B, int64_t T, int64_t D, at::ScalarType dtype, 
   return rope.tables(pos, dtype);
 }
 
-// Rotary, SwiGLU and RMSNorm on `dev`: forward and backward of the fused op vs the reference ops, each
-// diff relative to the reference's largest magnitude, by name.
-std::map<std::string, double> op_diffs(at::ScalarType dtype, at::Device dev, int64_t D, model::ForceAtenOps aten) {
+// The packed q/k/v split + rotary, SwiGLU and RMSNorm on `dev`: forward and backward of the fused op vs
+// HF's ops under autograd, each diff relative to the reference's largest magnitude, by name.
+std::map<std::string, double> op_diffs(at::ScalarType dtype, at::Device dev, int64_t D, int64_t H, int64_t Hkv,
+                                       model::ForceAtenOps aten) {
   at::manual_seed(3);
   const auto opts = at::TensorOptions().dtype(dtype).device(dev);
-  const int64_t B = 2, T = 7, H = 3, F = 40;
+  const int64_t B = 2, T = 7, F = 40;
   std::map<std::string, double> d;
   {
     model::RopeTables rt = tables(B, T, D, dtype, dev);
-    at::Tensor x = leaf(at::randn({B, T, H, D}, opts));
-    at::Tensor probe = at::randn({B, T, H, D}, opts.dtype(at::kFloat));
-    at::Tensor want = model::apply_rotary(x.transpose(1, 2), rt).transpose(1, 2);  // HF's layout and order
-    at::Tensor got = model::rotary_fused(x, rt.cos, rt.sin, aten);
-    d["rotary forward"] = rel_diff(got, want);
-    d["rotary backward"] = rel_diff(grads_of(got, probe, {x})[0], grads_of(want, probe, {x})[0]);
+    at::Tensor qkv = leaf(at::randn({B, T, (H + 2 * Hkv) * D}, opts));
+    std::vector<at::Tensor> probes;
+    for (int64_t h : {H, Hkv, Hkv}) probes.push_back(at::randn({B, T, h, D}, opts.dtype(at::kFloat)));
+    // HF: three projections, each viewed as heads and transposed, q and k rotated.
+    at::Tensor heads = qkv.view({B, T, H + 2 * Hkv, D});
+    std::vector<at::Tensor> want = {
+        model::apply_rotary(heads.narrow(2, 0, H).transpose(1, 2), rt).transpose(1, 2),
+        model::apply_rotary(heads.narrow(2, H, Hkv).transpose(1, 2), rt).transpose(1, 2), heads.narrow(2, H + Hkv, Hkv)};
+    model::QkvHeads got = model::qkv_rotary_fused(qkv, rt.cos, rt.sin, H, Hkv, aten);
+    d["qkv rotary forward q"] = rel_diff(got.q, want[0]);
+    d["qkv rotary forward k"] = rel_diff(got.k, want[1]);
+    d["qkv rotary forward v"] = rel_diff(got.v, want[2]);
+    d["qkv rotary backward"] =
+        rel_diff(grads_of({got.q, got.k, got.v}, probes, {qkv})[0], grads_of(want, probes, {qkv})[0]);
+    // Only q used: the unused outputs' gradients count as zeros.
+    at::Tensor q_only = model::qkv_rotary_fused(qkv, rt.cos, rt.sin, H, Hkv, aten).q;
+    at::Tensor q_ref = model::apply_rotary(heads.narrow(2, 0, H).transpose(1, 2), rt).transpose(1, 2);
+    d["qkv rotary backward, q only"] =
+        rel_diff(grads_of(q_only, probes[0], {qkv})[0], grads_of(q_ref, probes[0], {qkv})[0]);
   }
   {
-    at::Tensor g = leaf(at::randn({B, T, F}, opts) * 3), u = leaf(at::randn({B, T, F}, opts));
+    at::Tensor gu = leaf(at::cat({at::randn({B, T, F}, opts) * 3, at::randn({B, T, F}, opts)}, -1));
     at::Tensor probe = at::randn({B, T, F}, opts.dtype(at::kFloat));
-    at::Tensor want = at::silu(g) * u, got = model::swiglu_fused(g, u, aten);
+    at::Tensor want = at::silu(gu.narrow(-1, 0, F)) * gu.narrow(-1, F, F), got = model::swiglu_fused(gu, aten);
     d["swiglu forward"] = rel_diff(got, want);
-    auto gw = grads_of(want, probe, {g, u}), gg = grads_of(got, probe, {g, u});
-    d["swiglu backward gate"] = rel_diff(gg[0], gw[0]);
-    d["swiglu backward up"] = rel_diff(gg[1], gw[1]);
+    d["swiglu backward"] = rel_diff(grads_of(got, probe, {gu})[0], grads_of(want, probe, {gu})[0]);
   }
   {
     at::Tensor x = leaf(at::randn({B, T, 48}, opts) * 2), w = leaf(at::rand({48}, opts) + 0.5);
@@ -75,25 +93,49 @@ std::map<std::string, double> op_diffs(at::ScalarType dtype, at::Device dev, int
 
 TEST(FusedAutograd, EachOpAndItsBackwardMatchAutogradOfTheReferenceOps) {
   for (int64_t D : {16, 64}) {
-    for (const auto& [name, diff] : op_diffs(at::kFloat, at::kCPU, D, {})) {
-      std::cout << "  float32 D=" << D << " " << name << ": " << diff << "\n";
-      EXPECT_LE(diff, 1e-6) << name << " D=" << D;
+    for (auto [H, Hkv] : {std::pair<int64_t, int64_t>{3, 3}, std::pair<int64_t, int64_t>{4, 2}}) {
+      for (const auto& [name, diff] : op_diffs(at::kFloat, at::kCPU, D, H, Hkv, {})) {
+        std::cout << "  float32 D=" << D << " H=" << H << " Hkv=" << Hkv << " " << name << ": " << diff << "\n";
+        EXPECT_LE(diff, 1e-6) << name << " D=" << D << " H=" << H << " Hkv=" << Hkv;
+      }
     }
   }
-  // bf16 on the CPU: rotary rounds exactly as HF's ops; the others within a rounding step of bf16.
-  for (const auto& [name, diff] : op_diffs(at::kBFloat16, at::kCPU, 64, {})) {
+  // bf16 on the CPU: the rotation rounds exactly as HF's ops; the others within a rounding step of bf16.
+  for (const auto& [name, diff] : op_diffs(at::kBFloat16, at::kCPU, 64, 4, 2, {})) {
     std::cout << "  bf16 " << name << ": " << diff << "\n";
-    EXPECT_LE(diff, name.rfind("rotary", 0) == 0 ? 0.0 : 2.0 / 128) << name;
+    EXPECT_LE(diff, name.rfind("qkv", 0) == 0 ? 0.0 : 2.0 / 128) << name;
   }
 }
 
+TEST(FusedAutograd, StackRowsConvertsInOnePassAndSplitsTheGradient) {
+  at::Tensor a = leaf(at::randn({3, 4})), b = leaf(at::randn({2, 4})), c = leaf(at::randn({5, 4}));
+  at::Tensor s = model::stack_rows({a, b, c}, at::kBFloat16);
+  EXPECT_EQ(s.scalar_type(), at::kBFloat16);
+  EXPECT_TRUE(at::equal(s, at::cat({a, b, c}).to(at::kBFloat16)));
+  at::Tensor probe = at::randn({10, 4});
+  auto g = grads_of(s, probe, {a, b, c});
+  at::Tensor want = probe.to(at::kBFloat16).to(at::kFloat);  // the gradient arrives in bf16
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(g[i].scalar_type(), at::kFloat);
+  EXPECT_TRUE(at::equal(g[0], want.narrow(0, 0, 3)) && at::equal(g[1], want.narrow(0, 3, 2)) &&
+              at::equal(g[2], want.narrow(0, 5, 5)));
+  at::Tensor two = model::stack_rows({a, b}, at::kFloat);
+  EXPECT_TRUE(at::equal(two, at::cat({a, b})));
+  auto g2 = grads_of(two, probe.narrow(0, 0, 5), {a, b});
+  EXPECT_TRUE(at::equal(g2[1], probe.narrow(0, 3, 2)));
+  testing::expect_error([&] { model::stack_rows({a, at::randn({2, 5})}, at::kFloat); },
+                        {"equal column counts", "[2, 5]"});
+}
+
 TEST(FusedAutograd, RejectsBadShapes) {
-  at::Tensor x = at::randn({2, 3, 4, 8});
+  at::Tensor qkv = at::randn({2, 3, 4 * 8});  // 2 heads + 2 x 1 kv head of 8
   model::RopeTables rt = tables(2, 3, 8, at::kFloat, at::kCPU);
-  testing::expect_error([&] { model::rotary_fused(x.view({2, 3, 32}), rt.cos, rt.sin); }, {"(B, T, H, D)", "[2, 3, 32]"});
-  testing::expect_error([&] { model::rotary_fused(x, rt.cos.narrow(1, 0, 2), rt.sin); }, {"tables must be (2, 3, 8)"});
-  testing::expect_error([&] { model::rotary_fused(x, rt.cos.to(at::kDouble), rt.sin); }, {"tables", "Double"});
-  testing::expect_error([&] { model::swiglu_fused(at::randn({2, 5}), at::randn({2, 6})); }, {"gate and up must match"});
+  testing::expect_error([&] { model::qkv_rotary_fused(qkv, rt.cos, rt.sin, 3, 1); },
+                        {"qkv must be (2, 3, 40) for 3 heads and 1 kv heads of 8", "[2, 3, 32]"});
+  testing::expect_error([&] { model::qkv_rotary_fused(qkv, rt.cos, rt.sin.narrow(1, 0, 2), 2, 1); },
+                        {"tables must be (2, 3, 8)", "[2, 2, 8]"});
+  testing::expect_error([&] { model::qkv_rotary_fused(qkv, rt.cos, rt.sin.to(at::kDouble), 2, 1); },
+                        {"tables", "Double"});
+  testing::expect_error([&] { model::swiglu_fused(at::randn({2, 5})); }, {"even dimension", "[2, 5]"});
 }
 
 // A decoder layer under Kernels::Fused vs Kernels::Reference: output and the gradients of its input and of
@@ -151,8 +193,8 @@ TEST(GpuAutograd, KernelsEqualTheLibTorchOpsOnCuda) {
   if (!model::fused::kernels_built()) GTEST_SKIP() << "built without -DCHATMILL_CUDA=ON";
   for (at::ScalarType t : {at::kFloat, at::kBFloat16, at::kHalf}) {
     for (int64_t D : {64, 128}) {
-      auto kernel = op_diffs(t, at::kCUDA, D, {});
-      auto aten = op_diffs(t, at::kCUDA, D, {true});
+      auto kernel = op_diffs(t, at::kCUDA, D, 32, 8, {});
+      auto aten = op_diffs(t, at::kCUDA, D, 32, 8, {true});
       for (const auto& [name, diff] : kernel) {
         // Both against the same reference: the kernel may differ from it by what ATen's op does, plus a
         // rounding step of the dtype (SwiGLU's backward rounds once where the ops round several times).

@@ -1,6 +1,7 @@
-// The training-side fused kernels of model/fused_autograd.h: rotary embedding (forward and, with -sin, its
-// backward) and the SwiGLU product with its backward. Elementwise, one pass over memory each, float32 math;
-// the rotary rounds to T wherever HF's ops do, the SwiGLU backward rounds once.
+// The training-side fused kernels of model/fused_autograd.h: the packed q/k/v projections split into heads with
+// q and k rotated (and its backward, the rotation with -sin, packed back), and the SwiGLU product of the packed
+// gate/up projection with its backward. Elementwise, one pass over memory each, float32 math; the rotation
+// rounds to T wherever HF's ops do, the SwiGLU backward rounds once.
 #include <ATen/Dispatch.h>
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAException.h>
@@ -25,81 +26,124 @@ unsigned blocks_for(int64_t n) {
   return static_cast<unsigned>(std::max<int64_t>(1, std::min<int64_t>((n + kThreads - 1) / kThreads, 65535)));
 }
 
-// One thread per rotated pair (j, j + D/2) of one head of one position.
+// Where pair j of head `hh` of packed row n lives in the per-head tensors: hh < H a q head, then Hkv k heads,
+// then Hkv v heads.
+struct HeadSlot {
+  int64_t offset;  // element offset of the head's first value in q, k or v
+  int which;       // 0 q, 1 k, 2 v
+};
+
+__device__ __forceinline__ HeadSlot head_slot(int64_t n, int hh, int H, int Hkv, int D) {
+  if (hh < H) return {(n * H + hh) * D, 0};
+  if (hh < H + Hkv) return {(n * Hkv + hh - H) * D, 1};
+  return {(n * Hkv + hh - H - Hkv) * D, 2};
+}
+
+// HF: y = x * cos + cat(-x2, x1) * (sign * sin), each product and the sum rounded to T.
 template <typename T>
-__global__ void rotary_kernel(const T* __restrict__ x, const T* __restrict__ cos, const T* __restrict__ sin,
-                              float sign, T* __restrict__ out, int64_t pairs, int H, int D) {
-  const int half = D / 2;
+__device__ __forceinline__ void rotate(const T* cos, const T* sin, float sign, int j, int half, float x1, float x2,
+                                       float& y1, float& y2) {
+  const float c1 = static_cast<float>(cos[j]), c2 = static_cast<float>(cos[j + half]);
+  const float s1 = sign * static_cast<float>(sin[j]), s2 = sign * static_cast<float>(sin[j + half]);
+  y1 = rnd<T>(x1 * c1) + rnd<T>(-x2 * s1);
+  y2 = rnd<T>(x2 * c2) + rnd<T>(x1 * s2);
+}
+
+// One thread per pair (j, j + D/2) of one head (q, k or v) of one position.
+template <typename T, bool kForward>
+__global__ void qkv_rotary_kernel(T* __restrict__ packed, T* __restrict__ q, T* __restrict__ k, T* __restrict__ v,
+                                  const T* __restrict__ cos, const T* __restrict__ sin, int64_t pairs, int H, int Hkv,
+                                  int D) {
+  const int half = D / 2, heads = H + 2 * Hkv;
   for (int64_t p = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; p < pairs;
        p += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const int64_t nh = p / half, n = nh / H;
-    const int j = static_cast<int>(p % half);
-    const int64_t xi = nh * D + j, ti = n * D + j;
-    const float x1 = static_cast<float>(x[xi]), x2 = static_cast<float>(x[xi + half]);
-    const float c1 = static_cast<float>(cos[ti]), c2 = static_cast<float>(cos[ti + half]);
-    const float s1 = sign * static_cast<float>(sin[ti]), s2 = sign * static_cast<float>(sin[ti + half]);
-    out[xi] = static_cast<T>(rnd<T>(x1 * c1) + rnd<T>(-x2 * s1));  // HF: x * cos + cat(-x2, x1) * sin
-    out[xi + half] = static_cast<T>(rnd<T>(x2 * c2) + rnd<T>(x1 * s2));
+    const int64_t n = p / (static_cast<int64_t>(heads) * half);
+    const int rem = static_cast<int>(p % (static_cast<int64_t>(heads) * half));
+    const int hh = rem / half, j = rem % half;
+    const HeadSlot slot = head_slot(n, hh, H, Hkv, D);
+    T* head = (slot.which == 0 ? q : slot.which == 1 ? k : v) + slot.offset;
+    T* row = packed + n * heads * D + static_cast<int64_t>(hh) * D;
+    const T* src = kForward ? row : head;
+    T* dst = kForward ? head : row;
+    float y1 = static_cast<float>(src[j]), y2 = static_cast<float>(src[j + half]);
+    if (slot.which != 2)
+      rotate<T>(cos + n * D, sin + n * D, kForward ? 1.f : -1.f, j, half, static_cast<float>(src[j]),
+                static_cast<float>(src[j + half]), y1, y2);
+    dst[j] = static_cast<T>(y1);
+    dst[j + half] = static_cast<T>(y2);
   }
 }
 
 template <typename T>
-__global__ void swiglu_forward_kernel(const T* __restrict__ gate, const T* __restrict__ up, T* __restrict__ out,
-                                      int64_t n) {
+__global__ void swiglu_forward_kernel(const T* __restrict__ gate_up, T* __restrict__ out, int64_t n, int64_t F) {
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const float g = static_cast<float>(gate[i]);
-    out[i] = static_cast<T>(rnd<T>(g / (1.f + expf(-g))) * static_cast<float>(up[i]));  // silu stored in T, as HF
+    const int64_t r = i / F, c = i % F;
+    const float g = static_cast<float>(gate_up[r * 2 * F + c]), u = static_cast<float>(gate_up[r * 2 * F + F + c]);
+    out[i] = static_cast<T>(rnd<T>(g / (1.f + expf(-g))) * u);  // silu stored in T, as HF
   }
 }
 
 template <typename T>
-__global__ void swiglu_backward_kernel(const T* __restrict__ gate, const T* __restrict__ up, const T* __restrict__ grad,
-                                       T* __restrict__ d_gate, T* __restrict__ d_up, int64_t n) {
+__global__ void swiglu_backward_kernel(const T* __restrict__ gate_up, const T* __restrict__ grad,
+                                       T* __restrict__ d_gate_up, int64_t n, int64_t F) {
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const float g = static_cast<float>(gate[i]), u = static_cast<float>(up[i]), dy = static_cast<float>(grad[i]);
+    const int64_t r = i / F, c = i % F, gi = r * 2 * F + c;
+    const float g = static_cast<float>(gate_up[gi]), u = static_cast<float>(gate_up[gi + F]);
+    const float dy = static_cast<float>(grad[i]);
     const float s = 1.f / (1.f + expf(-g));
-    d_up[i] = static_cast<T>(dy * g * s);
-    d_gate[i] = static_cast<T>(dy * u * s * (1.f + g * (1.f - s)));  // silu'(g) = s (1 + g (1 - s))
+    d_gate_up[gi] = static_cast<T>(dy * u * s * (1.f + g * (1.f - s)));  // silu'(g) = s (1 + g (1 - s))
+    d_gate_up[gi + F] = static_cast<T>(dy * g * s);
   }
+}
+
+template <bool kForward>
+void launch_qkv(const at::Tensor& packed, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                const at::Tensor& cos, const at::Tensor& sin) {
+  const int64_t N = q.size(0);
+  const int H = static_cast<int>(q.size(1)), Hkv = static_cast<int>(k.size(1)), D = static_cast<int>(q.size(2));
+  const int64_t pairs = N * (H + 2 * Hkv) * (D / 2);
+  if (pairs == 0) return;
+  auto stream = at::cuda::getCurrentCUDAStream();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, q.scalar_type(), "qkv_rotary", [&] {
+    qkv_rotary_kernel<scalar_t, kForward><<<blocks_for(pairs), kThreads, 0, stream>>>(
+        packed.data_ptr<scalar_t>(), q.data_ptr<scalar_t>(), k.data_ptr<scalar_t>(), v.data_ptr<scalar_t>(),
+        cos.data_ptr<scalar_t>(), sin.data_ptr<scalar_t>(), pairs, H, Hkv, D);
+  });
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
 }  // namespace
 
-void rotary(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, float sign, const at::Tensor& out) {
-  const int H = static_cast<int>(x.size(1)), D = static_cast<int>(x.size(2));
-  const int64_t pairs = x.size(0) * H * (D / 2);
-  if (pairs == 0) return;
+void qkv_rotary_forward(const at::Tensor& qkv, const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& q,
+                        const at::Tensor& k, const at::Tensor& v) {
+  launch_qkv<true>(qkv, q, k, v, cos, sin);
+}
+
+void qkv_rotary_backward(const at::Tensor& dq, const at::Tensor& dk, const at::Tensor& dv, const at::Tensor& cos,
+                         const at::Tensor& sin, const at::Tensor& d_qkv) {
+  launch_qkv<false>(d_qkv, dq, dk, dv, cos, sin);
+}
+
+void swiglu_forward(const at::Tensor& gate_up, const at::Tensor& out) {
+  const int64_t n = out.numel(), F = out.size(-1);
+  if (n == 0) return;
   auto stream = at::cuda::getCurrentCUDAStream();
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "rotary", [&] {
-    rotary_kernel<scalar_t><<<blocks_for(pairs), kThreads, 0, stream>>>(
-        x.data_ptr<scalar_t>(), cos.data_ptr<scalar_t>(), sin.data_ptr<scalar_t>(), sign, out.data_ptr<scalar_t>(),
-        pairs, H, D);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, out.scalar_type(), "swiglu_forward", [&] {
+    swiglu_forward_kernel<scalar_t><<<blocks_for(n), kThreads, 0, stream>>>(gate_up.data_ptr<scalar_t>(),
+                                                                            out.data_ptr<scalar_t>(), n, F);
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
-void swiglu_forward(const at::Tensor& gate, const at::Tensor& up, const at::Tensor& out) {
-  const int64_t n = gate.numel();
+void swiglu_backward(const at::Tensor& gate_up, const at::Tensor& grad, const at::Tensor& d_gate_up) {
+  const int64_t n = grad.numel(), F = grad.size(-1);
   if (n == 0) return;
   auto stream = at::cuda::getCurrentCUDAStream();
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, gate.scalar_type(), "swiglu_forward", [&] {
-    swiglu_forward_kernel<scalar_t><<<blocks_for(n), kThreads, 0, stream>>>(
-        gate.data_ptr<scalar_t>(), up.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), n);
-  });
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
-}
-
-void swiglu_backward(const at::Tensor& gate, const at::Tensor& up, const at::Tensor& grad, const at::Tensor& d_gate,
-                     const at::Tensor& d_up) {
-  const int64_t n = gate.numel();
-  if (n == 0) return;
-  auto stream = at::cuda::getCurrentCUDAStream();
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, gate.scalar_type(), "swiglu_backward", [&] {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad.scalar_type(), "swiglu_backward", [&] {
     swiglu_backward_kernel<scalar_t><<<blocks_for(n), kThreads, 0, stream>>>(
-        gate.data_ptr<scalar_t>(), up.data_ptr<scalar_t>(), grad.data_ptr<scalar_t>(), d_gate.data_ptr<scalar_t>(),
-        d_up.data_ptr<scalar_t>(), n);
+        gate_up.data_ptr<scalar_t>(), grad.data_ptr<scalar_t>(), d_gate_up.data_ptr<scalar_t>(), n, F);
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
