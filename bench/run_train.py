@@ -33,11 +33,14 @@ def main():
         hf.append(json.loads(subprocess.run([sys.executable, os.path.join(HERE, "hf_train_step.py"), *common], check=True,
                                             capture_output=True, text=True, env=env).stdout.strip().splitlines()[-1]))
     h = statistics.median(r["step_s"] for r in hf)
-    print(f"CPU, {a.threads} threads, {hf[0]['params'] / 1e6:.1f}M parameters, float32, batch 4 x 256, AdamW: "
-          f"HF transformers {h * 1e3:.0f} ms/step")
+    lines = [f"CPU, {a.threads} threads, {hf[0]['params'] / 1e6:.1f}M parameters, float32, batch 4 x 256, AdamW, "
+             f"median of {a.rounds} alternating rounds: HF transformers {h * 1e3:.0f} ms/step"]
     for k, rows in ours.items():
         o = statistics.median(r["step_s"] for r in rows)
-        print(f"  chatmill, {k} kernels: {o * 1e3:.0f} ms/step: {h / o:.2f}x")
+        lines.append(f"- chatmill, {k} kernels: {o * 1e3:.0f} ms/step: {h / o:.2f}x")
+    print("\n".join(lines))
+    with open(os.path.splitext(a.out)[0] + ".md", "w") as f:
+        f.write("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
