@@ -48,6 +48,15 @@ at::Tensor attention(const LlamaConfig& cfg, const LayerWeights& w, const at::Te
     const at::Tensor& packed = w.qkv_proj.defined() ? w.qkv_proj : at::cat({w.q_proj, w.k_proj, w.v_proj});
     // One GEMM, split into heads and rotated in the projections' layout; SDPA takes the transposed views.
     QkvHeads heads = qkv_rotary_fused(at::linear(x, packed), rope.cos, rope.sin, H, Hkv);  // (B, T, *, D)
+    const bool half = x.scalar_type() == at::kBFloat16 || x.scalar_type() == at::kHalf;
+    if (mask.segment_starts.defined() && x.is_cuda() && half) {
+      // Flash attention over the runs of the flattened positions; its output is already (B*T, H, D).
+      at::Tensor out = std::get<0>(at::_flash_attention_forward(
+          heads.q.view({B * T, H, D}), heads.k.view({B * T, Hkv, D}), heads.v.view({B * T, Hkv, D}),
+          mask.segment_starts, mask.segment_starts, mask.max_segment, mask.max_segment, /*dropout_p=*/0.0,
+          /*is_causal=*/true, /*return_debug_mask=*/false));
+      return at::linear(out.view({B, T, H * D}), w.o_proj);
+    }
     q = heads.q.transpose(1, 2);  // (B, H, T, D)
     k = heads.k.transpose(1, 2);  // (B, Hkv, T, D)
     v = heads.v.transpose(1, 2);  // (B, Hkv, T, D)

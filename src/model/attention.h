@@ -18,6 +18,11 @@ namespace chatmill::model {
 struct AttentionMask {
   at::Tensor mask;  // (B, 1, T, S) bool, true = may attend
   bool is_causal = false;
+  // Optional, packed training rows: the same causal-within-segment mask as runs of the flattened (B*T)
+  // positions, int32 (segments + 1) starts then B*T, and the longest run. Kernels::Fused on CUDA in bf16/fp16
+  // then runs flash attention over the runs (varlen) instead of SDPA under the dense mask.
+  at::Tensor segment_starts;
+  int64_t max_segment = 0;
 };
 
 // key_valid: (B, S) bool, false for padding keys, or undefined when no row is padded.

@@ -29,7 +29,18 @@ model::AttentionMask document_mask(const at::Tensor& doc) {
   at::Tensor causal = pos.unsqueeze(0) <= pos.unsqueeze(1);                 // (T, T): key <= query
   at::Tensor same = (q == k) & (q >= 0);                                     // same real document
   at::Tensor self = at::eye(T, doc.options().dtype(at::kBool));
-  return {((same & causal) | self).unsqueeze(1), false};                    // (B, 1, T, T)
+  model::AttentionMask m{((same & causal) | self).unsqueeze(1), false};  // (B, 1, T, T)
+  // The same as runs of the flattened positions: a run starts at each row start and each change of document
+  // (padding runs too: no real position attends to them, and their outputs feed no loss).
+  at::Tensor flat = doc.reshape({-1});
+  const int64_t N = flat.size(0);
+  at::Tensor starts = at::ones({N}, doc.options().dtype(at::kBool));
+  if (N > 1) starts.narrow(0, 1, N - 1).copy_(flat.narrow(0, 1, N - 1) != flat.narrow(0, 0, N - 1));
+  starts.index_put_({at::arange(0, N, T, doc.options().dtype(at::kLong))}, true);
+  at::Tensor idx = at::cat({at::nonzero(starts).view({-1}), at::full({1}, N, doc.options().dtype(at::kLong))});
+  m.segment_starts = idx.to(at::kInt);
+  m.max_segment = (idx.narrow(0, 1, idx.size(0) - 1) - idx.narrow(0, 0, idx.size(0) - 1)).max().item<int64_t>();
+  return m;
 }
 
 }  // namespace chatmill::train

@@ -17,7 +17,8 @@ at::Tensor shift_labels(const at::Tensor& labels);
 int64_t trained_tokens(const at::Tensor& labels);
 
 // doc: (B, T) int32, -1 for padding. Query t sees key s iff s <= t and doc[s] == doc[t]; a padding
-// query sees itself only (no empty row). (B, 1, T, T) bool, or plain causal when every row is one document.
+// query sees itself only (no empty row). (B, 1, T, T) bool, or plain causal when every row is one document;
+// with the mask, the same documents as runs of the flattened positions (segment_starts) for flash varlen.
 model::AttentionMask document_mask(const at::Tensor& doc);
 
 }  // namespace chatmill::train
