@@ -19,7 +19,7 @@ using namespace chatmill;
 
 int main(int argc, char** argv) {
   std::string preset = "tiny", device = "cpu", precision = "float32", kernels = "fused", out;
-  int64_t batch = 4, seq = 256, layers = 0, steps = 5, warmup = 2;
+  int64_t batch = 4, seq = 256, layers = 0, steps = 5, warmup = 2, docs = 1;
   int threads = 0;
   bool checkpointing = false;
   CLI::App app{"chatmill training-step benchmark"};
@@ -30,6 +30,8 @@ int main(int argc, char** argv) {
   app.add_option("--kernels", kernels, "fused | reference (HF's op order)")->check(CLI::IsMember({"fused", "reference"}));
   app.add_option("--batch", batch);
   app.add_option("--seq", seq);
+  app.add_option("--docs-per-row", docs, "pack this many equal documents into each row (1: one per row)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
   app.add_option("--steps", steps);
   app.add_option("--warmup", warmup);
   app.add_option("--threads", threads);
@@ -56,8 +58,12 @@ int main(int argc, char** argv) {
     w = model::Weights();
     auto gen = at::make_generator<at::CPUGeneratorImpl>(0);
     at::Tensor ids = at::randint(3, cfg.vocab_size, {batch, seq}, gen, at::kLong).to(dev);
-    train::MicroBatch mb{ids, at::arange(seq, ids.options()).unsqueeze(0).expand({batch, seq}).contiguous(), ids,
-                         at::zeros({batch, seq}, ids.options().dtype(at::kInt))};
+    // Document d of a row covers positions [d * seq / docs, (d + 1) * seq / docs); positions restart in each.
+    at::Tensor t = at::arange(seq, at::kLong);
+    at::Tensor doc = (t * docs).div(seq, "floor");
+    at::Tensor pos = t - (doc * seq + docs - 1).div(docs, "floor");
+    train::MicroBatch mb{ids, pos.unsqueeze(0).expand({batch, seq}).contiguous().to(dev), ids,
+                         doc.to(at::kInt).unsqueeze(0).expand({batch, seq}).contiguous().to(dev)};
     std::vector<double> times;
     for (int64_t s = 0; s < warmup + steps; ++s) {
       const auto t0 = std::chrono::steady_clock::now();
@@ -73,12 +79,14 @@ int main(int argc, char** argv) {
     std::sort(times.begin(), times.end());
     const double step_s = times[times.size() / 2];
     const double tokens = static_cast<double>(batch * seq);
-    // Model FLOPs: 6 per parameter per token, plus causal attention (6 * L * T * C per token, halved by the mask).
+    // Model FLOPs: 6 per parameter per token, plus causal attention (6 * L * T * C per token, halved by the
+    // mask), T being the document length when rows are packed.
     const double flops = 6.0 * static_cast<double>(cfg.num_parameters()) * tokens +
-                         6.0 * static_cast<double>(cfg.num_layers) * seq * cfg.hidden_size * tokens;
+                         6.0 * static_cast<double>(cfg.num_layers) * (static_cast<double>(seq) / static_cast<double>(docs)) *
+                             cfg.hidden_size * tokens;
     nlohmann::json r = {{"engine", "chatmill"}, {"preset", preset}, {"layers", cfg.num_layers},
                         {"params", cfg.num_parameters()}, {"device", device}, {"precision", precision},
-                        {"kernels", kernels}, {"batch", batch}, {"seq", seq}, {"threads", at::get_num_threads()},
+                        {"kernels", kernels}, {"docs_per_row", docs}, {"batch", batch}, {"seq", seq}, {"threads", at::get_num_threads()},
                         {"checkpointing", checkpointing}, {"step_s", step_s}, {"tokens_per_s", tokens / step_s},
                         {"tflops", flops / step_s / 1e12}};
     std::cout << r.dump() << "\n";

@@ -57,7 +57,9 @@ def train_rows(bin_dir, out):
     ours = [os.path.join(bin_dir, "bench", "bench_train_step"), *common, "--precision", "bf16-mixed"]
     for name, cmd in [("chatmill (fused kernels)", [*ours, "--kernels", "fused"]),
                       ("hf", [sys.executable, os.path.join(HERE, "hf_train_step.py"), *common, "--precision", "bf16"]),
-                      ("chatmill (HF's op order)", [*ours, "--kernels", "reference"])]:
+                      ("chatmill (HF's op order)", [*ours, "--kernels", "reference"]),
+                      # Packed rows (4 documents of 512 each): flash varlen attention over the documents.
+                      ("chatmill (fused kernels, 4 documents per row)", [*ours, "--kernels", "fused", "--docs-per-row", "4"])]:
         p = subprocess.run(cmd, capture_output=True, text=True)
         if p.returncode != 0:
             print(f"{name} training failed:\n{p.stderr[-3000:]}", file=sys.stderr)
