@@ -48,8 +48,9 @@ at::Tensor attention(const LlamaConfig& cfg, const LayerWeights& w, const at::Te
     const at::Tensor& packed = w.qkv_proj.defined() ? w.qkv_proj : at::cat({w.q_proj, w.k_proj, w.v_proj});
     // One GEMM, split into heads and rotated in the projections' layout; SDPA takes the transposed views.
     QkvHeads heads = qkv_rotary_fused(at::linear(x, packed), rope.cos, rope.sin, H, Hkv);  // (B, T, *, D)
-    const bool half = x.scalar_type() == at::kBFloat16 || x.scalar_type() == at::kHalf;
-    if (mask.segment_starts.defined() && x.is_cuda() && half) {
+    // Flash attention's domain: half types, head dims that are multiples of 8 up to 256.
+    const bool flash = (x.scalar_type() == at::kBFloat16 || x.scalar_type() == at::kHalf) && D % 8 == 0 && D <= 256;
+    if (mask.segment_starts.defined() && x.is_cuda() && flash) {
       // Flash attention over the runs of the flattened positions; its output is already (B*T, H, D).
       at::Tensor out = std::get<0>(at::_flash_attention_forward(
           heads.q.view({B * T, H, D}), heads.k.view({B * T, Hkv, D}), heads.v.view({B * T, Hkv, D}),
