@@ -14,10 +14,14 @@
 #include "model/hf_checkpoint.h"
 #include "model/tokenizer.h"
 #include "train/checkpoint.h"
+#include "train/device_peak.h"
 #include "train/loss.h"
 #include "train/metrics.h"
 #include "train/parallel_model.h"
 #include "train/schedule.h"
+#ifdef CHATMILL_CUDA
+#include "train/cuda/device_info.h"
+#endif
 
 namespace chatmill::train {
 
@@ -66,11 +70,6 @@ at::Device parse_train_device(const std::string& d, const DistEnv& env) {
   return at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(env.local_rank));
 }
 
-#ifdef CHATMILL_CUDA
-}  // namespace
-double cuda_peak_memory_mb(int device);  // train/cuda/nccl_backend.cpp
-namespace {
-#endif
 
 double rss_mb() {
   std::ifstream in("/proc/self/status");
@@ -131,6 +130,18 @@ TrainSummary run_training(const TrainConfig& cfg, const DistEnv& env) {
               << W << " rank(s), strategy " << strategy_name(cfg.parallel.strategy) << ", " << accum
               << " micro-batch(es) of " << cfg.data.micro_batch_size << " per step\n";
   }
+  // MFU's denominator: the configured peak, else the device's datasheet bf16 peak when training in bf16.
+  double peak_tflops = cfg.logging.peak_tflops;
+#ifdef CHATMILL_CUDA
+  if (peak_tflops <= 0 && device.is_cuda() && cfg.model.precision != Precision::Float32) {
+    const std::string name = cuda_device_name(device.index());
+    peak_tflops = dense_bf16_peak_tflops(name);
+    if (lead)
+      std::cout << (peak_tflops > 0 ? "MFU against the " + name + "'s dense bf16 peak of " + std::to_string(peak_tflops) +
+                                          " TFLOP/s (logging.peak_tflops overrides it)\n"
+                                    : "MFU not reported: no known peak for " + name + "; set logging.peak_tflops\n");
+  }
+#endif
   MetricsLog metrics(out, lead && cfg.logging.progress, total, start);
   if (lead) {
     const MemoryBytes mem = pm.memory();
@@ -227,8 +238,7 @@ TrainSummary run_training(const TrainConfig& cfg, const DistEnv& env) {
                                     {"grad_norm", norm}, {"trained_tokens", n_tokens},
                                     {"tokens_per_s", n_tokens / std::max(dt, 1e-9)}, {"step_seconds", dt},
                                     {"model_tflops_per_rank", model_tflops / W}};
-      rec["mfu"] = cfg.logging.peak_tflops > 0 ? nlohmann::ordered_json(model_tflops / W / cfg.logging.peak_tflops)
-                                               : nlohmann::ordered_json(nullptr);
+      rec["mfu"] = peak_tflops > 0 ? nlohmann::ordered_json(model_tflops / W / peak_tflops) : nlohmann::ordered_json(nullptr);
 #ifdef CHATMILL_CUDA
       if (device.is_cuda()) rec["memory_mb"] = cuda_peak_memory_mb(device.index());
 #endif

@@ -1,0 +1,17 @@
+#include "train/cuda/device_info.h"
+
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDACachingAllocator.h>
+
+namespace chatmill::train {
+
+std::string cuda_device_name(int device) {
+  return at::cuda::getDeviceProperties(static_cast<c10::DeviceIndex>(device))->name;
+}
+
+double cuda_peak_memory_mb(int device) {
+  const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(static_cast<c10::DeviceIndex>(device));
+  return static_cast<double>(stats.allocated_bytes[0].peak) / (1024.0 * 1024.0);
+}
+
+}  // namespace chatmill::train
