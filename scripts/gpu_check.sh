@@ -64,7 +64,7 @@ timeout 120 python3 tests/model/make_reference.py build-gpu/testdata > "$OUT/ref
 stage "GPU tests"
 CHATMILL_TESTDATA="$PWD/build-gpu/testdata" timeout 240 build-gpu/tests/chatmill_tests --gtest_filter='Gpu*' \
   > "$OUT/gpu_tests.log" 2>&1
-grep -E '^\[ +(OK|FAILED|SKIPPED) +\]|Failure|Expected|Which is|max' "$OUT/gpu_tests.log" | head -60
+grep -E '^\[ +(OK|FAILED|SKIPPED) +\]|Failure|Expected|Which is|max|: kernel |varlen vs' "$OUT/gpu_tests.log" | head -120
 (cd build-gpu && timeout 240 ctest -R '^train_gpu$' --output-on-failure) > "$OUT/train_gpu.log" 2>&1
 grep -E 'ok   |FAIL |relative|tests passed|tests failed' "$OUT/train_gpu.log" | head -20
 
