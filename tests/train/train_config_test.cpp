@@ -55,10 +55,15 @@ TEST(Configs, RecipeOverridesAndErrors) {
   EXPECT_EQ(c.parallel.strategy, train::Strategy::Zero2);
   EXPECT_EQ(c.run.max_steps, 7);
   EXPECT_EQ(c.to_json()["parallel"]["strategy"], "zero2");
-  std::ofstream(dir / "bad.yaml") << "model: {preset: debug, from: x, precision: fp8}\ndata: {}\nschedule: {kind: step}\nextra: 1\n";
+  EXPECT_EQ(c.model.kernels, model::Kernels::Fused);  // the default
+  EXPECT_EQ(c.to_json()["model"]["kernels"], "fused");
+  EXPECT_EQ(train::TrainConfig::load(dir / "r.yaml", {"model.kernels=reference"}).model.kernels, model::Kernels::Reference);
+  std::ofstream(dir / "bad.yaml")
+      << "model: {preset: debug, from: x, precision: fp8, kernels: triton}\ndata: {}\nschedule: {kind: step}\nextra: 1\n";
   testing::expect_error([&] { train::TrainConfig::load(dir / "bad.yaml"); },
-                        {"bad.yaml:1: model.precision is 'fp8'", "give exactly one of model.from", "data.store is required",
-                         "schedule.kind is 'step'", "bad.yaml:4: unknown key 'extra'"});
+                        {"bad.yaml:1: model.precision is 'fp8'", "model.kernels is 'triton'; choose one of: fused, reference",
+                         "give exactly one of model.from", "data.store is required", "schedule.kind is 'step'",
+                         "bad.yaml:4: unknown key 'extra'"});
 }
 
 TEST(DistEnv, ReadsTorchrunSlurmAndMpirun) {
