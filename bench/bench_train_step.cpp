@@ -4,6 +4,8 @@
 #include <ATen/Parallel.h>
 #include <CLI/CLI.hpp>
 
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <chrono>
 #include <fstream>
@@ -14,6 +16,9 @@
 #include "model/config.h"
 #include "model/weights.h"
 #include "train/parallel_model.h"
+#ifdef CHATMILL_CUDA
+#include "train/cuda/device_info.h"
+#endif
 
 using namespace chatmill;
 
@@ -89,6 +94,15 @@ int main(int argc, char** argv) {
                         {"kernels", kernels}, {"docs_per_row", docs}, {"batch", batch}, {"seq", seq}, {"threads", at::get_num_threads()},
                         {"checkpointing", checkpointing}, {"step_s", step_s}, {"tokens_per_s", tokens / step_s},
                         {"tflops", flops / step_s / 1e12}};
+    // Peak memory: the CUDA caching allocator's peak on a GPU, the process's peak RSS on the CPU.
+#ifdef CHATMILL_CUDA
+    if (dev.is_cuda()) r["peak_memory_mb"] = train::cuda_peak_memory_mb(dev.index() < 0 ? 0 : dev.index());
+#endif
+    if (!dev.is_cuda()) {
+      struct rusage ru {};
+      getrusage(RUSAGE_SELF, &ru);
+      r["peak_rss_mb"] = static_cast<double>(ru.ru_maxrss) / 1024.0;  // Linux reports KiB
+    }
     std::cout << r.dump() << "\n";
     if (!out.empty()) std::ofstream(out, std::ios::app) << r.dump() << "\n";
   } catch (const Error& e) {

@@ -62,6 +62,12 @@ def main():
     r = {"engine": "hf-transformers", "preset": a.preset, "layers": cfg.num_hidden_layers, "params": params,
          "device": a.device, "precision": a.precision, "batch": a.batch, "seq": a.seq, "threads": torch.get_num_threads(),
          "step_s": step, "tokens_per_s": tokens / step, "tflops": flops / step / 1e12}
+    # Peak memory, measured as bench_train_step measures it.
+    if cuda:
+        r["peak_memory_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    else:
+        import resource
+        r["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(r))
     if a.out:
         with open(a.out, "a") as f:

@@ -67,12 +67,13 @@ def train_rows(bin_dir, out):
         res[name] = json.loads(p.stdout.strip().splitlines()[-1])
         print(f"{name}: {res[name]['tokens_per_s']:.0f} tokens/s, {res[name]['tflops']:.0f} TFLOP/s", flush=True)
     print(f"\ntraining, 7B shape with 8 layers, batch 4 x 2048, bf16; measured bf16 matmul peak {peak:.0f} TFLOP/s\n")
-    print("| engine | tokens/s | model TFLOP/s | MFU vs measured peak | vs HF |")
-    print("|---|---|---|---|---|")
+    print("| engine | tokens/s | model TFLOP/s | MFU vs measured peak | vs HF | peak memory GiB |")
+    print("|---|---|---|---|---|---|")
     hf = res.get("hf", {}).get("tokens_per_s")
     for name, r in res.items():
         ratio = f"{r['tokens_per_s'] / hf:.2f}x" if hf else "n/a"
-        print(f"| {name} | {r['tokens_per_s']:.0f} | {r['tflops']:.0f} | {100 * r['tflops'] / peak:.0f}% | {ratio} |")
+        mem = f"{r['peak_memory_mb'] / 1024:.1f}" if "peak_memory_mb" in r else "n/a"
+        print(f"| {name} | {r['tokens_per_s']:.0f} | {r['tflops']:.0f} | {100 * r['tflops'] / peak:.0f}% | {ratio} | {mem} |")
 
 
 def main():

@@ -34,10 +34,12 @@ def main():
                                             capture_output=True, text=True, env=env).stdout.strip().splitlines()[-1]))
     h = statistics.median(r["step_s"] for r in hf)
     lines = [f"CPU, {a.threads} threads, {hf[0]['params'] / 1e6:.1f}M parameters, float32, batch 4 x 256, AdamW, "
-             f"median of {a.rounds} alternating rounds: HF transformers {h * 1e3:.0f} ms/step"]
+             f"median of {a.rounds} alternating rounds: HF transformers {h * 1e3:.0f} ms/step, peak RSS "
+             f"{statistics.median(r['peak_rss_mb'] for r in hf):.0f} MB"]
     for k, rows in ours.items():
         o = statistics.median(r["step_s"] for r in rows)
-        lines.append(f"- chatmill, {k} kernels: {o * 1e3:.0f} ms/step: {h / o:.2f}x")
+        lines.append(f"- chatmill, {k} kernels: {o * 1e3:.0f} ms/step: {h / o:.2f}x; peak RSS "
+                     f"{statistics.median(r['peak_rss_mb'] for r in rows):.0f} MB")
     print("\n".join(lines))
     with open(os.path.splitext(a.out)[0] + ".md", "w") as f:
         f.write("\n".join(lines) + "\n")
