@@ -6,6 +6,7 @@
 #include <numeric>
 
 #include "common/error.h"
+#include "model/rope.h"
 #ifdef CHATMILL_CUDA
 #include "model/cuda/autograd_kernels.h"
 #endif
@@ -27,11 +28,10 @@ using torch::autograd::variable_list;
 #endif
 }
 
-// x: (B, T, h, D); cos, sin: (B, T, D) -> x * cos + rotate_half(x) * (sign * sin), HF's ops.
+// x: (B, T, h, D) in the projections' layout; cos, sin: (B, T, D). The model's rotary on the (B, h, T, D)
+// view; `inverse` rotates with -sin.
 at::Tensor rotate(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, bool inverse) {
-  const int64_t half = x.size(-1) / 2;
-  at::Tensor rotated = at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
-  return x * cos.unsqueeze(2) + rotated * (inverse ? -sin : sin).unsqueeze(2);
+  return apply_rotary(x.transpose(1, 2), {cos, inverse ? -sin : sin}).transpose(1, 2);
 }
 
 struct QkvRotaryFunction : torch::autograd::Function<QkvRotaryFunction> {

@@ -56,6 +56,12 @@ const char* strategy_name(Strategy s) {
   return names[static_cast<int>(s)].c_str();
 }
 
+const char* kernels_name(model::Kernels k) {
+  for (const auto& [n, e] : kKernels)
+    if (e == k) return n.c_str();
+  return "?";
+}
+
 TrainConfig TrainConfig::load(const std::filesystem::path& file, const std::vector<std::string>& overrides) {
   auto errors = std::make_shared<ConfigErrors>();
   YamlObject root(load_yaml(file, overrides), "", file.string(), errors);
@@ -145,7 +151,7 @@ nlohmann::ordered_json TrainConfig::to_json() const {
            {{"from", model.from}, {"preset", model.preset}, {"init_std", model.init_std}, {"tokenizer", model.tokenizer},
             {"device", model.device}, {"precision", name_of(model.precision, kPrecisions)},
             {"activation_checkpointing", model.activation_checkpointing},
-            {"kernels", name_of(model.kernels, kKernels)}}},
+            {"kernels", kernels_name(model.kernels)}}},
           {"data",
            {{"store", data.store}, {"micro_batch_size", data.micro_batch_size},
             {"global_batch_size", data.global_batch_size}}},

@@ -95,5 +95,6 @@ struct TrainConfig {
 
 const char* precision_name(Precision p);
 const char* strategy_name(Strategy s);
+const char* kernels_name(model::Kernels k);
 
 }  // namespace chatmill::train

@@ -103,8 +103,12 @@ ParallelModel::ParallelModel(model::LlamaConfig cfg, const model::Weights& init,
 
 ParallelModel::~ParallelModel() = default;
 
+at::ScalarType ParallelModel::compute_dtype() const {
+  return precision_ == Precision::Float32 ? at::kFloat : at::kBFloat16;
+}
+
 at::Tensor ParallelModel::compute(const at::Tensor& p) const {
-  return precision_ == Precision::Bf16Mixed ? p.to(at::kBFloat16) : p;
+  return p.to(compute_dtype());  // a no-op unless bf16-mixed (float32 masters)
 }
 
 void ParallelModel::gather_group(int g, at::Tensor& full) const {
@@ -154,7 +158,7 @@ void ParallelModel::on_group_gradients(int g) {
 }
 
 at::Tensor ParallelModel::loss_sum(const MicroBatch& mb) {
-  const model::RopeTables rope = rope_.tables(mb.positions, precision_ == Precision::Float32 ? at::kFloat : at::kBFloat16);
+  const model::RopeTables rope = rope_.tables(mb.positions, compute_dtype());
   const model::AttentionMask mask = document_mask(mb.doc);
   const bool tied = cfg_.tie_word_embeddings;
   const int eg = embed_group_, hg = head_group_;
@@ -166,7 +170,7 @@ at::Tensor ParallelModel::loss_sum(const MicroBatch& mb) {
       model::LayerWeights w;
       if (kernels_ == model::Kernels::Fused) {
         // Packed projections, converted to the compute dtype in the same pass (layer_from's order).
-        const at::ScalarType dt = precision_ == Precision::Bf16Mixed ? at::kBFloat16 : p[0][1].scalar_type();
+        const at::ScalarType dt = compute_dtype();
         w.input_norm = compute(p[0][0]);
         w.qkv_proj = model::stack_rows({p[0][1], p[0][2], p[0][3]}, dt);
         w.o_proj = compute(p[0][4]);

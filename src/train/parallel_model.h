@@ -82,6 +82,7 @@ class ParallelModel : public ParamSource {
  private:
   bool sharded() const { return strategy_ == Strategy::Zero1 || strategy_ == Strategy::Zero2 || strategy_ == Strategy::Zero3; }
   int64_t shard_begin(int g) const { return comm_.rank() * groups_[g].shard_size(comm_.world_size()); }
+  at::ScalarType compute_dtype() const;  // float32, or bf16 under either bf16 precision
   at::Tensor compute(const at::Tensor& p) const;  // cast to the compute dtype
   void on_group_gradients(int g);                 // every gradient of group g is accumulated
   void gather_group(int g, at::Tensor& full) const;

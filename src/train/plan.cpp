@@ -61,7 +61,7 @@ std::string format_plan(const MemoryPlan& p, const model::LlamaConfig& m, const 
                 static_cast<long long>(m.hidden_size), strategy_name(cfg.parallel.strategy), W,
                 precision_name(cfg.model.precision), static_cast<long long>(cfg.data.micro_batch_size),
                 cfg.model.activation_checkpointing ? "on" : "off",
-                cfg.model.kernels == model::Kernels::Fused ? "fused" : "reference", g(p.params), g(p.grads), g(p.optimizer),
+                kernels_name(cfg.model.kernels), g(p.params), g(p.grads), g(p.optimizer),
                 g(p.activations), g(p.buffers), g(p.total()), gib, g(p.total()) <= gib * 0.95 ? "fits" : "does NOT fit");
   return buf;
 }
