@@ -9,15 +9,11 @@
 #include <algorithm>
 
 #include "model/cuda/autograd_kernels.h"
+#include "model/cuda/device_math.cuh"
 
 namespace chatmill::model::autograd_cuda {
 
 namespace {
-
-template <typename T>
-__device__ __forceinline__ float rnd(float x) {
-  return static_cast<float>(static_cast<T>(x));
-}
 
 constexpr int kThreads = 256;
 
@@ -39,16 +35,6 @@ __device__ __forceinline__ HeadSlot head_slot(int64_t n, int hh, int H, int Hkv,
   return {(n * Hkv + hh - H - Hkv) * D, 2};
 }
 
-// HF: y = x * cos + cat(-x2, x1) * (sign * sin), each product and the sum rounded to T.
-template <typename T>
-__device__ __forceinline__ void rotate(const T* cos, const T* sin, float sign, int j, int half, float x1, float x2,
-                                       float& y1, float& y2) {
-  const float c1 = static_cast<float>(cos[j]), c2 = static_cast<float>(cos[j + half]);
-  const float s1 = sign * static_cast<float>(sin[j]), s2 = sign * static_cast<float>(sin[j + half]);
-  y1 = rnd<T>(x1 * c1) + rnd<T>(-x2 * s1);
-  y2 = rnd<T>(x2 * c2) + rnd<T>(x1 * s2);
-}
-
 // One thread per pair (j, j + D/2) of one head (q, k or v) of one position.
 template <typename T, bool kForward>
 __global__ void qkv_rotary_kernel(T* __restrict__ packed, T* __restrict__ q, T* __restrict__ k, T* __restrict__ v,
@@ -66,9 +52,12 @@ __global__ void qkv_rotary_kernel(T* __restrict__ packed, T* __restrict__ q, T* 
     const T* src = kForward ? row : head;
     T* dst = kForward ? head : row;
     float y1 = static_cast<float>(src[j]), y2 = static_cast<float>(src[j + half]);
-    if (slot.which != 2)
-      rotate<T>(cos + n * D, sin + n * D, kForward ? 1.f : -1.f, j, half, static_cast<float>(src[j]),
-                static_cast<float>(src[j + half]), y1, y2);
+    if (slot.which != 2) {  // the backward rotates with -sin
+      const T *c = cos + n * D, *s = sin + n * D;
+      const float sign = kForward ? 1.f : -1.f;
+      cuda_math::rotate_pair<T>(y1, y2, static_cast<float>(c[j]), sign * static_cast<float>(s[j]),
+                                static_cast<float>(c[j + half]), sign * static_cast<float>(s[j + half]), y1, y2);
+    }
     dst[j] = static_cast<T>(y1);
     dst[j + half] = static_cast<T>(y2);
   }
@@ -80,7 +69,7 @@ __global__ void swiglu_forward_kernel(const T* __restrict__ gate_up, T* __restri
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const int64_t r = i / F, c = i % F;
     const float g = static_cast<float>(gate_up[r * 2 * F + c]), u = static_cast<float>(gate_up[r * 2 * F + F + c]);
-    out[i] = static_cast<T>(rnd<T>(g / (1.f + expf(-g))) * u);  // silu stored in T, as HF
+    out[i] = static_cast<T>(cuda_math::silu<T>(g) * u);
   }
 }
 

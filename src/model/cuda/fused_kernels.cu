@@ -9,17 +9,15 @@
 #include <algorithm>
 #include <cmath>
 
+#include "model/cuda/device_math.cuh"
 #include "model/cuda/fused_kernels.h"
 
 namespace chatmill::model::fused::cuda {
 
 namespace {
 
-// Rounds a float32 value to T and back: where HF's op would store a T.
-template <typename T>
-__device__ __forceinline__ float rnd(float x) {
-  return static_cast<float>(static_cast<T>(x));
-}
+using cuda_math::rnd;
+using cuda_math::rotate_pair;
 
 __device__ __forceinline__ float warp_sum(float x) {
   for (int offset = 16; offset > 0; offset /= 2) x += __shfl_xor_sync(0xffffffffu, x, offset);
@@ -68,18 +66,13 @@ __global__ void silu_mul_kernel(const T* __restrict__ gate, int64_t gate_stride,
   const int64_t row = blockIdx.y;
   for (int64_t i = blockIdx.x * blockDim.x + threadIdx.x; i < F; i += gridDim.x * blockDim.x) {
     const float g = static_cast<float>(gate[row * gate_stride + i]);
-    const float act = rnd<T>(g / (1.f + expf(-g)));  // torch's silu, stored in T
+    const float act = cuda_math::silu<T>(g);
     out[row * F + i] = static_cast<T>(act * static_cast<float>(up[row * up_stride + i]));
   }
 }
 
 // ---- rotary on q and k, k/v into the cache: one block per row ----------------------------------------------
 // Pairs (j, j + D/2) rotate by angle positions[b] * inv_freq[j]: HF's rotate_half with cos/sin tables in T.
-template <typename T>
-__device__ __forceinline__ void rotate_pair(float x1, float x2, float c, float s, float& y1, float& y2) {
-  y1 = rnd<T>(rnd<T>(x1 * c) + rnd<T>(-x2 * s));
-  y2 = rnd<T>(rnd<T>(x2 * c) + rnd<T>(x1 * s));
-}
 
 template <typename T>
 __global__ void rope_append_kernel(const T* __restrict__ q, int64_t q_stride, const T* __restrict__ k, int64_t k_stride,
@@ -100,7 +93,7 @@ __global__ void rope_append_kernel(const T* __restrict__ q, int64_t q_stride, co
       const float c = rnd<T>(cosf(angle)), s = rnd<T>(sinf(angle));
       const T* src = is_q ? q + b * q_stride : k + b * k_stride;
       float y1, y2;
-      rotate_pair<T>(static_cast<float>(src[head * D + j]), static_cast<float>(src[head * D + j + half]), c, s, y1, y2);
+      rotate_pair<T>(static_cast<float>(src[head * D + j]), static_cast<float>(src[head * D + j + half]), c, s, c, s, y1, y2);
       T* dst = is_q ? q_out + (static_cast<int64_t>(b) * H + head) * D
                     : k_cache + ((static_cast<int64_t>(b) * Hkv + head) * S + col) * D;
       dst[j] = static_cast<T>(y1);

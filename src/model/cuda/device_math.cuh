@@ -1,0 +1,28 @@
+// Device helpers the CUDA kernels share (model/cuda/*.cu): rounding where HF's ops store a T, and the pieces
+// of HF's math that both the decode kernels and the training kernels compute.
+#pragma once
+
+namespace chatmill::model::cuda_math {
+
+// Rounds a float32 value to T and back: where HF's op would store a T.
+template <typename T>
+__device__ __forceinline__ float rnd(float x) {
+  return static_cast<float>(static_cast<T>(x));
+}
+
+// torch's silu, x / (1 + exp(-x)) in float32, stored in T.
+template <typename T>
+__device__ __forceinline__ float silu(float x) {
+  return rnd<T>(x / (1.f + expf(-x)));
+}
+
+// HF's rotate_half on the pair (x1, x2) = (x[j], x[j + D/2]): y = x * cos + cat(-x2, x1) * sin, each product
+// and the sum rounded to T. (c1, s1) are the tables at j, (c2, s2) at j + D/2.
+template <typename T>
+__device__ __forceinline__ void rotate_pair(float x1, float x2, float c1, float s1, float c2, float s2, float& y1,
+                                            float& y2) {
+  y1 = rnd<T>(rnd<T>(x1 * c1) + rnd<T>(-x2 * s1));
+  y2 = rnd<T>(rnd<T>(x2 * c2) + rnd<T>(x1 * s2));
+}
+
+}  // namespace chatmill::model::cuda_math
