@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
@@ -64,6 +65,11 @@ inline void expect_error(const std::function<void()>& f, const std::vector<std::
 
 inline double max_abs_diff(const at::Tensor& a, const at::Tensor& b) {
   return (a.to(at::kDouble) - b.to(at::kDouble)).abs().max().item<double>();
+}
+
+// max |got - want| relative to want's largest magnitude.
+inline double rel_diff(const at::Tensor& got, const at::Tensor& want) {
+  return max_abs_diff(got, want) / std::max(1e-12, want.to(at::kDouble).abs().max().item<double>());
 }
 
 }  // namespace chatmill::testing

@@ -18,6 +18,7 @@ namespace chatmill {
 namespace {
 
 using testing::max_abs_diff;
+using testing::rel_diff;
 
 at::Tensor leaf(const at::Tensor& t) { return t.detach().clone().requires_grad_(true); }
 
@@ -30,10 +31,6 @@ std::vector<at::Tensor> grads_of(const std::vector<at::Tensor>& outs, const std:
 }
 std::vector<at::Tensor> grads_of(const at::Tensor& out, const at::Tensor& probe, const std::vector<at::Tensor>& inputs) {
   return grads_of(std::vector<at::Tensor>{out}, std::vector<at::Tensor>{probe}, inputs);
-}
-
-double rel_diff(const at::Tensor& got, const at::Tensor& want) {
-  return max_abs_diff(got, want) / std::max(1e-12, want.to(at::kDouble).abs().max().item<double>());
 }
 
 model::RopeTables tables(int64_t B, int64_t T, int64_t D, at::ScalarType dtype, at::Device dev) {

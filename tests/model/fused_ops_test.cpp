@@ -22,6 +22,7 @@ namespace {
 using model::fused::ForceReference;
 
 using testing::max_abs_diff;
+using testing::rel_diff;
 
 model::LlamaConfig small_config(int64_t hidden, int64_t heads, int64_t kv_heads) {
   model::LlamaConfig cfg = model::llama2_debug();
@@ -156,10 +157,6 @@ TEST(FusedOps, RefusesBadShapesClearly) {
 double tolerance(at::ScalarType t, double ulps) {
   if (t == at::kFloat) return 1e-5;
   return ulps * (t == at::kBFloat16 ? 1.0 / 128 : 1.0 / 1024);
-}
-
-double rel_diff(const at::Tensor& got, const at::Tensor& want) {
-  return max_abs_diff(got, want) / std::max(1e-12, want.to(at::kDouble).abs().max().item<double>());
 }
 
 TEST(GpuFused, KernelsEqualTheReference) {
