@@ -6,11 +6,10 @@
 #include <vector>
 
 #include "data/chat_template.h"
+#include "data/ignore_label.h"
 #include "model/tokenizer.h"
 
 namespace chatmill::data {
-
-inline constexpr int32_t kIgnoreLabel = -100;
 
 struct EncodedSample {
   std::vector<int32_t> ids;

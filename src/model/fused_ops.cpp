@@ -26,11 +26,13 @@ bool use_kernel(const at::Tensor& t, ForceReference ref) {
 #endif
 }
 
-void check_rows(const at::Tensor& t, const char* what, int64_t rows, int64_t cols, at::ScalarType dtype) {
+// `like`: the op's first input, whose dtype and device every other input must share (the kernels take raw pointers).
+void check_rows(const at::Tensor& t, const char* what, int64_t rows, int64_t cols, const at::Tensor& like) {
   CHATMILL_CHECK(t.dim() == 2 && t.size(0) == rows && t.size(1) == cols, "fused op: ", what, " must be (", rows, ", ",
                  cols, "), got ", t.sizes());
   CHATMILL_CHECK(t.stride(1) == 1, "fused op: ", what, " must have contiguous rows (stride 1 along the last dim)");
-  CHATMILL_CHECK(t.scalar_type() == dtype, "fused op: ", what, " is ", t.scalar_type(), ", expected ", dtype);
+  CHATMILL_CHECK(t.scalar_type() == like.scalar_type() && t.device() == like.device(), "fused op: ", what, " is ",
+                 t.scalar_type(), " on ", t.device(), ", expected ", like.scalar_type(), " on ", like.device());
 }
 
 void check_cache(const at::Tensor& c, const char* what, int64_t B, const at::Tensor& q) {
@@ -41,9 +43,10 @@ void check_cache(const at::Tensor& c, const char* what, int64_t B, const at::Ten
 }
 
 void check_index(const at::Tensor& t, const char* what, int64_t B, const at::Tensor& like) {
-  CHATMILL_CHECK(t.dim() == 1 && t.size(0) == B && t.scalar_type() == at::kLong && t.device() == like.device(),
-                 "fused op: ", what, " must be (", B, ") int64 on ", like.device(), ", got ", t.sizes(), " ",
-                 t.scalar_type(), " on ", t.device());
+  CHATMILL_CHECK(t.dim() == 1 && t.size(0) == B && t.scalar_type() == at::kLong && t.device() == like.device() &&
+                     (B <= 1 || t.stride(0) == 1),
+                 "fused op: ", what, " must be a dense (", B, ") int64 tensor on ", like.device(), ", got ", t.sizes(),
+                 " with stride ", t.strides(), ", ", t.scalar_type(), " on ", t.device());
 }
 
 }  // namespace
@@ -61,11 +64,11 @@ at::Tensor add_rms_norm(at::Tensor& residual, const at::Tensor& delta, const at:
   CHATMILL_CHECK(residual.dim() == 2 && residual.is_contiguous(), "fused op: the residual must be contiguous (N, C), got ",
                  residual.sizes());
   const int64_t N = residual.size(0), C = residual.size(1);
-  if (delta.defined()) check_rows(delta, "delta", N, C, residual.scalar_type());
+  if (delta.defined()) check_rows(delta, "delta", N, C, residual);
   CHATMILL_CHECK(weight.dim() == 1 && weight.size(0) == C && weight.scalar_type() == residual.scalar_type() &&
-                     weight.is_contiguous(),
-                 "fused op: the norm weight must be contiguous (", C, ") ", residual.scalar_type(), ", got ",
-                 weight.sizes(), " ", weight.scalar_type());
+                     weight.is_contiguous() && weight.device() == residual.device(),
+                 "fused op: the norm weight must be contiguous (", C, ") ", residual.scalar_type(), " on ",
+                 residual.device(), ", got ", weight.sizes(), " ", weight.scalar_type(), " on ", weight.device());
   if (!use_kernel(residual, ref)) {
     if (delta.defined()) residual.add_(delta);
     return rms_norm(residual, weight, eps);
@@ -81,8 +84,8 @@ at::Tensor add_rms_norm(at::Tensor& residual, const at::Tensor& delta, const at:
 
 at::Tensor silu_mul(const at::Tensor& gate, const at::Tensor& up, ForceReference ref) {
   CHATMILL_CHECK(gate.dim() == 2, "fused op: gate must be (N, F), got ", gate.sizes());
-  check_rows(gate, "gate", gate.size(0), gate.size(1), gate.scalar_type());
-  check_rows(up, "up", gate.size(0), gate.size(1), gate.scalar_type());
+  check_rows(gate, "gate", gate.size(0), gate.size(1), gate);
+  check_rows(up, "up", gate.size(0), gate.size(1), gate);
   if (!use_kernel(gate, ref)) return at::silu(gate) * up;
 #ifdef CHATMILL_CUDA
   at::Tensor out = at::empty(gate.sizes(), gate.options());
@@ -105,9 +108,9 @@ at::Tensor rope_append(const at::Tensor& q, const at::Tensor& k, const at::Tenso
                  k_cache.sizes());
   const int64_t Hkv = k_cache.size(1);
   CHATMILL_CHECK(Hkv > 0 && H % Hkv == 0, "fused op: ", H, " query heads cannot share ", Hkv, " kv heads");
-  check_rows(q, "q", B, H * D, q.scalar_type());
-  check_rows(k, "k", B, Hkv * D, q.scalar_type());
-  check_rows(v, "v", B, Hkv * D, q.scalar_type());
+  check_rows(q, "q", B, H * D, q);
+  check_rows(k, "k", B, Hkv * D, q);
+  check_rows(v, "v", B, Hkv * D, q);
   check_cache(k_cache, "the k cache", B, q);
   check_cache(v_cache, "the v cache", B, q);
   CHATMILL_CHECK(v_cache.sizes() == k_cache.sizes(), "fused op: the v cache ", v_cache.sizes(),
@@ -163,7 +166,7 @@ at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, ForceReference 
                  " and weight ", weight.sizes(), " do not multiply (x: (M, K), weight: (N, K))");
   const int64_t M = x.size(0), K = x.size(1);
   const bool skinny = use_kernel(x, ref) && (x.scalar_type() == at::kBFloat16 || x.scalar_type() == at::kHalf) &&
-                      weight.scalar_type() == x.scalar_type() && M >= 1 && M <= kSkinnyRows && K % 8 == 0 &&
+                      weight.scalar_type() == x.scalar_type() && weight.device() == x.device() && M >= 1 && M <= kSkinnyRows && K % 8 == 0 &&
                       x.is_contiguous() && weight.is_contiguous() &&
                       reinterpret_cast<uintptr_t>(x.data_ptr()) % 16 == 0 &&
                       reinterpret_cast<uintptr_t>(weight.data_ptr()) % 16 == 0;

@@ -37,30 +37,20 @@ const std::vector<std::pair<std::string, Strategy>> kStrategies = {
 const std::vector<std::pair<std::string, OnNonFinite>> kNonFinite = {{"skip", OnNonFinite::Skip},
                                                                      {"stop", OnNonFinite::Stop}};
 
+// The spelling of `v` in its table (a reference into the table, which lives as long as the program).
 template <typename E>
-std::string name_of(E v, const std::vector<std::pair<std::string, E>>& names) {
+const std::string& name_of(E v, const std::vector<std::pair<std::string, E>>& names) {
+  static const std::string unknown = "?";
   for (const auto& [n, e] : names)
     if (e == v) return n;
-  return "?";
+  return unknown;
 }
 
 }  // namespace
 
-const char* precision_name(Precision p) {
-  static const std::string names[] = {"float32", "bf16-mixed", "bf16"};
-  return names[static_cast<int>(p)].c_str();
-}
-
-const char* strategy_name(Strategy s) {
-  static const std::string names[] = {"none", "ddp", "zero1", "zero2", "zero3"};
-  return names[static_cast<int>(s)].c_str();
-}
-
-const char* kernels_name(model::Kernels k) {
-  for (const auto& [n, e] : kKernels)
-    if (e == k) return n.c_str();
-  return "?";
-}
+const char* precision_name(Precision p) { return name_of(p, kPrecisions).c_str(); }
+const char* strategy_name(Strategy s) { return name_of(s, kStrategies).c_str(); }
+const char* kernels_name(model::Kernels k) { return name_of(k, kKernels).c_str(); }
 
 TrainConfig TrainConfig::load(const std::filesystem::path& file, const std::vector<std::string>& overrides) {
   auto errors = std::make_shared<ConfigErrors>();

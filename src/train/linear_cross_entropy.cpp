@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "common/error.h"
+#include "data/ignore_label.h"
 #include "train/loss.h"
 
 namespace chatmill::train {
@@ -14,8 +15,6 @@ namespace {
 
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
-
-constexpr int64_t kIgnore = -100;
 
 struct LinearCrossEntropy : torch::autograd::Function<LinearCrossEntropy> {
   // hidden: (N, C); weight: (V, C); targets: (N) int64 (already shifted).
@@ -30,7 +29,7 @@ struct LinearCrossEntropy : torch::autograd::Function<LinearCrossEntropy> {
       const int64_t n = std::min(chunk, N - start);
       const at::Tensor h = hidden.narrow(0, start, n), t = targets.narrow(0, start, n);
       at::Tensor logits = at::linear(h, weight).to(at::kFloat);  // (n, V)
-      const at::Tensor valid = t.ne(kIgnore);                      // (n)
+      const at::Tensor valid = t.ne(data::kIgnoreLabel);                      // (n)
       const at::Tensor index = at::where(valid, t, at::zeros_like(t)).unsqueeze(1);  // (n, 1)
       const at::Tensor lse = at::logsumexp(logits, {1});           // (n)
       loss += ((lse - logits.gather(1, index).squeeze(1)) * valid).sum();

@@ -2,6 +2,8 @@
 
 #include <ATen/ATen.h>
 
+#include "data/ignore_label.h"
+
 namespace chatmill::train {
 
 at::Tensor token_loss_sum(const at::Tensor& logits, const at::Tensor& labels) {
@@ -9,27 +11,32 @@ at::Tensor token_loss_sum(const at::Tensor& logits, const at::Tensor& labels) {
   // Shift the labels, not the logits (as HF's ForCausalLMLoss does): slicing the (B, T, V) logits would cost
   // a full-size zero-filled gradient in backward.
   return at::cross_entropy_loss(logits.to(at::kFloat).reshape({-1, V}), shift_labels(labels).reshape({-1}), {},
-                                at::Reduction::Sum, -100);
+                                at::Reduction::Sum, data::kIgnoreLabel);
 }
 
 at::Tensor shift_labels(const at::Tensor& labels) {
-  return at::cat({labels.narrow(1, 1, labels.size(1) - 1), at::full({labels.size(0), 1}, -100, labels.options())}, 1);
+  at::Tensor last = at::full({labels.size(0), 1}, data::kIgnoreLabel, labels.options());
+  return at::cat({labels.narrow(1, 1, labels.size(1) - 1), last}, 1);
 }
 
 int64_t trained_tokens(const at::Tensor& labels) {
-  return labels.narrow(1, 1, labels.size(1) - 1).ne(-100).sum().item<int64_t>();
+  return labels.narrow(1, 1, labels.size(1) - 1).ne(data::kIgnoreLabel).sum().item<int64_t>();
 }
 
 model::AttentionMask document_mask(const at::Tensor& doc) {
   // One document filling every row: plain causal attention (SDPA's fast kernels), the same result.
-  if (doc.min().item<int64_t>() == 0 && doc.max().item<int64_t>() == 0) return {at::Tensor(), true};
+  model::AttentionMask m;
+  if (doc.min().item<int64_t>() == 0 && doc.max().item<int64_t>() == 0) {
+    m.is_causal = true;
+    return m;
+  }
   const int64_t T = doc.size(1);
   at::Tensor q = doc.unsqueeze(2), k = doc.unsqueeze(1);  // (B, T, 1), (B, 1, T)
   at::Tensor pos = at::arange(T, doc.options().dtype(at::kLong));
   at::Tensor causal = pos.unsqueeze(0) <= pos.unsqueeze(1);                 // (T, T): key <= query
   at::Tensor same = (q == k) & (q >= 0);                                     // same real document
   at::Tensor self = at::eye(T, doc.options().dtype(at::kBool));
-  model::AttentionMask m{((same & causal) | self).unsqueeze(1), false};  // (B, 1, T, T)
+  m.mask = ((same & causal) | self).unsqueeze(1);  // (B, 1, T, T)
   // The same as runs of the flattened positions: a run starts at each row start and each change of document
   // (padding runs too: no real position attends to them, and their outputs feed no loss).
   at::Tensor flat = doc.reshape({-1});

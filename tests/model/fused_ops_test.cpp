@@ -29,7 +29,7 @@ model::LlamaConfig small_config(int64_t hidden, int64_t heads, int64_t kv_heads)
   cfg.hidden_size = hidden;
   cfg.num_heads = heads;
   cfg.num_kv_heads = kv_heads;
-  cfg.intermediate_size = hidden * 8 / 3;
+  cfg.intermediate_size = (hidden * 8 / 3 + 7) / 8 * 8;  // a multiple of 8, so down_proj runs the skinny GEMM too
   cfg.num_layers = 3;
   cfg.rope_theta = 50000;  // not the default, so a kernel that ignores inv_freq would show
   cfg.rms_norm_eps = 1e-6;
@@ -143,6 +143,10 @@ TEST(FusedOps, RefusesBadShapesClearly) {
                         {"contiguous", "k cache"});
   testing::expect_error([&] { model::fused::decode_attention(at::randn({2, 2, 4}), kc, vc, at::ones({3}, at::kLong)); },
                         {"lengths", "(2)"});
+  // The kernels read index tensors densely: a strided view is refused, not misread.
+  at::Tensor strided = at::ones({2, 2}, at::kLong).select(1, 0);
+  testing::expect_error([&] { model::fused::decode_attention(at::randn({2, 2, 4}), kc, vc, strided); },
+                        {"lengths", "dense", "stride"});
 }
 
 // ---- GPU ------------------------------------------------------------------------------------------------
@@ -184,6 +188,12 @@ TEST(GpuFused, KernelsEqualTheReference) {
       close("add_rms_norm", dtype, y, y_ref, 1, c10::str("C ", C));
       close("rms_norm", dtype, model::fused::add_rms_norm(r2, at::Tensor(), w, 1e-6),
             model::fused::add_rms_norm(r2_ref, at::Tensor(), w, 1e-6, ref), 1, c10::str("C ", C));
+      // A delta that is a column range of a wider output (its rows 2C apart).
+      at::Tensor wide = at::randn({5, 2 * C}, opts), r3 = r.clone(), r3_ref = r.clone();
+      at::Tensor dv = wide.narrow(1, C, C);
+      close("add_rms_norm", dtype, model::fused::add_rms_norm(r3, dv, w, 1e-5),
+            model::fused::add_rms_norm(r3_ref, dv, w, 1e-5, ref), 1, c10::str("strided delta, C ", C));
+      EXPECT_LE(max_abs_diff(r3, r3_ref), 0.0) << dtype << " C " << C << ": the residual add of a strided delta";
     }
     // silu_mul on strided views of one (N, 2F) matmul output, as a fused gate/up projection would give.
     at::Tensor gu = at::randn({3, 2 * 11008}, opts) * 4;
@@ -224,12 +234,28 @@ TEST(GpuFused, KernelsEqualTheReference) {
         close("rope k cache", dtype, kc, kc_ref, 1, where);
         EXPECT_LE(max_abs_diff(vc, vc_ref), 0.0) << where << " (whole v cache)";
 
-        // Attention over lengths from 1 to S, the longest a multiple of no chunk size.
+        // Attention over lengths from 1 to S (row 0 the whole cache, so batch 1 runs every split too).
         at::Tensor lengths = at::randint(1, S + 1, {B}, at::TensorOptions().dtype(at::kLong)).to(dev);
-        lengths[0] = B > 1 ? S : 1;
+        lengths[0] = S;
         at::Tensor qa = at::randn({B, H, D}, opts);
         close("decode_attention", dtype, model::fused::decode_attention(qa, kc, vc, lengths),
               model::fused::decode_attention(qa, kc, vc, lengths, ref), 2, where);
+      }
+    }
+  }
+  // Decode attention at 7B's shape in a 4096-column cache (32 splits at batch 1), at the lengths serving sees.
+  for (at::ScalarType dtype : {at::kBFloat16, at::kHalf}) {
+    auto opts = at::TensorOptions().dtype(dtype).device(dev);
+    const int64_t S = 4096;
+    for (int64_t B : {1, 4}) {
+      at::Tensor kc = at::randn({B, 32, S, 128}, opts), vc = at::randn({B, 32, S, 128}, opts);
+      at::Tensor qa = at::randn({B, 32, 128}, opts);
+      for (int64_t len : {1, 200, 256, 2048, 4095, 4096}) {
+        at::Tensor lengths = at::randint(1, S + 1, {B}, at::TensorOptions().dtype(at::kLong));
+        lengths[0] = len;
+        lengths = lengths.to(dev);
+        close("decode_attention", dtype, model::fused::decode_attention(qa, kc, vc, lengths),
+              model::fused::decode_attention(qa, kc, vc, lengths, ref), 2, c10::str("7B B ", B, " length ", len));
       }
     }
   }

@@ -38,10 +38,10 @@ __device__ float block_sum(float x) {
 
 // ---- residual add + RMSNorm: one block per row ------------------------------------------------------------
 template <typename T>
-__global__ void add_rms_norm_kernel(T* __restrict__ residual, const T* __restrict__ delta, const T* __restrict__ w,
-                                    T* __restrict__ out, int64_t C, float eps) {
+__global__ void add_rms_norm_kernel(T* __restrict__ residual, const T* __restrict__ delta, int64_t delta_stride,
+                                    const T* __restrict__ w, T* __restrict__ out, int64_t C, float eps) {
   T* r = residual + blockIdx.x * C;
-  const T* d = delta ? delta + blockIdx.x * C : nullptr;
+  const T* d = delta ? delta + blockIdx.x * delta_stride : nullptr;
   T* o = out + blockIdx.x * C;
   float ss = 0.f;
   for (int64_t i = threadIdx.x; i < C; i += blockDim.x) {
@@ -106,9 +106,11 @@ __global__ void rope_append_kernel(const T* __restrict__ q, int64_t q_stride, co
 }
 
 // ---- decode attention: split over columns, then combined ---------------------------------------------------
-// Block (b*H + h, split) covers columns [split*chunk, min((split+1)*chunk, lengths[b])): each warp takes every
-// kWarps-th column, a lane holds `per_lane` consecutive elements of the head (a warp reads whole rows), online
-// softmax in float32. The block writes its unnormalised sum and (max, denominator) for the combine kernel.
+// Block (b*H + h, split) takes the groups of kWarps columns numbered split, split + splits, ... below lengths[b],
+// one column per warp: interleaved, so every split has work at any length (the split count follows the cache
+// capacity, fixed for a CUDA graph, not the length). A lane holds `per_lane` consecutive elements of the head (a
+// warp reads whole rows); online softmax in float32. The block writes its unnormalised sum and (max,
+// denominator) for the combine kernel, which does not depend on which columns a split took.
 constexpr int kWarps = 4;
 constexpr int kMaxPerLane = 8;  // head dim up to 256
 
@@ -116,7 +118,7 @@ template <typename T>
 __global__ void decode_attention_split_kernel(const T* __restrict__ q, const T* __restrict__ k_cache,
                                               const T* __restrict__ v_cache, const int64_t* __restrict__ lengths,
                                               float* __restrict__ part_acc, float* __restrict__ part_ml, int H,
-                                              int Hkv, int64_t S, int D, int64_t chunk, float scale) {
+                                              int Hkv, int64_t S, int D, float scale) {
   __shared__ float s_acc[kWarps][kMaxPerLane * 32];
   __shared__ float s_m[kWarps], s_l[kWarps];
   const int bh = blockIdx.x, split = blockIdx.y, splits = gridDim.y;
@@ -124,7 +126,7 @@ __global__ void decode_attention_split_kernel(const T* __restrict__ q, const T* 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int per_lane = (D + 31) / 32;
   const int64_t len = min(lengths[b], S);
-  const int64_t begin = split * chunk, end = min(begin + chunk, len);
+  const int64_t step = static_cast<int64_t>(splits) * kWarps;
 
   float qv[kMaxPerLane], acc[kMaxPerLane];
 #pragma unroll
@@ -135,7 +137,7 @@ __global__ void decode_attention_split_kernel(const T* __restrict__ q, const T* 
   }
   float m = -INFINITY, l = 0.f;
   const int64_t head_base = (static_cast<int64_t>(b) * Hkv + kvh) * S * D;
-  for (int64_t s = begin + warp; s < end; s += kWarps) {
+  for (int64_t s = static_cast<int64_t>(split) * kWarps + warp; s < len; s += step) {
     const T* kr = k_cache + head_base + s * D;
     const T* vr = v_cache + head_base + s * D;
     float dot = 0.f;
@@ -279,7 +281,7 @@ void add_rms_norm(const at::Tensor& residual, const at::Tensor& delta, const at:
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, residual.scalar_type(), "add_rms_norm", [&] {
     add_rms_norm_kernel<scalar_t><<<N, std::min(threads_for(C), 512), 0, stream>>>(
         residual.data_ptr<scalar_t>(), delta.defined() ? delta.data_ptr<scalar_t>() : nullptr,
-        weight.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), C, static_cast<float>(eps));
+        delta.defined() ? delta.stride(0) : 0, weight.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), C, static_cast<float>(eps));
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
@@ -326,7 +328,6 @@ void decode_attention(const at::Tensor& q, const at::Tensor& k_cache, const at::
   // Fixed by (B, H, S) only, so a CUDA graph captured once serves every length.
   const int64_t max_splits = std::max<int64_t>(1, (S + 63) / 64);
   const int64_t splits = std::min(max_splits, std::max<int64_t>(1, (1024 + B * H - 1) / (B * H)));
-  const int64_t chunk = (S + splits - 1) / splits;
   at::Tensor part_acc = at::empty({B * H * splits, D}, q.options().dtype(at::kFloat));
   at::Tensor part_ml = at::empty({B * H * splits, 2}, q.options().dtype(at::kFloat));
   const float scale = 1.f / std::sqrt(static_cast<float>(D));
@@ -335,7 +336,7 @@ void decode_attention(const at::Tensor& q, const at::Tensor& k_cache, const at::
     decode_attention_split_kernel<scalar_t><<<dim3(B * H, splits), kWarps * 32, 0, stream>>>(
         q.data_ptr<scalar_t>(), k_cache.data_ptr<scalar_t>(), v_cache.data_ptr<scalar_t>(),
         lengths.data_ptr<int64_t>(), part_acc.data_ptr<float>(), part_ml.data_ptr<float>(), static_cast<int>(H),
-        static_cast<int>(Hkv), S, static_cast<int>(D), chunk, scale);
+        static_cast<int>(Hkv), S, static_cast<int>(D), scale);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
     decode_attention_combine_kernel<scalar_t><<<B * H, threads_for(D), 0, stream>>>(
         part_acc.data_ptr<float>(), part_ml.data_ptr<float>(), out.data_ptr<scalar_t>(), static_cast<int>(splits),
