@@ -48,7 +48,11 @@ at::Tensor forward_hidden(const Model& m, const at::Tensor& tokens, const at::Te
 }
 
 at::Tensor lm_logits(const Model& m, const at::Tensor& hidden) {
-  return at::linear(hidden, m.weights.lm_head).to(at::kFloat);
+  // Folded to (rows, C) first: on a strided view such as each row's last position, at::linear would take a
+  // batched matmul against the head expanded per row (83 ms instead of ~5 for 32 rows of the 24M bench model).
+  std::vector<int64_t> sizes = hidden.sizes().vec();
+  sizes.back() = m.weights.lm_head.size(0);
+  return at::linear(hidden.reshape({-1, hidden.size(-1)}), m.weights.lm_head).view(sizes).to(at::kFloat);
 }
 
 at::Tensor forward_logits(const Model& m, const at::Tensor& tokens) {

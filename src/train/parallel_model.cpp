@@ -48,6 +48,13 @@ ParallelModel::ParallelModel(model::LlamaConfig cfg, const model::Weights& init,
   std::vector<OptimizerParam> opt_params;
   const int W = comm.world_size();
   ready_.assign(groups_.size(), 0);
+  // One accumulation per leaf, except a tied embedding under recomputation: the head piece and the embedding
+  // piece run separate backward passes, so its leaf accumulates twice, and the group is complete after both.
+  expected_.clear();
+  for (size_t g = 0; g < groups_.size(); ++g) {
+    const bool twice = recompute_ && cfg_.tie_word_embeddings && static_cast<int>(g) == embed_group_;
+    expected_.push_back(static_cast<int>(groups_[g].names.size()) * (twice ? 2 : 1));
+  }
   for (size_t g = 0; g < groups_.size(); ++g) {
     const ParamGroup& grp = groups_[g];
     std::vector<at::Tensor> tensors;
@@ -84,7 +91,7 @@ ParallelModel::ParallelModel(model::LlamaConfig cfg, const model::Weights& init,
       accumulators_.push_back(torch::autograd::impl::grad_accumulator(v));
       accumulators_.back()->add_post_hook(std::make_unique<torch::autograd::utils::LambdaPostHook>(
           [this, gi](const torch::autograd::variable_list& out, const torch::autograd::variable_list&) {
-            if (++ready_[gi] == static_cast<int>(groups_[gi].names.size())) on_group_gradients(gi);
+            if (++ready_[gi] == expected_[gi]) on_group_gradients(gi);
             return out;
           }));
     }

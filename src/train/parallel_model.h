@@ -106,6 +106,7 @@ class ParallelModel : public ParamSource {
   std::vector<at::Tensor> shard_grad_;  // zero2: reduce-scattered gradient slices
   std::vector<at::Tensor> gathered_;    // zero3: the group gathered for a recomputation (a leaf)
   std::vector<int> ready_;              // gradients accumulated per group in this backward
+  std::vector<int> expected_;           // accumulations per group in one backward (see the constructor)
   std::vector<std::shared_ptr<torch::autograd::Node>> accumulators_;  // the leaves' AccumulateGrad nodes
   bool sync_ = false;
   std::vector<Communicator::Pending> pending_;
