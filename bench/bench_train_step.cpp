@@ -75,7 +75,9 @@ int main(int argc, char** argv) {
       pm.zero_gradients();
       at::Tensor loss = pm.loss_sum(mb);
       pm.backward(loss, static_cast<double>(batch * (seq - 1)), true);
-      pm.finish_gradients();
+      // Clipped at 1.0 like a real run (the trainer's rule; HF's side calls clip_grad_norm_).
+      const double coef = 1.0 / (pm.finish_gradients() + 1e-6);
+      if (coef < 1) pm.scale_gradients(coef);
       pm.optimizer_step(1e-4);
       (void)loss.item<double>();  // synchronise
       const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -23,7 +23,8 @@ struct LinearCrossEntropy : torch::autograd::Function<LinearCrossEntropy> {
     const int64_t N = hidden.size(0), C = hidden.size(1), V = weight.size(0);
     at::Tensor loss = at::zeros({}, hidden.options().dtype(at::kFloat));
     at::Tensor d_hidden = need_hidden ? at::empty({N, C}, hidden.options()) : at::Tensor();
-    // Accumulated over chunks in float32 (one rounding to the weight's dtype at the end).
+    // Accumulated over chunks in float32 and rounded to the weight's dtype at the end (in bf16 each chunk's
+    // product is rounded once before that: a few chunks, where HF's one GEMM rounds once).
     at::Tensor d_weight = need_weight ? at::zeros({V, C}, weight.options().dtype(at::kFloat)) : at::Tensor();
     for (int64_t start = 0; start < N; start += chunk) {
       const int64_t n = std::min(chunk, N - start);
@@ -55,7 +56,8 @@ struct LinearCrossEntropy : torch::autograd::Function<LinearCrossEntropy> {
   static variable_list backward(AutogradContext* ctx, variable_list grad) {
     auto saved = ctx->get_saved_variables();
     const at::Tensor& go = grad[0];  // scalar: d final loss / d loss sum
-    auto scaled = [&](const at::Tensor& d) { return d.defined() ? d * go.to(d.scalar_type()) : at::Tensor(); };
+    // go stays float32: a 0-dim operand takes part at float precision, so 1/tokens is not rounded to bf16 first.
+    auto scaled = [&](const at::Tensor& d) { return d.defined() ? d * go : at::Tensor(); };
     return {scaled(saved[0]), scaled(saved[1]), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };

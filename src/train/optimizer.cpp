@@ -17,12 +17,10 @@ AdamW::AdamW(const OptimizerConfig& cfg, std::vector<OptimizerParam> params) : c
 }
 
 bool AdamW::can_fuse() const {
-  // ATen's fused kernel takes one weight decay for all tensors and float32 parameters.
+  // ATen's fused kernel takes float32 parameters (the masters of bf16-mixed, or float32 runs).
   if (!cfg_.fused) return false;
-  for (const auto& p : params_) {
+  for (const auto& p : params_)
     if (p.param.scalar_type() != at::kFloat) return false;
-    if (cfg_.weight_decay != 0 && (p.decay_mask.defined() || !p.decay)) return false;
-  }
   return true;
 }
 
@@ -30,33 +28,55 @@ void AdamW::step(double lr, const std::vector<at::Tensor>& grads) {
   TORCH_INTERNAL_ASSERT(grads.size() == params_.size());
   at::NoGradGuard no_grad;
   ++steps_;
-  if (can_fuse()) {
-    std::vector<at::Tensor> ps, gs, steps;
-    for (size_t i = 0; i < params_.size(); ++i) {
-      ps.push_back(params_[i].param);
-      gs.push_back(grads[i]);
-      steps.push_back(at::full({}, static_cast<double>(steps_), params_[i].param.options()));
+  // The update is elementwise: split every tensor (and its gradient and state) into its decay runs.
+  struct Piece {
+    at::Tensor p, g, m, v;
+    bool decay;
+  };
+  std::vector<Piece> pieces;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const OptimizerParam& op = params_[i];
+    if (op.runs.empty()) {
+      pieces.push_back({op.param, grads[i], exp_avg_[i], exp_avg_sq_[i], op.decay});
+      continue;
     }
-    at::_fused_adamw_(ps, gs, exp_avg_, exp_avg_sq_, {}, steps, lr, cfg_.beta1, cfg_.beta2, cfg_.weight_decay,
-                      cfg_.eps, /*amsgrad=*/false, /*maximize=*/false);
+    TORCH_INTERNAL_ASSERT(op.param.dim() == 1, "decay runs need a flat parameter: ", op.name);
+    for (const DecayRun& r : op.runs)
+      pieces.push_back({op.param.narrow(0, r.begin, r.length), grads[i].narrow(0, r.begin, r.length),
+                        exp_avg_[i].narrow(0, r.begin, r.length), exp_avg_sq_[i].narrow(0, r.begin, r.length),
+                        r.decay});
+  }
+  if (can_fuse()) {
+    for (const bool decay : {true, false}) {
+      const double wd = decay ? cfg_.weight_decay : 0.0;
+      std::vector<at::Tensor> ps, gs, ms, vs, steps;
+      for (const Piece& pc : pieces) {
+        if ((pc.decay && cfg_.weight_decay != 0) != decay) continue;
+        ps.push_back(pc.p);
+        gs.push_back(pc.g);
+        ms.push_back(pc.m);
+        vs.push_back(pc.v);
+        // The kernel reads the step count, torch.optim increments it first.
+        steps.push_back(at::full({}, static_cast<double>(steps_), pc.p.options()));
+      }
+      if (ps.empty()) continue;
+      at::_fused_adamw_(ps, gs, ms, vs, {}, steps, lr, cfg_.beta1, cfg_.beta2, wd, cfg_.eps, /*amsgrad=*/false,
+                        /*maximize=*/false);
+    }
     return;
   }
   const double bc1 = 1.0 - std::pow(cfg_.beta1, static_cast<double>(steps_));
   const double bc2 = 1.0 - std::pow(cfg_.beta2, static_cast<double>(steps_));
-  for (size_t i = 0; i < params_.size(); ++i) {
-    at::Tensor p = params_[i].param;
-    at::Tensor g = grads[i].to(at::kFloat);
-    at::Tensor master = p.scalar_type() == at::kFloat ? p : p.to(at::kFloat);
+  for (Piece& pc : pieces) {
+    at::Tensor g = pc.g.to(at::kFloat);
+    at::Tensor master = pc.p.scalar_type() == at::kFloat ? pc.p : pc.p.to(at::kFloat);
     // The order of operations of torch.optim.AdamW's single-tensor path.
-    if (cfg_.weight_decay != 0) {
-      if (params_[i].decay_mask.defined()) master.mul_(params_[i].decay_mask * (-lr * cfg_.weight_decay) + 1.0);
-      else if (params_[i].decay) master.mul_(1.0 - lr * cfg_.weight_decay);
-    }
-    exp_avg_[i].lerp_(g, 1.0 - cfg_.beta1);
-    exp_avg_sq_[i].mul_(cfg_.beta2).addcmul_(g, g, 1.0 - cfg_.beta2);
-    at::Tensor denom = (exp_avg_sq_[i].sqrt() / std::sqrt(bc2)).add_(cfg_.eps);
-    master.addcdiv_(exp_avg_[i], denom, -lr / bc1);
-    if (!master.is_same(p)) p.copy_(master);
+    if (cfg_.weight_decay != 0 && pc.decay) master.mul_(1.0 - lr * cfg_.weight_decay);
+    pc.m.lerp_(g, 1.0 - cfg_.beta1);
+    pc.v.mul_(cfg_.beta2).addcmul_(g, g, 1.0 - cfg_.beta2);
+    at::Tensor denom = (pc.v.sqrt() / std::sqrt(bc2)).add_(cfg_.eps);
+    master.addcdiv_(pc.m, denom, -lr / bc1);
+    if (!master.is_same(pc.p)) pc.p.copy_(master);
   }
 }
 

@@ -1,6 +1,7 @@
 // AdamW with decoupled weight decay (torch.optim.AdamW's update), over a list of parameter tensors that may be
-// whole parameters or flat shards of them. State is float32 whatever the parameters' dtype. With `fused`,
-// ATen's fused kernel (CPU and CUDA) runs the update when it can express it; else the single-tensor path.
+// whole parameters or flat shards of them. State is float32 whatever the parameters' dtype. With `fused` and
+// float32 parameters, ATen's fused kernel (CPU and CUDA) runs the update, once for the ranges that decay and once
+// for those that do not; else torch's single-tensor path, range by range.
 #pragma once
 #include <ATen/core/Tensor.h>
 
@@ -13,11 +14,17 @@
 
 namespace chatmill::train {
 
+// A range of a flat (1-D) parameter's elements, and whether weight decay applies to them.
+struct DecayRun {
+  int64_t begin = 0, length = 0;
+  bool decay = true;
+};
+
 struct OptimizerParam {
-  std::string name;      // stable key for checkpoints
-  at::Tensor param;      // updated in place
-  bool decay = true;     // weight decay applies (matrices, not norms)
-  at::Tensor decay_mask; // or, per element (flat groups), 1 where it applies
+  std::string name;            // stable key for checkpoints
+  at::Tensor param;            // updated in place
+  bool decay = true;           // weight decay applies (matrices, not norms)
+  std::vector<DecayRun> runs;  // or, for a flat group (1-D), per range; the runs cover the whole tensor
 };
 
 class AdamW {

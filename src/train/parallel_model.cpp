@@ -19,7 +19,17 @@ namespace {
 
 model::LayerWeights layer_from(const std::vector<at::Tensor>& p) {
   TORCH_INTERNAL_ASSERT(p.size() == 9);  // named_parameters' order within a layer
-  return {p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8]};
+  model::LayerWeights w;
+  w.input_norm = p[0];
+  w.q_proj = p[1];
+  w.k_proj = p[2];
+  w.v_proj = p[3];
+  w.o_proj = p[4];
+  w.post_norm = p[5];
+  w.gate_proj = p[6];
+  w.up_proj = p[7];
+  w.down_proj = p[8];
+  return w;
 }
 
 }  // namespace
@@ -62,12 +72,11 @@ ParallelModel::ParallelModel(model::LlamaConfig cfg, const model::Weights& init,
     at::Tensor flat = flatten_group(grp, tensors, opts);
     comm.broadcast(flat, 0);  // every rank starts from rank 0's weights
     const int64_t S = grp.shard_size(W), begin = comm.rank() * S;
-    at::Tensor mask = decay_mask(grp, opts);
     if (strategy == Strategy::Zero3) {
       shard_.push_back(flat.narrow(0, begin, S).clone().requires_grad_(true));
       full_.emplace_back();
       leaves_.emplace_back();
-      opt_params.push_back({"group." + grp.name, shard_.back(), true, mask.narrow(0, begin, S)});
+      opt_params.push_back({"group." + grp.name, shard_.back(), true, decay_runs(grp, begin, S)});
       continue;
     }
     full_.push_back(flat);
@@ -95,8 +104,10 @@ ParallelModel::ParallelModel(model::LlamaConfig cfg, const model::Weights& init,
             return out;
           }));
     }
-    if (sharded()) opt_params.push_back({"group." + grp.name, flat.narrow(0, begin, S), true, mask.narrow(0, begin, S)});
-    else opt_params.push_back({"group." + grp.name, flat, true, mask});
+    if (sharded())
+      opt_params.push_back({"group." + grp.name, flat.narrow(0, begin, S), true, decay_runs(grp, begin, S)});
+    else
+      opt_params.push_back({"group." + grp.name, flat, true, decay_runs(grp, 0, grp.padded)});
   }
   for (size_t g = 0; g < groups_.size(); ++g) {
     const int64_t S = groups_[g].shard_size(W), begin = comm.rank() * S;
@@ -229,19 +240,15 @@ double ParallelModel::finish_gradients() {
   for (auto& wait : pending_) wait();
   pending_.clear();
   at::NoGradGuard no_grad;
-  double sumsq = 0;
-  if (strategy_ == Strategy::Zero2 || strategy_ == Strategy::Zero3) {
-    at::Tensor local = at::zeros({1}, at::TensorOptions().dtype(at::kDouble).device(device_));
-    for (size_t g = 0; g < groups_.size(); ++g) {
-      at::Tensor gr = strategy_ == Strategy::Zero2 ? shard_grad_[g] : shard_[g].grad();
-      if (gr.defined()) local += at::linalg_vector_norm(gr, 2).to(at::kDouble).pow(2);
-    }
-    comm_.all_reduce_sum(local);
-    sumsq = local.item<double>();
-  } else {
-    for (const auto& gr : grad_) sumsq += std::pow(at::linalg_vector_norm(gr, 2).item<double>(), 2);
+  // Summed on the device, one host sync: sharded strategies add up the ranks' slices.
+  at::Tensor sumsq = at::zeros({1}, at::TensorOptions().dtype(at::kDouble).device(device_));
+  const bool sharded_grads = strategy_ == Strategy::Zero2 || strategy_ == Strategy::Zero3;
+  for (size_t g = 0; g < groups_.size(); ++g) {
+    at::Tensor gr = strategy_ == Strategy::Zero2 ? shard_grad_[g] : strategy_ == Strategy::Zero3 ? shard_[g].grad() : grad_[g];
+    if (gr.defined()) sumsq += at::linalg_vector_norm(gr, 2).to(at::kDouble).pow(2);
   }
-  return std::sqrt(sumsq);
+  if (sharded_grads) comm_.all_reduce_sum(sumsq);
+  return std::sqrt(sumsq.item<double>());
 }
 
 void ParallelModel::scale_gradients(double coef) {
@@ -304,18 +311,20 @@ void ParallelModel::zero_gradients() {
   }
 }
 
-model::Weights ParallelModel::full_weights() {
+model::Weights ParallelModel::full_weights(at::Device to, bool keep) {
   at::NoGradGuard no_grad;
   model::Weights w;
   for (size_t g = 0; g < groups_.size(); ++g) {
     at::Tensor full;
-    if (strategy_ == Strategy::Zero3) gather_group(static_cast<int>(g), full);
+    if (strategy_ == Strategy::Zero3) gather_group(static_cast<int>(g), full);  // every rank takes part
     else full = full_[g];
-    auto views = group_views(groups_[g], full.to(at::kFloat));
+    if (!keep) continue;
+    auto views = group_views(groups_[g], full);
     auto slots = group_slots(cfg_, groups_[g], w);
-    for (size_t i = 0; i < views.size(); ++i) *slots[i] = views[i].clone();
+    // One copy per tensor, straight to `to` in float32.
+    for (size_t i = 0; i < views.size(); ++i) *slots[i] = views[i].to(to, at::kFloat, false, /*copy=*/true);
   }
-  model::tie_weights(cfg_, w);
+  if (keep) model::tie_weights(cfg_, w);
   return w;
 }
 

@@ -62,8 +62,9 @@ class ParallelModel : public ParamSource {
   void optimizer_step(double lr);
   void zero_gradients();
 
-  // Every rank gets the full float32 weights (gathered under zero3).
-  model::Weights full_weights();
+  // The full float32 weights on `to` (gathered under zero3, where every rank must call it); ranks with
+  // keep = false only take part in the gathering and get nothing.
+  model::Weights full_weights(at::Device to, bool keep = true);
   std::map<std::string, at::Tensor> optimizer_state() const { return optimizer_->state(); }
   void load_optimizer_state(const std::map<std::string, at::Tensor>& s, const std::string& source) {
     optimizer_->load_state(s, source);

@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <map>
 
 #include "common/error.h"
@@ -62,15 +63,24 @@ std::vector<at::Tensor*> group_slots(const model::LlamaConfig& cfg, const ParamG
   return out;
 }
 
-at::Tensor decay_mask(const ParamGroup& g, at::TensorOptions opts) {
-  at::Tensor m = at::zeros({g.padded}, opts.dtype(at::kFloat));
+std::vector<DecayRun> decay_runs(const ParamGroup& g, int64_t begin, int64_t size) {
+  std::vector<DecayRun> runs;
+  auto add = [&](int64_t lo, int64_t hi, bool decay) {  // flat range [lo, hi)
+    lo = std::max(lo, begin);
+    hi = std::min(hi, begin + size);
+    if (lo >= hi) return;
+    if (!runs.empty() && runs.back().decay == decay && runs.back().begin + runs.back().length == lo - begin)
+      runs.back().length += hi - lo;
+    else
+      runs.push_back({lo - begin, hi - lo, decay});
+  };
   for (size_t i = 0; i < g.names.size(); ++i) {
-    if (!g.decay[i]) continue;
     int64_t n = 1;
     for (int64_t d : g.shapes[i]) n *= d;
-    m.narrow(0, g.offsets[i], n).fill_(1.0);
+    add(g.offsets[i], g.offsets[i] + n, g.decay[i]);
   }
-  return m;
+  add(g.numel, g.padded, false);
+  return runs;
 }
 
 }  // namespace chatmill::train

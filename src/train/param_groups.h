@@ -9,6 +9,7 @@
 
 #include "model/config.h"
 #include "model/weights.h"
+#include "train/optimizer.h"
 
 namespace chatmill::train {
 
@@ -32,7 +33,8 @@ at::Tensor flatten_group(const ParamGroup& g, const std::vector<at::Tensor>& ten
 std::vector<at::Tensor> group_views(const ParamGroup& g, const at::Tensor& flat);
 // The slots in `w` that hold the group's parameters, in group order.
 std::vector<at::Tensor*> group_slots(const model::LlamaConfig& cfg, const ParamGroup& g, model::Weights& w);
-// 1 where weight decay applies, 0 elsewhere (padding included): (padded) float32.
-at::Tensor decay_mask(const ParamGroup& g, at::TensorOptions opts);
+// The decay runs of the flat buffer's elements [begin, begin + size) (a rank's shard, or all of it), relative
+// to begin: neighbouring parameters of the same kind merged, the padding without decay.
+std::vector<DecayRun> decay_runs(const ParamGroup& g, int64_t begin, int64_t size);
 
 }  // namespace chatmill::train

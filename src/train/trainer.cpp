@@ -83,6 +83,9 @@ double rss_mb() {
 
 TrainSummary run_training(const TrainConfig& cfg, const DistEnv& env) {
   const at::Device device = parse_train_device(cfg.model.device, env);
+#ifdef CHATMILL_CUDA
+  if (device.is_cuda()) use_cuda_device(device.index());  // before the process group: NCCL binds to it
+#endif
   const fs::path out(cfg.run.output_dir);
   std::unique_ptr<Communicator> comm =
       env.world_size > 1 ? make_c10d_communicator(env, device.is_cuda(),
@@ -150,9 +153,12 @@ TrainSummary run_training(const TrainConfig& cfg, const DistEnv& env) {
   }
 
   auto save = [&](int64_t step, double loss) {
-    model::Model snapshot(pm.config(), pm.full_weights());
+    // Rank 0 writes the model: only it copies the weights, to the host (no second copy on the GPU).
+    model::Weights weights = pm.full_weights(at::kCPU, lead);
+    std::optional<model::Model> snapshot;
+    if (lead) snapshot.emplace(pm.config(), std::move(weights));
     SaveRequest req;
-    req.model = &snapshot;
+    req.model = lead ? &*snapshot : nullptr;
     req.optimizer_state = pm.optimizer_state();
     req.contents.step = step;
     req.contents.trainer_state = {{"step", step}, {"epoch", step / per_epoch}, {"step_in_epoch", step % per_epoch},
@@ -168,8 +174,9 @@ TrainSummary run_training(const TrainConfig& cfg, const DistEnv& env) {
   // Benchmarks on the weights in memory (no export, no subprocess); rank 0 runs them while the others wait.
   auto evaluate = [&](int64_t step) {
     if (cfg.eval.empty()) return;
-    model::Model snapshot(pm.config(), pm.full_weights());  // collective under ZeRO-3: every rank takes part
+    model::Weights weights = pm.full_weights(device, lead);  // collective under ZeRO-3: every rank takes part
     if (lead) {
+      model::Model snapshot(pm.config(), std::move(weights));
       CHATMILL_CHECK(setup.tokenizer, "eval: the model has no tokenizer.model; set model.tokenizer");
       const model::Tokenizer tok = model::Tokenizer::load(*setup.tokenizer);
       const std::string name = out.filename().string() + "-step-" + std::to_string(step);
@@ -196,16 +203,16 @@ TrainSummary run_training(const TrainConfig& cfg, const DistEnv& env) {
     comm->all_reduce_sum(count);
     const double n_tokens = count.item<double>();
     pm.zero_gradients();
-    double loss_sum = 0;
+    // Summed on the device: no host sync between a micro-batch's forward and its backward.
+    at::Tensor total_loss = at::zeros({1}, at::TensorOptions().dtype(at::kDouble).device(device));
     for (int64_t m = 0; m < accum; ++m) {
       const int64_t b = m * cfg.data.micro_batch_size, n = cfg.data.micro_batch_size;
       MicroBatch mb{batch.ids.narrow(0, b, n).to(device), batch.positions.narrow(0, b, n).to(device),
                     batch.labels.narrow(0, b, n).to(device), batch.doc.narrow(0, b, n).to(device)};
       at::Tensor ls = pm.loss_sum(mb);
-      loss_sum += ls.item<double>();
+      total_loss += ls.detach().to(at::kDouble);
       pm.backward(ls, std::max(n_tokens, 1.0), m + 1 == accum);
     }
-    at::Tensor total_loss = at::tensor({loss_sum}, at::kDouble).to(device);
     comm->all_reduce_sum(total_loss);
     const double loss = total_loss.item<double>() / std::max(n_tokens, 1.0);
     const double norm = pm.finish_gradients();

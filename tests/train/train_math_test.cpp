@@ -10,6 +10,7 @@
 #include "model/hf_checkpoint.h"
 #include "train/loss.h"
 #include "train/optimizer.h"
+#include "train/param_groups.h"
 #include "train/parallel_model.h"
 #include "train/schedule.h"
 
@@ -130,6 +131,49 @@ TEST(AdamW, MatchesTorchOptimAdamW) {
         EXPECT_LE(max_abs_diff(p, ref[std::string(wd) + ".param" + std::to_string(s)]), fused ? 1e-6 : 1e-7)
             << wd << " step " << s << (fused ? " fused" : "");
       }
+    }
+  }
+}
+
+// A flat group's shard with decay runs updates exactly as its parameters would one by one (a matrix with decay,
+// a norm without), on both paths; the runs of a group split across ranks cover each shard.
+TEST(AdamW, DecayRunsOfAFlatShardEqualWholeTensors) {
+  train::OptimizerConfig cfg;
+  cfg.lr = 1e-2;
+  cfg.weight_decay = 0.1;
+  for (bool fused : {false, true}) {
+    cfg.fused = fused;
+    at::manual_seed(0);
+    at::Tensor matrix = at::randn({6, 4}), norm = at::randn({5});
+    at::Tensor flat = at::cat({norm, matrix.reshape({-1}), at::zeros({3})});  // norm, matrix, padding
+    std::vector<train::DecayRun> runs = {{0, 5, false}, {5, 24, true}, {29, 3, false}};
+    train::AdamW whole(cfg, {{"m", matrix, true, {}}, {"n", norm, false, {}}});
+    train::AdamW flat_opt(cfg, {{"f", flat, true, runs}});
+    for (int s = 0; s < 4; ++s) {
+      at::Tensor gm = at::randn({6, 4}), gn = at::randn({5});
+      whole.step(cfg.lr, {gm, gn});
+      flat_opt.step(cfg.lr, {at::cat({gn, gm.reshape({-1}), at::zeros({3})})});
+    }
+    EXPECT_TRUE(flat.narrow(0, 0, 5).equal(norm)) << (fused ? "fused" : "single-tensor");
+    EXPECT_TRUE(flat.narrow(0, 5, 24).equal(matrix.reshape({-1}))) << (fused ? "fused" : "single-tensor");
+    EXPECT_TRUE(flat.narrow(0, 29, 3).equal(at::zeros({3}))) << "the padding stays zero";
+  }
+  // A layer group over 3 ranks: each shard's runs tile it, and agree with the parameters' kinds.
+  model::LlamaConfig m = model::llama2_debug();
+  for (const auto& g : train::make_param_groups(m, 3)) {
+    const int64_t S = g.shard_size(3);
+    for (int r = 0; r < 3; ++r) {
+      int64_t covered = 0;
+      for (const auto& run : train::decay_runs(g, r * S, S)) {
+        EXPECT_EQ(run.begin, covered) << g.name << " rank " << r;
+        covered += run.length;
+      }
+      EXPECT_EQ(covered, S) << g.name << " rank " << r;
+    }
+    const auto all = train::decay_runs(g, 0, g.padded);
+    if (g.name == "layers.0") {  // input norm, q k v o, post norm, gate up down, padding
+      ASSERT_EQ(all.size(), g.padded > g.numel ? 5u : 4u);
+      for (size_t i = 0; i < all.size(); ++i) EXPECT_EQ(all[i].decay, i % 2 == 1) << "run " << i;
     }
   }
 }

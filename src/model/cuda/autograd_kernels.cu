@@ -5,6 +5,7 @@
 #include <ATen/Dispatch.h>
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAGuard.h>
 
 #include <algorithm>
 
@@ -94,6 +95,7 @@ void launch_qkv(const at::Tensor& packed, const at::Tensor& q, const at::Tensor&
   const int H = static_cast<int>(q.size(1)), Hkv = static_cast<int>(k.size(1)), D = static_cast<int>(q.size(2));
   const int64_t pairs = N * (H + 2 * Hkv) * (D / 2);
   if (pairs == 0) return;
+  const c10::cuda::CUDAGuard guard(packed.device());  // its device's stream, not device 0's
   auto stream = at::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, q.scalar_type(), "qkv_rotary", [&] {
     qkv_rotary_kernel<scalar_t, kForward><<<blocks_for(pairs), kThreads, 0, stream>>>(
@@ -118,6 +120,7 @@ void qkv_rotary_backward(const at::Tensor& dq, const at::Tensor& dk, const at::T
 void swiglu_forward(const at::Tensor& gate_up, const at::Tensor& out) {
   const int64_t n = out.numel(), F = out.size(-1);
   if (n == 0) return;
+  const c10::cuda::CUDAGuard guard(gate_up.device());  // its device's stream, not device 0's
   auto stream = at::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, out.scalar_type(), "swiglu_forward", [&] {
     swiglu_forward_kernel<scalar_t><<<blocks_for(n), kThreads, 0, stream>>>(gate_up.data_ptr<scalar_t>(),
@@ -129,6 +132,7 @@ void swiglu_forward(const at::Tensor& gate_up, const at::Tensor& out) {
 void swiglu_backward(const at::Tensor& gate_up, const at::Tensor& grad, const at::Tensor& d_gate_up) {
   const int64_t n = grad.numel(), F = grad.size(-1);
   if (n == 0) return;
+  const c10::cuda::CUDAGuard guard(gate_up.device());  // its device's stream, not device 0's
   auto stream = at::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad.scalar_type(), "swiglu_backward", [&] {
     swiglu_backward_kernel<scalar_t><<<blocks_for(n), kThreads, 0, stream>>>(

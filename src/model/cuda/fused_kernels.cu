@@ -5,6 +5,7 @@
 #include <ATen/cuda/CUDAContext.h>
 #include <ATen/ops/empty.h>
 #include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAGuard.h>
 
 #include <algorithm>
 #include <cmath>
@@ -277,6 +278,7 @@ void add_rms_norm(const at::Tensor& residual, const at::Tensor& delta, const at:
                   const at::Tensor& out) {
   const int64_t N = residual.size(0), C = residual.size(1);
   if (N == 0) return;
+  const c10::cuda::CUDAGuard guard(residual.device());  // its device's stream, not device 0's
   auto stream = at::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, residual.scalar_type(), "add_rms_norm", [&] {
     add_rms_norm_kernel<scalar_t><<<N, std::min(threads_for(C), 512), 0, stream>>>(
@@ -291,6 +293,7 @@ void silu_mul(const at::Tensor& gate, const at::Tensor& up, const at::Tensor& ou
   if (N == 0 || F == 0) return;
   const int threads = 256;
   const dim3 grid(static_cast<unsigned>(std::min<int64_t>((F + threads - 1) / threads, 1024)), static_cast<unsigned>(N));
+  const c10::cuda::CUDAGuard guard(gate.device());  // its device's stream, not device 0's
   auto stream = at::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, gate.scalar_type(), "silu_mul", [&] {
     silu_mul_kernel<scalar_t><<<grid, threads, 0, stream>>>(gate.data_ptr<scalar_t>(), gate.stride(0),
@@ -309,6 +312,7 @@ void rope_append(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, 
   const int H = static_cast<int>(q.size(1) / D);
   const int64_t S = k_cache.size(2);
   const int64_t work = static_cast<int64_t>(H + Hkv) * (D / 2) + static_cast<int64_t>(Hkv) * D;
+  const c10::cuda::CUDAGuard guard(q.device());  // its device's stream, not device 0's
   auto stream = at::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, q.scalar_type(), "rope_append", [&] {
     rope_append_kernel<scalar_t><<<B, threads_for(work), 0, stream>>>(
@@ -331,6 +335,7 @@ void decode_attention(const at::Tensor& q, const at::Tensor& k_cache, const at::
   at::Tensor part_acc = at::empty({B * H * splits, D}, q.options().dtype(at::kFloat));
   at::Tensor part_ml = at::empty({B * H * splits, 2}, q.options().dtype(at::kFloat));
   const float scale = 1.f / std::sqrt(static_cast<float>(D));
+  const c10::cuda::CUDAGuard guard(q.device());  // its device's stream, not device 0's
   auto stream = at::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, q.scalar_type(), "decode_attention", [&] {
     decode_attention_split_kernel<scalar_t><<<dim3(B * H, splits), kWarps * 32, 0, stream>>>(
@@ -347,6 +352,7 @@ void decode_attention(const at::Tensor& q, const at::Tensor& k_cache, const at::
 
 void skinny_linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& out) {
   if (weight.size(0) == 0) return;
+  const c10::cuda::CUDAGuard guard(x.device());  // its device's stream, not device 0's
   auto stream = at::cuda::getCurrentCUDAStream();
   AT_DISPATCH_REDUCED_FLOATING_TYPES(x.scalar_type(), "skinny_linear", [&] {
     switch (x.size(0)) {
