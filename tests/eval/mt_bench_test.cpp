@@ -7,6 +7,7 @@
 
 #include <fstream>
 
+#include "common/sample_model.h"
 #include "common/test_env.h"
 #include "data/encode.h"
 #include "eval/mt_bench.h"
@@ -22,15 +23,6 @@ fs::path sample() { return testing::source_dir() / "data" / "sample" / "mt_bench
 
 void write(const fs::path& f, const std::string& text) { std::ofstream(f) << text; }
 
-struct TinyModel {
-  model::Tokenizer tok = model::Tokenizer::load(testing::source_dir() / "data" / "sample" / "tokenizer.model");
-  model::Model m = make();
-  model::Model make() {
-    model::LlamaConfig cfg = model::llama2_debug();
-    cfg.vocab_size = tok.vocab_size();
-    return model::Model(cfg, model::init_weights(cfg, 0.2, 11, at::kFloat, at::kCPU));
-  }
-};
 
 TEST(MtBench, ParsesRatingsExactlyAsFastChat) {
   EXPECT_EQ(eval::parse_rating("Good answer. Rating: [[8]]"), 8);
@@ -152,7 +144,7 @@ TEST(MtBench, BrokenFilesNameFileLineAndField) {
 }
 
 TEST(MtBench, SecondTurnSeesTheOwnFirstAnswerBatchedEqualsAloneAndResumes) {
-  TinyModel t;
+  testing::SampleModel t(0.2, 11);
   auto qs = eval::load_mt_questions(sample() / "question.jsonl");
   // Greedy categories only, so that the comparison is exact: reasoning, math, coding, extraction.
   std::vector<eval::MtQuestion> greedy;
@@ -216,7 +208,7 @@ TEST(MtBench, CacheSurvivesATornLineAndLocalJudgeIsTheModelsGreedyAnswer) {
   EXPECT_EQ(again.find("k2")->at("score"), 4.0);
   EXPECT_EQ(again.find("k3"), nullptr);
 
-  TinyModel t;
+  testing::SampleModel t(0.2, 11);
   auto tmpl = data::ChatTemplate::by_name("vicuna_v1.1");
   auto judge = eval::make_local_chat(t.m, t.tok, tmpl, "local:tiny", 2);
   std::vector<eval::ChatRequest> reqs(3);

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <thread>
 
+#include "common/sample_model.h"
 #include "common/test_env.h"
 #include "infer/engine.h"
 #include "model/generate.h"
@@ -98,18 +99,9 @@ TEST_P(EngineRef, GreedyEqualsTransformersAllAtOnceAndJoiningARunningBatch) {
 
 INSTANTIATE_TEST_SUITE_P(Models, EngineRef, ::testing::Values("mha_untied", "gqa_tied", "gqa_sharded"));
 
-struct Tiny {
-  model::Tokenizer tok = model::Tokenizer::load(testing::source_dir() / "data" / "sample" / "tokenizer.model");
-  model::Model m = make();
-  model::Model make() {
-    model::LlamaConfig cfg = model::llama2_debug();
-    cfg.vocab_size = tok.vocab_size();
-    return model::Model(cfg, model::init_weights(cfg, 0.2, 17, at::kFloat, at::kCPU));
-  }
-};
 
 TEST(Engine, SampledRequestsEqualGenerateAloneAndStreamAddsUp) {
-  Tiny t;
+  testing::SampleModel t(0.2, 17);
   std::vector<infer::EngineRequest> reqs;
   const char* prompts[] = {"The mill by the river", "Once upon a time", "A short question about bread?", "Why"};
   for (int i = 0; i < 4; ++i) {
@@ -146,7 +138,7 @@ TEST(Engine, SampledRequestsEqualGenerateAloneAndStreamAddsUp) {
 }
 
 TEST(Engine, EqualLengthPromptsPrefilledTogetherEqualAlone) {
-  Tiny t;
+  testing::SampleModel t(0.2, 17);
   auto gen = at::make_generator<at::CPUGeneratorImpl>(7);
   std::vector<infer::EngineRequest> reqs;
   for (int i = 0; i < 6; ++i) {
@@ -170,7 +162,7 @@ TEST(Engine, EqualLengthPromptsPrefilledTogetherEqualAlone) {
 }
 
 TEST(Engine, StopStringsAreCutAndNeverStreamed) {
-  Tiny t;
+  testing::SampleModel t(0.2, 17);
   infer::EngineRequest r;
   r.prompt = t.tok.encode("The mill", true);
   r.max_new_tokens = 40;
@@ -193,7 +185,7 @@ TEST(Engine, StopStringsAreCutAndNeverStreamed) {
 }
 
 TEST(Engine, ShortRequestsLeaveWhileLongOnesRunAndCancelFreesTheSlot) {
-  Tiny t;
+  testing::SampleModel t(0.2, 17);
   infer::Engine engine(t.m, &t.tok, {2, 256, false});
   infer::EngineRequest longr, shortr;
   longr.prompt = shortr.prompt = t.tok.encode("Hello", true);
@@ -219,7 +211,7 @@ TEST(Engine, ShortRequestsLeaveWhileLongOnesRunAndCancelFreesTheSlot) {
 }
 
 TEST(Engine, RefusesBadRequestsClearly) {
-  Tiny t;
+  testing::SampleModel t(0.2, 17);
   infer::Engine engine(t.m, &t.tok, {2, 64, false});
   infer::EngineRequest r;
   r.prompt = std::vector<int64_t>(60, 5);

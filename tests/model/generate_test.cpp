@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "common/error.h"
+#include "common/sample_model.h"
 #include "common/test_env.h"
 #include "model/generate.h"
 #include "model/hf_checkpoint.h"
@@ -13,18 +14,9 @@ namespace chatmill {
 namespace {
 
 using testing::read_all;
+using testing::SampleModel;
 using testing::source_dir;
 
-// A debug-size model over the shipped sample tokenizer (512 pieces).
-struct SampleModel {
-  model::Tokenizer tok = model::Tokenizer::load(source_dir() / "data" / "sample" / "tokenizer.model");
-  model::Model m = make();
-  model::Model make() const {
-    model::LlamaConfig cfg = model::llama2_debug();
-    cfg.vocab_size = tok.vocab_size();
-    return model::Model(cfg, model::init_weights(cfg, 0.3, 11, at::kFloat, at::kCPU));
-  }
-};
 
 model::GenerationRequest request(std::vector<int64_t> prompt, int64_t n, double temperature = 0.0, uint64_t seed = 0) {
   model::GenerationRequest r;
