@@ -93,14 +93,15 @@ int main(int argc, char** argv) {
       std::vector<infer::EngineRequest> ers;
       for (const auto& r : reqs) ers.push_back({r.prompt, r.sampling, 0, r.max_new_tokens, {}, false});
       const auto t0 = std::chrono::steady_clock::now();
-      std::vector<std::shared_ptr<infer::RequestHandle>> hs;
-      for (auto& r : ers) hs.push_back(engine->submit(r));
+      // All at once: the engine admits them as one batch, as generate() takes them.
+      std::vector<std::shared_ptr<infer::RequestHandle>> hs = engine->submit_all(ers);
       double first_all = 0;
       int64_t generated = 0;
       for (auto& h : hs) {
         infer::EngineEvent e;
         while (!(h->next(e, std::chrono::milliseconds(1000)) && e.finished)) {
         }
+        CHATMILL_CHECK(e.error.empty(), "generation failed: ", e.error);
         first_all = std::max(first_all, e.first_token_seconds);
         generated += e.completion_tokens;
       }

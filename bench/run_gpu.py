@@ -17,7 +17,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def copy_bandwidth():
-    """Bytes read + written per second by a device-to-device copy of 4 GiB (best of 10)."""
+    """Bytes read + written per second by a device-to-device copy of 4 GiB (best of 12)."""
     x = torch.empty(2 ** 31, dtype=torch.bfloat16, device="cuda")
     y = torch.empty_like(x)
     best = float("inf")
@@ -31,6 +31,15 @@ def copy_bandwidth():
     del x, y
     torch.cuda.empty_cache()
     return 2 * 2 ** 32 / best
+
+
+def decode_step_bytes(prompt, new_tokens):
+    """Bytes a batch-1 decode step of the 7B shape reads in bf16: every linear weight and the LM head, the norms,
+    one embedding row (not the table), and the KV cache at the mean length of the timed steps."""
+    C, F, L, V = 4096, 11008, 32, 32000
+    weights = L * (4 * C * C + 3 * C * F + 2 * C) + V * C + C + C
+    mean_len = prompt + 1 + (new_tokens - 1) / 2  # the timed steps attend to prompt + 1 ... prompt + new_tokens - 1
+    return 2 * weights + 2 * L * 2 * C * mean_len
 
 
 def matmul_peak():
@@ -88,46 +97,58 @@ def main():
         train_rows(a.bin, a.out)
         return
     bw = copy_bandwidth()
-    weight_bytes = 6738415616 * 2
-    limit = bw / weight_bytes
+    prompt = 128
+    step_bytes = decode_step_bytes(prompt, a.new_tokens)
+    limit = bw / step_bytes
     with open(a.out, "w") as f:
         f.write(json.dumps({"device": torch.cuda.get_device_name(), "copy_bandwidth_bytes_per_s": bw,
-                            "weight_bytes": weight_bytes, "batch1_limit_tokens_per_s": limit}) + "\n")
-    rows = []
-    for batch in (1, 16):
-        common = ["--preset", "7b", "--dtype", "bfloat16", "--device", "cuda", "--batch", str(batch),
-                  "--prompt-len", "128", "--new-tokens", str(a.new_tokens), "--repeats", "3", "--out", a.out]
-        res = {}
-        gen = os.path.join(a.bin, "bench", "bench_generate")
-        # Most telling first: a run cut short by the GPU check's time budget still has these in OUT.
-        for name, cmd in [("hf", [sys.executable, os.path.join(HERE, "hf_generate.py"), *common]),
-                          ("chatmill-engine+fused+cudagraph", [gen, *common, "--engine", "--cuda-graph", "--step", "fused"]),
-                          ("chatmill-engine+fused(cublas)+cudagraph", [gen, *common, "--engine", "--cuda-graph", "--step",
-                                                                       "fused", "--no-skinny-gemm"]),
-                          ("chatmill-engine+cudagraph", [gen, *common, "--engine", "--cuda-graph"]),
-                          ("chatmill+cudagraph", [gen, *common, "--cuda-graph"]),
-                          ("chatmill", [gen, *common])]:
-            if "cublas" in name and batch > 8:
-                continue  # the skinny GEMM serves up to 8 rows: at 16 both rows would run the same code
-            p = subprocess.run(cmd, capture_output=True, text=True)
-            if p.returncode != 0:
-                print(f"{name} batch {batch} failed:\n{p.stderr[-3000:]}", file=sys.stderr)
-                continue
-            res[name] = json.loads(p.stdout.strip().splitlines()[-1])
-            print(f"batch {batch} {name}: decode {res[name]['decode_tokens_per_s']:.1f} tok/s, "
-                  f"TTFT {1e3 * res[name]['ttft_s']:.1f} ms", flush=True)
-        rows.append((batch, res))
-    print(f"{torch.cuda.get_device_name()}: copy bandwidth {bw / 1e12:.2f} TB/s (read+write); 7B bf16 weights "
-          f"{weight_bytes / 1e9:.1f} GB; batch-1 limit {limit:.1f} tokens/s\n")
+                            "weight_bytes": 6738415616 * 2, "decode_step_bytes": step_bytes,
+                            "batch1_limit_tokens_per_s": limit}) + "\n")
+    print(f"{torch.cuda.get_device_name()}: copy bandwidth {bw / 1e12:.2f} TB/s (read+write); a batch-1 decode "
+          f"step reads {step_bytes / 1e9:.2f} GB (7B bf16 weights less the embedding table, plus the KV cache at "
+          f"the mean length); batch-1 limit {limit:.1f} tokens/s (a read-only stream can beat a copy by a few "
+          f"percent, so the fraction can pass 100%)", flush=True)
+    gen = os.path.join(a.bin, "bench", "bench_generate")
+
+    def common(batch):
+        return ["--preset", "7b", "--dtype", "bfloat16", "--device", "cuda", "--batch", str(batch),
+                "--prompt-len", str(prompt), "--new-tokens", str(a.new_tokens), "--repeats", "3", "--out", a.out]
+
+    def ours(*flags):
+        return lambda batch: [gen, *common(batch), *flags]
+
+    def hf(batch):
+        return [sys.executable, os.path.join(HERE, "hf_generate.py"), *common(batch)]
+
+    fused = ours("--engine", "--cuda-graph", "--step", "fused")
+    # The targets' rows first (batch 1 against the limit, batch 16 against HF), so that a run cut short by the
+    # GPU check's time budget still has them; the skinny GEMM serves up to 8 rows, so its cuBLAS twin only at 1.
+    jobs = [(1, "chatmill-engine+fused+cudagraph", fused),
+            (16, "hf", hf),
+            (16, "chatmill-engine+fused+cudagraph", fused),
+            (1, "hf", hf),
+            (1, "chatmill-engine+fused(cublas)+cudagraph", ours("--engine", "--cuda-graph", "--step", "fused",
+                                                                "--no-skinny-gemm")),
+            (1, "chatmill-engine+cudagraph", ours("--engine", "--cuda-graph")),
+            (16, "chatmill-engine+cudagraph", ours("--engine", "--cuda-graph")),
+            (1, "chatmill+cudagraph", ours("--cuda-graph")),
+            (16, "chatmill+cudagraph", ours("--cuda-graph")),
+            (1, "chatmill", ours()),
+            (16, "chatmill", ours())]
+    res = {1: {}, 16: {}}
     print("| batch | engine | TTFT ms | decode tok/s | vs HF | % of bandwidth limit (batch 1) |")
-    print("|---|---|---|---|---|---|")
-    for batch, res in rows:
-        hf = res.get("hf", {}).get("decode_tokens_per_s")
-        for name, r in res.items():
-            d = r["decode_tokens_per_s"]
-            pct = f"{100 * d / limit:.0f}%" if batch == 1 else ""
-            ratio = f"{d / hf:.2f}x" if hf else "n/a"
-            print(f"| {batch} | {name} | {1e3 * r['ttft_s']:.1f} | {d:.1f} | {ratio} | {pct} |")
+    print("|---|---|---|---|---|---|", flush=True)
+    for batch, name, cmd in jobs:
+        p = subprocess.run(cmd(batch), capture_output=True, text=True)
+        if p.returncode != 0:
+            print(f"{name} batch {batch} failed:\n{p.stderr[-3000:]}", file=sys.stderr, flush=True)
+            continue
+        r = res[batch][name] = json.loads(p.stdout.strip().splitlines()[-1])
+        d = r["decode_tokens_per_s"]
+        hf_d = res[batch].get("hf", {}).get("decode_tokens_per_s")
+        ratio = f"{d / hf_d:.2f}x" if hf_d else "n/a"
+        pct = f"{100 * d / limit:.0f}%" if batch == 1 else ""
+        print(f"| {batch} | {name} | {1e3 * r['ttft_s']:.1f} | {d:.1f} | {ratio} | {pct} |", flush=True)
     if a.part == "all":
         train_rows(a.bin, a.out)
 

@@ -106,7 +106,7 @@ EngineStats Engine::stats() const {
   return s;
 }
 
-std::shared_ptr<RequestHandle> Engine::submit(EngineRequest r) {
+void Engine::check_request(const EngineRequest& r) const {
   r.sampling.validate();
   CHATMILL_CHECK(!r.prompt.empty(), "the prompt is empty; give at least one token (e.g. bos)");
   CHATMILL_CHECK(r.stop_strings.empty() || tok_, "stop strings need a tokenizer");
@@ -118,20 +118,33 @@ std::shared_ptr<RequestHandle> Engine::submit(EngineRequest r) {
   CHATMILL_CHECK(n + r.max_new_tokens <= S_, "the prompt has ", n, " tokens and ", r.max_new_tokens,
                  " new tokens were asked for: ", n + r.max_new_tokens, " exceeds the context of ", S_,
                  " tokens; shorten the prompt or lower max_tokens");
-  auto h = std::make_shared<RequestHandle>();
+}
+
+std::shared_ptr<RequestHandle> Engine::submit(EngineRequest r) {
+  std::vector<EngineRequest> one;
+  one.push_back(std::move(r));
+  return submit_all(std::move(one))[0];
+}
+
+std::vector<std::shared_ptr<RequestHandle>> Engine::submit_all(std::vector<EngineRequest> rs) {
+  for (const auto& r : rs) check_request(r);
+  std::vector<std::shared_ptr<RequestHandle>> hs;
   {
     std::lock_guard<std::mutex> lock(mu_);
     CHATMILL_CHECK(failure_.empty(), "the engine stopped after an error: ", failure_);
     CHATMILL_CHECK(!stopping_, "the engine is shutting down");
-    queue_.push_back({std::move(r), h, std::chrono::steady_clock::now()});
+    const auto now = std::chrono::steady_clock::now();
+    for (auto& r : rs) {
+      hs.push_back(std::make_shared<RequestHandle>());
+      queue_.push_back({std::move(r), hs.back(), now});
+    }
   }
   cv_.notify_all();
-  return h;
+  return hs;
 }
 
 std::vector<model::GenerationResult> Engine::run(const std::vector<EngineRequest>& requests) {
-  std::vector<std::shared_ptr<RequestHandle>> hs;
-  for (const auto& r : requests) hs.push_back(submit(r));
+  std::vector<std::shared_ptr<RequestHandle>> hs = submit_all(requests);
   std::vector<model::GenerationResult> out(requests.size());
   for (size_t i = 0; i < hs.size(); ++i) {
     EngineEvent e;
@@ -276,8 +289,9 @@ void Engine::body(int64_t n) {
   // Eager steps attend over the columns any active row uses; a CUDA graph needs the fixed width S.
   rows_cache.write_rows = columns;
   rows_cache.attend_columns = width_;
-  at::Tensor h = model::forward_hidden_masked(m_, ids.view({n, 1}), columns.view({n, 1}), &rows_cache,
-                                              {model::length_mask(lengths, width_), false});
+  model::AttentionMask mask;
+  mask.mask = model::length_mask(lengths, width_);
+  at::Tensor h = model::forward_hidden_masked(m_, ids.view({n, 1}), columns.view({n, 1}), &rows_cache, mask);
   logits_.narrow(0, 0, n).copy_(model::lm_logits(m_, h).squeeze(1));
 }
 

@@ -103,6 +103,9 @@ class Engine {
   // Checks the request (ids in the vocabulary, prompt + max_new_tokens within the context, sampling values);
   // throws chatmill::Error naming the problem. Never blocks on the model.
   std::shared_ptr<RequestHandle> submit(EngineRequest r);
+  // Checks them all, then queues them at once: the engine admits them together (up to its free slots) rather
+  // than starting on the first ones while the rest are still being submitted.
+  std::vector<std::shared_ptr<RequestHandle>> submit_all(std::vector<EngineRequest> rs);
   // Convenience: submits all, waits for all; results as model::generate gives them.
   std::vector<model::GenerationResult> run(const std::vector<EngineRequest>& requests);
 
@@ -118,6 +121,7 @@ class Engine {
     std::shared_ptr<RequestHandle> handle;
     std::chrono::steady_clock::time_point submitted;
   };
+  void check_request(const EngineRequest& r) const;  // throws chatmill::Error naming what is wrong
   void loop();
   void run_loop();
   bool admit(int64_t slot, Pending p);  // false when the request ended at once (cancelled, 0 tokens)

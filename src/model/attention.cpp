@@ -7,9 +7,10 @@
 namespace chatmill::model {
 
 AttentionMask make_attention_mask(int64_t T, int64_t past, const at::Tensor& key_valid, at::Device device) {
+  AttentionMask m;
   if (!key_valid.defined()) {
-    if (past == 0) return {at::Tensor(), T > 1};
-    if (T == 1) return {at::Tensor(), false};
+    m.is_causal = past == 0 && T > 1;
+    if (past == 0 || T == 1) return m;
   }
   const int64_t S = past + T;
   auto opts = at::TensorOptions().dtype(at::kLong).device(device);
@@ -22,7 +23,8 @@ AttentionMask make_attention_mask(int64_t T, int64_t past, const at::Tensor& key
   } else {
     allowed = allowed.unsqueeze(0).unsqueeze(0);  // (1, 1, T, S)
   }
-  return {allowed, false};
+  m.mask = allowed;
+  return m;
 }
 
 at::Tensor length_mask(const at::Tensor& lengths, int64_t S) {

@@ -18,12 +18,20 @@ StaticDecoder::StaticDecoder(const Model& m, KVCache& cache, const at::Tensor& k
   at::Tensor valid = key_valid.defined() ? key_valid.to(dev, at::kBool) & written : written.expand({B, S});
   mask_ = valid.view({B, 1, 1, S}).clone();
   logits_ = at::zeros({B, m.config.vocab_size}, at::TensorOptions().dtype(at::kFloat).device(dev));
+  // Capture now, with the prefill, rather than in the first step: that cost is setup, not decoding. Its warm-up
+  // run writes the next free column, which the first real step overwrites.
+  if (use_graph_ && cache_.length < cache_.capacity()) {
+    column_.fill_(cache_.length);
+    graph_ = capture_step_graph([this] { body(); }, dev);
+  }
 }
 
 void StaticDecoder::body() {
   mask_.index_fill_(3, column_, true);  // the new column is a valid key for every row
   cache_.write_index = column_;
-  at::Tensor h = forward_hidden_masked(m_, ids_, positions_, &cache_, {mask_, false});
+  AttentionMask mask;
+  mask.mask = mask_;
+  at::Tensor h = forward_hidden_masked(m_, ids_, positions_, &cache_, mask);
   cache_.write_index = at::Tensor();
   logits_.copy_(lm_logits(m_, h).squeeze(1));
 }
