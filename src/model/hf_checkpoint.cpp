@@ -135,7 +135,7 @@ Weights load_weights(const LlamaConfig& cfg, const std::vector<fs::path>& files,
   auto options = at::TensorOptions().dtype(opts.dtype).device(opts.device);
   for (auto& p : params) {
     const auto& [r, info] = where.at(p.name);
-    at::Tensor dst = at::empty(p.shape, options);
+    at::Tensor dst = at::empty(p.shape, opts.stored_dtype ? options.dtype(info->scalar_type) : options);
     dst.copy_(readers[r].view(*info));
     readers[r].release(*info);
     *p.slot = dst;

@@ -16,6 +16,7 @@ namespace chatmill::model {
 struct LoadOptions {
   at::ScalarType dtype = at::kFloat;
   at::Device device = at::kCPU;
+  bool stored_dtype = false;  // keep each tensor's dtype as the file has it (dtype is then ignored)
 };
 
 // Loads config and weights. Every file header is validated and every tensor name and shape checked against

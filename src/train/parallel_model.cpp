@@ -7,6 +7,7 @@
 #include <torch/csrc/autograd/variable.h>
 
 #include <cmath>
+#include <utility>
 
 #include "common/error.h"
 #include "model/transformer.h"
@@ -34,7 +35,7 @@ model::LayerWeights layer_from(const std::vector<at::Tensor>& p) {
 
 }  // namespace
 
-ParallelModel::ParallelModel(model::LlamaConfig cfg, const model::Weights& init, Strategy strategy, Precision precision,
+ParallelModel::ParallelModel(model::LlamaConfig cfg, model::Weights init, Strategy strategy, Precision precision,
                              bool activation_checkpointing, const OptimizerConfig& opt, Communicator& comm,
                              at::Device device, model::Kernels kernels)
     : cfg_(std::move(cfg)),
@@ -54,7 +55,7 @@ ParallelModel::ParallelModel(model::LlamaConfig cfg, const model::Weights& init,
     if (groups_[g].name == "head") head_group_ = static_cast<int>(g);
   }
   const auto opts = at::TensorOptions().dtype(param_dtype_).device(device);
-  model::Weights w = init;
+  model::Weights w = std::move(init);
   std::vector<OptimizerParam> opt_params;
   const int W = comm.world_size();
   ready_.assign(groups_.size(), 0);
@@ -68,8 +69,9 @@ ParallelModel::ParallelModel(model::LlamaConfig cfg, const model::Weights& init,
   for (size_t g = 0; g < groups_.size(); ++g) {
     const ParamGroup& grp = groups_[g];
     std::vector<at::Tensor> tensors;
-    for (at::Tensor* slot : group_slots(cfg_, grp, w)) tensors.push_back(*slot);
+    for (at::Tensor* slot : group_slots(cfg_, grp, w)) tensors.push_back(std::exchange(*slot, at::Tensor()));
     at::Tensor flat = flatten_group(grp, tensors, opts);
+    tensors.clear();  // this group's loaded copy goes (unless the caller still holds it)
     comm.broadcast(flat, 0);  // every rank starts from rank 0's weights
     const int64_t S = grp.shard_size(W), begin = comm.rank() * S;
     if (strategy == Strategy::Zero3) {

@@ -45,7 +45,9 @@ struct MemoryBytes {
 class ParallelModel : public ParamSource {
  public:
   // `init`: full float32 weights, identical on every rank (rank 0's are broadcast to make sure).
-  ParallelModel(model::LlamaConfig cfg, const model::Weights& init, Strategy strategy, Precision precision,
+  // `init` may be in any floating dtype (a checkpoint's own): each group is converted into its flat buffer and its
+  // tensors released, so loading costs at most one copy of the model beside the growing flat buffers.
+  ParallelModel(model::LlamaConfig cfg, model::Weights init, Strategy strategy, Precision precision,
                 bool activation_checkpointing, const OptimizerConfig& opt, Communicator& comm, at::Device device,
                 model::Kernels kernels = model::Kernels::Fused);
   ~ParallelModel() override;

@@ -31,14 +31,16 @@ namespace {
 
 struct Setup {
   model::LlamaConfig model_cfg;
-  model::Weights weights;                  // float32 on the device
+  model::Weights weights;                  // on the device: the checkpoint's dtype, or float32 when fresh
   std::optional<fs::path> tokenizer;       // the model's tokenizer.model
 };
 
 // The model to train: a checkpoint to resume, an HF folder, or a fresh init of a preset.
 Setup load_model(const TrainConfig& cfg, const std::optional<fs::path>& resume, at::Device device) {
   Setup s;
-  const model::LoadOptions load{at::kFloat, device};
+  // The checkpoint's own dtype: the ParallelModel converts group by group, so a bf16 checkpoint costs half the
+  // transient memory of a float32 copy.
+  const model::LoadOptions load{at::kFloat, device, /*stored_dtype=*/true};
   if (resume) {
     model::Model m = model::load_hf_model(*resume / "model", load);
     s.model_cfg = m.config;
@@ -112,9 +114,8 @@ TrainSummary run_training(const TrainConfig& cfg, const DistEnv& env) {
   int64_t total = cfg.run.epochs * per_epoch;
   if (cfg.run.max_steps >= 0) total = std::min(total, cfg.run.max_steps);
 
-  ParallelModel pm(setup.model_cfg, setup.weights, cfg.parallel.strategy, cfg.model.precision,
+  ParallelModel pm(setup.model_cfg, std::move(setup.weights), cfg.parallel.strategy, cfg.model.precision,
                    cfg.model.activation_checkpointing, cfg.optimizer, *comm, device, cfg.model.kernels);
-  setup.weights = model::Weights();  // the ParallelModel holds the parameters now
   const int64_t setup_params = setup.model_cfg.num_parameters();
   int64_t start = 0;
   if (resume) {

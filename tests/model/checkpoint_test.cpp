@@ -162,6 +162,11 @@ TEST(HfFolder, SaveLoadRoundTripIsExact) {
   model::Model bf = model::load_hf_model(dir / "a", {at::kBFloat16, at::kCPU});
   EXPECT_EQ(bf.dtype(), at::kBFloat16);
   EXPECT_TRUE(at::equal(bf.weights.embed, m.weights.embed.to(at::kBFloat16)));
+  // The file's own dtype, whatever `dtype` says: a bf16 folder loads as bf16 (the trainer's transient copy).
+  model::save_hf_model(m, dir / "c", {at::kBFloat16, 5ull << 30, std::nullopt, false});
+  model::Model stored = model::load_hf_model(dir / "c", {at::kFloat, at::kCPU, /*stored_dtype=*/true});
+  for (const auto& [name, t] : model::named_tensors(cfg, stored.weights)) EXPECT_EQ(t.scalar_type(), at::kBFloat16) << name;
+  EXPECT_TRUE(at::equal(stored.weights.embed, bf.weights.embed));
 }
 
 TEST(HfFolder, RefusesToOverwriteUnlessAsked) {

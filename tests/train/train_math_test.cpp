@@ -135,6 +135,31 @@ TEST(AdamW, MatchesTorchOptimAdamW) {
   }
 }
 
+// Weights in a checkpoint's own dtype (bf16 here) become the float32 masters exactly, and the ParallelModel
+// releases the loaded copy: the caller's moved-in tensors are gone once it is built.
+TEST(ParallelModel, TakesWeightsInAnyDtypeAndReleasesThem) {
+  model::Model m = model::load_hf_model(testdata() / "models" / "gqa_tied");
+  std::map<std::string, at::Tensor> loaded;
+  for (auto& p : model::named_parameters(m.config, m.weights)) loaded[p.name] = *p.slot;
+  model::Weights bf16;
+  std::map<std::string, at::Tensor> want;
+  for (auto& p : model::named_parameters(m.config, bf16)) {
+    *p.slot = loaded.at(p.name).to(at::kBFloat16);
+    want[p.name] = p.slot->to(at::kFloat);
+  }
+  model::tie_weights(m.config, bf16);
+  const at::Tensor embed = bf16.embed;
+  auto comm = train::make_local_communicator();
+  train::ParallelModel pm(m.config, std::move(bf16), train::Strategy::None, train::Precision::Float32, false, {},
+                          *comm, at::kCPU);
+  EXPECT_EQ(embed.use_count(), 1) << "the ParallelModel kept a handle to the loaded embedding";
+  model::Weights full = pm.full_weights(at::kCPU);
+  for (auto& p : model::named_parameters(m.config, full)) {
+    EXPECT_EQ(p.slot->scalar_type(), at::kFloat) << p.name;
+    EXPECT_TRUE(p.slot->equal(want[p.name])) << p.name;
+  }
+}
+
 // A flat group's shard with decay runs updates exactly as its parameters would one by one (a matrix with decay,
 // a norm without), on both paths; the runs of a group split across ranks cover each shard.
 TEST(AdamW, DecayRunsOfAFlatShardEqualWholeTensors) {
