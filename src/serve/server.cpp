@@ -66,9 +66,11 @@ struct Server::Impl {
     res.set_content(dump({{"object", "list"}, {"data", {m}}}), "application/json");
   }
 
+  // While draining: 503 and "draining", so that load balancers stop sending (requests get 503 too).
   void health(httplib::Response& res) {
     const auto s = engine.stats();
-    res.set_content(dump({{"status", "ok"}, {"model", o.model_name}, {"active", s.active}, {"queued", s.queued},
+    if (draining) res.status = 503;
+    res.set_content(dump({{"status", draining ? "draining" : "ok"}, {"model", o.model_name}, {"active", s.active}, {"queued", s.queued},
                           {"completed", s.completed}, {"cancelled", s.cancelled}, {"in_flight", in_flight.load()},
                           {"generated_tokens", s.generated_tokens}, {"steps", s.steps}}),
                     "application/json");

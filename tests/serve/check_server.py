@@ -234,6 +234,13 @@ def main():
     first = resp.read1(64)
     srv.proc.send_signal(signal.SIGTERM)
     try:  # while draining: HTTP 503; once the last request has left: no listener
+        # The signal is handled on the server's own thread: wait until its health says it drains.
+        deadline = time.time() + 30
+        health = srv.get("/health")
+        while health[0] == 200 and time.time() < deadline:
+            time.sleep(0.02)
+            health = srv.get("/health")
+        expect(health[0] == 503 and '"draining"' in health[1], f"health while draining: 503 draining ({health[0]})")
         late = srv.post("/v1/completions", {"model": "tiny", "prompt": "late", "max_tokens": 2})
         expect(late[0] == 503 and "shutting down" in late[1], f"a new request while draining gets 503 ({late[0]})")
     except OSError:
