@@ -238,6 +238,11 @@ void ParallelModel::backward(const at::Tensor& loss_sum, double divisor, bool la
   recomputer_.clear();
 }
 
+at::Tensor ParallelModel::group_gradient(size_t g) {
+  if (strategy_ == Strategy::Zero3) return shard_[g].grad();
+  return strategy_ == Strategy::Zero2 ? shard_grad_[g] : grad_[g];
+}
+
 double ParallelModel::finish_gradients() {
   for (auto& wait : pending_) wait();
   pending_.clear();
@@ -246,7 +251,7 @@ double ParallelModel::finish_gradients() {
   at::Tensor sumsq = at::zeros({1}, at::TensorOptions().dtype(at::kDouble).device(device_));
   const bool sharded_grads = strategy_ == Strategy::Zero2 || strategy_ == Strategy::Zero3;
   for (size_t g = 0; g < groups_.size(); ++g) {
-    at::Tensor gr = strategy_ == Strategy::Zero2 ? shard_grad_[g] : strategy_ == Strategy::Zero3 ? shard_[g].grad() : grad_[g];
+    at::Tensor gr = group_gradient(g);
     if (gr.defined()) sumsq += at::linalg_vector_norm(gr, 2).to(at::kDouble).pow(2);
   }
   if (sharded_grads) comm_.all_reduce_sum(sumsq);
@@ -256,22 +261,15 @@ double ParallelModel::finish_gradients() {
 void ParallelModel::scale_gradients(double coef) {
   at::NoGradGuard no_grad;
   for (size_t g = 0; g < groups_.size(); ++g) {
-    if (strategy_ == Strategy::Zero3) {
-      if (shard_[g].grad().defined()) shard_[g].mutable_grad().mul_(coef);
-    } else if (strategy_ == Strategy::Zero2) {
-      shard_grad_[g].mul_(coef);
-    } else {
-      grad_[g].mul_(coef);
-    }
+    at::Tensor gr = group_gradient(g);  // shares the buffer: in place
+    if (gr.defined()) gr.mul_(coef);
   }
 }
 
 std::string ParallelModel::first_non_finite_gradient() {
   at::NoGradGuard no_grad;
   for (size_t g = 0; g < groups_.size(); ++g) {
-    at::Tensor gr = strategy_ == Strategy::Zero3 ? shard_[g].grad()
-                    : strategy_ == Strategy::Zero2 ? shard_grad_[g]
-                                                   : grad_[g];
+    at::Tensor gr = group_gradient(g);
     if (!gr.defined() || at::isfinite(gr).all().item<bool>()) continue;
     if (strategy_ == Strategy::Zero2 || strategy_ == Strategy::Zero3) return "a slice of group " + groups_[g].name;
     for (size_t i = 0; i < groups_[g].names.size(); ++i) {
@@ -303,13 +301,8 @@ void ParallelModel::optimizer_step(double lr) {
 void ParallelModel::zero_gradients() {
   at::NoGradGuard no_grad;
   for (size_t g = 0; g < groups_.size(); ++g) {
-    if (strategy_ == Strategy::Zero3) {
-      if (shard_[g].grad().defined()) shard_[g].mutable_grad().zero_();
-    } else if (strategy_ == Strategy::Zero2) {
-      shard_grad_[g].zero_();
-    } else {
-      grad_[g].zero_();
-    }
+    at::Tensor gr = group_gradient(g);  // shares the buffer: in place
+    if (gr.defined()) gr.zero_();
   }
 }
 
@@ -335,9 +328,7 @@ std::map<std::string, at::Tensor> ParallelModel::named_gradients() {
                  "per-parameter gradients of a sharded run exist on no single rank");
   std::map<std::string, at::Tensor> out;
   for (size_t g = 0; g < groups_.size(); ++g) {
-    at::Tensor flat = strategy_ == Strategy::Zero3 ? shard_[g].grad()
-                      : strategy_ == Strategy::Zero2 ? shard_grad_[g]
-                                                     : grad_[g];
+    at::Tensor flat = group_gradient(g);
     auto views = group_views(groups_[g], flat);
     for (size_t i = 0; i < views.size(); ++i) out[groups_[g].names[i]] = views[i];
   }

@@ -84,6 +84,9 @@ class ParallelModel : public ParamSource {
 
  private:
   bool sharded() const { return strategy_ == Strategy::Zero1 || strategy_ == Strategy::Zero2 || strategy_ == Strategy::Zero3; }
+  // This rank's gradient buffer of group g: its slice under zero2/zero3 (undefined before zero3's first
+  // backward), the whole group otherwise.
+  at::Tensor group_gradient(size_t g);
   int64_t shard_begin(int g) const { return comm_.rank() * groups_[g].shard_size(comm_.world_size()); }
   at::ScalarType compute_dtype() const;  // float32, or bf16 under either bf16 precision
   at::Tensor compute(const at::Tensor& p) const;  // cast to the compute dtype
