@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <utility>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -58,9 +59,9 @@ int main(int argc, char** argv) {
     auto comm = train::make_local_communicator();
     train::OptimizerConfig opt;
     opt.lr = 1e-4;
-    train::ParallelModel pm(cfg, w, train::Strategy::None, prec, checkpointing, opt, *comm, dev,
+    // Moved in: the ParallelModel releases each group's initial weights once it holds them.
+    train::ParallelModel pm(cfg, std::move(w), train::Strategy::None, prec, checkpointing, opt, *comm, dev,
                             kernels == "fused" ? model::Kernels::Fused : model::Kernels::Reference);
-    w = model::Weights();
     auto gen = at::make_generator<at::CPUGeneratorImpl>(0);
     at::Tensor ids = at::randint(3, cfg.vocab_size, {batch, seq}, gen, at::kLong).to(dev);
     // Document d of a row covers positions [d * seq / docs, (d + 1) * seq / docs); positions restart in each.

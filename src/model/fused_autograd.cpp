@@ -18,16 +18,6 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-[[maybe_unused]] bool use_kernel(const at::Tensor& t, bool force_aten) {
-#ifdef CHATMILL_CUDA
-  return t.is_cuda() && !force_aten;
-#else
-  (void)t;
-  (void)force_aten;
-  return false;
-#endif
-}
-
 // x: (B, T, h, D) in the projections' layout; cos, sin: (B, T, D). The model's rotary on the (B, h, T, D)
 // view; `inverse` rotates with -sin.
 at::Tensor rotate(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, bool inverse) {
@@ -43,7 +33,7 @@ struct QkvRotaryFunction : torch::autograd::Function<QkvRotaryFunction> {
     ctx->saved_data["aten"] = force_aten;
     const int64_t B = qkv.size(0), T = qkv.size(1), D = cos.size(2);
 #ifdef CHATMILL_CUDA
-    if (use_kernel(qkv, force_aten)) {
+    if (fused::use_kernel(qkv, {force_aten})) {
       at::Tensor q = at::empty({B, T, H, D}, qkv.options()), k = at::empty({B, T, Hkv, D}, qkv.options()),
                  v = at::empty({B, T, Hkv, D}, qkv.options());
       autograd_cuda::qkv_rotary_forward(qkv.contiguous(), cos.contiguous(), sin.contiguous(), q.view({B * T, H, D}),
@@ -65,7 +55,7 @@ struct QkvRotaryFunction : torch::autograd::Function<QkvRotaryFunction> {
     for (int i = 0; i < 3; ++i)  // an output nobody used has no gradient
       grad[i] = grad[i].defined() ? grad[i].contiguous() : at::zeros({B, T, sizes[i], D}, cos.options());
 #ifdef CHATMILL_CUDA
-    if (use_kernel(cos, ctx->saved_data["aten"].toBool())) {
+    if (fused::use_kernel(cos, {ctx->saved_data["aten"].toBool()})) {
       at::Tensor d_qkv = at::empty({B, T, (H + 2 * Hkv) * D}, cos.options());
       autograd_cuda::qkv_rotary_backward(grad[0].view({B * T, H, D}), grad[1].view({B * T, Hkv, D}),
                                          grad[2].view({B * T, Hkv, D}), cos.contiguous(), sin.contiguous(),
@@ -84,7 +74,7 @@ struct SwigluFunction : torch::autograd::Function<SwigluFunction> {
     ctx->saved_data["aten"] = force_aten;
     const int64_t F = gate_up.size(-1) / 2;
 #ifdef CHATMILL_CUDA
-    if (use_kernel(gate_up, force_aten)) {
+    if (fused::use_kernel(gate_up, {force_aten})) {
       std::vector<int64_t> shape = gate_up.sizes().vec();
       shape.back() = F;
       at::Tensor out = at::empty(shape, gate_up.options());
@@ -99,7 +89,7 @@ struct SwigluFunction : torch::autograd::Function<SwigluFunction> {
     const at::Tensor gate_up = ctx->get_saved_variables()[0];
     const at::Tensor dy = grad[0].contiguous();
 #ifdef CHATMILL_CUDA
-    if (use_kernel(gate_up, ctx->saved_data["aten"].toBool())) {
+    if (fused::use_kernel(gate_up, {ctx->saved_data["aten"].toBool()})) {
       at::Tensor d = at::empty_like(gate_up, at::MemoryFormat::Contiguous);
       autograd_cuda::swiglu_backward(gate_up.contiguous(), dy, d);
       return {d, at::Tensor()};
@@ -147,7 +137,7 @@ at::Tensor rms_norm_fused(const at::Tensor& x, const at::Tensor& weight, double 
 }
 
 QkvHeads qkv_rotary_fused(const at::Tensor& qkv, const at::Tensor& cos, const at::Tensor& sin, int64_t heads,
-                          int64_t kv_heads, ForceAtenOps aten) {
+                          int64_t kv_heads, fused::ForceReference aten) {
   CHATMILL_CHECK(cos.dim() == 3 && cos.size(2) % 2 == 0, "qkv_rotary_fused: the tables must be (B, T, D) with D even, got ",
                  cos.sizes());
   const int64_t B = cos.size(0), T = cos.size(1), D = cos.size(2);
@@ -162,7 +152,7 @@ QkvHeads qkv_rotary_fused(const at::Tensor& qkv, const at::Tensor& cos, const at
   return {out[0], out[1], out[2]};
 }
 
-at::Tensor swiglu_fused(const at::Tensor& gate_up, ForceAtenOps aten) {
+at::Tensor swiglu_fused(const at::Tensor& gate_up, fused::ForceReference aten) {
   CHATMILL_CHECK(gate_up.dim() >= 1 && gate_up.size(-1) % 2 == 0,
                  "swiglu_fused: gate_up must end in an even dimension (gate then up), got ", gate_up.sizes());
   return SwigluFunction::apply(gate_up, aten.on);

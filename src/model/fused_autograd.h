@@ -11,16 +11,13 @@
 #include <ATen/core/Tensor.h>
 #include <c10/util/ArrayRef.h>
 
+#include "model/fused_ops.h"
+
 namespace chatmill::model {
 
 // How a decoder layer computes: HF's op order (inference parity, rounding included) or the fused ops below
 // (training: fewer kernels, fewer saved tensors, packed GEMMs; the same math, bf16 rounding may differ).
 enum class Kernels { Reference, Fused };
-
-// On CUDA, LibTorch ops instead of this project's kernels: for tests that compare the two.
-struct ForceAtenOps {
-  bool on = false;
-};
 
 // x: (..., C), weight: (C) -> RMSNorm(x) * weight, statistics in float32; on CUDA ATen's fused kernels.
 at::Tensor rms_norm_fused(const at::Tensor& x, const at::Tensor& weight, double eps);
@@ -35,12 +32,12 @@ struct QkvHeads {
 // where HF's ops round). The backward rotates with -sin and packs the three gradients into one; only the
 // tables are saved.
 QkvHeads qkv_rotary_fused(const at::Tensor& qkv, const at::Tensor& cos, const at::Tensor& sin, int64_t heads,
-                          int64_t kv_heads, ForceAtenOps aten = {});
+                          int64_t kv_heads, fused::ForceReference aten = {});
 
 // gate_up: (..., 2F), the output of the packed [gate; up] projection -> (..., F) silu(gate) * up (silu rounded
 // to the dtype first, as HF). Saves gate_up only; the backward recomputes silu, computes in float32 and rounds
 // once, into one (..., 2F) gradient.
-at::Tensor swiglu_fused(const at::Tensor& gate_up, ForceAtenOps aten = {});
+at::Tensor swiglu_fused(const at::Tensor& gate_up, fused::ForceReference aten = {});
 
 // Matrices with equal column counts stacked along the rows, converted to `dtype` in the same pass: (sum of
 // rows, K). The backward hands each part its rows of the gradient (in the part's dtype).

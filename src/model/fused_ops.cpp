@@ -14,17 +14,9 @@
 
 namespace chatmill::model::fused {
 
-namespace {
+bool use_kernel(const at::Tensor& t, ForceReference ref) { return kernels_built() && t.is_cuda() && !ref.on; }
 
-bool use_kernel(const at::Tensor& t, ForceReference ref) {
-#ifdef CHATMILL_CUDA
-  return t.is_cuda() && !ref.on;
-#else
-  (void)t;
-  (void)ref;
-  return false;
-#endif
-}
+namespace {
 
 // `like`: the op's first input, whose dtype and device every other input must share (the kernels take raw pointers).
 void check_rows(const at::Tensor& t, const char* what, int64_t rows, int64_t cols, const at::Tensor& like) {
@@ -166,7 +158,8 @@ at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, ForceReference 
                  " and weight ", weight.sizes(), " do not multiply (x: (M, K), weight: (N, K))");
   const int64_t M = x.size(0), K = x.size(1);
   const bool skinny = use_kernel(x, ref) && (x.scalar_type() == at::kBFloat16 || x.scalar_type() == at::kHalf) &&
-                      weight.scalar_type() == x.scalar_type() && weight.device() == x.device() && M >= 1 && M <= kSkinnyRows && K % 8 == 0 &&
+                      weight.scalar_type() == x.scalar_type() && weight.device() == x.device() && M >= 1 &&
+                      M <= kSkinnyRows && K % 8 == 0 &&
                       x.is_contiguous() && weight.is_contiguous() &&
                       reinterpret_cast<uintptr_t>(x.data_ptr()) % 16 == 0 &&
                       reinterpret_cast<uintptr_t>(weight.data_ptr()) % 16 == 0;

@@ -13,10 +13,13 @@ namespace chatmill::model::fused {
 // Whether the CUDA kernels were compiled in (else every op runs as LibTorch ops, CUDA tensors included).
 bool kernels_built();
 
-// The reference path for one op family even on CUDA: for tests that compare kernels with it.
+// The reference path (LibTorch ops) even on CUDA: for tests that compare kernels with it.
 struct ForceReference {
   bool on = false;
 };
+
+// Whether an op on `t` runs this project's CUDA kernel: a CUDA build, a CUDA tensor, and no ForceReference.
+bool use_kernel(const at::Tensor& t, ForceReference ref);
 
 // residual, delta: (N, C); weight: (C). residual += delta (rounded to the dtype, as HF's `residual + h`),
 // then returns rms_norm(residual) (HF's order: float32 statistics, cast, then scale). With `delta` undefined

@@ -7,7 +7,7 @@
 namespace chatmill::model {
 
 StaticDecoder::StaticDecoder(const Model& m, KVCache& cache, const at::Tensor& key_valid, bool use_cuda_graph)
-    : m_(m), cache_(cache), use_graph_(use_cuda_graph) {
+    : m_(m), cache_(cache) {
   const int64_t B = cache.batch(), S = cache.capacity();
   const at::Device dev = m.device();
   auto longs = at::TensorOptions().dtype(at::kLong).device(dev);
@@ -20,7 +20,7 @@ StaticDecoder::StaticDecoder(const Model& m, KVCache& cache, const at::Tensor& k
   logits_ = at::zeros({B, m.config.vocab_size}, at::TensorOptions().dtype(at::kFloat).device(dev));
   // Capture now, with the prefill, rather than in the first step: that cost is setup, not decoding. Its warm-up
   // run writes the next free column, which the first real step overwrites.
-  if (use_graph_ && cache_.length < cache_.capacity()) {
+  if (use_cuda_graph && cache_.length < cache_.capacity()) {
     column_.fill_(cache_.length);
     graph_ = capture_step_graph([this] { body(); }, dev);
   }
@@ -42,12 +42,8 @@ const at::Tensor& StaticDecoder::step(const at::Tensor& ids, const at::Tensor& p
   ids_.copy_(ids.view({-1, 1}));
   positions_.copy_(positions.view({-1, 1}));
   column_.fill_(cache_.length);
-  if (use_graph_) {
-    if (!graph_) graph_ = capture_step_graph([this] { body(); }, m_.device());
-    graph_->replay();
-  } else {
-    body();
-  }
+  if (graph_) graph_->replay();  // captured in the constructor when asked for (a full cache never gets here)
+  else body();
   cache_.length += 1;
   return logits_;
 }

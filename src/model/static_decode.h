@@ -29,13 +29,12 @@ class StaticDecoder {
 
   const Model& m_;
   KVCache& cache_;
-  bool use_graph_;
   at::Tensor ids_;        // (B, 1)
   at::Tensor positions_;  // (B, 1)
   at::Tensor column_;     // (1) the cache column of this step
   at::Tensor mask_;       // (B, 1, 1, S) bool
   at::Tensor logits_;     // (B, V) float32
-  std::unique_ptr<StepGraph> graph_;
+  std::unique_ptr<StepGraph> graph_;  // the step captured in the constructor (use_cuda_graph), else null
 };
 
 }  // namespace chatmill::model

@@ -70,8 +70,8 @@ struct Server::Impl {
   void health(httplib::Response& res) {
     const auto s = engine.stats();
     if (draining) res.status = 503;
-    res.set_content(dump({{"status", draining ? "draining" : "ok"}, {"model", o.model_name}, {"active", s.active}, {"queued", s.queued},
-                          {"completed", s.completed}, {"cancelled", s.cancelled}, {"in_flight", in_flight.load()},
+    res.set_content(dump({{"status", draining ? "draining" : "ok"}, {"model", o.model_name}, {"active", s.active},
+                          {"queued", s.queued}, {"completed", s.completed}, {"cancelled", s.cancelled}, {"in_flight", in_flight.load()},
                           {"generated_tokens", s.generated_tokens}, {"steps", s.steps}}),
                     "application/json");
   }

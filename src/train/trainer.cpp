@@ -72,7 +72,6 @@ at::Device parse_train_device(const std::string& d, const DistEnv& env) {
   return at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(env.local_rank));
 }
 
-
 double rss_mb() {
   std::ifstream in("/proc/self/status");
   std::string line;

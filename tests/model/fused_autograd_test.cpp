@@ -42,7 +42,7 @@ model::RopeTables tables(int64_t B, int64_t T, int64_t D, at::ScalarType dtype, 
 // The packed q/k/v split + rotary, SwiGLU and RMSNorm on `dev`: forward and backward of the fused op vs
 // HF's ops under autograd, each diff relative to the reference's largest magnitude, by name.
 std::map<std::string, double> op_diffs(at::ScalarType dtype, at::Device dev, int64_t D, int64_t H, int64_t Hkv,
-                                       model::ForceAtenOps aten) {
+                                       model::fused::ForceReference aten) {
   at::manual_seed(3);
   const auto opts = at::TensorOptions().dtype(dtype).device(dev);
   const int64_t B = 2, T = 7, F = 40;

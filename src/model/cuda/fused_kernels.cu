@@ -74,7 +74,6 @@ __global__ void silu_mul_kernel(const T* __restrict__ gate, int64_t gate_stride,
 
 // ---- rotary on q and k, k/v into the cache: one block per row ----------------------------------------------
 // Pairs (j, j + D/2) rotate by angle positions[b] * inv_freq[j]: HF's rotate_half with cos/sin tables in T.
-
 template <typename T>
 __global__ void rope_append_kernel(const T* __restrict__ q, int64_t q_stride, const T* __restrict__ k, int64_t k_stride,
                                    const T* __restrict__ v, int64_t v_stride, const int64_t* __restrict__ positions,
@@ -283,7 +282,8 @@ void add_rms_norm(const at::Tensor& residual, const at::Tensor& delta, const at:
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, residual.scalar_type(), "add_rms_norm", [&] {
     add_rms_norm_kernel<scalar_t><<<N, std::min(threads_for(C), 512), 0, stream>>>(
         residual.data_ptr<scalar_t>(), delta.defined() ? delta.data_ptr<scalar_t>() : nullptr,
-        delta.defined() ? delta.stride(0) : 0, weight.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), C, static_cast<float>(eps));
+        delta.defined() ? delta.stride(0) : 0, weight.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), C,
+        static_cast<float>(eps));
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
