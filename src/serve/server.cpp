@@ -9,6 +9,7 @@
 
 #include "common/error.h"
 #include "data/encode.h"
+#include "serve/client_watch.h"
 #include "serve/openai_api.h"
 
 namespace chatmill::serve {
@@ -125,11 +126,13 @@ struct Server::Impl {
     }
     const std::string id = random_id(chat ? "chatcmpl-" : "cmpl-");
     const int64_t created_at = static_cast<int64_t>(std::time(nullptr));
-    if (p.stream) return stream(res, h, p, id, created_at);
+    const ClientWatch watch(req);
+    if (p.stream) return stream(res, h, p, id, created_at, watch);
 
+    // A client that leaves before the whole answer frees its slot; the engine still sends the final event.
     infer::EngineEvent e;
-    while (!(h->next(e, kPoll) && e.finished)) {
-    }
+    while (!(h->next(e, kPoll) && e.finished))
+      if (!h->cancelled() && watch.gone()) h->cancel();
     const std::string& text = e.full_text;
     in_flight.fetch_sub(1);
     if (!e.error.empty()) return send_error(res, {500, "generation failed: " + e.error, "server_error", "", ""});
@@ -144,7 +147,7 @@ struct Server::Impl {
 
   // Server-sent events: a chunk per engine event, then the finish chunk (usage chunk if asked), then [DONE].
   void stream(httplib::Response& res, std::shared_ptr<infer::RequestHandle> h, const ParsedRequest& p, const std::string& id,
-              int64_t created_at) {
+              int64_t created_at, ClientWatch watch) {
     const bool chat = p.chat;
     const bool usage = p.include_usage;
     const std::string model_name = o.model_name;
@@ -167,8 +170,9 @@ struct Server::Impl {
             if (!first.empty() && !sink.write(first.data(), first.size())) return false;
           }
           infer::EngineEvent e;
+          // The client went away (seen before any write while queued or prefilling): the releaser cancels.
           while (!h->next(e, kPoll))
-            if (!sink.is_writable()) return false;  // the client went away: the releaser cancels
+            if (!sink.is_writable() || watch.gone()) return false;
           if (!e.error.empty()) {
             const std::string err = "data: " + dump(ApiError{500, "generation failed: " + e.error, "server_error", "", ""}.body()) + "\n\n";
             sink.write(err.data(), err.size());

@@ -6,7 +6,7 @@
   the context, max_tokens over the limit, unknown model (404), wrong API key (401), a body over the size limit
   (413), an unknown route; all with an OpenAI-style error body;
 - requests over the in-flight limit get HTTP 429 and the server stays up;
-- a client that disconnects mid-stream frees its slot;
+- a client that disconnects mid-stream, or while it waits for a non-streamed answer, frees its slot;
 - the Python `openai` client (chat, streamed and not; completions); the evaluation's judge client
   (`chatmill eval mt-bench --judge url=...`) against this server;
 - SIGTERM with a request in flight: that request completes, the process exits 0.
@@ -199,6 +199,30 @@ def main():
     h = srv.health()
     expect(h["cancelled"] == before + 1 and h["active"] == 0 and h["in_flight"] == 0,
            f"disconnect mid-stream: slot freed ({h})")
+
+    # 3b. So does one that leaves while it waits for a non-streamed completion (nothing is written until the end,
+    # so the server must notice the closed connection itself). A second server allows a long request.
+    slow = Server(model, "--max-batch", "2", "--context", "1024", "--max-tokens", "1000")
+    try:
+        before = slow.health()["cancelled"]
+        s = socket.create_connection(("127.0.0.1", slow.port), timeout=60)
+        body = json.dumps({"model": "tiny", "prompt": "Long story:", "max_tokens": 1000, "temperature": 0}).encode()
+        s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Authorization: Bearer " + KEY.encode() + b"\r\nContent-Length: " + str(len(body)).encode() +
+                  b"\r\n\r\n" + body)
+        deadline = time.time() + 30
+        while time.time() < deadline and slow.health()["active"] == 0:
+            time.sleep(0.01)
+        s.close()
+        t0 = time.time()
+        while time.time() < deadline and (slow.health()["cancelled"] == before or slow.health()["active"] > 0):
+            time.sleep(0.02)
+        h = slow.health()
+        print(f"non-streamed disconnect seen in {time.time() - t0:.2f} s; generated {h['generated_tokens']} tokens")
+        expect(h["cancelled"] == before + 1 and h["active"] == 0 and h["in_flight"] == 0 and h["generated_tokens"] < 1000,
+               f"disconnect while waiting for a non-streamed completion: slot freed ({h})")
+    finally:
+        slow.stop()
 
     # 4. The openai client.
     from openai import OpenAI
