@@ -31,6 +31,15 @@ class C10dCommunicator : public Communicator {
  public:
   C10dCommunicator(c10::intrusive_ptr<c10d::Backend> pg, int rank, int world, std::string name)
       : pg_(std::move(pg)), rank_(rank), world_(world), name_(std::move(name)) {}
+  // As torch.distributed.destroy_process_group does: NCCL warns, and may leave communicators behind, without a
+  // shutdown. After a failed collective, abort instead: a clean shutdown would wait on peers that are gone.
+  ~C10dCommunicator() override {
+    try {
+      if (failed_) pg_->abort();
+      else pg_->shutdown();
+    } catch (const std::exception&) {
+    }
+  }
   int rank() const override { return rank_; }
   int world_size() const override { return world_; }
 
@@ -73,7 +82,8 @@ class C10dCommunicator : public Communicator {
   }
 
  private:
-  [[noreturn]] void fail(const char* what, const std::exception& e) const {
+  [[noreturn]] void fail(const char* what, const std::exception& e) {
+    failed_ = true;
     CHATMILL_FAIL(name_, " ", what, " failed on rank ", rank_, " of ", world_,
                   ": another rank exited, hung past the timeout, or the network broke (", e.what(), ")");
   }
@@ -89,6 +99,7 @@ class C10dCommunicator : public Communicator {
   c10::intrusive_ptr<c10d::Backend> pg_;
   int rank_, world_;
   std::string name_;
+  bool failed_ = false;
 };
 
 #ifdef CHATMILL_CUDA
