@@ -25,6 +25,9 @@ int main(int argc, char** argv) {
   } catch (const c10::Error& e) {
     std::cerr << "chatmill: internal error: " << e.what_without_backtrace() << "\n";
     return 3;
+  } catch (const std::exception& e) {  // a library's own exception that no check turned into an Error
+    std::cerr << "chatmill: internal error: " << e.what() << "\n";
+    return 3;
   }
   return 0;
 }

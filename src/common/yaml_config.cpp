@@ -79,6 +79,11 @@ YamlObject YamlObject::object(const std::string& key) {
 void YamlObject::check_unknown() {
   if (!node_ || !node_.IsMap()) return;
   for (const auto& kv : node_) {
+    if (!kv.first.IsScalar()) {  // "? a: b" or "[a, b]: c": YAML allows such keys, configs have none
+      errors_->add(detail::concat(file_, ":", kv.first.Mark().line + 1, ": ", path_.empty() ? "a top-level" : path_,
+                                  " key is a ", kv.first.IsMap() ? "mapping" : "list", "; keys are plain names"));
+      continue;
+    }
     const std::string key = kv.first.as<std::string>();
     if (!known_.count(key)) {
       std::string known;

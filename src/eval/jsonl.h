@@ -27,7 +27,7 @@ void for_each_json_line(const std::filesystem::path& file, F&& fn) {
     nlohmann::json j;
     try {
       j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {
       CHATMILL_FAIL("malformed JSON at ", where, ": ", e.what());
     }
     CHATMILL_CHECK(j.is_object(), where, ": expected a JSON object");

@@ -234,7 +234,7 @@ LlamaConfig load_hf_config(const std::filesystem::path& config_json) {
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {
     CHATMILL_FAIL("malformed JSON in ", config_json, ": ", e.what());
   }
   return config_from_hf_json(j, config_json.string());

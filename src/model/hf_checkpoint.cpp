@@ -37,7 +37,7 @@ nlohmann::json read_json(const fs::path& path) {
   CHATMILL_CHECK(in, "cannot read ", path);
   try {
     return nlohmann::json::parse(in);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {
     CHATMILL_FAIL("malformed JSON in ", path, ": ", e.what());
   }
 }

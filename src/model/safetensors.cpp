@@ -68,7 +68,7 @@ SafetensorsReader SafetensorsReader::open(const std::filesystem::path& path) {
   try {
     header = nlohmann::json::parse(reinterpret_cast<const char*>(r.file_->data()) + 8,
                                    reinterpret_cast<const char*>(r.file_->data()) + 8 + n);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {
     CHATMILL_FAIL("malformed JSON header in safetensors file ", where, ": ", e.what());
   }
   CHATMILL_CHECK(header.is_object(), "bad safetensors file ", where, ": the header must be a JSON object");

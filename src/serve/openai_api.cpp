@@ -48,7 +48,7 @@ std::optional<ApiError> parse_request(const std::string& body, bool chat, Parsed
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(body);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, and out_of_range for numbers like 2e892
     return bad("", std::string("the body is not valid JSON: ") + e.what());
   }
   if (!j.is_object()) return bad("", "the body must be a JSON object");

@@ -112,15 +112,22 @@ CheckpointContents load_checkpoint_contents(const fs::path& ckpt) {
   CheckpointContents c;
   std::ifstream in(ckpt / "trainer_state.json");
   CHATMILL_CHECK(in, "checkpoint ", ckpt, " has no trainer_state.json");
-  auto j = nlohmann::ordered_json::parse(in);
-  c.trainer_state = j;
-  c.step = j.at("step").get<int64_t>();
-  std::ifstream cin(ckpt / "train_config.json");
-  if (cin) c.config = nlohmann::ordered_json::parse(cin);
+  try {
+    c.trainer_state = nlohmann::ordered_json::parse(in);
+    c.step = c.trainer_state.at("step").get<int64_t>();
+    std::ifstream cin(ckpt / "train_config.json");
+    if (cin) c.config = nlohmann::ordered_json::parse(cin);
+  } catch (const nlohmann::json::exception& e) {
+    CHATMILL_FAIL("checkpoint ", ckpt, " is damaged: its trainer_state.json or train_config.json does not parse (",
+                  e.what(), "); resume from an earlier checkpoint or start over");
+  }
   // Restore the CPU generator.
   auto reader = model::SafetensorsReader::open(ckpt / "rng.safetensors");
   at::Generator gen = at::detail::getDefaultCPUGenerator();
-  gen.set_state(reader.view(*reader.find("cpu")).clone());
+  const auto* cpu = reader.find("cpu");
+  CHATMILL_CHECK(cpu, "checkpoint ", ckpt, " is damaged: rng.safetensors has no 'cpu' generator state; resume from an ",
+                 "earlier checkpoint or start over");
+  gen.set_state(reader.view(*cpu).clone());
   return c;
 }
 

@@ -77,6 +77,9 @@ TEST(Safetensors, RejectsMalformedJson) {
   auto dir = scratch("st_json");
   write_raw(dir / "j.safetensors", R"({"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]})", 8);
   expect_open_error(dir / "j.safetensors", {"malformed JSON header"});
+  // A number past double's range: the JSON library reports it as out_of_range, not as a parse error.
+  write_raw(dir / "n.safetensors", R"({"w": {"dtype": "F32", "shape": [2e892], "data_offsets": [0, 8]}})", 8);
+  expect_open_error(dir / "n.safetensors", {"malformed JSON header", "number overflow"});
 }
 
 TEST(Safetensors, RejectsOverlappingOffsets) {

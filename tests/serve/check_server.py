@@ -163,6 +163,7 @@ def main():
     chat = {"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
     cases = [
         ("malformed JSON", srv.request("POST", "/v1/chat/completions", raw="{not json"), 400, None, None),
+        ("a number past double's range", srv.request("POST", "/v1/completions", raw='{"model": "tiny", "prompt": "x", "max_tokens": 2e892}'), 400, None, None),
         ("missing messages", srv.post("/v1/chat/completions", {"model": "tiny"}), 400, "messages", None),
         ("messages not a list", srv.post("/v1/chat/completions", {"model": "tiny", "messages": "hi"}), 400, "messages", None),
         ("missing model", srv.post("/v1/chat/completions", {"messages": chat["messages"]}), 400, "model", None),

@@ -62,7 +62,7 @@ UpvoteBuilder::UpvoteBuilder(const std::filesystem::path& votes, std::vector<std
     nlohmann::json v;
     try {
       v = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {
       CHATMILL_FAIL("malformed JSON in votes file at ", where, ": ", e.what());
     }
     for (const char* key : {"winner", "conversation_a_id", "conversation_b_id"})

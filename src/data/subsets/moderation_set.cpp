@@ -53,7 +53,7 @@ ModerationSetBuilder::ModerationSetBuilder(ModerationSetConfig cfg)
       nlohmann::json j;
       try {
         j = nlohmann::json::parse(line);
-      } catch (const nlohmann::json::parse_error& e) {
+      } catch (const nlohmann::json::exception& e) {
         CHATMILL_FAIL("malformed JSON in teacher file at ", where, ": ", e.what());
       }
       CHATMILL_CHECK(j.contains("message_id") && j["message_id"].is_string() && j.contains("explanation") &&
