@@ -7,6 +7,7 @@
 #include <random>
 
 #include "common/error.h"
+#include "data/ignore_label.h"
 
 namespace chatmill::data {
 
@@ -35,10 +36,13 @@ namespace {
 constexpr const char* kFormat = "chatmill-tokens";
 constexpr int64_t kVersion = 1;
 
-// Variable-length UTF-8 strings: h5py reads them as str.
+// Fixed-length UTF-8 strings, held in the attribute's (checksummed) header message: variable-length ones live
+// in the global heap, which has no checksum, and HDF5 1.10 crashes reading a damaged one. h5py reads these
+// as bytes (.decode()).
 void write_attr(H5::H5File& f, const char* name, const std::string& v) {
-  H5::StrType type(H5::PredType::C_S1, H5T_VARIABLE);
+  H5::StrType type(H5::PredType::C_S1, std::max<size_t>(v.size(), 1));
   type.setCset(H5T_CSET_UTF8);
+  type.setStrpad(H5T_STR_NULLPAD);
   f.createAttribute(name, type, H5::DataSpace(H5S_SCALAR)).write(type, v);
 }
 
@@ -51,6 +55,16 @@ std::string read_str(const H5::H5File& f, const char* name) {
   std::string v;
   a.read(a.getStrType(), v);
   return v;
+}
+
+// A dataset's dimensions (empty for a scalar); an error naming the store when it is missing.
+std::vector<hsize_t> dims_of(const H5::H5File& f, const char* name, const fs::path& path) {
+  CHATMILL_CHECK(f.nameExists(name), "token store ", path, " is damaged: it has no dataset ", name,
+                 "; tokenize the data again");
+  const H5::DataSpace space = f.openDataSet(name).getSpace();
+  std::vector<hsize_t> dims(static_cast<size_t>(std::max(space.getSimpleExtentNdims(), 0)));
+  if (!dims.empty()) space.getSimpleExtentDims(dims.data());
+  return dims;
 }
 
 int64_t read_int(const H5::H5File& f, const char* name) {
@@ -68,6 +82,7 @@ class Appender {
     hsize_t chunk[2] = {cols == 1 ? hsize_t{1} << 16 : std::max<hsize_t>(1, (hsize_t{1} << 18) / cols), cols};
     H5::DSetCreatPropList props;
     props.setChunk(rank, chunk);
+    props.setFletcher32();  // a damaged chunk fails its read instead of feeding wrong tokens to training
     ds_ = g.createDataSet(name, type, H5::DataSpace(rank, dims, maxdims), props);
   }
   // Appends `n` items (rows when 2-D) from `data`.
@@ -157,7 +172,11 @@ TokenStoreWriter::TokenStoreWriter(const fs::path& path, StoreMetadata meta) : i
   m.meta = std::move(meta);
   if (path.has_parent_path()) fs::create_directories(path.parent_path());
   m.tmp = path.string() + ".tmp-" + std::to_string(::getpid());
-  m.file = H5::H5File(m.tmp.string(), H5F_ACC_TRUNC);
+  // The HDF5 1.8 structures (h5py reads them) checksum the file's metadata, so a damaged store fails to open
+  // cleanly; with 1.6's unchecked layout messages HDF5 1.10 can divide by zero on one.
+  H5::FileAccPropList access;
+  access.setLibverBounds(H5F_LIBVER_V18, H5F_LIBVER_V18);
+  m.file = H5::H5File(m.tmp.string(), H5F_ACC_TRUNC, H5::FileCreatPropList::DEFAULT, access);
   m.samples = m.file.createGroup("/samples");
   m.rows = m.file.createGroup("/rows");
   const hsize_t L = static_cast<hsize_t>(m.meta.row_length);
@@ -240,13 +259,24 @@ TokenStore TokenStore::open(const fs::path& path) {
     s.meta_.packing = parse_packing(read_str(f, "packing"));
     s.meta_.pad_id = read_int(f, "pad_id");
     s.meta_.manifest = read_str(f, "manifest");
-    hsize_t dims[2] = {0, 0};
-    f.openDataSet("/rows/ids").getSpace().getSimpleExtentDims(dims);
-    CHATMILL_CHECK(static_cast<int64_t>(dims[1]) == s.meta_.row_length, "token store ", path,
-                   ": /rows/ids has rows of ", dims[1], " tokens but row_length says ", s.meta_.row_length);
-    s.num_rows_ = static_cast<int64_t>(dims[0]);
-    f.openDataSet("/samples/offsets").getSpace().getSimpleExtentDims(dims);
-    s.num_samples_ = static_cast<int64_t>(dims[0]) - 1;
+    CHATMILL_CHECK(s.meta_.row_length > 0 && s.meta_.max_length > 0, "token store ", path, " is damaged: row_length ",
+                   s.meta_.row_length, ", max_length ", s.meta_.max_length, "; tokenize the data again");
+    // Every row dataset (R, row_length); the sample datasets as long as the last offset says.
+    const std::vector<hsize_t> ids = dims_of(f, "/rows/ids", path);
+    CHATMILL_CHECK(ids.size() == 2 && static_cast<int64_t>(ids[1]) == s.meta_.row_length, "token store ", path,
+                   ": /rows/ids has rows of ", ids.size() == 2 ? ids[1] : 0, " tokens but row_length says ",
+                   s.meta_.row_length);
+    for (const char* name : {"/rows/labels", "/rows/positions", "/rows/doc"})
+      CHATMILL_CHECK(dims_of(f, name, path) == ids, "token store ", path, " is damaged: ", name,
+                     " does not have the shape of /rows/ids; tokenize the data again");
+    s.num_rows_ = static_cast<int64_t>(ids[0]);
+    const std::vector<hsize_t> offsets = dims_of(f, "/samples/offsets", path);
+    CHATMILL_CHECK(offsets.size() == 1 && offsets[0] >= 1, "token store ", path,
+                   " is damaged: /samples/offsets must be a list of at least one offset; tokenize the data again");
+    s.num_samples_ = static_cast<int64_t>(offsets[0]) - 1;
+    for (const char* name : {"/samples/ids", "/samples/labels"})
+      CHATMILL_CHECK(dims_of(f, name, path).size() == 1, "token store ", path, " is damaged: ", name,
+                     " must be one-dimensional; tokenize the data again");
   } catch (const H5::Exception& e) {
     CHATMILL_FAIL("cannot read token store ", path, ": ", e.getDetailMsg());
   }
@@ -280,35 +310,66 @@ at::Tensor read_rows(const H5::DataSet& ds, const std::vector<int64_t>& indices,
 Batch TokenStore::rows(const std::vector<int64_t>& indices) const {
   for (int64_t i : indices)
     CHATMILL_CHECK(i >= 0 && i < num_rows_, "row ", i, " is out of range for token store ", path_, " (", num_rows_, " rows)");
-  H5::H5File f(path_.string(), H5F_ACC_RDONLY);
   const int64_t L = meta_.row_length;
   Batch b;
-  b.ids = read_rows(f.openDataSet("/rows/ids"), indices, L).to(at::kLong);
-  b.labels = read_rows(f.openDataSet("/rows/labels"), indices, L).to(at::kLong);
-  b.positions = read_rows(f.openDataSet("/rows/positions"), indices, L).to(at::kLong);
-  b.doc = read_rows(f.openDataSet("/rows/doc"), indices, L);
+  try {
+    H5::H5File f(path_.string(), H5F_ACC_RDONLY);
+    b.ids = read_rows(f.openDataSet("/rows/ids"), indices, L).to(at::kLong);
+    b.labels = read_rows(f.openDataSet("/rows/labels"), indices, L).to(at::kLong);
+    b.positions = read_rows(f.openDataSet("/rows/positions"), indices, L).to(at::kLong);
+    b.doc = read_rows(f.openDataSet("/rows/doc"), indices, L);
+  } catch (const H5::Exception& e) {
+    CHATMILL_FAIL("cannot read rows of token store ", path_, " (", e.getDetailMsg(),
+                  "): the file changed or is damaged since it was opened; tokenize the data again");
+  }
+  // What the writer guarantees, so that damage shows here and not as an index error inside the model.
+  const bool ok = b.ids.min().item<int64_t>() >= 0 && b.positions.min().item<int64_t>() >= 0 &&
+                  b.positions.max().item<int64_t>() < meta_.max_length && b.doc.min().item<int32_t>() >= -1 &&
+                  ((b.labels == kIgnoreLabel) | (b.labels >= 0)).all().item<bool>();
+  std::string which;
+  for (size_t k = 0; k < indices.size() && k < 8; ++k) which += (k ? "," : "") + std::to_string(indices[k]);
+  if (indices.size() > 8) which += ",...";
+  CHATMILL_CHECK(ok, "token store ", path_, " is damaged: rows ", which, " hold negative ids, labels other than ", kIgnoreLabel, " or non-negative, or positions outside [0, ",
+                 meta_.max_length, "); tokenize the data again");
   return b;
+}
+
+void check_vocabulary(const Batch& b, int64_t vocab_size, const std::filesystem::path& store) {
+  const int64_t top = std::max(b.ids.max().item<int64_t>(), b.labels.max().item<int64_t>());
+  CHATMILL_CHECK(top < vocab_size, "token store ", store, " holds token id ", top, " but the model's vocabulary has ",
+                 vocab_size, " entries; tokenize with the model's tokenizer, or check the model's vocab_size");
 }
 
 EncodedSample TokenStore::sample(int64_t i) const {
   CHATMILL_CHECK(i >= 0 && i < num_samples_, "sample ", i, " is out of range for token store ", path_);
-  H5::H5File f(path_.string(), H5F_ACC_RDONLY);
-  int64_t range[2];
-  {
-    H5::DataSet ds = f.openDataSet("/samples/offsets");
-    H5::DataSpace file = ds.getSpace();
-    hsize_t start = static_cast<hsize_t>(i), count = 2;
-    file.selectHyperslab(H5S_SELECT_SET, &count, &start);
-    ds.read(range, H5::PredType::NATIVE_INT64, H5::DataSpace(1, &count), file);
-  }
   EncodedSample s;
-  const hsize_t n = static_cast<hsize_t>(range[1] - range[0]), start = static_cast<hsize_t>(range[0]);
-  for (auto [name, dst] : {std::pair{"/samples/ids", &s.ids}, std::pair{"/samples/labels", &s.labels}}) {
-    dst->resize(n);
-    H5::DataSet ds = f.openDataSet(name);
-    H5::DataSpace file = ds.getSpace();
-    file.selectHyperslab(H5S_SELECT_SET, &n, &start);
-    ds.read(dst->data(), H5::PredType::NATIVE_INT32, H5::DataSpace(1, &n), file);
+  try {
+    H5::H5File f(path_.string(), H5F_ACC_RDONLY);
+    int64_t range[2];
+    {
+      H5::DataSet ds = f.openDataSet("/samples/offsets");
+      H5::DataSpace file = ds.getSpace();
+      hsize_t start = static_cast<hsize_t>(i), count = 2;
+      file.selectHyperslab(H5S_SELECT_SET, &count, &start);
+      ds.read(range, H5::PredType::NATIVE_INT64, H5::DataSpace(1, &count), file);
+    }
+    for (auto [name, dst] : {std::pair{"/samples/ids", &s.ids}, std::pair{"/samples/labels", &s.labels}}) {
+      H5::DataSet ds = f.openDataSet(name);
+      H5::DataSpace file = ds.getSpace();
+      hsize_t total = 0;
+      file.getSimpleExtentDims(&total);
+      CHATMILL_CHECK(0 <= range[0] && range[0] <= range[1] && static_cast<hsize_t>(range[1]) <= total, "token store ",
+                     path_, " is damaged: sample ", i, " has offsets [", range[0], ", ", range[1], ") outside ", name,
+                     " (", total, " tokens); tokenize the data again");
+      const hsize_t n = static_cast<hsize_t>(range[1] - range[0]), start = static_cast<hsize_t>(range[0]);
+      dst->resize(n);
+      if (n == 0) continue;
+      file.selectHyperslab(H5S_SELECT_SET, &n, &start);
+      ds.read(dst->data(), H5::PredType::NATIVE_INT32, H5::DataSpace(1, &n), file);
+    }
+  } catch (const H5::Exception& e) {
+    CHATMILL_FAIL("cannot read sample ", i, " of token store ", path_, " (", e.getDetailMsg(),
+                  "): the file changed or is damaged since it was opened; tokenize the data again");
   }
   return s;
 }

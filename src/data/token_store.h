@@ -61,13 +61,19 @@ struct Batch {
   at::Tensor doc;        // int32, -1 = padding: attend only within equal doc ids, causally
 };
 
+// Token ids and labels below the model's vocabulary: a store of another vocabulary, or a damaged one, stops
+// here with the store's name, instead of as an index error (on CUDA a device-side assert) in the embedding.
+void check_vocabulary(const Batch& b, int64_t vocab_size, const std::filesystem::path& store);
+
 class TokenStore {
  public:
   // Throws chatmill::Error naming the file when it is not a chatmill token store or is inconsistent.
   static TokenStore open(const std::filesystem::path& path);
+  const std::filesystem::path& path() const { return path_; }
   const StoreMetadata& meta() const { return meta_; }
   int64_t num_rows() const { return num_rows_; }
   int64_t num_samples() const { return num_samples_; }
+  // Checks what the writer guarantees (ids >= 0, labels -100 or >= 0, positions in [0, max_length), doc >= -1).
   Batch rows(const std::vector<int64_t>& indices) const;
   EncodedSample sample(int64_t i) const;
   // Refuses a store made with another tokenizer than the model's (compared by sha256 of tokenizer.model).

@@ -198,6 +198,7 @@ TrainSummary run_training(const TrainConfig& cfg, const DistEnv& env) {
     const auto t0 = std::chrono::steady_clock::now();
     const std::vector<int64_t> rows = sampler.batch(step / per_epoch, step % per_epoch);
     data::Batch batch = store.rows(rows);
+    data::check_vocabulary(batch, setup.model_cfg.vocab_size, store.path());
     // The loss is normalised by the trained tokens of the whole global batch, not per micro-batch.
     at::Tensor count = at::tensor({static_cast<double>(trained_tokens(batch.labels))}, at::kDouble).to(device);
     comm->all_reduce_sum(count);

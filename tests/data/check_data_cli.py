@@ -116,7 +116,8 @@ def main():
     r = run("data", "tokenize", cfg, "row_length=512")
     expect(r.returncode == 0, f"data tokenize ({r.stderr.strip()[:300]})")
     with h5py.File(store, "r") as h:
-        a = h.attrs
+        # String attributes are fixed-length UTF-8: h5py gives bytes.
+        a = {k: v.decode() if isinstance(v, bytes) else v for k, v in h.attrs.items()}
         expect(a["format"] == "chatmill-tokens" and a["template"] == "llama-2", "store attributes")
         expect(a["max_length"] == 384 and a["row_length"] == 512, "max_length and row_length (override applied)")
         expect(a["tokenizer_sha256"] == hashlib.sha256(open(TOKENIZER, "rb").read()).hexdigest(), "tokenizer sha256")

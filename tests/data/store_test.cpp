@@ -1,6 +1,7 @@
 // The HDF5 token store: samples and rows round-trip, packing restarts positions per document, the row
 // sampler splits ranks without overlap and resumes exactly, and a foreign tokenizer is refused.
 #include <ATen/ATen.h>
+#include <H5Cpp.h>
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -123,6 +124,76 @@ TEST(TokenStore, FailedRunLeavesNoFileBehind) {
   auto r = data::tokenize_dataset(cfg);
   EXPECT_EQ(r.read.skipped, 5);
   EXPECT_EQ(r.read.records, 7);
+}
+
+TEST(TokenStore, LongManifestAndEmptyStrings) {
+  // Fixed-length string attributes: one past the 64 KiB of an object header goes to dense storage.
+  auto dir = testing::scratch("store_strings");
+  data::StoreMetadata m;
+  m.max_length = m.row_length = 16;
+  m.manifest = std::string(300000, 'x');
+  data::TokenStoreWriter w(dir / "s.h5", m);
+  data::EncodedSample s;
+  s.ids = {1, 2, 3};
+  s.labels = {kIgnoreLabel, 2, 3};
+  w.add(s);
+  w.finish();
+  auto store = data::TokenStore::open(dir / "s.h5");
+  EXPECT_EQ(store.meta().manifest, m.manifest);
+  EXPECT_EQ(store.meta().template_name, "");
+  EXPECT_EQ(store.sample(0).ids, s.ids);
+}
+
+// A copy of a good store, edited through HDF5 by `edit`.
+fs::path damaged_store(const fs::path& good, const std::string& name, const std::function<void(H5::H5File&)>& edit) {
+  const fs::path out = good.parent_path() / (name + ".h5");
+  fs::copy_file(good, out, fs::copy_options::overwrite_existing);
+  H5::H5File f(out.string(), H5F_ACC_RDWR);
+  edit(f);
+  return out;
+}
+
+// Overwrites one int element of a 1-D or 2-D dataset.
+template <typename T>
+void poke(H5::H5File& f, const char* name, std::vector<hsize_t> at, T value) {
+  H5::DataSet ds = f.openDataSet(name);
+  H5::DataSpace file = ds.getSpace();
+  std::vector<hsize_t> one(at.size(), 1);
+  file.selectHyperslab(H5S_SELECT_SET, one.data(), at.data());
+  const H5::DataSpace mem(static_cast<int>(one.size()), one.data());
+  ds.write(&value, std::is_same_v<T, int64_t> ? H5::PredType::NATIVE_INT64 : H5::PredType::NATIVE_INT32, mem, file);
+}
+
+TEST(TokenStore, DamagedStoresAreRefusedWithTheirName) {
+  auto dir = testing::scratch("store_damaged");
+  auto cfg = sample_config(dir / "train.h5", "packed", 256);
+  data::tokenize_dataset(cfg);
+  const fs::path good = cfg.output;
+
+  auto no_doc = damaged_store(good, "no_doc", [](H5::H5File& f) { f.unlink("/rows/doc"); });
+  testing::expect_error([&] { data::TokenStore::open(no_doc); }, {no_doc.string(), "/rows/doc"});
+
+  auto negative = damaged_store(good, "negative_id", [](H5::H5File& f) { poke<int32_t>(f, "/rows/ids", {1, 3}, -5); });
+  auto store = data::TokenStore::open(negative);
+  EXPECT_NO_THROW(store.rows({0}));
+  testing::expect_error([&] { store.rows({0, 1}); }, {negative.string(), "is damaged: rows 0,1", "tokenize the data again"});
+
+  auto label = damaged_store(good, "bad_label", [](H5::H5File& f) { poke<int32_t>(f, "/rows/labels", {0, 0}, -7); });
+  testing::expect_error([&] { data::TokenStore::open(label).rows({0}); }, {label.string(), "is damaged"});
+
+  auto position = damaged_store(good, "bad_position", [](H5::H5File& f) { poke<int32_t>(f, "/rows/positions", {0, 0}, 256); });
+  testing::expect_error([&] { data::TokenStore::open(position).rows({0}); }, {position.string(), "positions outside [0, 256)"});
+
+  auto offsets = damaged_store(good, "bad_offsets", [](H5::H5File& f) { poke<int64_t>(f, "/samples/offsets", {1}, 1LL << 40); });
+  auto bad_offsets = data::TokenStore::open(offsets);
+  testing::expect_error([&] { bad_offsets.sample(0); }, {offsets.string(), "sample 0 has offsets", "outside /samples/ids"});
+
+  // A store of another vocabulary (or a model of a smaller one).
+  auto ok = data::TokenStore::open(good);
+  const data::Batch b = ok.rows({0});
+  EXPECT_NO_THROW(data::check_vocabulary(b, 32000, good));
+  testing::expect_error([&] { data::check_vocabulary(b, 100, good); },
+                        {good.string(), "holds token id", "vocabulary has 100 entries"});
 }
 
 TEST(RowSampler, RanksNeverOverlapAndCoverEachEpoch) {
