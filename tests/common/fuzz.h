@@ -1,11 +1,16 @@
 // Byte-level damage for the fuzz tests: what files suffer (a truncation, a lost or stray byte) and hand
 // edits make, drawn mostly from the format's own punctuation so that mutants get past the first check.
 #pragma once
+#include <gtest/gtest.h>
+
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <iterator>
 #include <random>
 #include <string>
+
+#include "common/error.h"
 
 namespace chatmill::testing {
 
@@ -32,6 +37,29 @@ inline std::string mutate(const std::string& good, const std::string& alphabet, 
     else bad.erase(at, 1);
   }
   return bad;
+}
+
+struct FuzzTally {
+  int opened = 0, rejected = 0;
+  bool foreign = false;  // a mutant escaped as another exception: the test has failed; stop
+};
+
+// Writes mutant `i` to `file` and runs `use` on it: opened when it returns, rejected when it throws a
+// chatmill::Error naming the file; any other exception fails the test.
+inline void try_mutant(const std::string& bytes, const std::filesystem::path& file, int i, FuzzTally& t,
+                       const std::function<void()>& use) {
+  std::ofstream(file, std::ios::binary | std::ios::trunc).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  try {
+    use();
+    ++t.opened;
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(file.string()), std::string::npos)
+        << "mutant " << i << ": the error does not name the file: " << e.what();
+    ++t.rejected;
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "mutant " << i << " raised a foreign exception: " << e.what();
+    t.foreign = true;
+  }
 }
 
 }  // namespace chatmill::testing

@@ -2,7 +2,6 @@
 // fails with a chatmill::Error naming the file; never a yaml-cpp or JSON exception that aborts the CLI.
 #include <gtest/gtest.h>
 
-#include <fstream>
 
 #include "common/error.h"
 #include "common/fuzz.h"
@@ -24,22 +23,13 @@ void fuzz(const std::string& name, const fs::path& source, const std::function<v
   ASSERT_FALSE(good.empty()) << source;
   const fs::path file = testing::scratch("config_fuzz_" + name) / source.filename();
   std::mt19937_64 rng(std::hash<std::string>{}(name));
-  int rejected = 0;
-  for (int i = 0; i < rounds; ++i) {
+  testing::FuzzTally t;
+  for (int i = 0; i < rounds && !t.foreign; ++i) {
     const std::string bad = testing::mutate(good, kYamlBytes, 3, rng);
-    std::ofstream(file, std::ios::binary | std::ios::trunc) << bad;
-    try {
-      load(file);
-    } catch (const Error& e) {
-      EXPECT_NE(std::string(e.what()).find(file.string()), std::string::npos)
-          << name << " mutant " << i << " error does not name the file: " << e.what();
-      ++rejected;
-    } catch (const std::exception& e) {
-      ADD_FAILURE() << name << " mutant " << i << " raised a foreign exception: " << e.what() << "\n--- file:\n" << bad;
-      return;
-    }
+    testing::try_mutant(bad, file, i, t, [&] { load(file); });
+    if (t.foreign) ADD_FAILURE() << name << ", the file:\n" << bad;
   }
-  EXPECT_GT(rejected, rounds / 10) << name;
+  EXPECT_GT(t.rejected, rounds / 10) << name;
 }
 
 TEST(ConfigFuzz, TrainRecipe) {
