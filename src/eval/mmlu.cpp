@@ -86,7 +86,9 @@ MmluData load_mmlu(const fs::path& dir) {
   }
   CHATMILL_CHECK(!d.test.empty(), "MMLU folder ", dir, " has no test questions");
   for (const auto& [subject, items] : d.test)
-    CHATMILL_CHECK(d.dev.count(subject), "MMLU subject '", subject, "' has test questions but no dev questions for its shots");
+    CHATMILL_CHECK(d.dev.count(subject), "MMLU subject '", subject, "' has test questions but no dev questions for its ",
+                   "shots: ", fs::is_directory(dir / "dev") ? dir / "dev" / (subject + "_dev.csv") : dir / "dev.jsonl",
+                   " has none");
   return d;
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <functional>
 #include <fstream>
@@ -37,6 +38,12 @@ inline std::string mutate(const std::string& good, const std::string& alphabet, 
     else bad.erase(at, 1);
   }
   return bad;
+}
+
+// `n` mutants, times CHATMILL_FUZZ_SCALE when set (a deeper search than the suite's default).
+inline int fuzz_rounds(int n) {
+  const char* s = std::getenv("CHATMILL_FUZZ_SCALE");
+  return s ? n * std::max(1, std::atoi(s)) : n;
 }
 
 struct FuzzTally {

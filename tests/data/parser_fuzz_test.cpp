@@ -22,7 +22,7 @@ TEST(ParserFuzz, LmsysRecords) {
   ASSERT_FALSE(lines.empty());
   std::mt19937_64 rng(7);
   int ok = 0, bad = 0;
-  for (int i = 0; i < 4000; ++i) {
+  for (int i = 0; i < testing::fuzz_rounds(4000); ++i) {
     std::string line = testing::mutate(lines[i % lines.size()], kJsonBytes, 4, rng);
     data::Conversation c;
     data::RecordError err;
@@ -57,7 +57,7 @@ TEST(ParserFuzz, OpenAiRequests) {
   };
   std::mt19937_64 rng(11);
   int ok = 0, bad = 0;
-  for (int i = 0; i < 6000; ++i) {
+  for (int i = 0; i < testing::fuzz_rounds(6000); ++i) {
     const auto& [body, chat] = good[i % good.size()];
     const std::string mutant = testing::mutate(body, kJsonBytes, 4, rng);
     serve::ParsedRequest p;

@@ -30,7 +30,7 @@ TEST(TokenStoreFuzz, DamagedStoresOpenOrFailCleanly) {
   std::mt19937_64 rng(5);
   testing::FuzzTally t;
   const fs::path path = dir / "bad.h5";
-  for (int i = 0; i < 300 && !t.foreign; ++i) {
+  for (int i = 0; i < testing::fuzz_rounds(300) && !t.foreign; ++i) {
     std::string bad = good;
     const size_t span = rng() % 2 ? std::min<size_t>(4096, bad.size()) : bad.size();
     for (int k = 1 + static_cast<int>(rng() % 4); k > 0; --k)

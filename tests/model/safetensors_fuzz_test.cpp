@@ -29,7 +29,7 @@ TEST(SafetensorsFuzz, DamagedFilesOpenOrFailCleanly) {
   std::mt19937_64 rng(1234);
   testing::FuzzTally t;
   const auto path = dir / "bad.safetensors";
-  for (int i = 0; i < 3000 && !t.foreign; ++i) {
+  for (int i = 0; i < testing::fuzz_rounds(3000) && !t.foreign; ++i) {
     // The length prefix and the JSON header (the tensor bytes are any bytes).
     testing::try_mutant(testing::mutate(good, alphabet, 4, rng, 8 + header_len), path, i, t, [&] {
       auto r = model::SafetensorsReader::open(path);

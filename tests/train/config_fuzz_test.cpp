@@ -24,7 +24,7 @@ void fuzz(const std::string& name, const fs::path& source, const std::function<v
   const fs::path file = testing::scratch("config_fuzz_" + name) / source.filename();
   std::mt19937_64 rng(std::hash<std::string>{}(name));
   testing::FuzzTally t;
-  for (int i = 0; i < rounds && !t.foreign; ++i) {
+  for (int i = 0; i < testing::fuzz_rounds(rounds) && !t.foreign; ++i) {
     const std::string bad = testing::mutate(good, kYamlBytes, 3, rng);
     testing::try_mutant(bad, file, i, t, [&] { load(file); });
     if (t.foreign) ADD_FAILURE() << name << ", the file:\n" << bad;
