@@ -12,9 +12,10 @@ import concurrent.futures
 import http.client
 import json
 import os
-import socket
+import re
 import statistics
 import subprocess
+import sys
 import time
 import urllib.parse
 
@@ -90,14 +91,17 @@ def main():
     proc = None
     url = a.url
     if not url:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        proc = subprocess.Popen([os.path.join(a.bin, "chatmill"), "serve", "--model", a.model, "--port", str(port),
+        # Port 0: the server binds a free port and names it in its first line.
+        proc = subprocess.Popen([os.path.join(a.bin, "chatmill"), "serve", "--model", a.model, "--port", "0",
                                  "--name", a.name, "--context", str(a.context), "--max-batch", str(a.max_batch),
                                  "--threads", str(a.threads), "--dtype", a.dtype, "--device", a.device,
                                  *(["--tokenizer", a.tokenizer] if a.tokenizer else [])],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        first = proc.stdout.readline()
+        m = re.search(r"http://[^:]+:(\d+)/v1", first)
+        if not m:
+            sys.exit(f"chatmill serve did not start: {first!r}")
+        port = int(m.group(1))
         url = f"http://127.0.0.1:{port}/v1"
         for _ in range(600):
             try:

@@ -15,6 +15,7 @@ import concurrent.futures
 import http.client
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -22,7 +23,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
-from checks import BIN, expect, failures, free_port  # noqa: E402
+from checks import BIN, expect, failures  # noqa: E402
 
 SRC = os.environ["CHATMILL_SOURCE_DIR"]
 OUT = os.path.join(os.environ["CHATMILL_TESTDATA"], "scratch", "check_server")
@@ -31,14 +32,25 @@ SAMPLE = os.path.join(SRC, "data", "sample")
 KEY = "test-key-123"
 
 
+def serving_port(proc):
+    """The port in the server's first line ("serving NAME on http://HOST:PORT/v1 ...")."""
+    line = proc.stdout.readline()
+    m = re.search(r"http://[^:]+:(\d+)/v1", line)
+    if not m:
+        proc.kill()
+        raise RuntimeError(f"server did not start ({line!r}): " + proc.stderr.read())
+    return int(m.group(1))
+
+
 class Server:
     def __init__(self, model, *extra, key=KEY):
-        self.port = free_port()
         env = dict(os.environ, OMP_NUM_THREADS="2", SERVE_KEY=key)
-        args = [BIN, "serve", "--model", model, "--port", str(self.port), "--name", "tiny", "--threads", "2", *extra]
+        # Port 0: the server binds a free port and names it, so no other process can take it in between.
+        args = [BIN, "serve", "--model", model, "--port", "0", "--name", "tiny", "--threads", "2", *extra]
         if key:
             args += ["--api-key-env", "SERVE_KEY"]
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        self.port = serving_port(self.proc)
         deadline = time.time() + 60
         while time.time() < deadline:
             try:
