@@ -4,6 +4,7 @@
 #include <ATen/Parallel.h>
 
 #include <cctype>
+#include <cmath>
 #include <cstdlib>
 #include <sstream>
 
@@ -23,8 +24,11 @@ at::Device parse_device(const std::string& s) {
 uint64_t parse_size(const std::string& s) {
   size_t i = 0;
   while (i < s.size() && (std::isdigit(static_cast<unsigned char>(s[i])) || s[i] == '.')) ++i;
-  CHATMILL_CHECK(i > 0, "bad size '", s, "'; write e.g. 5GB, 500MB, 2GiB or a byte count");
-  double value = std::stod(s.substr(0, i));
+  char* end = nullptr;
+  const std::string number = s.substr(0, i);
+  const double value = std::strtod(number.c_str(), &end);
+  CHATMILL_CHECK(i > 0 && end == number.c_str() + number.size() && std::isfinite(value), "bad size '", s,
+                 "'; write e.g. 5GB, 500MB, 2GiB or a byte count");
   const std::string unit = s.substr(i);
   double scale = 0;
   if (unit.empty() || unit == "B") scale = 1;
@@ -35,6 +39,7 @@ uint64_t parse_size(const std::string& s) {
   else if (unit == "MiB") scale = 1024.0 * 1024;
   else if (unit == "GiB") scale = 1024.0 * 1024 * 1024;
   CHATMILL_CHECK(scale > 0, "bad size unit in '", s, "'; use B, KB, MB, GB, KiB, MiB or GiB");
+  CHATMILL_CHECK(value * scale < 1.8e19, "size '", s, "' is too large");
   return static_cast<uint64_t>(value * scale);
 }
 

@@ -72,7 +72,8 @@ ModerationParse parse_moderation_output(const std::string& text) {
     std::string name = inside;
     int k = -1;
     if (std::regex_match(inside, m, numbered)) {
-      const int num = std::stoi(m[1].str());
+      // A model may write any digits: more than 3 is no category number (and would overflow stoi).
+      const int num = m[1].length() <= 3 ? std::stoi(m[1].str()) : -1;
       name = m[2].str();
       if (num >= 1 && num <= static_cast<int>(data::kModerationSetCategories.size())) k = num - 1;
       if (num == static_cast<int>(data::kModerationSetCategories.size()) + 1) {

@@ -1,5 +1,7 @@
 #include "eval/mt_bench_data.h"
 
+#include <cmath>
+#include <cstdlib>
 #include <fstream>
 #include <regex>
 
@@ -122,8 +124,10 @@ std::string fill_template(const std::string& tmpl, const std::map<std::string, s
 double parse_rating(const std::string& judgment) {
   static const std::regex two(R"(\[\[(\d+\.?\d*)\]\])"), one(R"(\[(\d+\.?\d*)\])");
   std::smatch m;
-  if (std::regex_search(judgment, m, two) || std::regex_search(judgment, m, one)) return std::stod(m[1].str());
-  return -1;
+  if (!std::regex_search(judgment, m, two) && !std::regex_search(judgment, m, one)) return -1;
+  // strtod, not stod: a judge's "[[1e999]]"-like digit run is out of range, which stod throws for.
+  const double r = std::strtod(m[1].str().c_str(), nullptr);
+  return std::isfinite(r) ? r : -1;
 }
 
 char parse_verdict(const std::string& judgment) {

@@ -79,6 +79,15 @@ def main():
         if bad:
             failures.append(f"tokenizer differs on {bad}")
 
+    # Bad sizes: a clear error and exit 2 (".": std::stod threw before, and the process aborted).
+    for size in [".", "1..5MB", "5XB", "1e999GB", ""]:
+        r = subprocess.run([BIN, "convert", "--model", os.path.join(DATA, "models", "mha_untied"), "--out",
+                            os.path.join(OUT, "bad_size"), "--max-shard-size", size], capture_output=True, text=True)
+        ok = r.returncode == 2 and "size" in r.stderr and "chatmill: error" in r.stderr
+        print(f"{'ok  ' if ok else 'FAIL'} --max-shard-size {size!r}: exit {r.returncode}, {r.stderr.strip()[:100]}")
+        if not ok:
+            failures.append(f"max-shard-size {size!r}")
+
     if failures:
         sys.exit(f"{len(failures)} failure(s): {failures}")
 
