@@ -159,7 +159,12 @@ JudgmentCache::JudgmentCache(fs::path file) : file_(std::move(file)) {
   std::string line;
   while (std::getline(in, line)) {
     auto j = nlohmann::json::parse(line, nullptr, false);
-    if (j.is_object() && j.contains("key")) entries_[j["key"]] = j;  // a torn last line (a killed run) is skipped
+    // A torn last line (a killed run) is skipped, as is a record without a key and a score or verdict: that
+    // judgment is asked again.
+    const bool usable = j.is_object() && j.contains("key") && j["key"].is_string() &&
+                        ((j.contains("score") && j["score"].is_number()) ||
+                         (j.contains("verdict") && j["verdict"].is_string() && !j["verdict"].get<std::string>().empty()));
+    if (usable) entries_[j["key"]] = j;
   }
 }
 

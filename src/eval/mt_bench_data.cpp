@@ -57,6 +57,11 @@ std::map<int64_t, ModelAnswer> load_model_answers(const fs::path& file) {
     CHATMILL_CHECK(j.contains("question_id") && j["question_id"].is_number_integer(), where,
                    ": field 'question_id' is missing or not an integer");
     a.question_id = j["question_id"];
+    for (const char* key : {"answer_id", "model_id"})
+      CHATMILL_CHECK(!j.contains(key) || j[key].is_string(), where, ": field '", key,
+                     "' must be a string");
+    CHATMILL_CHECK(!j.contains("tstamp") || j["tstamp"].is_number(), where,
+                   ": field 'tstamp' must be a number");
     a.answer_id = j.value("answer_id", "");
     a.model_id = j.value("model_id", "");
     CHATMILL_CHECK(j.contains("choices") && j["choices"].is_array() && !j["choices"].empty() &&

@@ -19,7 +19,8 @@ std::optional<ApiError> content_of(const nlohmann::json& m, size_t i, std::strin
   }
   if (c.is_array()) {
     for (const auto& part : c) {
-      if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") || !part["text"].is_string())
+      if (!part.is_object() || !part.contains("type") || part["type"] != "text" || !part.contains("text") ||
+          !part["text"].is_string())
         return bad(where, where + ": only text parts ({\"type\": \"text\", \"text\": ...}) are supported");
       out += part["text"].get<std::string>();
     }
@@ -146,8 +147,12 @@ std::optional<ApiError> parse_request(const std::string& body, bool chat, Parsed
     if (!j["stream"].is_boolean()) return bad("stream", "'stream' must be true or false");
     out.stream = j["stream"];
   }
-  if (j.contains("stream_options") && j["stream_options"].is_object())
-    out.include_usage = j["stream_options"].value("include_usage", false);
+  if (j.contains("stream_options") && !j["stream_options"].is_null()) {
+    const auto& so = j["stream_options"];
+    if (!so.is_object() || (so.contains("include_usage") && !so["include_usage"].is_boolean()))
+      return bad("stream_options", "'stream_options' must be an object like {\"include_usage\": true}");
+    out.include_usage = so.value("include_usage", false);
+  }
   return std::nullopt;
 }
 

@@ -118,6 +118,11 @@ TEST(MtBench, BrokenFilesNameFileLineAndField) {
   testing::expect_error([&] { eval::load_judge_prompts(dir / "p.jsonl"); }, {"p.jsonl:1", "prompt_template"});
   write(dir / "a.jsonl", "{\"question_id\": 3, \"model_id\": \"m\", \"choices\": []}\n");
   testing::expect_error([&] { eval::load_model_answers(dir / "a.jsonl"); }, {"a.jsonl:1", "question 3", "choices"});
+  // Optional fields of the wrong type (nlohmann's value() threw its own type_error for these).
+  write(dir / "a2.jsonl", "{\"question_id\": 3, \"answer_id\": 7, \"choices\": [{\"turns\": [\"x\"]}]}\n");
+  testing::expect_error([&] { eval::load_model_answers(dir / "a2.jsonl"); }, {"a2.jsonl:1", "answer_id"});
+  write(dir / "a3.jsonl", "{\"question_id\": 3, \"tstamp\": \"now\", \"choices\": [{\"turns\": [\"x\"]}]}\n");
+  testing::expect_error([&] { eval::load_model_answers(dir / "a3.jsonl"); }, {"a3.jsonl:1", "tstamp"});
 
   // Answers for other questions, or missing ones, are refused with the question named.
   auto qs = eval::load_mt_questions(sample() / "question.jsonl");
@@ -207,6 +212,12 @@ TEST(MtBench, CacheSurvivesATornLineAndLocalJudgeIsTheModelsGreedyAnswer) {
   ASSERT_NE(again.find("k2"), nullptr);
   EXPECT_EQ(again.find("k2")->at("score"), 4.0);
   EXPECT_EQ(again.find("k3"), nullptr);
+  // Records a hand edit damaged are asked again, not trusted: a number key, no score or verdict.
+  std::ofstream(dir / "cache.jsonl", std::ios::app) << "\n{\"key\": 5, \"score\": 1}\n{\"key\": \"k4\"}\n"
+                                                    << "{\"key\": \"k5\", \"score\": \"high\"}\n";
+  eval::JudgmentCache damaged(dir / "cache.jsonl");
+  EXPECT_EQ(damaged.size(), 2);
+  EXPECT_EQ(damaged.find("k4"), nullptr);
 
   testing::SampleModel t(0.2, 11);
   auto tmpl = data::ChatTemplate::by_name("vicuna_v1.1");
