@@ -178,7 +178,12 @@ LlamaConfig config_from_hf_json(const nlohmann::json& j, const std::string& sour
       r.error(detail::concat("field '", key, "' must be an object, got ", it->dump()));
       continue;
     }
-    std::string type = it->value("rope_type", it->value("type", std::string("default")));
+    std::string type = "default";
+    for (const char* name : {"type", "rope_type"}) {  // rope_type (transformers 4.45+) wins over the older type
+      if (!it->contains(name) || (*it)[name].is_null()) continue;
+      if ((*it)[name].is_string()) type = (*it)[name];
+      else r.error(detail::concat(key, ".", name, " must be a string, got ", (*it)[name].dump()));
+    }
     if (type != "default")
       r.error(detail::concat(key, ".rope_type is '", type,
                              "'; only unscaled rotary embeddings (\"default\", as in Llama-2) are supported"));

@@ -110,7 +110,9 @@ Weights load_weights(const LlamaConfig& cfg, const std::vector<fs::path>& files,
   Weights w;
   std::vector<NamedParameter> params = named_parameters(cfg, w);
   std::set<std::string> expected;
-  std::string files_desc = files.size() == 1 ? files[0].string() : detail::concat(files.size(), " shards in ", files[0].parent_path());
+  std::string files_desc = files.size() == 1 ? files[0].string()
+                                             : detail::concat("the ", files.size(), " shards that ",
+                                                              files[0].parent_path() / "model.safetensors.index.json", " names");
   for (const auto& p : params) {
     expected.insert(p.name);
     auto it = where.find(p.name);

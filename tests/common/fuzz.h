@@ -1,5 +1,6 @@
-// Byte-level damage for the fuzz tests: what files suffer (a truncation, a lost or stray byte) and hand
-// edits make, drawn mostly from the format's own punctuation so that mutants get past the first check.
+// Damage for the fuzz tests. Byte level: what files suffer (a truncation, a lost or stray byte) and hand edits
+// make, drawn mostly from the format's own punctuation so that mutants get past the first check. JSON level:
+// valid JSON whose values changed type or went missing, what other tools write and byte edits rarely make.
 #pragma once
 #include <gtest/gtest.h>
 
@@ -10,6 +11,9 @@
 #include <iterator>
 #include <random>
 #include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "common/error.h"
 
@@ -40,6 +44,34 @@ inline std::string mutate(const std::string& good, const std::string& alphabet, 
   return bad;
 }
 
+// 1..3 times: a random node of `good` (any depth) becomes a value of another kind (null, bool, numbers at the
+// edges, string, empty or one-item containers) or, in an object, disappears.
+inline nlohmann::json mutate_json(nlohmann::json good, std::mt19937_64& rng) {
+  static const std::vector<nlohmann::json> values = {nullptr, true, false, 0, -1, 3, 1e300, -2.5, 4294967296LL,
+                                                     "", "x", nlohmann::json::array(), nlohmann::json::object(),
+                                                     nlohmann::json::array({1}), nlohmann::json{{"k", "v"}}};
+  for (int e = 1 + static_cast<int>(rng() % 3); e > 0; --e) {
+    std::vector<nlohmann::json*> nodes;  // every node, parents before children
+    std::vector<nlohmann::json*> todo{&good};
+    while (!todo.empty()) {
+      nlohmann::json* n = todo.back();
+      todo.pop_back();
+      nodes.push_back(n);
+      if (n->is_structured())
+        for (auto& child : *n) todo.push_back(&child);
+    }
+    nlohmann::json* n = nodes[rng() % nodes.size()];
+    if (n->is_object() && !n->empty() && rng() % 3 == 0) {
+      auto it = n->begin();
+      std::advance(it, static_cast<std::ptrdiff_t>(rng() % n->size()));
+      n->erase(it);
+    } else {
+      *n = values[rng() % values.size()];
+    }
+  }
+  return good;
+}
+
 // `n` mutants, times CHATMILL_FUZZ_SCALE when set (a deeper search than the suite's default).
 inline int fuzz_rounds(int n) {
   const char* s = std::getenv("CHATMILL_FUZZ_SCALE");
@@ -64,7 +96,7 @@ inline void try_mutant(const std::string& bytes, const std::filesystem::path& fi
         << "mutant " << i << ": the error does not name the file: " << e.what();
     ++t.rejected;
   } catch (const std::exception& e) {
-    ADD_FAILURE() << "mutant " << i << " raised a foreign exception: " << e.what();
+    ADD_FAILURE() << file << ": mutant " << i << " raised a foreign exception: " << e.what();
     t.foreign = true;
   }
 }

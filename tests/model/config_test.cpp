@@ -114,6 +114,10 @@ TEST(Config, OtherModelTypesAndBadValues) {
   j["eos_token_id"] = 40000;
   EXPECT_NE(error_of([&] { model::config_from_hf_json(j, "c"); }).find("eos_token_id (40000) is outside"), std::string::npos);
   EXPECT_NE(error_of([&] { model::config_from_hf_json(nlohmann::json::array(), "c"); }).find("JSON object"), std::string::npos);
+  j = llama2_7b_json();
+  j["rope_parameters"] = {{"rope_type", 5}, {"rope_theta", 10000.0}};  // nlohmann's value() threw type_error here
+  EXPECT_NE(error_of([&] { model::config_from_hf_json(j, "c"); }).find("rope_parameters.rope_type must be a string"),
+            std::string::npos);
 }
 
 }  // namespace
