@@ -1,8 +1,11 @@
 // chatmill train CONFIG.yaml [key.sub=value ...]: fine-tuning, on one process or as one rank of many.
+#include <csignal>
+#include <cstdlib>
 #include <iostream>
 
 #include "cli/commands.h"
 #include "cli/options.h"
+#include "common/stop_signals.h"
 #include "train/trainer.h"
 
 namespace chatmill::cli {
@@ -20,11 +23,14 @@ void run_train(const TrainArgs& a) {
   auto cfg = train::TrainConfig::load(a.config, a.overrides);
   // The launcher's variables are read here, once, and passed down.
   auto env = train::dist_env_from_environment();
-  auto s = train::run_training(cfg, env);
+  const StopSignals signals;
+  auto s = train::run_training(cfg, env, [&] { return signals.received() != 0; });
   if (env.rank == 0)
     std::cout << "trained " << s.steps - s.first_step << " steps (" << s.steps << " in all); loss " << s.first_loss
               << " -> " << s.last_loss << (s.skipped_steps ? "; skipped " + std::to_string(s.skipped_steps) + " non-finite steps" : "")
-              << "\nmodel: " << (s.final_checkpoint / "model").string() << "\n";
+              << "\nmodel: " << (s.final_checkpoint / "model").string() << std::endl;
+  // Stopped by a signal (any rank's): the shell's code for it, so that schedulers and scripts see an unfinished run.
+  if (s.stopped) std::exit(128 + (signals.received() ? signals.received() : SIGTERM));
 }
 
 }  // namespace

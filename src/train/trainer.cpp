@@ -82,7 +82,7 @@ double rss_mb() {
 
 }  // namespace
 
-TrainSummary run_training(const TrainConfig& cfg, const DistEnv& env) {
+TrainSummary run_training(const TrainConfig& cfg, const DistEnv& env, const std::function<bool()>& stop_requested) {
   const at::Device device = parse_train_device(cfg.model.device, env);
 #ifdef CHATMILL_CUDA
   if (device.is_cuda()) use_cuda_device(device.index());  // before the process group: NCCL binds to it
@@ -199,10 +199,17 @@ TrainSummary run_training(const TrainConfig& cfg, const DistEnv& env) {
     const std::vector<int64_t> rows = sampler.batch(step / per_epoch, step % per_epoch);
     data::Batch batch = store.rows(rows);
     data::check_vocabulary(batch, setup.model_cfg.vocab_size, store.path());
-    // The loss is normalised by the trained tokens of the whole global batch, not per micro-batch.
-    at::Tensor count = at::tensor({static_cast<double>(trained_tokens(batch.labels))}, at::kDouble).to(device);
+    // The loss is normalised by the trained tokens of the whole global batch, not per micro-batch. The same
+    // collective carries each rank's stop request, so that every rank stops before the same step.
+    const double stop_here = stop_requested && stop_requested() ? 1.0 : 0.0;
+    at::Tensor count = at::tensor({static_cast<double>(trained_tokens(batch.labels)), stop_here}, at::kDouble).to(device);
     comm->all_reduce_sum(count);
-    const double n_tokens = count.item<double>();
+    const at::Tensor counted = count.cpu();
+    const double n_tokens = counted[0].item<double>();
+    if (counted[1].item<double>() > 0) {
+      summary.stopped = true;
+      break;
+    }
     pm.zero_gradients();
     // Summed on the device: no host sync between a micro-batch's forward and its backward.
     at::Tensor total_loss = at::zeros({1}, at::TensorOptions().dtype(at::kDouble).device(device));
@@ -263,7 +270,13 @@ TrainSummary run_training(const TrainConfig& cfg, const DistEnv& env) {
   if (last_saved != summary.steps) summary.final_checkpoint = save(summary.steps, last_loss);
   else if (auto l = latest_checkpoint(out)) summary.final_checkpoint = *l;
   summary.last_loss = last_loss;
-  if (summary.steps > summary.first_step || !resume) evaluate(summary.steps);
+  if (summary.stopped) {
+    if (lead)
+      std::cout << "\nstopped as asked before step " << summary.steps + 1 << " of " << total << "; saved "
+                << summary.final_checkpoint.string() << ". Continue with checkpoint.resume=true" << std::endl;
+  } else if (summary.steps > summary.first_step || !resume) {
+    evaluate(summary.steps);
+  }
   if (lead) metrics.finish();
   return summary;
 }

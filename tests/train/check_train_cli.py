@@ -4,6 +4,8 @@
   and zero3: losses and final weights equal within 1e-6;
 - kill -9 mid-training, and once mid-save, then resume: the loss sequence equals an uninterrupted run's, bit
   for bit, and the last committed checkpoint is intact;
+- SIGTERM (one rank) and SIGUSR1 to one of two ranks: every rank stops before the same step, saves, exits 128 +
+  the signal; resuming continues to the same losses;
 - a tiny model on the embedded sample: the loss falls well below its start;
 - clear errors: bad config, missing store, tokenizer mismatch, a rank that dies.
 """
@@ -155,6 +157,56 @@ def main():
     r = train(cfg, "checkpoint.resume=true")
     expect(r.returncode == 0 and "step-00000004" in r.stdout, "resumed from the intact step-4 checkpoint")
     expect(losses(out) == ref, "kill -9 inside a save + resume: the same 12 losses")
+
+    # SIGTERM (preemption, scancel): the run saves where it stands and exits 143; resuming gives the same losses.
+    cfg, out = config("sigterm")
+    p = subprocess.Popen([BIN, "train", cfg, "checkpoint.every_steps=0", "--threads", "1"],
+                         env=dict(os.environ, OMP_NUM_THREADS="1"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    seen = wait_for(lambda: os.path.exists(os.path.join(out, "metrics.jsonl")) and len(losses(out)) >= 2)
+    p.send_signal(signal.SIGTERM)
+    so, se = p.communicate(timeout=300)
+    done = max(losses(out)) if seen else 0
+    committed = sorted(d for d in os.listdir(os.path.join(out, "checkpoints")) if d.startswith("step-"))
+    expect(seen and p.returncode == 143 and "stopped as asked" in so and done < 12 and
+           committed == [f"step-{done:08d}"], f"SIGTERM after step {done}: exit {p.returncode}, saved {committed} "
+           f"({so.strip()[-160:]} {se.strip()[-160:]})")
+    r = train(cfg, "checkpoint.every_steps=0", "checkpoint.resume=true")
+    expect(r.returncode == 0 and losses(out) == ref, "SIGTERM + resume: the same 12 losses, bit for bit")
+
+    # A second Ctrl-C does not wait for the save.
+    cfg, out = config("two_ctrl_c")
+    p = subprocess.Popen([BIN, "train", cfg, "--threads", "1"], env=dict(os.environ, OMP_NUM_THREADS="1"),
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    seen = wait_for(lambda: os.path.exists(os.path.join(out, "metrics.jsonl")) and len(losses(out)) >= 1)
+    p.send_signal(signal.SIGINT)
+    p.send_signal(signal.SIGINT)
+    p.wait(timeout=120)
+    expect(seen and p.returncode == -signal.SIGINT, f"two Ctrl-C: killed by SIGINT at once (exit {p.returncode})")
+
+    # Two ranks, SLURM's USR1 warning on one of them only: both stop before the same step (rank 1 exits 138 =
+    # 128 + SIGUSR1, rank 0 143), and resuming on two ranks finishes the run.
+    cfg, out = config("usr1_two_ranks")
+    port = free_port()
+    common = ["parallel.strategy=ddp", "parallel.timeout_s=60", "checkpoint.every_steps=0", "--threads", "1"]
+    procs = [subprocess.Popen([BIN, "train", cfg, *common], env=env_for(rank, 2, port), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for rank in range(2)]
+    seen = wait_for(lambda: os.path.exists(os.path.join(out, "metrics.jsonl")) and len(losses(out)) >= 2)
+    procs[1].send_signal(signal.SIGUSR1)
+    outs = [p.communicate(timeout=300) for p in procs]
+    done = max(losses(out)) if seen else 0
+    committed = sorted(d for d in os.listdir(os.path.join(out, "checkpoints")) if d.startswith("step-"))
+    expect(seen and [p.returncode for p in procs] == [143, 138] and committed == [f"step-{done:08d}"] and done < 12,
+           f"USR1 to rank 1 after step {done}: exits {[p.returncode for p in procs]}, saved {committed} "
+           f"({' | '.join(o[1].strip()[-160:] for o in outs)})")
+    port = free_port()
+    procs = [subprocess.Popen([BIN, "train", cfg, *common, "checkpoint.resume=true"], env=env_for(rank, 2, port),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for rank in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    got = losses(out)
+    dl = max(abs(got[s] - ref[s]) / max(1.0, abs(ref[s])) for s in ref) if sorted(got) == sorted(ref) else 1
+    expect(all(p.returncode == 0 for p in procs) and dl <= 1e-6,
+           f"two ranks resumed after USR1: 12 losses, max relative diff to one rank {dl:.1e}")
 
     # The loss falls on the embedded sample.
     cfg, out = config("falls")
