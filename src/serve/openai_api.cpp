@@ -29,6 +29,34 @@ std::optional<ApiError> content_of(const nlohmann::json& m, size_t i, std::strin
   return bad(where, where + " must be a string or a list of text parts");
 }
 
+// Parameters this server does not honour, asked for with a value that would change the answer: refused, so a
+// client never silently gets something other than it asked for. Left at their defaults (null, false, 0, empty),
+// as many clients send them, they pass; keys the API does not know are ignored, as OpenAI's own server does.
+std::optional<ApiError> unsupported_parameter(const nlohmann::json& j, bool chat) {
+  const auto is_default = [](const nlohmann::json& v) {
+    return v.is_null() || v == false || (v.is_number() && v == 0) || (v.is_string() && v.get<std::string>().empty()) ||
+           (v.is_structured() && v.empty());
+  };
+  static const std::vector<std::pair<const char*, const char*>> kUnsupported = {
+      {"logprobs", "log probabilities"}, {"top_logprobs", "log probabilities"},
+      {"echo", "echoing the prompt"}, {"suffix", "insertion"}, {"logit_bias", "logit bias"},
+      {"presence_penalty", "repetition penalties"}, {"frequency_penalty", "repetition penalties"},
+      {"tools", "tool calls"}, {"functions", "function calls"}};
+  for (const auto& [key, what] : kUnsupported)
+    if (j.contains(key) && !is_default(j[key]))
+      return ApiError{400, std::string("'") + key + "' is not supported by this server (no " + what +
+                               "); leave it out or at its default",
+                      "invalid_request_error", key, "unsupported_parameter"};
+  if (!chat && j.contains("best_of") && !j["best_of"].is_null() && j["best_of"] != 1)
+    return ApiError{400, "'best_of' is not supported by this server; leave it out or 1", "invalid_request_error",
+                    "best_of", "unsupported_parameter"};
+  if (j.contains("response_format") && !j["response_format"].is_null() &&
+      !(j["response_format"].is_object() && j["response_format"].value("type", nlohmann::json()) == "text"))
+    return ApiError{400, "'response_format' other than {\"type\": \"text\"} is not supported by this server",
+                    "invalid_request_error", "response_format", "unsupported_parameter"};
+  return std::nullopt;
+}
+
 }  // namespace
 
 nlohmann::ordered_json ApiError::body() const {
@@ -113,6 +141,7 @@ std::optional<ApiError> parse_request(const std::string& body, bool chat, Parsed
     }
   }
 
+  if (auto e = unsupported_parameter(j, chat)) return e;
   std::optional<double> temperature, top_p;
   if (auto e = number("temperature", 0, 2, temperature)) return e;
   if (auto e = number("top_p", 0, 1, top_p)) return e;

@@ -188,12 +188,22 @@ def main():
         ("prompt + max_tokens over the context", srv.post("/v1/completions", {"model": "tiny", "prompt": "word " * 480, "max_tokens": 128}), 400, "max_tokens", "context_length_exceeded"),
         ("max_tokens over the limit", srv.post("/v1/chat/completions", dict(chat, max_tokens=500)), 400, "max_tokens", None),
         ("unknown model", srv.post("/v1/chat/completions", dict(chat, model="gpt-9")), 404, "model", "model_not_found"),
+        ("logprobs asked for", srv.post("/v1/chat/completions", dict(chat, logprobs=True)), 400, "logprobs", "unsupported_parameter"),
+        ("echo asked for", srv.post("/v1/completions", {"model": "tiny", "prompt": "x", "echo": True}), 400, "echo", "unsupported_parameter"),
+        ("a frequency penalty", srv.post("/v1/chat/completions", dict(chat, frequency_penalty=0.5)), 400, "frequency_penalty", "unsupported_parameter"),
+        ("tools", srv.post("/v1/chat/completions", dict(chat, tools=[{"type": "function"}])), 400, "tools", "unsupported_parameter"),
+        ("json mode", srv.post("/v1/chat/completions", dict(chat, response_format={"type": "json_object"})), 400, "response_format", "unsupported_parameter"),
         ("wrong API key", srv.post("/v1/chat/completions", chat, headers={"Authorization": "Bearer nope"}), 401, None, "invalid_api_key"),
         ("body over the size limit", srv.post("/v1/completions", {"model": "tiny", "prompt": "x" * 30000}), 413, None, None),
         ("unknown route", srv.post("/v1/embeddings", chat), 404, None, None),
     ]
     for name, (status, text), want, param, code in cases:
         expect(status == want and err(status, text, param, code), f"{name}: HTTP {want} with an OpenAI error body ({status} {text[:120]})")
+    # The same parameters at their defaults, as many clients send them, are accepted.
+    defaults = dict(chat, logprobs=False, top_logprobs=0, frequency_penalty=0, presence_penalty=0.0, logit_bias={},
+                    tools=[], response_format={"type": "text"}, user="u1")
+    st, text = srv.post("/v1/chat/completions", defaults)
+    expect(st == 200, f"unsupported parameters at their defaults are accepted ({st} {text[:120]})")
     expect(srv.get("/v1/models")[0] == 200 and json.loads(srv.get("/v1/models")[1])["data"][0]["id"] == "tiny", "GET /v1/models")
 
     # 3. A client that disconnects mid-stream frees its slot.
