@@ -35,6 +35,7 @@ struct Engine::Slot {
   std::shared_ptr<RequestHandle> handle;
   std::unique_ptr<model::SequenceRng> rng;
   std::vector<int64_t> tokens, unsent_tokens;
+  std::vector<model::TokenLogprob> unsent_logprobs, prompt_logprobs;
   int64_t length = 0;   // columns of this slot's cache row in use
   std::optional<model::StreamingText> text;  // with a tokenizer: the text so far
   size_t sent = 0;      // bytes of text already sent
@@ -111,6 +112,8 @@ void Engine::check_request(const EngineRequest& r) const {
   CHATMILL_CHECK(!r.prompt.empty(), "the prompt is empty; give at least one token (e.g. bos)");
   CHATMILL_CHECK(r.stop_strings.empty() || tok_, "stop strings need a tokenizer");
   CHATMILL_CHECK(r.max_new_tokens >= 0, "max_new_tokens must be >= 0, got ", r.max_new_tokens);
+  CHATMILL_CHECK(r.logprobs >= -1 && r.logprobs <= model::kMaxTopLogprobs, "logprobs must be -1 (none) or in [0, ",
+                 model::kMaxTopLogprobs, "], got ", r.logprobs);
   for (int64_t id : r.prompt)
     CHATMILL_CHECK(id >= 0 && id < m_.config.vocab_size, "prompt token id ", id, " is outside the vocabulary [0, ",
                    m_.config.vocab_size, ")");
@@ -218,13 +221,15 @@ bool Engine::admit(int64_t b, Pending p) {
   s.rng = std::make_unique<model::SequenceRng>(s.request.seed);
   s.tokens.clear();
   s.unsent_tokens.clear();
+  s.unsent_logprobs.clear();
+  s.prompt_logprobs.clear();
   s.sent = 0;
   s.text.reset();
   if (tok_) s.text.emplace(*tok_, s.request.stop_strings);
   s.submitted = p.submitted;
   const int64_t n = static_cast<int64_t>(s.request.prompt.size());
   s.length = n;
-  if (s.handle->cancelled() || s.request.max_new_tokens == 0) {
+  if (s.handle->cancelled() || (s.request.max_new_tokens == 0 && !s.request.prompt_logprobs)) {
     finish(b, model::FinishReason::Length, s.handle->cancelled());
     return false;
   }
@@ -260,7 +265,28 @@ void Engine::prefill(const std::vector<int64_t>& group) {
         cache_.v[l][group[g]].narrow(1, 0, n).copy_(kv.v[l][g]);
       }
   at::Tensor greedy, host;
-  for (int64_t g = 0; g < G; ++g) take(group[g], choose(group[g], logits, g, greedy, host));
+  for (int64_t g = 0; g < G; ++g) {
+    Slot& s = *slots_[group[g]];
+    if (s.request.prompt_logprobs) {
+      // Position t's logits score prompt token t + 1; in chunks, so that (n, V) float32 logits never exist at once.
+      const int64_t k = std::max<int64_t>(s.request.logprobs, 0);
+      for (int64_t t0 = 0; t0 < n - 1; t0 += 256) {
+        const int64_t len = std::min<int64_t>(256, n - 1 - t0);
+        const at::Tensor chunk = model::lm_logits(m_, hidden.narrow(0, g, 1).narrow(1, t0, len)).squeeze(0);
+        const std::vector<int64_t> next(s.request.prompt.begin() + t0 + 1, s.request.prompt.begin() + t0 + 1 + len);
+        for (auto& lp : model::token_logprobs(chunk, next, k)) s.prompt_logprobs.push_back(std::move(lp));
+      }
+    }
+    if (s.request.max_new_tokens == 0) {  // prompt scoring only
+      EngineEvent e;
+      e.finished = true;
+      e.finish = model::FinishReason::Length;
+      e.prompt_logprobs = std::move(s.prompt_logprobs);
+      finish(group[g], model::FinishReason::Length, false, std::move(e));
+      continue;
+    }
+    take(group[g], choose(group[g], logits, g, greedy, host), logits, g);
+  }
 }
 
 int64_t Engine::choose(int64_t b, const at::Tensor& logits, int64_t row, at::Tensor& greedy, at::Tensor& host) {
@@ -334,15 +360,17 @@ void Engine::decode_step() {
     Slot& s = *slots_[b];
     if (!s.active) continue;
     s.length += 1;
-    take(b, choose(b, logits_, b, greedy, host));
+    take(b, choose(b, logits_, b, greedy, host), logits_, b);
   }
 }
 
-void Engine::take(int64_t b, int64_t id) {
+void Engine::take(int64_t b, int64_t id, const at::Tensor& logits, int64_t row) {
   Slot& s = *slots_[b];
   if (s.tokens.empty()) s.first_token = std::chrono::steady_clock::now();
   s.tokens.push_back(id);
   s.unsent_tokens.push_back(id);
+  if (s.request.logprobs >= 0)
+    s.unsent_logprobs.push_back(model::token_logprobs(logits.narrow(0, row, 1), {id}, s.request.logprobs)[0]);
   {
     std::lock_guard<std::mutex> lock(mu_);
     ++stats_.generated_tokens;
@@ -367,6 +395,10 @@ void Engine::take(int64_t b, int64_t id) {
   }
   e.tokens = std::move(s.unsent_tokens);
   s.unsent_tokens.clear();
+  e.logprobs = std::move(s.unsent_logprobs);
+  s.unsent_logprobs.clear();
+  e.prompt_logprobs = std::move(s.prompt_logprobs);  // empty after the first event
+  s.prompt_logprobs.clear();
   if (!why) {
     s.handle->push(std::move(e));
     return;
@@ -384,6 +416,7 @@ void Engine::finish(int64_t b, model::FinishReason why, bool cancelled, std::opt
     final->finished = true;
     final->finish = why;
     final->tokens = std::move(s.unsent_tokens);
+    final->logprobs = std::move(s.unsent_logprobs);
     final->full_text = s.text ? s.text->text().substr(0, s.sent) : std::string();
   }
   final->cancelled = cancelled;

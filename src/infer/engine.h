@@ -21,6 +21,7 @@
 
 #include "model/generate.h"
 #include "model/kv_cache.h"
+#include "model/logprobs.h"
 #include "model/sampler.h"
 #include "model/step_graph.h"
 #include "model/tokenizer.h"
@@ -52,12 +53,16 @@ struct EngineRequest {
   int64_t max_new_tokens = 128;
   std::vector<std::string> stop_strings;
   bool stop_on_eos = true;
+  int64_t logprobs = -1;         // >= 0: each new token's log-probability and this many alternatives (<= 20)
+  bool prompt_logprobs = false;  // each prompt token's, after the ones before it (echo); works with 0 new tokens
 };
 
 // What a request produces, in order: text deltas as tokens arrive, then one final event.
 struct EngineEvent {
   std::string text;                  // new text since the last event (held back while it could be a stop string)
   std::vector<int64_t> tokens;       // ids chosen since the last event
+  std::vector<model::TokenLogprob> logprobs;         // one per entry of `tokens`, when asked
+  std::vector<model::TokenLogprob> prompt_logprobs;  // in the first event, when asked: prompt tokens 1..n-1
   bool finished = false;
   model::FinishReason finish = model::FinishReason::Length;
   bool cancelled = false;
@@ -130,7 +135,7 @@ class Engine {
   // The step over slots [0, rows): fixed shapes per `rows` (each bucket captured in its own CUDA graph).
   void body(int64_t rows);
   // Records token `id` for a slot; emits text; frees the slot when the sequence is done.
-  void take(int64_t slot, int64_t id);
+  void take(int64_t slot, int64_t id, const at::Tensor& logits, int64_t row);  // logits[row]: what id came from
   // Frees the slot and updates the counters, then sends `final` (or a bare final event).
   void finish(int64_t slot, model::FinishReason why, bool cancelled, std::optional<EngineEvent> final = std::nullopt);
   int64_t choose(int64_t slot, const at::Tensor& logits_row_or_table, int64_t row, at::Tensor& greedy, at::Tensor& host);

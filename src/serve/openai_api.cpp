@@ -1,5 +1,6 @@
 #include "serve/openai_api.h"
 
+#include <cstdlib>
 #include <random>
 
 namespace chatmill::serve {
@@ -38,8 +39,7 @@ std::optional<ApiError> unsupported_parameter(const nlohmann::json& j, bool chat
            (v.is_structured() && v.empty());
   };
   static const std::vector<std::pair<const char*, const char*>> kUnsupported = {
-      {"logprobs", "log probabilities"}, {"top_logprobs", "log probabilities"},
-      {"echo", "echoing the prompt"}, {"suffix", "insertion"}, {"logit_bias", "logit bias"},
+      {"suffix", "insertion"}, {"logit_bias", "logit bias"},
       {"presence_penalty", "repetition penalties"}, {"frequency_penalty", "repetition penalties"},
       {"tools", "tool calls"}, {"functions", "function calls"}};
   for (const auto& [key, what] : kUnsupported)
@@ -47,6 +47,9 @@ std::optional<ApiError> unsupported_parameter(const nlohmann::json& j, bool chat
       return ApiError{400, std::string("'") + key + "' is not supported by this server (no " + what +
                                "); leave it out or at its default",
                       "invalid_request_error", key, "unsupported_parameter"};
+  if (chat && j.contains("echo") && !is_default(j["echo"]))
+    return ApiError{400, "'echo' is a completions parameter; chat completions do not echo", "invalid_request_error",
+                    "echo", "unsupported_parameter"};
   if (!chat && j.contains("best_of") && !j["best_of"].is_null() && j["best_of"] != 1)
     return ApiError{400, "'best_of' is not supported by this server; leave it out or 1", "invalid_request_error",
                     "best_of", "unsupported_parameter"};
@@ -176,13 +179,94 @@ std::optional<ApiError> parse_request(const std::string& body, bool chat, Parsed
     if (!j["stream"].is_boolean()) return bad("stream", "'stream' must be true or false");
     out.stream = j["stream"];
   }
+  // Log-probabilities: completions take logprobs = k alternatives (and echo); chat takes logprobs = true and
+  // top_logprobs = k.
+  std::optional<int64_t> k;
+  if (chat) {
+    if (j.contains("logprobs") && !j["logprobs"].is_null() && !j["logprobs"].is_boolean())
+      return bad("logprobs", "'logprobs' must be true or false");
+    if (auto e = integer("top_logprobs", 0, k)) return e;
+    const bool want = j.contains("logprobs") && j["logprobs"] == true;
+    if (k && *k > 0 && !want) return bad("top_logprobs", "'top_logprobs' needs 'logprobs': true");
+    if (want) out.engine.logprobs = k.value_or(0);
+  } else {
+    if (auto e = integer("logprobs", 0, k)) return e;
+    if (k) out.engine.logprobs = *k;
+    if (j.contains("echo") && !j["echo"].is_null()) {
+      if (!j["echo"].is_boolean()) return bad("echo", "'echo' must be true or false");
+      out.echo = j["echo"];
+    }
+    out.engine.prompt_logprobs = out.echo && k.has_value();
+  }
+  if (out.engine.logprobs > model::kMaxTopLogprobs)
+    return bad(chat ? "top_logprobs" : "logprobs", "at most " + std::to_string(model::kMaxTopLogprobs) +
+                                                       " alternatives per token");
   if (j.contains("stream_options") && !j["stream_options"].is_null()) {
     const auto& so = j["stream_options"];
     if (!so.is_object() || (so.contains("include_usage") && !so["include_usage"].is_boolean()))
       return bad("stream_options", "'stream_options' must be an object like {\"include_usage\": true}");
     out.include_usage = so.value("include_usage", false);
   }
+  if (out.stream && (out.engine.logprobs >= 0 || out.echo))
+    return bad(out.echo ? "echo" : "logprobs", "logprobs and echo are not supported with stream = true; ask without "
+                                               "streaming");
   return std::nullopt;
+}
+
+std::string token_text(const model::Tokenizer& tok, int64_t id) {
+  std::string p = tok.piece(id);
+  if (p.size() == 6 && p.compare(0, 3, "<0x") == 0 && p[5] == '>') {  // a byte piece, <0x0A>
+    char* end = nullptr;
+    const std::string hex = p.substr(3, 2);
+    const long byte = std::strtol(hex.c_str(), &end, 16);
+    if (end == hex.c_str() + 2) return std::string(1, static_cast<char>(byte));
+  }
+  static const std::string kSpace = "\xE2\x96\x81";  // U+2581, SentencePiece's word boundary
+  for (size_t at = p.find(kSpace); at != std::string::npos; at = p.find(kSpace, at + 1)) p.replace(at, kSpace.size(), " ");
+  return p;
+}
+
+nlohmann::ordered_json completion_logprobs_json(const model::Tokenizer& tok, const std::vector<int64_t>& prompt,
+                                                const std::vector<model::TokenLogprob>& prompt_lp,
+                                                const std::vector<model::TokenLogprob>& generated) {
+  nlohmann::ordered_json tokens = nlohmann::ordered_json::array(), values = nlohmann::ordered_json::array(),
+                         tops = nlohmann::ordered_json::array(), offsets = nlohmann::ordered_json::array();
+  int64_t offset = 0;
+  auto add = [&](int64_t id, const model::TokenLogprob* lp) {
+    const std::string text = token_text(tok, id);
+    tokens.push_back(text);
+    offsets.push_back(offset);
+    if (id != tok.bos_id() && id != tok.eos_id()) offset += static_cast<int64_t>(text.size());
+    if (!lp) {
+      values.push_back(nullptr);
+      tops.push_back(nullptr);
+      return;
+    }
+    values.push_back(lp->logprob);
+    nlohmann::ordered_json top = nlohmann::ordered_json::object();
+    for (const auto& [alt, v] : lp->top) top[token_text(tok, alt)] = v;
+    tops.push_back(std::move(top));
+  };
+  for (size_t i = 0; i < prompt.size(); ++i) add(prompt[i], i == 0 || i > prompt_lp.size() ? nullptr : &prompt_lp[i - 1]);
+  for (const auto& lp : generated) add(lp.id, &lp);
+  return {{"tokens", tokens}, {"token_logprobs", values}, {"top_logprobs", tops}, {"text_offset", offsets}};
+}
+
+nlohmann::ordered_json chat_logprobs_json(const model::Tokenizer& tok, const std::vector<model::TokenLogprob>& generated) {
+  auto entry = [&](int64_t id, double v) {
+    const std::string text = token_text(tok, id);
+    nlohmann::ordered_json bytes = nlohmann::ordered_json::array();
+    for (unsigned char c : text) bytes.push_back(static_cast<int>(c));
+    return nlohmann::ordered_json{{"token", text}, {"logprob", v}, {"bytes", bytes}};
+  };
+  nlohmann::ordered_json content = nlohmann::ordered_json::array();
+  for (const auto& lp : generated) {
+    auto e = entry(lp.id, lp.logprob);
+    e["top_logprobs"] = nlohmann::ordered_json::array();
+    for (const auto& [alt, v] : lp.top) e["top_logprobs"].push_back(entry(alt, v));
+    content.push_back(std::move(e));
+  }
+  return {{"content", content}, {"refusal", nullptr}};
 }
 
 }  // namespace chatmill::serve

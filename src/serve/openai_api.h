@@ -10,6 +10,8 @@
 
 #include "data/record.h"
 #include "infer/engine.h"
+#include "model/logprobs.h"
+#include "model/tokenizer.h"
 
 namespace chatmill::serve {
 
@@ -29,6 +31,7 @@ struct ParsedRequest {
   std::optional<int64_t> max_tokens;
   infer::EngineRequest engine;      // sampling, seed, stops (prompt filled by the server)
   bool stream = false, include_usage = false;
+  bool echo = false;  // completions: the prompt comes back before the completion (with its logprobs if asked)
 };
 
 // Parses and validates a request body (JSON text). `chat`: /v1/chat/completions, else /v1/completions.
@@ -39,5 +42,16 @@ std::optional<ApiError> parse_request(const std::string& body, bool chat, Parsed
 const char* finish_reason(model::FinishReason r);
 
 nlohmann::ordered_json usage_json(int64_t prompt_tokens, int64_t completion_tokens);
+
+// A token as text in logprobs: its piece with SentencePiece's "▁" as a space and a byte piece as that byte.
+std::string token_text(const model::Tokenizer& tok, int64_t id);
+
+// Completions' "logprobs" object: tokens, token_logprobs, top_logprobs, text_offset. With `prompt` (echo: ids
+// of the prompt and prompt_lp for ids 1..n-1), the prompt's tokens come first, the first one without a value.
+nlohmann::ordered_json completion_logprobs_json(const model::Tokenizer& tok, const std::vector<int64_t>& prompt,
+                                                const std::vector<model::TokenLogprob>& prompt_lp,
+                                                const std::vector<model::TokenLogprob>& generated);
+// Chat's "logprobs" object: {"content": [{token, logprob, bytes, top_logprobs}], "refusal": null}.
+nlohmann::ordered_json chat_logprobs_json(const model::Tokenizer& tok, const std::vector<model::TokenLogprob>& generated);
 
 }  // namespace chatmill::serve

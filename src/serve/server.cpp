@@ -131,14 +131,29 @@ struct Server::Impl {
 
     // A client that leaves before the whole answer frees its slot; the engine still sends the final event.
     infer::EngineEvent e;
-    while (!(h->next(e, kPoll) && e.finished))
-      if (!h->cancelled() && watch.gone()) h->cancel();
-    const std::string& text = e.full_text;
+    std::vector<model::TokenLogprob> generated, prompt_lp;
+    while (true) {
+      if (h->next(e, kPoll)) {
+        generated.insert(generated.end(), e.logprobs.begin(), e.logprobs.end());
+        prompt_lp.insert(prompt_lp.end(), e.prompt_logprobs.begin(), e.prompt_logprobs.end());
+        if (e.finished) break;
+      }
+      if (!h->cancelled() && watch.gone()) h->cancel();  // after events too: they come every step
+    }
     in_flight.fetch_sub(1);
     if (!e.error.empty()) return send_error(res, {500, "generation failed: " + e.error, "server_error", "", ""});
     nlohmann::ordered_json choice = {{"index", 0}};
-    if (chat) choice["message"] = {{"role", "assistant"}, {"content", text}};
-    else choice["text"] = text, choice["logprobs"] = nullptr;
+    const bool logprobs = p.engine.logprobs >= 0;
+    if (chat) {
+      choice["message"] = {{"role", "assistant"}, {"content", e.full_text}};
+      choice["logprobs"] = logprobs ? chat_logprobs_json(tok, generated) : nlohmann::ordered_json(nullptr);
+    } else {
+      const std::string prompt = p.prompt_ids.empty() ? p.prompt_text : tok.decode(p.prompt_ids);
+      choice["text"] = p.echo ? prompt + e.full_text : e.full_text;
+      choice["logprobs"] = logprobs ? completion_logprobs_json(tok, p.echo ? p.engine.prompt : std::vector<int64_t>{},
+                                                               prompt_lp, generated)
+                                    : nlohmann::ordered_json(nullptr);
+    }
     choice["finish_reason"] = finish_reason(e.finish);
     auto body = envelope(id, chat ? "chat.completion" : "text_completion", created_at, o.model_name, {choice});
     body["usage"] = usage_json(e.prompt_tokens, e.completion_tokens);

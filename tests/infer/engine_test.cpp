@@ -137,6 +137,67 @@ TEST(Engine, SampledRequestsEqualGenerateAloneAndStreamAddsUp) {
   }
 }
 
+// Log-probabilities of generated and prompt tokens equal log_softmax of a full no-cache forward over prompt +
+// generated tokens (the model's logits match HF's to ~1e-6); alternatives come sorted, the greedy choice first.
+TEST(Engine, LogprobsEqualTheFullForwardsLogSoftmax) {
+  testing::SampleModel t(0.2, 17);
+  infer::Engine engine(t.m, &t.tok, {3, 128, false});
+  std::vector<infer::EngineRequest> reqs(3);
+  reqs[0].prompt = t.tok.encode("The mill by the river", true);
+  reqs[0].max_new_tokens = 10;
+  reqs[0].sampling.temperature = 0;
+  reqs[0].logprobs = 3;
+  reqs[0].prompt_logprobs = true;
+  reqs[1].prompt = t.tok.encode("Once upon a time", true);
+  reqs[1].max_new_tokens = 8;
+  reqs[1].sampling.temperature = 0.8;  // sampled: logprobs of the raw distribution, whatever was drawn
+  reqs[1].seed = 5;
+  reqs[1].logprobs = 0;
+  reqs[2] = reqs[0];  // equal length: prefilled with request 0; scoring only
+  reqs[2].max_new_tokens = 0;
+  reqs[2].logprobs = 2;
+  auto hs = engine.submit_all(reqs);
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    std::vector<int64_t> tokens;
+    std::vector<model::TokenLogprob> gen, prompt;
+    infer::EngineEvent e;
+    do {
+      ASSERT_TRUE(hs[i]->next(e, 5000ms)) << i;
+      tokens.insert(tokens.end(), e.tokens.begin(), e.tokens.end());
+      gen.insert(gen.end(), e.logprobs.begin(), e.logprobs.end());
+      prompt.insert(prompt.end(), e.prompt_logprobs.begin(), e.prompt_logprobs.end());
+    } while (!e.finished);
+    const auto& r = reqs[i];
+    const int64_t n = static_cast<int64_t>(r.prompt.size());
+    ASSERT_EQ(static_cast<int64_t>(tokens.size()), r.max_new_tokens) << i;
+    ASSERT_EQ(gen.size(), tokens.size()) << i;
+    ASSERT_EQ(static_cast<int64_t>(prompt.size()), r.prompt_logprobs ? n - 1 : 0) << i;
+    std::vector<int64_t> all = r.prompt;
+    all.insert(all.end(), tokens.begin(), tokens.end());
+    const int64_t T = static_cast<int64_t>(all.size());
+    const at::Tensor ref = at::log_softmax(
+        model::forward_logits(t.m, at::tensor(all, at::kLong).view({1, T}))[0].to(at::kDouble), -1);  // (T, V)
+    double worst = 0;
+    auto check = [&](const model::TokenLogprob& lp, int64_t position, int64_t k) {
+      EXPECT_EQ(lp.id, all[position]);
+      worst = std::max(worst, std::abs(lp.logprob - ref[position - 1][lp.id].item<double>()));
+      ASSERT_EQ(static_cast<int64_t>(lp.top.size()), k);
+      for (int64_t j = 0; j < k; ++j) {
+        worst = std::max(worst, std::abs(lp.top[j].second - ref[position - 1][lp.top[j].first].item<double>()));
+        if (j > 0) EXPECT_GE(lp.top[j - 1].second, lp.top[j].second);
+      }
+      if (k > 0) EXPECT_GE(lp.top[0].second, lp.logprob - 1e-6);
+    };
+    for (int64_t p = 0; p < static_cast<int64_t>(prompt.size()); ++p) check(prompt[p], p + 1, r.logprobs);
+    for (int64_t j = 0; j < static_cast<int64_t>(gen.size()); ++j) {
+      check(gen[j], n + j, r.logprobs);
+      if (r.sampling.greedy()) EXPECT_EQ(gen[j].top[0].first, gen[j].id);
+    }
+    std::printf("request %zu: worst |logprob - full forward| %.2e\n", i, worst);
+    EXPECT_LT(worst, 1e-5) << "request " << i;
+  }
+}
+
 TEST(Engine, EqualLengthPromptsPrefilledTogetherEqualAlone) {
   testing::SampleModel t(0.2, 17);
   auto gen = at::make_generator<at::CPUGeneratorImpl>(7);

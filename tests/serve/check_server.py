@@ -188,8 +188,8 @@ def main():
         ("prompt + max_tokens over the context", srv.post("/v1/completions", {"model": "tiny", "prompt": "word " * 480, "max_tokens": 128}), 400, "max_tokens", "context_length_exceeded"),
         ("max_tokens over the limit", srv.post("/v1/chat/completions", dict(chat, max_tokens=500)), 400, "max_tokens", None),
         ("unknown model", srv.post("/v1/chat/completions", dict(chat, model="gpt-9")), 404, "model", "model_not_found"),
-        ("logprobs asked for", srv.post("/v1/chat/completions", dict(chat, logprobs=True)), 400, "logprobs", "unsupported_parameter"),
-        ("echo asked for", srv.post("/v1/completions", {"model": "tiny", "prompt": "x", "echo": True}), 400, "echo", "unsupported_parameter"),
+        ("too many alternatives", srv.post("/v1/chat/completions", dict(chat, logprobs=True, top_logprobs=21)), 400, "top_logprobs", None),
+        ("top_logprobs without logprobs", srv.post("/v1/chat/completions", dict(chat, top_logprobs=2)), 400, "top_logprobs", None),
         ("a frequency penalty", srv.post("/v1/chat/completions", dict(chat, frequency_penalty=0.5)), 400, "frequency_penalty", "unsupported_parameter"),
         ("tools", srv.post("/v1/chat/completions", dict(chat, tools=[{"type": "function"}])), 400, "tools", "unsupported_parameter"),
         ("json mode", srv.post("/v1/chat/completions", dict(chat, response_format={"type": "json_object"})), 400, "response_format", "unsupported_parameter"),
@@ -260,6 +260,53 @@ def main():
     comp = client.completions.create(model="tiny", prompt="Once upon a time", max_tokens=6, temperature=0)
     expect(comp.choices[0].finish_reason in ("length", "stop") and comp.usage.prompt_tokens > 0, "openai client: completion")
     expect([m.id for m in client.models.list().data] == ["tiny"], "openai client: models")
+
+    # 4b. Log-probabilities against HF transformers on the same folder: a prompt scored with echo and 0 new
+    # tokens (what lm-eval-harness asks of a completions server), greedy tokens' values, and chat's format.
+    import torch
+    from transformers import AutoModelForCausalLM
+    hf = AutoModelForCausalLM.from_pretrained(model, torch_dtype=torch.float32).eval()
+    ids = [1] + [(37 * i + 11) % 500 + 3 for i in range(20)]
+    with torch.no_grad():
+        ref = torch.log_softmax(hf(torch.tensor([ids])).logits[0].double(), -1)
+    scored = client.completions.create(model="tiny", prompt=ids, max_tokens=0, echo=True, logprobs=2, temperature=0)
+    lp = scored.choices[0].logprobs
+    want = [ref[t - 1, ids[t]].item() for t in range(1, len(ids))]
+    d = max(abs(a - b) for a, b in zip(lp.token_logprobs[1:], want)) if len(lp.token_logprobs) == len(ids) else 1
+    tops = [sorted(v.values(), reverse=True) for v in lp.top_logprobs[1:]]
+    want_top = [ref[t - 1].topk(2).values.tolist() for t in range(1, len(ids))]
+    dt = max(abs(a - b) for x, y in zip(tops, want_top) for a, b in zip(x, y)) if len(tops) == len(want_top) else 1
+    expect(lp.token_logprobs[0] is None and lp.top_logprobs[0] is None and d < 1e-4 and dt < 1e-4 and
+           scored.usage.completion_tokens == 0 and len(lp.tokens) == len(ids),
+           f"echo + logprobs, 0 new tokens: {len(ids) - 1} prompt log-probabilities equal transformers' "
+           f"(max |diff| {d:.1e}, top-2 {dt:.1e})")
+    gen = client.completions.create(model="tiny", prompt=ids, max_tokens=6, logprobs=1, temperature=0)
+    glp = gen.choices[0].logprobs
+    seq, hf_lp = list(ids), []
+    with torch.no_grad():
+        for _ in range(len(glp.token_logprobs)):
+            step = torch.log_softmax(hf(torch.tensor([seq])).logits[0, -1].double(), -1)
+            hf_lp.append(step.max().item())
+            seq.append(int(step.argmax()))
+    dg = max(abs(a - b) for a, b in zip(glp.token_logprobs, hf_lp)) if glp.token_logprobs else 1
+    expect(len(glp.tokens) == gen.usage.completion_tokens and dg < 1e-4 and
+           all(abs(max(t.values()) - v) < 1e-6 for t, v in zip(glp.top_logprobs, glp.token_logprobs)),
+           f"greedy tokens' log-probabilities equal transformers' (max |diff| {dg:.1e}), each the top alternative")
+    chat_lp = client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "Hello!"}],
+                                             max_tokens=6, temperature=0, logprobs=True, top_logprobs=2)
+    content = chat_lp.choices[0].logprobs.content
+
+    def same_text(c):  # a byte token of a character split across tokens is no UTF-8 text: "\ufffd", its byte in bytes
+        try:
+            return bytes(c.bytes).decode() == c.token
+        except UnicodeDecodeError:
+            return c.token == "\ufffd"
+    expect(len(content) == chat_lp.usage.completion_tokens and
+           all(c.logprob <= 0 and len(c.top_logprobs) == 2 and c.top_logprobs[0].logprob == c.logprob and
+               c.top_logprobs[0].logprob >= c.top_logprobs[1].logprob and same_text(c) for c in content),
+           "chat logprobs: one entry per token, the greedy token first among 2 alternatives")
+    st, text = srv.post("/v1/completions", {"model": "tiny", "prompt": "x", "logprobs": 1, "stream": True})
+    expect(st == 400 and "stream" in text, f"logprobs with stream: refused ({st})")
 
     # 5. The evaluation's judge client against this server.
     judge_out = os.path.join(OUT, "mt_bench")
