@@ -7,6 +7,8 @@ namespace chatmill::serve {
 
 namespace {
 
+constexpr size_t kMaxPrompts = 256;
+
 ApiError bad(const std::string& param, const std::string& message) { return {400, message, "invalid_request_error", param, ""}; }
 
 // Message content: a string, or a list of {"type": "text", "text": ...} parts.
@@ -133,15 +135,22 @@ std::optional<ApiError> parse_request(const std::string& body, bool chat, Parsed
   } else {
     if (!j.contains("prompt")) return bad("prompt", "'prompt' is required: a string (or a list of token ids)");
     const auto& p = j["prompt"];
+    const auto ids = [](const nlohmann::json& x) {
+      return x.is_array() && !x.empty() && std::all_of(x.begin(), x.end(), [](const auto& v) { return v.is_number_integer(); });
+    };
     if (p.is_string()) {
-      out.prompt_text = p;
-    } else if (p.is_array() && p.size() == 1 && p[0].is_string()) {
-      out.prompt_text = p[0];
-    } else if (p.is_array() && !p.empty() && std::all_of(p.begin(), p.end(), [](const auto& x) { return x.is_number_integer(); })) {
-      out.prompt_ids = p.get<std::vector<int64_t>>();
+      out.prompts.push_back({p.get<std::string>(), {}});
+    } else if (ids(p)) {
+      out.prompts.push_back({"", p.get<std::vector<int64_t>>()});
+    } else if (p.is_array() && !p.empty() && std::all_of(p.begin(), p.end(), [](const auto& x) { return x.is_string(); })) {
+      for (const auto& x : p) out.prompts.push_back({x.get<std::string>(), {}});
+    } else if (p.is_array() && !p.empty() && std::all_of(p.begin(), p.end(), ids)) {
+      for (const auto& x : p) out.prompts.push_back({"", x.get<std::vector<int64_t>>()});
     } else {
-      return bad("prompt", "'prompt' must be a string, a list of one string, or a list of token ids (one prompt per request)");
+      return bad("prompt", "'prompt' must be a string, a list of token ids, or a non-empty list of either");
     }
+    if (out.prompts.size() > kMaxPrompts)
+      return bad("prompt", "at most " + std::to_string(kMaxPrompts) + " prompts per request; send several requests");
   }
 
   if (auto e = unsupported_parameter(j, chat)) return e;
@@ -207,6 +216,8 @@ std::optional<ApiError> parse_request(const std::string& body, bool chat, Parsed
       return bad("stream_options", "'stream_options' must be an object like {\"include_usage\": true}");
     out.include_usage = so.value("include_usage", false);
   }
+  if (out.stream && out.prompts.size() > 1)
+    return bad("prompt", "a list of prompts is not supported with stream = true; send one prompt per request");
   if (out.stream && (out.engine.logprobs >= 0 || out.echo))
     return bad(out.echo ? "echo" : "logprobs", "logprobs and echo are not supported with stream = true; ask without "
                                                "streaming");

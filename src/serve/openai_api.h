@@ -26,8 +26,11 @@ struct ParsedRequest {
   bool chat = true;
   std::string model;
   data::Conversation conversation;  // chat
-  std::string prompt_text;          // completions (or prompt_ids)
-  std::vector<int64_t> prompt_ids;  // completions given as token ids
+  struct Prompt {
+    std::string text;          // encoded with bos by the server, unless
+    std::vector<int64_t> ids;  // the prompt came as token ids
+  };
+  std::vector<Prompt> prompts;      // completions: one choice per prompt (OpenAI's list of prompts)
   std::optional<int64_t> max_tokens;
   infer::EngineRequest engine;      // sampling, seed, stops (prompt filled by the server)
   bool stream = false, include_usage = false;

@@ -87,39 +87,46 @@ struct Server::Impl {
     if (p.model != o.model_name)
       return send_error(res, {404, "the model '" + p.model + "' does not exist; this server serves '" + o.model_name + "'",
                               "invalid_request_error", "model", "model_not_found"});
-    // The prompt.
+    // The prompts: the conversation, or each of the completion's (one choice each).
+    std::vector<infer::EngineRequest> reqs;
     if (chat) {
       const auto ids = enc.encode(tmpl.prompt_segments(p.conversation)).ids;
-      p.engine.prompt.assign(ids.begin(), ids.end());
-    } else if (!p.prompt_ids.empty()) {
-      p.engine.prompt = p.prompt_ids;
+      reqs.push_back(p.engine);
+      reqs.back().prompt.assign(ids.begin(), ids.end());
     } else {
-      p.engine.prompt = tok.encode(p.prompt_text, true);
+      for (const auto& q : p.prompts) {
+        reqs.push_back(p.engine);
+        reqs.back().prompt = q.ids.empty() ? tok.encode(q.text, true) : q.ids;
+      }
     }
-    const int64_t n = static_cast<int64_t>(p.engine.prompt.size());
-    if (n >= engine.context())
-      return send_error(res, {400, "the prompt has " + std::to_string(n) + " tokens; the context is " +
-                                       std::to_string(engine.context()) + " tokens. Shorten the prompt.",
-                              "invalid_request_error", chat ? "messages" : "prompt", "context_length_exceeded"});
     const int64_t limit = o.max_tokens_limit > 0 ? o.max_tokens_limit : engine.context();
     if (p.max_tokens && *p.max_tokens > limit)
       return send_error(res, {400, "max_tokens " + std::to_string(*p.max_tokens) + " is over this server's limit of " +
                                        std::to_string(limit), "invalid_request_error", "max_tokens", ""});
-    // Default: as many as fit (completions: the API's 16).
-    p.engine.max_new_tokens = p.max_tokens.value_or(chat ? std::min(limit, engine.context() - n) : 16);
-    if (n + p.engine.max_new_tokens > engine.context())
-      return send_error(res, {400, "the prompt (" + std::to_string(n) + " tokens) plus max_tokens (" +
-                                       std::to_string(p.engine.max_new_tokens) + ") exceeds the context of " +
-                                       std::to_string(engine.context()) + " tokens; lower max_tokens or shorten the prompt",
-                              "invalid_request_error", "max_tokens", "context_length_exceeded"});
+    for (size_t i = 0; i < reqs.size(); ++i) {
+      auto& r = reqs[i];
+      const int64_t n = static_cast<int64_t>(r.prompt.size());
+      const std::string which = reqs.size() > 1 ? "prompt " + std::to_string(i) : "the prompt";
+      if (n >= engine.context())
+        return send_error(res, {400, which + " has " + std::to_string(n) + " tokens; the context is " +
+                                         std::to_string(engine.context()) + " tokens. Shorten the prompt.",
+                                "invalid_request_error", chat ? "messages" : "prompt", "context_length_exceeded"});
+      // Default: as many as fit (completions: the API's 16).
+      r.max_new_tokens = p.max_tokens.value_or(chat ? std::min(limit, engine.context() - n) : 16);
+      if (n + r.max_new_tokens > engine.context())
+        return send_error(res, {400, which + " (" + std::to_string(n) + " tokens) plus max_tokens (" +
+                                         std::to_string(r.max_new_tokens) + ") exceeds the context of " +
+                                         std::to_string(engine.context()) + " tokens; lower max_tokens or shorten the prompt",
+                                "invalid_request_error", "max_tokens", "context_length_exceeded"});
+    }
     if (in_flight.fetch_add(1) >= o.max_in_flight) {
       in_flight.fetch_sub(1);
       return send_error(res, {429, "too many requests in flight (limit " + std::to_string(o.max_in_flight) +
                                        "); retry shortly", "rate_limit_error", "", "rate_limit_exceeded"});
     }
-    std::shared_ptr<infer::RequestHandle> h;
+    std::vector<std::shared_ptr<infer::RequestHandle>> hs;
     try {
-      h = engine.submit(p.engine);
+      hs = engine.submit_all(reqs);
     } catch (const Error& e) {
       in_flight.fetch_sub(1);
       return send_error(res, {400, e.what(), "invalid_request_error", "", ""});
@@ -127,36 +134,53 @@ struct Server::Impl {
     const std::string id = random_id(chat ? "chatcmpl-" : "cmpl-");
     const int64_t created_at = static_cast<int64_t>(std::time(nullptr));
     const ClientWatch watch(req);
-    if (p.stream) return stream(res, h, p, id, created_at, watch);
+    if (p.stream) return stream(res, hs[0], p, id, created_at, watch);  // one prompt (parse_request checks)
 
-    // A client that leaves before the whole answer frees its slot; the engine still sends the final event.
-    infer::EngineEvent e;
-    std::vector<model::TokenLogprob> generated, prompt_lp;
-    while (true) {
-      if (h->next(e, kPoll)) {
-        generated.insert(generated.end(), e.logprobs.begin(), e.logprobs.end());
-        prompt_lp.insert(prompt_lp.end(), e.prompt_logprobs.begin(), e.prompt_logprobs.end());
-        if (e.finished) break;
+    // Every choice's events; a client that leaves before the whole answer frees the slots (the engine still sends
+    // each final event).
+    struct Collected {
+      infer::EngineEvent last;
+      std::vector<model::TokenLogprob> generated, prompt_lp;
+    };
+    std::vector<Collected> got(hs.size());
+    for (size_t i = 0; i < hs.size(); ++i) {
+      infer::EngineEvent e;
+      while (true) {
+        if (hs[i]->next(e, kPoll)) {
+          got[i].generated.insert(got[i].generated.end(), e.logprobs.begin(), e.logprobs.end());
+          got[i].prompt_lp.insert(got[i].prompt_lp.end(), e.prompt_logprobs.begin(), e.prompt_logprobs.end());
+          if (e.finished) break;
+        }
+        if (!hs[i]->cancelled() && watch.gone())  // after events too: they come every step
+          for (auto& h : hs) h->cancel();
       }
-      if (!h->cancelled() && watch.gone()) h->cancel();  // after events too: they come every step
+      got[i].last = std::move(e);
     }
     in_flight.fetch_sub(1);
-    if (!e.error.empty()) return send_error(res, {500, "generation failed: " + e.error, "server_error", "", ""});
-    nlohmann::ordered_json choice = {{"index", 0}};
+    nlohmann::ordered_json choices = nlohmann::ordered_json::array();
+    int64_t prompt_tokens = 0, completion_tokens = 0;
     const bool logprobs = p.engine.logprobs >= 0;
-    if (chat) {
-      choice["message"] = {{"role", "assistant"}, {"content", e.full_text}};
-      choice["logprobs"] = logprobs ? chat_logprobs_json(tok, generated) : nlohmann::ordered_json(nullptr);
-    } else {
-      const std::string prompt = p.prompt_ids.empty() ? p.prompt_text : tok.decode(p.prompt_ids);
-      choice["text"] = p.echo ? prompt + e.full_text : e.full_text;
-      choice["logprobs"] = logprobs ? completion_logprobs_json(tok, p.echo ? p.engine.prompt : std::vector<int64_t>{},
-                                                               prompt_lp, generated)
-                                    : nlohmann::ordered_json(nullptr);
+    for (size_t i = 0; i < hs.size(); ++i) {
+      const infer::EngineEvent& e = got[i].last;
+      if (!e.error.empty()) return send_error(res, {500, "generation failed: " + e.error, "server_error", "", ""});
+      nlohmann::ordered_json choice = {{"index", i}};
+      if (chat) {
+        choice["message"] = {{"role", "assistant"}, {"content", e.full_text}};
+        choice["logprobs"] = logprobs ? chat_logprobs_json(tok, got[i].generated) : nlohmann::ordered_json(nullptr);
+      } else {
+        const auto& q = p.prompts[i];
+        choice["text"] = p.echo ? (q.ids.empty() ? q.text : tok.decode(q.ids)) + e.full_text : e.full_text;
+        choice["logprobs"] = logprobs ? completion_logprobs_json(tok, p.echo ? reqs[i].prompt : std::vector<int64_t>{},
+                                                                 got[i].prompt_lp, got[i].generated)
+                                      : nlohmann::ordered_json(nullptr);
+      }
+      choice["finish_reason"] = finish_reason(e.finish);
+      choices.push_back(std::move(choice));
+      prompt_tokens += e.prompt_tokens;
+      completion_tokens += e.completion_tokens;
     }
-    choice["finish_reason"] = finish_reason(e.finish);
-    auto body = envelope(id, chat ? "chat.completion" : "text_completion", created_at, o.model_name, {choice});
-    body["usage"] = usage_json(e.prompt_tokens, e.completion_tokens);
+    auto body = envelope(id, chat ? "chat.completion" : "text_completion", created_at, o.model_name, std::move(choices));
+    body["usage"] = usage_json(prompt_tokens, completion_tokens);
     res.set_content(dump(body), "application/json");
   }
 

@@ -308,6 +308,28 @@ def main():
     st, text = srv.post("/v1/completions", {"model": "tiny", "prompt": "x", "logprobs": 1, "stream": True})
     expect(st == 400 and "stream" in text, f"logprobs with stream: refused ({st})")
 
+    # 4c. A list of prompts: one choice each, in order, each equal to the prompt sent alone; token-id lists with
+    # echo + logprobs (lm-eval-harness's batched loglikelihood request) scored like the single request above.
+    texts = ["Once upon a time", "The mill by the river", "Why"]
+    many = client.completions.create(model="tiny", prompt=texts, max_tokens=8, temperature=0)
+    alone = [client.completions.create(model="tiny", prompt=t, max_tokens=8, temperature=0) for t in texts]
+    expect([c.index for c in many.choices] == [0, 1, 2] and
+           [c.text for c in many.choices] == [a.choices[0].text for a in alone] and
+           many.usage.completion_tokens == sum(a.usage.completion_tokens for a in alone) and
+           many.usage.prompt_tokens == sum(a.usage.prompt_tokens for a in alone),
+           "a list of 3 prompts: 3 choices, each equal to its prompt alone, usage summed")
+    pair = client.completions.create(model="tiny", prompt=[ids, ids[:12]], max_tokens=0, echo=True, logprobs=1,
+                                     temperature=0)
+    firsts = [c.logprobs.token_logprobs[1:] for c in pair.choices]
+    expect(len(pair.choices) == 2 and firsts[0] == lp.token_logprobs[1:] and
+           max(abs(a - b) for a, b in zip(firsts[1], want[:11])) < 1e-4,
+           "token-id prompts with echo + logprobs, batched: each scored as alone")
+    for name, body in [("a list of prompts with stream", {"prompt": ["a", "b"], "stream": True}),
+                       ("an empty list of prompts", {"prompt": []}),
+                       ("257 prompts", {"prompt": ["a"] * 257})]:
+        st, text = srv.post("/v1/completions", dict(body, model="tiny", max_tokens=2))
+        expect(st == 400 and err(st, text, "prompt"), f"{name}: 400 ({st} {text[:100]})")
+
     # 5. The evaluation's judge client against this server.
     judge_out = os.path.join(OUT, "mt_bench")
     r = subprocess.run([BIN, "eval", "mt-bench", "--model", model, "--questions", os.path.join(SAMPLE, "mt_bench", "question.jsonl"),
