@@ -218,9 +218,7 @@ std::optional<ApiError> parse_request(const std::string& body, bool chat, Parsed
   }
   if (out.stream && out.prompts.size() > 1)
     return bad("prompt", "a list of prompts is not supported with stream = true; send one prompt per request");
-  if (out.stream && (out.engine.logprobs >= 0 || out.echo))
-    return bad(out.echo ? "echo" : "logprobs", "logprobs and echo are not supported with stream = true; ask without "
-                                               "streaming");
+  if (out.stream && out.echo) return bad("echo", "echo is not supported with stream = true; ask without streaming");
   return std::nullopt;
 }
 
@@ -239,10 +237,11 @@ std::string token_text(const model::Tokenizer& tok, int64_t id) {
 
 nlohmann::ordered_json completion_logprobs_json(const model::Tokenizer& tok, const std::vector<int64_t>& prompt,
                                                 const std::vector<model::TokenLogprob>& prompt_lp,
-                                                const std::vector<model::TokenLogprob>& generated) {
+                                                const std::vector<model::TokenLogprob>& generated,
+                                                int64_t first_offset) {
   nlohmann::ordered_json tokens = nlohmann::ordered_json::array(), values = nlohmann::ordered_json::array(),
                          tops = nlohmann::ordered_json::array(), offsets = nlohmann::ordered_json::array();
-  int64_t offset = 0;
+  int64_t offset = first_offset;
   auto add = [&](int64_t id, const model::TokenLogprob* lp) {
     const std::string text = token_text(tok, id);
     tokens.push_back(text);

@@ -53,7 +53,8 @@ std::string token_text(const model::Tokenizer& tok, int64_t id);
 // of the prompt and prompt_lp for ids 1..n-1), the prompt's tokens come first, the first one without a value.
 nlohmann::ordered_json completion_logprobs_json(const model::Tokenizer& tok, const std::vector<int64_t>& prompt,
                                                 const std::vector<model::TokenLogprob>& prompt_lp,
-                                                const std::vector<model::TokenLogprob>& generated);
+                                                const std::vector<model::TokenLogprob>& generated,
+                                                int64_t first_offset = 0);  // text_offset of the first token
 // Chat's "logprobs" object: {"content": [{token, logprob, bytes, top_logprobs}], "refusal": null}.
 nlohmann::ordered_json chat_logprobs_json(const model::Tokenizer& tok, const std::vector<model::TokenLogprob>& generated);
 

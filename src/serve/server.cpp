@@ -191,14 +191,17 @@ struct Server::Impl {
     const bool usage = p.include_usage;
     const std::string model_name = o.model_name;
     const char* object = chat ? "chat.completion.chunk" : "text_completion";
-    auto chunk = [=](const nlohmann::ordered_json& delta_or_text, const nlohmann::ordered_json& finish) {
+    auto chunk = [=](const nlohmann::ordered_json& delta_or_text, const nlohmann::ordered_json& finish,
+                     const nlohmann::ordered_json& logprobs = nullptr) {
       nlohmann::ordered_json c = {{"index", 0}};
-      if (chat) c["delta"] = delta_or_text;
-      else c["text"] = delta_or_text, c["logprobs"] = nullptr;
+      c[chat ? "delta" : "text"] = delta_or_text;
+      c["logprobs"] = logprobs;
       c["finish_reason"] = finish;
       return "data: " + dump(envelope(id, object, created_at, model_name, {c})) + "\n\n";
     };
     auto started = std::make_shared<bool>(false);
+    auto offset = std::make_shared<int64_t>(0);  // completions' text_offset of the next token
+    const bool want_logprobs = p.engine.logprobs >= 0;
     auto* self = this;
     res.set_chunked_content_provider(
         "text/event-stream",
@@ -218,8 +221,18 @@ struct Server::Impl {
             sink.done();
             return true;
           }
-          if (!e.text.empty()) {
-            const std::string c = chat ? chunk({{"content", e.text}}, nullptr) : chunk(e.text, nullptr);
+          // Tokens' log-probabilities ride with the text that came with them (text held back for a possible stop
+          // string comes later, so a chunk may have logprobs and no text).
+          nlohmann::ordered_json lp = nullptr;
+          if (want_logprobs && !e.logprobs.empty()) {
+            lp = chat ? chat_logprobs_json(self->tok, e.logprobs)
+                      : completion_logprobs_json(self->tok, {}, {}, e.logprobs, *offset);
+            for (const auto& t : e.logprobs)  // as completion_logprobs_json counts: control tokens have no text
+              if (!chat && t.id != self->tok.bos_id() && t.id != self->tok.eos_id())
+                *offset += static_cast<int64_t>(token_text(self->tok, t.id).size());
+          }
+          if (!e.text.empty() || !lp.is_null()) {
+            const std::string c = chat ? chunk({{"content", e.text}}, nullptr, lp) : chunk(e.text, nullptr, lp);
             if (!sink.write(c.data(), c.size())) return false;
           }
           if (e.finished) {

@@ -265,7 +265,7 @@ def main():
     # tokens (what lm-eval-harness asks of a completions server), greedy tokens' values, and chat's format.
     import torch
     from transformers import AutoModelForCausalLM
-    hf = AutoModelForCausalLM.from_pretrained(model, torch_dtype=torch.float32).eval()
+    hf = AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32).eval()
     ids = [1] + [(37 * i + 11) % 500 + 3 for i in range(20)]
     with torch.no_grad():
         ref = torch.log_softmax(hf(torch.tensor([ids])).logits[0].double(), -1)
@@ -305,8 +305,20 @@ def main():
            all(c.logprob <= 0 and len(c.top_logprobs) == 2 and c.top_logprobs[0].logprob == c.logprob and
                c.top_logprobs[0].logprob >= c.top_logprobs[1].logprob and same_text(c) for c in content),
            "chat logprobs: one entry per token, the greedy token first among 2 alternatives")
-    st, text = srv.post("/v1/completions", {"model": "tiny", "prompt": "x", "logprobs": 1, "stream": True})
-    expect(st == 400 and "stream" in text, f"logprobs with stream: refused ({st})")
+    # Streamed, the chunks' log-probabilities add up to the whole answer's.
+    streamed = client.completions.create(model="tiny", prompt=ids, max_tokens=6, logprobs=1, temperature=0, stream=True)
+    parts = [c.choices[0].logprobs for c in streamed if c.choices and c.choices[0].logprobs]
+    flat = [v for part in parts for v in part.token_logprobs]
+    offsets = [v for part in parts for v in part.text_offset]
+    expect(flat == glp.token_logprobs and offsets == glp.text_offset,
+           f"streamed completion logprobs equal the non-streamed ones ({len(flat)} tokens in {len(parts)} chunks)")
+    chat_parts = client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "Hello!"}],
+                                                max_tokens=6, temperature=0, logprobs=True, top_logprobs=2, stream=True)
+    chat_flat = [c.logprob for ch in chat_parts if ch.choices and ch.choices[0].logprobs
+                 for c in ch.choices[0].logprobs.content]
+    expect(chat_flat == [c.logprob for c in content], "streamed chat logprobs equal the non-streamed ones")
+    st, text = srv.post("/v1/completions", {"model": "tiny", "prompt": "x", "echo": True, "stream": True})
+    expect(st == 400 and "stream" in text, f"echo with stream: refused ({st})")
 
     # 4c. A list of prompts: one choice each, in order, each equal to the prompt sent alone; token-id lists with
     # echo + logprobs (lm-eval-harness's batched loglikelihood request) scored like the single request above.
