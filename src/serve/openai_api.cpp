@@ -1,5 +1,6 @@
 #include "serve/openai_api.h"
 
+#include <cstdio>
 #include <cstdlib>
 #include <random>
 
@@ -8,6 +9,7 @@ namespace chatmill::serve {
 namespace {
 
 constexpr size_t kMaxPrompts = 256;
+const std::vector<std::string> kNoStops;
 
 ApiError bad(const std::string& param, const std::string& message) { return {400, message, "invalid_request_error", param, ""}; }
 
@@ -222,7 +224,7 @@ std::optional<ApiError> parse_request(const std::string& body, bool chat, Parsed
   return std::nullopt;
 }
 
-std::string token_text(const model::Tokenizer& tok, int64_t id) {
+std::string token_bytes(const model::Tokenizer& tok, int64_t id) {
   std::string p = tok.piece(id);
   if (p.size() == 6 && p.compare(0, 3, "<0x") == 0 && p[5] == '>') {  // a byte piece, <0x0A>
     char* end = nullptr;
@@ -235,39 +237,61 @@ std::string token_text(const model::Tokenizer& tok, int64_t id) {
   return p;
 }
 
+std::string token_text(const model::Tokenizer& tok, int64_t id) {
+  const std::string b = token_bytes(tok, id);
+  if (b.size() != 1 || static_cast<unsigned char>(b[0]) < 0x80) return b;
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "bytes:\\x%02x", static_cast<unsigned char>(b[0]));  // part of a character
+  return buf;
+}
+
+TextOffsets::TextOffsets(const model::Tokenizer& tok, int64_t base) : text_(tok, kNoStops), base_(base) {}
+
+int64_t TextOffsets::next(int64_t id) {
+  const int64_t at = base_ + characters(text_.text());
+  text_.add(id);
+  return at;
+}
+
+int64_t characters(const std::string& text) {
+  int64_t n = 0;
+  for (unsigned char c : text) n += (c & 0xC0) != 0x80;  // every byte but a continuation byte starts one
+  return n;
+}
+
 nlohmann::ordered_json completion_logprobs_json(const model::Tokenizer& tok, const std::vector<int64_t>& prompt,
                                                 const std::vector<model::TokenLogprob>& prompt_lp,
                                                 const std::vector<model::TokenLogprob>& generated,
-                                                int64_t first_offset) {
+                                                TextOffsets& prompt_offsets, TextOffsets& generated_offsets) {
   nlohmann::ordered_json tokens = nlohmann::ordered_json::array(), values = nlohmann::ordered_json::array(),
                          tops = nlohmann::ordered_json::array(), offsets = nlohmann::ordered_json::array();
-  int64_t offset = first_offset;
-  auto add = [&](int64_t id, const model::TokenLogprob* lp) {
-    const std::string text = token_text(tok, id);
-    tokens.push_back(text);
-    offsets.push_back(offset);
-    if (id != tok.bos_id() && id != tok.eos_id()) offset += static_cast<int64_t>(text.size());
+  auto add = [&](int64_t id, const model::TokenLogprob* lp, TextOffsets& at) {
+    tokens.push_back(token_text(tok, id));
+    offsets.push_back(at.next(id));
     if (!lp) {
       values.push_back(nullptr);
       tops.push_back(nullptr);
       return;
     }
     values.push_back(lp->logprob);
+    // Most likely first; a text two tokens share keeps the likelier value; the chosen token is always there.
     nlohmann::ordered_json top = nlohmann::ordered_json::object();
-    for (const auto& [alt, v] : lp->top) top[token_text(tok, alt)] = v;
+    for (const auto& [alt, v] : lp->top)
+      if (!top.contains(token_text(tok, alt))) top[token_text(tok, alt)] = v;
+    if (!lp->top.empty() && !top.contains(token_text(tok, id))) top[token_text(tok, id)] = lp->logprob;
     tops.push_back(std::move(top));
   };
-  for (size_t i = 0; i < prompt.size(); ++i) add(prompt[i], i == 0 || i > prompt_lp.size() ? nullptr : &prompt_lp[i - 1]);
-  for (const auto& lp : generated) add(lp.id, &lp);
+  for (size_t i = 0; i < prompt.size(); ++i)
+    add(prompt[i], i == 0 || i > prompt_lp.size() ? nullptr : &prompt_lp[i - 1], prompt_offsets);
+  for (const auto& lp : generated) add(lp.id, &lp, generated_offsets);
   return {{"tokens", tokens}, {"token_logprobs", values}, {"top_logprobs", tops}, {"text_offset", offsets}};
 }
 
 nlohmann::ordered_json chat_logprobs_json(const model::Tokenizer& tok, const std::vector<model::TokenLogprob>& generated) {
   auto entry = [&](int64_t id, double v) {
-    const std::string text = token_text(tok, id);
     nlohmann::ordered_json bytes = nlohmann::ordered_json::array();
-    for (unsigned char c : text) bytes.push_back(static_cast<int>(c));
-    return nlohmann::ordered_json{{"token", text}, {"logprob", v}, {"bytes", bytes}};
+    for (unsigned char c : token_bytes(tok, id)) bytes.push_back(static_cast<int>(c));
+    return nlohmann::ordered_json{{"token", token_text(tok, id)}, {"logprob", v}, {"bytes", bytes}};
   };
   nlohmann::ordered_json content = nlohmann::ordered_json::array();
   for (const auto& lp : generated) {

@@ -11,6 +11,7 @@
 #include "data/record.h"
 #include "infer/engine.h"
 #include "model/logprobs.h"
+#include "model/streaming_text.h"
 #include "model/tokenizer.h"
 
 namespace chatmill::serve {
@@ -46,15 +47,35 @@ const char* finish_reason(model::FinishReason r);
 
 nlohmann::ordered_json usage_json(int64_t prompt_tokens, int64_t completion_tokens);
 
-// A token as text in logprobs: its piece with SentencePiece's "▁" as a space and a byte piece as that byte.
+// A token's bytes: its piece with SentencePiece's "▁" as a space, a byte piece as that byte.
+std::string token_bytes(const model::Tokenizer& tok, int64_t id);
+// A token as text in logprobs: its bytes, or for one byte of a longer character, "bytes:\xe2" as OpenAI
+// writes it (a lone byte is no UTF-8 text; as a JSON key it would collide with others as U+FFFD).
 std::string token_text(const model::Tokenizer& tok, int64_t id);
+
+// Where each token starts, in characters, in the text a completion returns: the ids are decoded as they come
+// (as the engine decodes its answer), from `base` on. One per decoded run: the echoed prompt from 0, the answer
+// from the prompt text's length; kept across the chunks of a stream.
+class TextOffsets {
+ public:
+  TextOffsets(const model::Tokenizer& tok, int64_t base);
+  int64_t next(int64_t id);  // the offset of this token; then takes it
+
+ private:
+  model::StreamingText text_;
+  int64_t base_;
+};
+
+// Characters (UTF-8 code points) of a text.
+int64_t characters(const std::string& text);
 
 // Completions' "logprobs" object: tokens, token_logprobs, top_logprobs, text_offset. With `prompt` (echo: ids
 // of the prompt and prompt_lp for ids 1..n-1), the prompt's tokens come first, the first one without a value.
+// top_logprobs holds the k alternatives and the chosen token, as OpenAI's does.
 nlohmann::ordered_json completion_logprobs_json(const model::Tokenizer& tok, const std::vector<int64_t>& prompt,
                                                 const std::vector<model::TokenLogprob>& prompt_lp,
                                                 const std::vector<model::TokenLogprob>& generated,
-                                                int64_t first_offset = 0);  // text_offset of the first token
+                                                TextOffsets& prompt_offsets, TextOffsets& generated_offsets);
 // Chat's "logprobs" object: {"content": [{token, logprob, bytes, top_logprobs}], "refusal": null}.
 nlohmann::ordered_json chat_logprobs_json(const model::Tokenizer& tok, const std::vector<model::TokenLogprob>& generated);
 

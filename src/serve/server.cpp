@@ -169,9 +169,11 @@ struct Server::Impl {
         choice["logprobs"] = logprobs ? chat_logprobs_json(tok, got[i].generated) : nlohmann::ordered_json(nullptr);
       } else {
         const auto& q = p.prompts[i];
-        choice["text"] = p.echo ? (q.ids.empty() ? q.text : tok.decode(q.ids)) + e.full_text : e.full_text;
+        const std::string prompt = p.echo ? (q.ids.empty() ? q.text : tok.decode(q.ids)) : std::string();
+        choice["text"] = prompt + e.full_text;
+        TextOffsets prompt_at(tok, 0), answer_at(tok, characters(prompt));
         choice["logprobs"] = logprobs ? completion_logprobs_json(tok, p.echo ? reqs[i].prompt : std::vector<int64_t>{},
-                                                                 got[i].prompt_lp, got[i].generated)
+                                                                 got[i].prompt_lp, got[i].generated, prompt_at, answer_at)
                                       : nlohmann::ordered_json(nullptr);
       }
       choice["finish_reason"] = finish_reason(e.finish);
@@ -200,7 +202,7 @@ struct Server::Impl {
       return "data: " + dump(envelope(id, object, created_at, model_name, {c})) + "\n\n";
     };
     auto started = std::make_shared<bool>(false);
-    auto offset = std::make_shared<int64_t>(0);  // completions' text_offset of the next token
+    auto answer_at = std::make_shared<TextOffsets>(tok, 0);  // completions' text_offset, across chunks
     const bool want_logprobs = p.engine.logprobs >= 0;
     auto* self = this;
     res.set_chunked_content_provider(
@@ -225,11 +227,9 @@ struct Server::Impl {
           // string comes later, so a chunk may have logprobs and no text).
           nlohmann::ordered_json lp = nullptr;
           if (want_logprobs && !e.logprobs.empty()) {
+            TextOffsets no_prompt(self->tok, 0);
             lp = chat ? chat_logprobs_json(self->tok, e.logprobs)
-                      : completion_logprobs_json(self->tok, {}, {}, e.logprobs, *offset);
-            for (const auto& t : e.logprobs)  // as completion_logprobs_json counts: control tokens have no text
-              if (!chat && t.id != self->tok.bos_id() && t.id != self->tok.eos_id())
-                *offset += static_cast<int64_t>(token_text(self->tok, t.id).size());
+                      : completion_logprobs_json(self->tok, {}, {}, e.logprobs, no_prompt, *answer_at);
           }
           if (!e.text.empty() || !lp.is_null()) {
             const std::string c = chat ? chunk({{"content", e.text}}, nullptr, lp) : chunk(e.text, nullptr, lp);

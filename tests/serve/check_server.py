@@ -273,13 +273,15 @@ def main():
     lp = scored.choices[0].logprobs
     want = [ref[t - 1, ids[t]].item() for t in range(1, len(ids))]
     d = max(abs(a - b) for a, b in zip(lp.token_logprobs[1:], want)) if len(lp.token_logprobs) == len(ids) else 1
-    tops = [sorted(v.values(), reverse=True) for v in lp.top_logprobs[1:]]
-    want_top = [ref[t - 1].topk(2).values.tolist() for t in range(1, len(ids))]
-    dt = max(abs(a - b) for x, y in zip(tops, want_top) for a, b in zip(x, y)) if len(tops) == len(want_top) else 1
+    # top_logprobs: the 2 likeliest (one entry when two tokens read the same) and the prompt's own token.
+    tops = [max(v.values()) for v in lp.top_logprobs[1:]]
+    want_top = [ref[t - 1].max().item() for t in range(1, len(ids))]
+    dt = max(abs(a - b) for a, b in zip(tops, want_top)) if len(tops) == len(want_top) else 1
+    dt = max([dt] + [0 if len(v) <= 3 and t in v else 1 for v, t in zip(lp.top_logprobs[1:], lp.tokens[1:])])
     expect(lp.token_logprobs[0] is None and lp.top_logprobs[0] is None and d < 1e-4 and dt < 1e-4 and
            scored.usage.completion_tokens == 0 and len(lp.tokens) == len(ids),
            f"echo + logprobs, 0 new tokens: {len(ids) - 1} prompt log-probabilities equal transformers' "
-           f"(max |diff| {d:.1e}, top-2 {dt:.1e})")
+           f"(max |diff| {d:.1e}, top {dt:.1e})")
     gen = client.completions.create(model="tiny", prompt=ids, max_tokens=6, logprobs=1, temperature=0)
     glp = gen.choices[0].logprobs
     seq, hf_lp = list(ids), []
@@ -296,15 +298,29 @@ def main():
                                              max_tokens=6, temperature=0, logprobs=True, top_logprobs=2)
     content = chat_lp.choices[0].logprobs.content
 
-    def same_text(c):  # a byte token of a character split across tokens is no UTF-8 text: "\ufffd", its byte in bytes
+    def same_text(c):  # one byte of a character split across tokens: "bytes:\\xNN", as OpenAI writes it
         try:
             return bytes(c.bytes).decode() == c.token
         except UnicodeDecodeError:
-            return c.token == "\ufffd"
+            return c.token == "bytes:" + "".join(f"\\x{b:02x}" for b in c.bytes)
     expect(len(content) == chat_lp.usage.completion_tokens and
            all(c.logprob <= 0 and len(c.top_logprobs) == 2 and c.top_logprobs[0].logprob == c.logprob and
                c.top_logprobs[0].logprob >= c.top_logprobs[1].logprob and same_text(c) for c in content),
            "chat logprobs: one entry per token, the greedy token first among 2 alternatives")
+    # text_offset points into the returned text (characters): each token's text starts there (a word's space is
+    # dropped at the start of the prompt and of the answer, as the text drops it).
+    echoed = client.completions.create(model="tiny", prompt="Once upon a time there was a mill", max_tokens=8,
+                                       echo=True, logprobs=1, temperature=0).choices[0]
+    el = echoed.logprobs
+    # (Bytes that form no character show up, as "\ufffd", only with the next token, which then starts after them:
+    # as in vLLM, that token's offset is where the text stood before it.)
+    bad = [(t, o) for i, (t, o) in enumerate(zip(el.tokens, el.text_offset))
+           if t not in ("<s>", "</s>") and not t.startswith("bytes:") and
+           (i == 0 or not el.tokens[i - 1].startswith("bytes:")) and
+           not echoed.text[o:].startswith(t) and not echoed.text[o:].startswith(t.lstrip(" "))]
+    expect(not bad and el.text_offset == sorted(el.text_offset) and el.text_offset[-1] <= len(echoed.text),
+           f"text_offset points into the echoed text ({len(el.tokens)} tokens; off: {bad[:3]})")
+
     # Streamed, the chunks' log-probabilities add up to the whole answer's.
     streamed = client.completions.create(model="tiny", prompt=ids, max_tokens=6, logprobs=1, temperature=0, stream=True)
     parts = [c.choices[0].logprobs for c in streamed if c.choices and c.choices[0].logprobs]
