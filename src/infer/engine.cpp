@@ -265,6 +265,7 @@ void Engine::prefill(const std::vector<int64_t>& group) {
         cache_.v[l][group[g]].narrow(1, 0, n).copy_(kv.v[l][g]);
       }
   at::Tensor greedy, host;
+  std::vector<int64_t> chosen_slots, chosen_rows, chosen_ids;
   for (int64_t g = 0; g < G; ++g) {
     Slot& s = *slots_[group[g]];
     if (s.request.prompt_logprobs) {
@@ -285,8 +286,38 @@ void Engine::prefill(const std::vector<int64_t>& group) {
       finish(group[g], model::FinishReason::Length, false, std::move(e));
       continue;
     }
-    take(group[g], choose(group[g], logits, g, greedy, host), logits, g);
+    chosen_slots.push_back(group[g]);
+    chosen_rows.push_back(g);
+    chosen_ids.push_back(choose(group[g], logits, g, greedy, host));
   }
+  const auto lps = logprobs_of(logits, chosen_slots, chosen_rows, chosen_ids);
+  for (size_t i = 0; i < chosen_slots.size(); ++i) take(chosen_slots[i], chosen_ids[i], lps[i]);
+}
+
+std::vector<std::optional<model::TokenLogprob>> Engine::logprobs_of(const at::Tensor& logits,
+                                                                   const std::vector<int64_t>& slots,
+                                                                   const std::vector<int64_t>& rows,
+                                                                   const std::vector<int64_t>& ids) const {
+  std::vector<std::optional<model::TokenLogprob>> out(slots.size());
+  std::vector<int64_t> want_rows, want_ids;
+  int64_t k = 0;
+  for (size_t i = 0; i < slots.size(); ++i) {
+    const int64_t asked = slots_[slots[i]]->request.logprobs;
+    if (asked < 0) continue;
+    want_rows.push_back(rows[i]);
+    want_ids.push_back(ids[i]);
+    k = std::max(k, asked);
+  }
+  if (want_rows.empty()) return out;
+  const at::Tensor index = at::tensor(want_rows, at::TensorOptions().dtype(at::kLong)).to(logits.device());
+  auto lps = model::token_logprobs(logits.index_select(0, index), want_ids, k);
+  for (size_t i = 0, j = 0; i < slots.size(); ++i) {
+    const int64_t asked = slots_[slots[i]]->request.logprobs;
+    if (asked < 0) continue;
+    lps[j].top.resize(static_cast<size_t>(asked));  // the largest k was computed for all
+    out[i] = std::move(lps[j++]);
+  }
+  return out;
 }
 
 int64_t Engine::choose(int64_t b, const at::Tensor& logits, int64_t row, at::Tensor& greedy, at::Tensor& host) {
@@ -356,27 +387,30 @@ void Engine::decode_step() {
     ++stats_.steps;
   }
   at::Tensor greedy, host;
+  std::vector<int64_t> active, ids;
   for (int64_t b = 0; b < B_; ++b) {
     Slot& s = *slots_[b];
     if (!s.active) continue;
     s.length += 1;
-    take(b, choose(b, logits_, b, greedy, host), logits_, b);
+    active.push_back(b);
+    ids.push_back(choose(b, logits_, b, greedy, host));
   }
+  const auto lps = logprobs_of(logits_, active, active, ids);  // a slot's row of logits_ is its index
+  for (size_t i = 0; i < active.size(); ++i) take(active[i], ids[i], lps[i]);
 }
 
-void Engine::take(int64_t b, int64_t id, const at::Tensor& logits, int64_t row) {
+void Engine::take(int64_t b, int64_t id, std::optional<model::TokenLogprob> logprob) {
   Slot& s = *slots_[b];
   if (s.tokens.empty()) s.first_token = std::chrono::steady_clock::now();
   s.tokens.push_back(id);
   s.unsent_tokens.push_back(id);
-  if (s.request.logprobs >= 0)
-    s.unsent_logprobs.push_back(model::token_logprobs(logits.narrow(0, row, 1), {id}, s.request.logprobs)[0]);
   {
     std::lock_guard<std::mutex> lock(mu_);
     ++stats_.generated_tokens;
   }
   const auto& eos = m_.config.eos_token_ids;
   const bool is_eos = s.request.stop_on_eos && std::find(eos.begin(), eos.end(), id) != eos.end();
+  if (logprob && !is_eos) s.unsent_logprobs.push_back(std::move(*logprob));  // the text has no end-of-sequence
   std::optional<model::FinishReason> why;
   if (s.text && !is_eos && s.text->add(id)) why = model::FinishReason::StopString;
   if (!why && is_eos) why = model::FinishReason::Eos;

@@ -135,7 +135,12 @@ class Engine {
   // The step over slots [0, rows): fixed shapes per `rows` (each bucket captured in its own CUDA graph).
   void body(int64_t rows);
   // Records token `id` for a slot; emits text; frees the slot when the sequence is done.
-  void take(int64_t slot, int64_t id, const at::Tensor& logits, int64_t row);  // logits[row]: what id came from
+  void take(int64_t slot, int64_t id, std::optional<model::TokenLogprob> logprob);
+  // The chosen ids of slots `slots` (rows `rows` of `logits`), with log-probabilities for the slots that asked:
+  // one batched log_softmax/topk and one host copy for all of them.
+  std::vector<std::optional<model::TokenLogprob>> logprobs_of(const at::Tensor& logits, const std::vector<int64_t>& slots,
+                                                              const std::vector<int64_t>& rows,
+                                                              const std::vector<int64_t>& ids) const;
   // Frees the slot and updates the counters, then sends `final` (or a bare final event).
   void finish(int64_t slot, model::FinishReason why, bool cancelled, std::optional<EngineEvent> final = std::nullopt);
   int64_t choose(int64_t slot, const at::Tensor& logits_row_or_table, int64_t row, at::Tensor& greedy, at::Tensor& host);

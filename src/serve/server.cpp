@@ -119,8 +119,14 @@ struct Server::Impl {
                                          std::to_string(engine.context()) + " tokens; lower max_tokens or shorten the prompt",
                                 "invalid_request_error", "max_tokens", "context_length_exceeded"});
     }
-    if (in_flight.fetch_add(1) >= o.max_in_flight) {
-      in_flight.fetch_sub(1);
+    // Each prompt counts as a request in flight, so a list of prompts cannot queue past the limit.
+    const int64_t count = static_cast<int64_t>(reqs.size());
+    if (count > o.max_in_flight)
+      return send_error(res, {400, std::to_string(count) + " prompts in one request; this server takes at most " +
+                                       std::to_string(o.max_in_flight) + " in flight. Send fewer per request",
+                              "invalid_request_error", "prompt", ""});
+    if (in_flight.fetch_add(count) + count > o.max_in_flight) {
+      in_flight.fetch_sub(count);
       return send_error(res, {429, "too many requests in flight (limit " + std::to_string(o.max_in_flight) +
                                        "); retry shortly", "rate_limit_error", "", "rate_limit_exceeded"});
     }
@@ -128,7 +134,7 @@ struct Server::Impl {
     try {
       hs = engine.submit_all(reqs);
     } catch (const Error& e) {
-      in_flight.fetch_sub(1);
+      in_flight.fetch_sub(count);
       return send_error(res, {400, e.what(), "invalid_request_error", "", ""});
     }
     const std::string id = random_id(chat ? "chatcmpl-" : "cmpl-");
@@ -156,7 +162,7 @@ struct Server::Impl {
       }
       got[i].last = std::move(e);
     }
-    in_flight.fetch_sub(1);
+    in_flight.fetch_sub(count);
     nlohmann::ordered_json choices = nlohmann::ordered_json::array();
     int64_t prompt_tokens = 0, completion_tokens = 0;
     const bool logprobs = p.engine.logprobs >= 0;

@@ -114,7 +114,11 @@ CheckpointContents load_checkpoint_contents(const fs::path& ckpt) {
   CHATMILL_CHECK(in, "checkpoint ", ckpt, " has no trainer_state.json");
   try {
     c.trainer_state = nlohmann::ordered_json::parse(in);
-    c.step = c.trainer_state.at("step").get<int64_t>();
+    const auto& step = c.trainer_state.at("step");
+    CHATMILL_CHECK(step.is_number_integer() && step.get<int64_t>() >= 0, "checkpoint ", ckpt, " is damaged: its ",
+                   "trainer_state.json has step ", step.dump(), ", not a count of steps; resume from an earlier ",
+                   "checkpoint or start over");
+    c.step = step.get<int64_t>();
     std::ifstream cin(ckpt / "train_config.json");
     if (cin) c.config = nlohmann::ordered_json::parse(cin);
   } catch (const nlohmann::json::exception& e) {

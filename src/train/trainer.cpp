@@ -197,15 +197,30 @@ TrainSummary run_training(const TrainConfig& cfg, const DistEnv& env, const std:
   for (int64_t step = start; step < total; ++step) {
     const auto t0 = std::chrono::steady_clock::now();
     const std::vector<int64_t> rows = sampler.batch(step / per_epoch, step % per_epoch);
-    data::Batch batch = store.rows(rows);
-    data::check_vocabulary(batch, setup.model_cfg.vocab_size, store.path());
+    // Damaged rows stop every rank at this step, not only the one that read them (the others would wait in the
+    // next collective until parallel.timeout_s).
+    data::Batch batch;
+    std::string bad_rows;
+    try {
+      batch = store.rows(rows);
+      data::check_vocabulary(batch, setup.model_cfg.vocab_size, store.path());
+    } catch (const Error& e) {
+      bad_rows = e.what();
+    }
     // The loss is normalised by the trained tokens of the whole global batch, not per micro-batch. The same
-    // collective carries each rank's stop request, so that every rank stops before the same step.
+    // collective carries each rank's stop request, so that every rank stops before the same step, and whether
+    // its rows were good.
     const double stop_here = stop_requested && stop_requested() ? 1.0 : 0.0;
-    at::Tensor count = at::tensor({static_cast<double>(trained_tokens(batch.labels)), stop_here}, at::kDouble).to(device);
+    const double tokens_here = bad_rows.empty() ? static_cast<double>(trained_tokens(batch.labels)) : 0.0;
+    at::Tensor count = at::tensor({tokens_here, stop_here, bad_rows.empty() ? 0.0 : 1.0}, at::kDouble).to(device);
     comm->all_reduce_sum(count);
     const at::Tensor counted = count.cpu();
     const double n_tokens = counted[0].item<double>();
+    if (counted[2].item<double>() > 0) {
+      if (!bad_rows.empty()) throw Error(bad_rows);
+      CHATMILL_FAIL("step ", step + 1, ": another rank read damaged rows of the token store ", store.path(),
+                    " (its error says which); tokenize the data again");
+    }
     if (counted[1].item<double>() > 0) {
       summary.stopped = true;
       break;
@@ -267,13 +282,23 @@ TrainSummary run_training(const TrainConfig& cfg, const DistEnv& env, const std:
     }
     if (cfg.eval.every_steps > 0 && (step + 1) % cfg.eval.every_steps == 0 && step + 1 < total) evaluate(step + 1);
   }
+  // A stop asked for during the last step: agreed here, before the final evaluation, whose collectives every
+  // rank must join.
+  if (!summary.stopped && stop_requested) {
+    at::Tensor flag = at::full({1}, stop_requested() ? 1.0 : 0.0, at::TensorOptions().dtype(at::kDouble)).to(device);
+    comm->all_reduce_sum(flag);
+    summary.stopped = flag.item<double>() > 0;
+  }
   if (last_saved != summary.steps) summary.final_checkpoint = save(summary.steps, last_loss);
   else if (auto l = latest_checkpoint(out)) summary.final_checkpoint = *l;
   summary.last_loss = last_loss;
   if (summary.stopped) {
-    if (lead)
+    if (lead && summary.steps < total)
       std::cout << "\nstopped as asked before step " << summary.steps + 1 << " of " << total << "; saved "
                 << summary.final_checkpoint.string() << ". Continue with checkpoint.resume=true" << std::endl;
+    else if (lead)
+      std::cout << "\nstopped as asked after the last step; saved " << summary.final_checkpoint.string()
+                << "; the final evaluation was skipped" << std::endl;
   } else if (summary.steps > summary.first_step || !resume) {
     evaluate(summary.steps);
   }

@@ -174,15 +174,21 @@ def main():
     r = train(cfg, "checkpoint.every_steps=0", "checkpoint.resume=true")
     expect(r.returncode == 0 and losses(out) == ref, "SIGTERM + resume: the same 12 losses, bit for bit")
 
-    # A second Ctrl-C does not wait for the save.
+    # A second Ctrl-C does not wait for the save (held open 5 s here; two signals sent back to back could merge
+    # into one before the process runs, so the second waits until the save has begun).
     cfg, out = config("two_ctrl_c")
-    p = subprocess.Popen([BIN, "train", cfg, "--threads", "1"], env=dict(os.environ, OMP_NUM_THREADS="1"),
+    p = subprocess.Popen([BIN, "train", cfg, "checkpoint.every_steps=0", "checkpoint.pause_before_commit_ms=5000",
+                          "--threads", "1"], env=dict(os.environ, OMP_NUM_THREADS="1"),
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     seen = wait_for(lambda: os.path.exists(os.path.join(out, "metrics.jsonl")) and len(losses(out)) >= 1)
     p.send_signal(signal.SIGINT)
+    ckdir = os.path.join(out, "checkpoints")
+    saving = wait_for(lambda: os.path.isdir(ckdir) and any(d.endswith(".tmp") for d in os.listdir(ckdir)), timeout=60)
     p.send_signal(signal.SIGINT)
     p.wait(timeout=120)
-    expect(seen and p.returncode == -signal.SIGINT, f"two Ctrl-C: killed by SIGINT at once (exit {p.returncode})")
+    committed = [d for d in os.listdir(ckdir) if d.startswith("step-")] if os.path.isdir(ckdir) else []
+    expect(seen and saving and p.returncode == -signal.SIGINT and not committed,
+           f"two Ctrl-C: killed by the second during the save (exit {p.returncode}, committed {committed})")
 
     # Two ranks, SLURM's USR1 warning on one of them only: both stop before the same step (rank 1 exits 138 =
     # 128 + SIGUSR1, rank 0 143), and resuming on two ranks finishes the run.

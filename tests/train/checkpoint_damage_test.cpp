@@ -39,7 +39,8 @@ TEST(CheckpointDamage, AGoodOneLoads) {
 TEST(CheckpointDamage, TrainerStateThatDoesNotParse) {
   const fs::path ckpt = saved_checkpoint("ckpt_bad_state");
   for (const std::string& text : {std::string("{\"step\": 3"), std::string("{\"step\": \"three\"}"),
-                                  std::string("{\"epoch\": 1}"), std::string("{\"step\": 2e999}")}) {
+                                  std::string("{\"epoch\": 1}"), std::string("{\"step\": 2e999}"),
+                                  std::string("{\"step\": -1}"), std::string("{\"step\": 3.5}")}) {
     std::ofstream(ckpt / "trainer_state.json", std::ios::trunc) << text;
     testing::expect_error([&] { train::load_checkpoint_contents(ckpt); },
                           {ckpt.string(), "is damaged", "trainer_state.json", "earlier checkpoint"});

@@ -4,6 +4,8 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
+#include <exception>
+
 #include "common/error.h"
 
 namespace chatmill::train {
@@ -32,10 +34,11 @@ class C10dCommunicator : public Communicator {
   C10dCommunicator(c10::intrusive_ptr<c10d::Backend> pg, int rank, int world, std::string name)
       : pg_(std::move(pg)), rank_(rank), world_(world), name_(std::move(name)) {}
   // As torch.distributed.destroy_process_group does: NCCL warns, and may leave communicators behind, without a
-  // shutdown. After a failed collective, abort instead: a clean shutdown would wait on peers that are gone.
+  // shutdown. After a failed collective, or while an error unwinds (this rank may leave collectives queued that
+  // its peers never match), abort instead: a clean shutdown would wait on them.
   ~C10dCommunicator() override {
     try {
-      if (failed_) pg_->abort();
+      if (failed_ || std::uncaught_exceptions() > 0) pg_->abort();
       else pg_->shutdown();
     } catch (const std::exception&) {
     }
