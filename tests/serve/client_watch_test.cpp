@@ -32,14 +32,20 @@ struct Loopback {
     for (int fd : {listener, client, server})
       if (fd >= 0) close(fd);
   }
-  // What httplib fills in for a request on the server's end.
+  // What httplib fills in for a request on the server's end, written independently of socket_address: the
+  // numeric address (inet_ntop) and the port of each end.
   httplib::Request request() const {
     httplib::Request r;
-    const std::string local = socket_address(server, false), remote = socket_address(server, true);
-    r.local_addr = local.substr(0, local.rfind(':'));
-    r.local_port = std::stoi(local.substr(local.rfind(':') + 1));
-    r.remote_addr = remote.substr(0, remote.rfind(':'));
-    r.remote_port = std::stoi(remote.substr(remote.rfind(':') + 1));
+    for (bool peer : {false, true}) {
+      sockaddr_in a{};
+      socklen_t len = sizeof a;
+      EXPECT_EQ(peer ? getpeername(server, reinterpret_cast<sockaddr*>(&a), &len)
+                     : getsockname(server, reinterpret_cast<sockaddr*>(&a), &len), 0);
+      char host[INET_ADDRSTRLEN];
+      EXPECT_NE(inet_ntop(AF_INET, &a.sin_addr, host, sizeof host), nullptr);
+      (peer ? r.remote_addr : r.local_addr) = host;
+      (peer ? r.remote_port : r.local_port) = ntohs(a.sin_port);
+    }
     return r;
   }
 };
