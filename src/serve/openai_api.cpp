@@ -3,6 +3,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <random>
+#include <string_view>
+
+#include "common/text.h"
 
 namespace chatmill::serve {
 
@@ -245,28 +248,25 @@ std::string token_text(const model::Tokenizer& tok, int64_t id) {
   return buf;
 }
 
-TextOffsets::TextOffsets(const model::Tokenizer& tok, int64_t base) : text_(tok, kNoStops), base_(base) {}
+TextOffsets::TextOffsets(const model::Tokenizer& tok, int64_t base) : text_(tok, kNoStops), at_(base) {}
 
 int64_t TextOffsets::next(int64_t id) {
-  const int64_t at = base_ + characters(text_.text());
+  // Only the bytes the last token added are counted: the text only grows.
+  at_ += utf8_length(std::string_view(text_.text()).substr(counted_));
+  counted_ = text_.text().size();
   text_.add(id);
-  return at;
-}
-
-int64_t characters(const std::string& text) {
-  int64_t n = 0;
-  for (unsigned char c : text) n += (c & 0xC0) != 0x80;  // every byte but a continuation byte starts one
-  return n;
+  return at_;
 }
 
 nlohmann::ordered_json completion_logprobs_json(const model::Tokenizer& tok, const std::vector<int64_t>& prompt,
                                                 const std::vector<model::TokenLogprob>& prompt_lp,
                                                 const std::vector<model::TokenLogprob>& generated,
-                                                TextOffsets& prompt_offsets, TextOffsets& generated_offsets) {
+                                                TextOffsets& answer_offsets) {
   nlohmann::ordered_json tokens = nlohmann::ordered_json::array(), values = nlohmann::ordered_json::array(),
                          tops = nlohmann::ordered_json::array(), offsets = nlohmann::ordered_json::array();
   auto add = [&](int64_t id, const model::TokenLogprob* lp, TextOffsets& at) {
-    tokens.push_back(token_text(tok, id));
+    const std::string text = token_text(tok, id);
+    tokens.push_back(text);
     offsets.push_back(at.next(id));
     if (!lp) {
       values.push_back(nullptr);
@@ -276,14 +276,17 @@ nlohmann::ordered_json completion_logprobs_json(const model::Tokenizer& tok, con
     values.push_back(lp->logprob);
     // Most likely first; a text two tokens share keeps the likelier value; the chosen token is always there.
     nlohmann::ordered_json top = nlohmann::ordered_json::object();
-    for (const auto& [alt, v] : lp->top)
-      if (!top.contains(token_text(tok, alt))) top[token_text(tok, alt)] = v;
-    if (!lp->top.empty() && !top.contains(token_text(tok, id))) top[token_text(tok, id)] = lp->logprob;
+    for (const auto& [alt, v] : lp->top) {
+      const std::string alt_text = token_text(tok, alt);
+      if (!top.contains(alt_text)) top[alt_text] = v;
+    }
+    if (!lp->top.empty() && !top.contains(text)) top[text] = lp->logprob;
     tops.push_back(std::move(top));
   };
+  TextOffsets prompt_offsets(tok, 0);  // the echoed prompt starts the text
   for (size_t i = 0; i < prompt.size(); ++i)
     add(prompt[i], i == 0 || i > prompt_lp.size() ? nullptr : &prompt_lp[i - 1], prompt_offsets);
-  for (const auto& lp : generated) add(lp.id, &lp, generated_offsets);
+  for (const auto& lp : generated) add(lp.id, &lp, answer_offsets);
   return {{"tokens", tokens}, {"token_logprobs", values}, {"top_logprobs", tops}, {"text_offset", offsets}};
 }
 

@@ -54,8 +54,8 @@ std::string token_bytes(const model::Tokenizer& tok, int64_t id);
 std::string token_text(const model::Tokenizer& tok, int64_t id);
 
 // Where each token starts, in characters, in the text a completion returns: the ids are decoded as they come
-// (as the engine decodes its answer), from `base` on. One per decoded run: the echoed prompt from 0, the answer
-// from the prompt text's length; kept across the chunks of a stream.
+// (as the engine decodes its answer), from `base` on: the answer from the echoed prompt's length (utf8_length),
+// or 0; kept across the chunks of a stream.
 class TextOffsets {
  public:
   TextOffsets(const model::Tokenizer& tok, int64_t base);
@@ -63,19 +63,18 @@ class TextOffsets {
 
  private:
   model::StreamingText text_;
-  int64_t base_;
+  int64_t at_;          // characters before the next token
+  size_t counted_ = 0;  // bytes of text_ counted into at_
 };
 
-// Characters (UTF-8 code points) of a text.
-int64_t characters(const std::string& text);
-
 // Completions' "logprobs" object: tokens, token_logprobs, top_logprobs, text_offset. With `prompt` (echo: ids
-// of the prompt and prompt_lp for ids 1..n-1), the prompt's tokens come first, the first one without a value.
-// top_logprobs holds the k alternatives and the chosen token, as OpenAI's does.
+// of the prompt and prompt_lp for ids 1..n-1), the prompt's tokens come first, from offset 0, the first one
+// without a value; the generated ones are placed by `answer_offsets`. top_logprobs holds the k alternatives and
+// the chosen token, as OpenAI's does.
 nlohmann::ordered_json completion_logprobs_json(const model::Tokenizer& tok, const std::vector<int64_t>& prompt,
                                                 const std::vector<model::TokenLogprob>& prompt_lp,
                                                 const std::vector<model::TokenLogprob>& generated,
-                                                TextOffsets& prompt_offsets, TextOffsets& generated_offsets);
+                                                TextOffsets& answer_offsets);
 // Chat's "logprobs" object: {"content": [{token, logprob, bytes, top_logprobs}], "refusal": null}.
 nlohmann::ordered_json chat_logprobs_json(const model::Tokenizer& tok, const std::vector<model::TokenLogprob>& generated);
 

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "common/error.h"
+#include "common/text.h"
 #include "data/encode.h"
 #include "serve/client_watch.h"
 #include "serve/openai_api.h"
@@ -177,9 +178,9 @@ struct Server::Impl {
         const auto& q = p.prompts[i];
         const std::string prompt = p.echo ? (q.ids.empty() ? q.text : tok.decode(q.ids)) : std::string();
         choice["text"] = prompt + e.full_text;
-        TextOffsets prompt_at(tok, 0), answer_at(tok, characters(prompt));
+        TextOffsets answer_at(tok, utf8_length(prompt));
         choice["logprobs"] = logprobs ? completion_logprobs_json(tok, p.echo ? reqs[i].prompt : std::vector<int64_t>{},
-                                                                 got[i].prompt_lp, got[i].generated, prompt_at, answer_at)
+                                                                 got[i].prompt_lp, got[i].generated, answer_at)
                                       : nlohmann::ordered_json(nullptr);
       }
       choice["finish_reason"] = finish_reason(e.finish);
@@ -233,9 +234,8 @@ struct Server::Impl {
           // string comes later, so a chunk may have logprobs and no text).
           nlohmann::ordered_json lp = nullptr;
           if (want_logprobs && !e.logprobs.empty()) {
-            TextOffsets no_prompt(self->tok, 0);
             lp = chat ? chat_logprobs_json(self->tok, e.logprobs)
-                      : completion_logprobs_json(self->tok, {}, {}, e.logprobs, no_prompt, *answer_at);
+                      : completion_logprobs_json(self->tok, {}, {}, e.logprobs, *answer_at);
           }
           if (!e.text.empty() || !lp.is_null()) {
             const std::string c = chat ? chunk({{"content", e.text}}, nullptr, lp) : chunk(e.text, nullptr, lp);
