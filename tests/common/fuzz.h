@@ -8,7 +8,6 @@
 #include <filesystem>
 #include <functional>
 #include <fstream>
-#include <iterator>
 #include <random>
 #include <string>
 #include <vector>
@@ -18,11 +17,6 @@
 #include "common/error.h"
 
 namespace chatmill::testing {
-
-inline std::string read_bytes(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
 
 // One time in four a truncation anywhere; otherwise 1..max_edits edits of one kind (replace, insert or delete
 // a byte from `alphabet`) at positions in [0, span) (span 0: the whole text).
@@ -87,7 +81,8 @@ struct FuzzTally {
 // chatmill::Error naming the file; any other exception fails the test.
 inline void try_mutant(const std::string& bytes, const std::filesystem::path& file, int i, FuzzTally& t,
                        const std::function<void()>& use) {
-  std::ofstream(file, std::ios::binary | std::ios::trunc).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  std::ofstream(file, std::ios::binary | std::ios::trunc)
+      .write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
   try {
     use();
     ++t.opened;

@@ -10,6 +10,7 @@
 #include "common/error.h"
 #include "common/fuzz.h"
 #include "common/test_env.h"
+#include "common/text.h"
 #include "data/tokenize.h"
 
 namespace chatmill {
@@ -26,7 +27,7 @@ TEST(TokenStoreFuzz, DamagedStoresOpenOrFailCleanly) {
   cfg.packing = "packed";
   cfg.output = (dir / "good.h5").string();
   data::tokenize_dataset(cfg);
-  const std::string good = testing::read_bytes(cfg.output);
+  const std::string good = read_text_file(cfg.output, "fuzz seed file");
   std::mt19937_64 rng(5);
   testing::FuzzTally t;
   const fs::path path = dir / "bad.h5";

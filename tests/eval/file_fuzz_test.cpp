@@ -8,6 +8,7 @@
 
 #include "common/fuzz.h"
 #include "common/test_env.h"
+#include "common/text.h"
 #include "data/lmsys_reader.h"
 #include "data/sharegpt_reader.h"
 #include "eval/mmlu.h"
@@ -45,7 +46,7 @@ TEST(FileFuzz, Llama2cHeaderAndSize) {
   const fs::path src = testing::shared_data() / "models" / "stories260K" / "stories260K.bin";
   if (!fs::exists(src)) GTEST_SKIP() << "needs " << src;
   const fs::path dir = testing::scratch("fuzz_llama2c");
-  const std::string good = testing::read_bytes(src);
+  const std::string good = read_text_file(src, "fuzz seed file");
   // Bytes: the 28-byte header (any byte value), then truncations of the weights.
   std::string bytes(256, '\0');
   for (int b = 0; b < 256; ++b) bytes[b] = static_cast<char>(b);
@@ -54,7 +55,8 @@ TEST(FileFuzz, Llama2cHeaderAndSize) {
 
 TEST(FileFuzz, SentencePieceModel) {
   const fs::path dir = testing::scratch("fuzz_spm");
-  const std::string good = testing::read_bytes(testing::source_dir() / "data" / "sample" / "tokenizer.model");
+  const std::string good =
+      read_text_file(testing::source_dir() / "data" / "sample" / "tokenizer.model", "fuzz seed file");
   std::string bytes(256, '\0');
   for (int b = 0; b < 256; ++b) bytes[b] = static_cast<char>(b);
   fuzz_file(good, dir / "tokenizer.model", bytes, 300, 3, [&] {
@@ -69,23 +71,26 @@ TEST(FileFuzz, MmluCsv) {
   fs::remove_all(dir);
   fs::copy(src, dir, fs::copy_options::recursive);
   const fs::path victim = dir / "dev" / "nutrition_dev.csv";
-  fuzz_file(testing::read_bytes(victim), victim, ",\"\n\r ABCD0123\\\xc3\xff", 1500, 4, [&] { eval::load_mmlu(dir); });
+  fuzz_file(read_text_file(victim, "fuzz seed file"), victim, ",\"\n\r ABCD0123\\\xc3\xff", 1500, 4,
+            [&] { eval::load_mmlu(dir); });
 }
 
 TEST(FileFuzz, MtBenchFiles) {
   const fs::path src = testing::source_dir() / "data" / "sample" / "mt_bench";
   const fs::path dir = testing::scratch("fuzz_mt_bench");
-  fuzz_file(testing::read_bytes(src / "question.jsonl"), dir / "question.jsonl", kText, 2000, 5,
+  fuzz_file(read_text_file(src / "question.jsonl", "fuzz seed file"), dir / "question.jsonl", kText, 2000, 5,
             [&] { eval::load_mt_questions(dir / "question.jsonl"); });
-  fuzz_file(testing::read_bytes(src / "judge_prompts.jsonl"), dir / "judge_prompts.jsonl", kText, 2000, 6,
+  fuzz_file(read_text_file(src / "judge_prompts.jsonl", "fuzz seed file"), dir / "judge_prompts.jsonl", kText, 2000, 6,
             [&] { eval::load_judge_prompts(dir / "judge_prompts.jsonl"); });
-  fuzz_file(testing::read_bytes(src / "reference_answer" / "sample-reference.jsonl"), dir / "answers.jsonl", kText, 2000,
+  fuzz_file(read_text_file(src / "reference_answer" / "sample-reference.jsonl", "fuzz seed file"),
+            dir / "answers.jsonl", kText, 2000,
             7, [&] { eval::load_model_answers(dir / "answers.jsonl"); });
 }
 
 TEST(FileFuzz, ShareGptFile) {
   const fs::path dir = testing::scratch("fuzz_sharegpt");
-  const std::string good = testing::read_bytes(testing::source_dir() / "data" / "sample" / "sharegpt_sample.json");
+  const std::string good =
+      read_text_file(testing::source_dir() / "data" / "sample" / "sharegpt_sample.json", "fuzz seed file");
   fuzz_file(good, dir / "s.json", kText, 2000, 8, [&] {
     data::ReadReport r;
     data::read_sharegpt(dir / "s.json", data::OnBadRecord::Skip, r, [](data::Conversation&&) {});

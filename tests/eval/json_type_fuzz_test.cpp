@@ -9,6 +9,7 @@
 
 #include "common/fuzz.h"
 #include "common/test_env.h"
+#include "common/text.h"
 #include "data/lmsys_reader.h"
 #include "data/sharegpt_reader.h"
 #include "data/subsets/conversation_filters.h"
@@ -41,8 +42,9 @@ std::string mutate_jsonl(const std::vector<std::string>& lines, std::mt19937_64&
   return out;
 }
 
-void fuzz_jsonl(const fs::path& good, const fs::path& file, int rounds, uint64_t seed, const std::function<void()>& load) {
-  const auto lines = lines_of(testing::read_bytes(good));
+void fuzz_jsonl(const fs::path& good, const fs::path& file, int rounds, uint64_t seed,
+                const std::function<void()>& load) {
+  const auto lines = lines_of(read_text_file(good, "fuzz seed file"));
   ASSERT_FALSE(lines.empty()) << good;
   std::mt19937_64 rng(seed);
   testing::FuzzTally t;
@@ -76,7 +78,7 @@ TEST(JsonTypeFuzz, OpenAiRequests) {
 }
 
 TEST(JsonTypeFuzz, LmsysRecords) {
-  const auto lines = lines_of(testing::read_bytes(kSample / "lmsys_chat_sample.jsonl"));
+  const auto lines = lines_of(read_text_file(kSample / "lmsys_chat_sample.jsonl", "fuzz seed file"));
   std::mt19937_64 rng(22);
   for (int i = 0; i < testing::fuzz_rounds(4000); ++i) {
     std::string line = testing::mutate_json(nlohmann::json::parse(lines[i % lines.size()]), rng).dump();
@@ -94,7 +96,8 @@ TEST(JsonTypeFuzz, ConfigAndEvalFiles) {
   const fs::path dir = testing::scratch("json_fuzz_files");
   const std::string config = model::config_to_hf_json(model::llama2_7b(), "bfloat16").dump();
   std::ofstream(dir / "config_good.json") << config << "\n";
-  fuzz_jsonl(dir / "config_good.json", dir / "config.json", 1500, 23, [&] { model::load_hf_config(dir / "config.json"); });
+  fuzz_jsonl(dir / "config_good.json", dir / "config.json", 1500, 23,
+             [&] { model::load_hf_config(dir / "config.json"); });
   fuzz_jsonl(kSample / "mt_bench" / "question.jsonl", dir / "q.jsonl", 1000, 24,
              [&] { eval::load_mt_questions(dir / "q.jsonl"); });
   fuzz_jsonl(kSample / "mt_bench" / "judge_prompts.jsonl", dir / "p.jsonl", 1000, 25,
@@ -109,7 +112,7 @@ TEST(JsonTypeFuzz, ConfigAndEvalFiles) {
 
 TEST(JsonTypeFuzz, ShareGpt) {
   const fs::path dir = testing::scratch("json_fuzz_sharegpt");
-  const nlohmann::json good = nlohmann::json::parse(testing::read_bytes(kSample / "sharegpt_sample.json"));
+  const nlohmann::json good = nlohmann::json::parse(read_text_file(kSample / "sharegpt_sample.json", "fuzz seed file"));
   std::mt19937_64 rng(29);
   testing::FuzzTally t;
   for (int i = 0; i < testing::fuzz_rounds(1000) && !t.foreign; ++i)
@@ -135,8 +138,9 @@ TEST(JsonTypeFuzz, SafetensorsHeaderAndShardIndex) {
   // The header of the first shard, rewritten with a mutated header and the same data.
   std::string first;
   for (const auto& e : fs::directory_iterator(dir / "good"))
-    if (e.path().extension() == ".safetensors" && (first.empty() || e.path().string() < first)) first = e.path().string();
-  const std::string bytes = testing::read_bytes(first);
+    if (e.path().extension() == ".safetensors" && (first.empty() || e.path().string() < first))
+      first = e.path().string();
+  const std::string bytes = read_text_file(first, "fuzz seed file");
   uint64_t n = 0;
   std::memcpy(&n, bytes.data(), 8);
   const nlohmann::json header = nlohmann::json::parse(bytes.substr(8, n));
@@ -157,7 +161,8 @@ TEST(JsonTypeFuzz, SafetensorsHeaderAndShardIndex) {
   // The shard index, in a copy of the folder.
   fs::remove_all(dir / "copy");
   fs::copy(dir / "good", dir / "copy");
-  std::ofstream(dir / "index_good.json") << nlohmann::json::parse(testing::read_bytes(index)).dump() << "\n";
+  std::ofstream(dir / "index_good.json")
+      << nlohmann::json::parse(read_text_file(index, "fuzz seed file")).dump() << "\n";
   fuzz_jsonl(dir / "index_good.json", dir / "copy" / "model.safetensors.index.json", 400, 31,
              [&] { model::load_hf_model(dir / "copy"); });
 }

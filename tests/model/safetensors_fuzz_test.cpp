@@ -8,6 +8,7 @@
 #include "common/error.h"
 #include "common/fuzz.h"
 #include "common/test_env.h"
+#include "common/text.h"
 #include "model/safetensors.h"
 
 namespace chatmill {
@@ -22,7 +23,7 @@ TEST(SafetensorsFuzz, DamagedFilesOpenOrFailCleanly) {
                             {"b", at::ones({5}, at::kBFloat16)},
                             {"c.idx", at::arange(3, at::kLong)},
                             {"empty", at::zeros({0, 7}, at::kHalf)}});
-  const std::string good = testing::read_bytes(dir / "good.safetensors");
+  const std::string good = read_text_file(dir / "good.safetensors", "fuzz seed file");
   uint64_t header_len = 0;
   std::memcpy(&header_len, good.data(), 8);
   const std::string alphabet = "{}[],:\"0123456789-eE.+ \\aFBIU_\x01\xff";

@@ -6,6 +6,7 @@
 #include "common/error.h"
 #include "common/fuzz.h"
 #include "common/test_env.h"
+#include "common/text.h"
 #include "data/subsets/build.h"
 #include "eval/suite.h"
 #include "train/config.h"
@@ -19,7 +20,7 @@ const std::string kYamlBytes = ":-[]{},#&*!|>'\"%@` \n\t0123456789.eE?abxyz\\";
 
 void fuzz(const std::string& name, const fs::path& source, const std::function<void(const fs::path&)>& load,
           int rounds) {
-  const std::string good = testing::read_bytes(testing::source_dir() / source);
+  const std::string good = read_text_file(testing::source_dir() / source, "fuzz seed file");
   ASSERT_FALSE(good.empty()) << source;
   const fs::path file = testing::scratch("config_fuzz_" + name) / source.filename();
   std::mt19937_64 rng(std::hash<std::string>{}(name));
