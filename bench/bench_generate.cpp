@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "op_profile.h"
 #include "infer/engine.h"
 #include "model/generate.h"
 #include "model/hf_checkpoint.h"
@@ -27,6 +28,8 @@ struct Args {
   bool engine = false;  // the serving engine (continuous batching) instead of model::generate
   std::string step = "eager";  // the engine's decode step: eager or fused
   bool no_skinny = false;      // fused step: projections through at::linear (cuBLAS) instead of the skinny GEMM
+  bool no_pdl = false;         // fused step: kernels without programmatic dependent launch
+  std::string profile;         // profile one more run after the timed ones, write its table here
 };
 
 // Random weights straight on the device (values do not matter for speed; a 7B model never touches the CPU).
@@ -62,6 +65,10 @@ int main(int argc, char** argv) {
   app.add_flag("--engine", a.engine, "run through infer::Engine (all requests submitted at once)");
   app.add_option("--step", a.step, "the engine's decode step: eager or fused (model/fused_decode.h)");
   app.add_flag("--no-skinny-gemm", a.no_skinny, "fused step: projections through at::linear instead of fused::linear");
+  app.add_flag("--no-pdl", a.no_pdl, "fused step: kernels without programmatic dependent launch");
+  app.add_option("--profile", a.profile,
+                 "profile one more run and write a per-kernel table here (the engine's CPU work runs in its own "
+                 "thread, which the CPU table leaves out; GPU kernels are all there)");
   app.add_option("--out", a.out, "append the result as one JSON line");
   CLI11_PARSE(app, argc, argv);
   try {
@@ -87,8 +94,12 @@ int main(int argc, char** argv) {
     std::vector<double> ttft, decode_tps, total_tps;
     std::unique_ptr<infer::Engine> engine;
     if (a.engine) engine = std::make_unique<infer::Engine>(m, nullptr, infer::EngineOptions{a.batch, a.prompt_len + a.new_tokens, a.cuda_graph,
-                                                                           infer::parse_step_kind(a.step), !a.no_skinny});
-    for (int i = 0; engine && i < a.warmup + a.repeats; ++i) {
+                                                                           infer::parse_step_kind(a.step), !a.no_skinny,
+                                                                           !a.no_pdl});
+    const int profiled = a.profile.empty() ? 0 : 1;
+    std::unique_ptr<bench::OpProfile> prof;
+    for (int i = 0; engine && i < a.warmup + a.repeats + profiled; ++i) {
+      if (i == a.warmup + a.repeats) prof = std::make_unique<bench::OpProfile>(dev.is_cuda());
       // Time to first token = until every request has its first token; decode = the rest.
       std::vector<infer::EngineRequest> ers;
       for (const auto& r : reqs) ers.push_back({r.prompt, r.sampling, 0, r.max_new_tokens, {}, false});
@@ -106,14 +117,24 @@ int main(int argc, char** argv) {
         generated += e.completion_tokens;
       }
       const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      if (prof) {
+        prof->finish(a.profile, 1);
+        break;
+      }
       if (i < a.warmup) continue;
       ttft.push_back(first_all);
       decode_tps.push_back((generated - a.batch) / (total - first_all));
       total_tps.push_back(generated / total);
     }
-    for (int i = 0; !engine && i < a.warmup + a.repeats; ++i) {
+    for (int i = 0; !engine && i < a.warmup + a.repeats + profiled; ++i) {
       model::GenerationStats s;
       opts.stats = &s;
+      if (i == a.warmup + a.repeats) {
+        bench::OpProfile p(dev.is_cuda());
+        model::generate(m, reqs, opts);
+        p.finish(a.profile, 1);
+        break;
+      }
       model::generate(m, reqs, opts);
       if (i < a.warmup) continue;
       ttft.push_back(s.prefill_seconds);
@@ -121,6 +142,7 @@ int main(int argc, char** argv) {
       total_tps.push_back(s.generated_tokens / (s.prefill_seconds + s.decode_seconds));
     }
     nlohmann::json out = {{"engine", std::string(a.engine ? "chatmill-engine" : "chatmill") + (a.engine && a.step == "fused" ? (a.no_skinny ? "+fused(cublas)" : "+fused") : "") +
+                                          (a.engine && a.step == "fused" && a.no_pdl ? "(no PDL)" : "") +
                                           (a.cuda_graph ? "+cudagraph" : "")},
                           {"model", a.preset.empty() ? a.model_dir : a.preset},
                           {"params", m.config.num_parameters()},

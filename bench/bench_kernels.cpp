@@ -64,11 +64,31 @@ int main(int argc, char** argv) {
   };
 
   // Projections of a 7B layer and the LM head, at decode's row counts.
-  for (int64_t M : {1, 8}) {
+  // Rows 1 and 2 (fused::kSkinnyRows, chosen from this table when it ran to 8 rows; bench/README.md).
+  for (int64_t M : {1, 2}) {
     for (auto [N, K] : std::vector<std::pair<int64_t, int64_t>>{{4096, 4096}, {11008, 4096}, {4096, 11008}, {32000, 4096}}) {
       at::Tensor w = at::randn({N, K}, bf16), x = at::randn({M, K}, bf16);
       row("linear M " + std::to_string(M) + " " + std::to_string(N) + "x" + std::to_string(K),
           2.0 * (N * K + M * K + M * N), [&] { model::fused::linear(x, w); }, [&] { at::linear(x, w); }, 200);
+    }
+  }
+  // Projections that share their input in one launch (fused::linear_parts) against one at::linear each.
+  for (int64_t M : {1, 2}) {
+    for (const auto& [name, Ns] : std::vector<std::pair<std::string, std::vector<int64_t>>>{
+             {"q,k,v", {4096, 4096, 4096}}, {"gate,up", {11008, 11008}}}) {
+      std::vector<at::Tensor> ws;
+      int64_t rows = 0;
+      for (int64_t N : Ns) {
+        ws.push_back(at::randn({N, 4096}, bf16));
+        rows += N;
+      }
+      at::Tensor x = at::randn({M, 4096}, bf16);
+      row("linear_parts M " + std::to_string(M) + " " + name, 2.0 * (rows * 4096 + M * 4096 + M * rows),
+          [&] { model::fused::linear_parts(x, ws); },
+          [&] {
+            for (const at::Tensor& w : ws) at::linear(x, w);
+          },
+          200);
     }
   }
   // Attention over a 4096-column cache (32 heads of 128) at several lengths: the reference reads it all under a mask.

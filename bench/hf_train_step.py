@@ -16,6 +16,34 @@ PRESETS = {
 }
 
 
+def write_profile(path, step, cuda, steps):
+    """Runs `step` `steps` times under torch.profiler; writes the per-kernel (GPU) and per-operator (CPU) totals
+    per step, largest first, as bench/op_profile.cpp writes chatmill's."""
+    acts = [torch.profiler.ProfilerActivity.CPU] + ([torch.profiler.ProfilerActivity.CUDA] if cuda else [])
+    with torch.profiler.profile(activities=acts) as prof:
+        for _ in range(steps):
+            step()
+        if cuda:
+            torch.cuda.synchronize()
+    gpu, cpu = {}, {}
+    for e in prof.events():
+        on_gpu = e.device_type == torch.autograd.DeviceType.CUDA
+        table = gpu if on_gpu else cpu
+        calls, us = table.get(e.name, (0, 0.0))
+        table[e.name] = (calls + 1, us + (e.device_time if on_gpu else e.cpu_time_total))
+    with open(path, "w") as f:
+        f.write(f"Profile of {steps} step(s), per step.\n\n")
+        for title, table in ((("GPU kernels and copies (busy time)", gpu),) if cuda else ()) + (
+                ("CPU operators (inclusive: nested calls overlap)", cpu),):
+            total = sum(us for _, us in table.values())
+            f.write(f"### {title}: {total / steps / 1e3:.2f} ms per step\n\n| name | calls per step | us per step | share |\n"
+                    "|---|---|---|---|\n")
+            for name, (calls, us) in sorted(table.items(), key=lambda kv: -kv[1][1])[:40]:
+                name = (name if len(name) <= 110 else name[:107] + "...").replace("|", "/")
+                f.write(f"| {name} | {calls / steps:g} | {us / steps:.1f} | {100 * us / total if total else 0:.1f}% |\n")
+            f.write("\n")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--preset", default="tiny")
@@ -28,6 +56,7 @@ def main():
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--out")
+    ap.add_argument("--profile", help="after the timed steps, profile 2 more and write a per-kernel table here")
     a = ap.parse_args()
     if a.threads > 0:
         torch.set_num_threads(a.threads)
@@ -42,11 +71,7 @@ def main():
     # The same step as chatmill's bench: no weight decay (its default, and the Vicuna recipe's), clipping at 1.0.
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.0, fused=cuda)
     ids = torch.randint(3, 32000, (a.batch, a.seq), generator=torch.Generator().manual_seed(0)).to(a.device)
-    times = []
-    for s in range(a.warmup + a.steps):
-        if cuda:
-            torch.cuda.synchronize()
-        t = time.perf_counter()
+    def train_step():
         opt.zero_grad(set_to_none=True)
         with torch.autocast(device_type="cuda" if cuda else "cpu", dtype=torch.bfloat16, enabled=a.precision != "float32"):
             loss = model(input_ids=ids, labels=ids).loss
@@ -54,10 +79,19 @@ def main():
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         loss.item()
+
+    times = []
+    for s in range(a.warmup + a.steps):
+        if cuda:
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        train_step()
         if cuda:
             torch.cuda.synchronize()
         if s >= a.warmup:
             times.append(time.perf_counter() - t)
+    if a.profile:  # after the timing, as bench_train_step does; the same table layout (bench/op_profile.h)
+        write_profile(a.profile, train_step, cuda, steps=2)
     step = statistics.median(times)
     params = sum(p.numel() for p in model.parameters())
     tokens = a.batch * a.seq

@@ -58,14 +58,20 @@ def matmul_peak():
     return 10 * 2 * 8192 ** 3 / (s.elapsed_time(e) / 1e3) / 1e12
 
 
-def train_rows(bin_dir, out):
+def profiled(cmd, profile_dir, name):
+    """cmd with --profile PROFILE_DIR/NAME when profile_dir is given (bench/op_profile.h's table)."""
+    return [*cmd, "--profile", os.path.join(profile_dir, name)] if profile_dir else cmd
+
+
+def train_rows(bin_dir, out, profile_dir=None):
     peak = matmul_peak()
     common = ["--preset", "7b", "--layers", "8", "--device", "cuda", "--batch", "4", "--seq", "2048", "--steps", "5",
               "--out", out]
     res = {}
     ours = [os.path.join(bin_dir, "bench", "bench_train_step"), *common, "--precision", "bf16-mixed"]
-    for name, cmd in [("chatmill (fused kernels)", [*ours, "--kernels", "fused"]),
-                      ("hf", [sys.executable, os.path.join(HERE, "hf_train_step.py"), *common, "--precision", "bf16"]),
+    hf_cmd = [sys.executable, os.path.join(HERE, "hf_train_step.py"), *common, "--precision", "bf16"]
+    for name, cmd in [("chatmill (fused kernels)", profiled([*ours, "--kernels", "fused"], profile_dir, "profile_train.md")),
+                      ("hf", profiled(hf_cmd, profile_dir, "profile_train_hf.md")),
                       ("chatmill (HF's op order)", [*ours, "--kernels", "reference"]),
                       # Packed rows (4 documents of 512 each): flash varlen attention over the documents.
                       ("chatmill (fused kernels, 4 documents per row)", [*ours, "--kernels", "fused", "--docs-per-row", "4"])]:
@@ -92,9 +98,11 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--new-tokens", type=int, default=128)
     ap.add_argument("--part", choices=["all", "decode", "train"], default="all")
+    ap.add_argument("--quick", action="store_true", help="decode: the engine's rows only")
+    ap.add_argument("--profile-dir", help="write per-kernel profiles of the main rows here (profile_*.md)")
     a = ap.parse_args()
     if a.part == "train":
-        train_rows(a.bin, a.out)
+        train_rows(a.bin, a.out, a.profile_dir)
         return
     bw = copy_bandwidth()
     prompt = 128
@@ -122,20 +130,31 @@ def main():
 
     fused = ours("--engine", "--cuda-graph", "--step", "fused")
     # The targets' rows first (batch 1 against the limit, batch 16 against HF), so that a run cut short by the
-    # GPU check's time budget still has them; the skinny GEMM serves up to 8 rows, so its cuBLAS twin only at 1.
-    jobs = [(1, "chatmill-engine+fused+cudagraph", fused),
+    # GPU check's time budget still has them; the skinny GEMM serves up to 2 rows (fused::kSkinnyRows), so its cuBLAS twin only at 1.
+    def fused_profiled(batch):
+        return profiled(fused(batch), a.profile_dir, f"profile_decode_b{batch}.md")
+
+    jobs = [(1, "chatmill-engine+fused+cudagraph", fused_profiled),
             (16, "hf", hf),
-            (16, "chatmill-engine+fused+cudagraph", fused),
+            (16, "chatmill-engine+fused+cudagraph", fused_profiled),
             (1, "hf", hf),
+            (1, "chatmill-engine+fused(no PDL)+cudagraph", ours("--engine", "--cuda-graph", "--step", "fused",
+                                                                "--no-pdl")),
+            (16, "chatmill-engine+fused(no PDL)+cudagraph", ours("--engine", "--cuda-graph", "--step", "fused",
+                                                                 "--no-pdl")),
             (1, "chatmill-engine+fused(cublas)+cudagraph", ours("--engine", "--cuda-graph", "--step", "fused",
                                                                 "--no-skinny-gemm")),
             (1, "chatmill-engine+cudagraph", ours("--engine", "--cuda-graph")),
             (16, "chatmill-engine+cudagraph", ours("--engine", "--cuda-graph")),
-            (1, "chatmill+cudagraph", ours("--cuda-graph")),
-            (16, "chatmill+cudagraph", ours("--cuda-graph")),
-            (1, "chatmill", ours()),
-            (16, "chatmill", ours())]
-    res = {1: {}, 16: {}}
+            (8, "chatmill-engine+fused+cudagraph", fused),
+            (8, "chatmill-engine+fused(cublas)+cudagraph", ours("--engine", "--cuda-graph", "--step", "fused",
+                                                                "--no-skinny-gemm"))]
+    if not a.quick:  # model::generate's own loop (no engine), eager and in a graph
+        jobs += [(1, "chatmill+cudagraph", ours("--cuda-graph")),
+                 (16, "chatmill+cudagraph", ours("--cuda-graph")),
+                 (1, "chatmill", ours()),
+                 (16, "chatmill", ours())]
+    res = {1: {}, 8: {}, 16: {}}
     print("| batch | engine | TTFT ms | decode tok/s | vs HF | % of bandwidth limit (batch 1) |")
     print("|---|---|---|---|---|---|", flush=True)
     for batch, name, cmd in jobs:
@@ -150,7 +169,7 @@ def main():
         pct = f"{100 * d / limit:.0f}%" if batch == 1 else ""
         print(f"| {batch} | {name} | {1e3 * r['ttft_s']:.1f} | {d:.1f} | {ratio} | {pct} |", flush=True)
     if a.part == "all":
-        train_rows(a.bin, a.out)
+        train_rows(a.bin, a.out, a.profile_dir)
 
 
 if __name__ == "__main__":

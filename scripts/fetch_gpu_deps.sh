@@ -10,6 +10,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p .deps
+# The shared test data (tokenizer, stories260K, MT-Bench files: ~2 MB) for the tests that read it there.
+if [ -d ../shared/data ]; then rm -rf .deps/shared && mkdir -p .deps/shared && cp -r ../shared/data .deps/shared/; fi
 (cd .deps && apt-get download libsimdjson-dev libsimdjson14 libgloo-dev libssl-dev libcpp-httplib-dev libcpp-httplib0.11 libbrotli1 libzstd-dev)
 if [ "${1:-}" = "--wheels" ]; then
   source scripts/python.sh

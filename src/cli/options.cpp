@@ -3,6 +3,7 @@
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <cstdlib>
@@ -15,8 +16,16 @@ namespace chatmill::cli {
 at::Device parse_device(const std::string& s) {
   if (s == "cpu") return at::kCPU;
   if (s == "cuda" || s.rfind("cuda:", 0) == 0) {
+    const std::string index = s == "cuda" ? "0" : s.substr(5);
+    CHATMILL_CHECK(!index.empty() && index.size() <= 3 &&
+                       std::all_of(index.begin(), index.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }),
+                   "bad device '", s, "'; use cpu, cuda or cuda:N");
     CHATMILL_CHECK(at::hasCUDA(), "device '", s, "' asked for, but this build or machine has no CUDA; use --device cpu");
-    return s == "cuda" ? at::Device(at::kCUDA, 0) : at::Device(s);
+    const int n = std::stoi(index);
+    const auto gpus = static_cast<int>(at::getNumGPUs());
+    CHATMILL_CHECK(n < gpus, "device '", s, "' asked for, but this machine has ", gpus,
+                   " CUDA device(s): use cuda:0 to cuda:", gpus - 1);
+    return at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(n));
   }
   CHATMILL_FAIL("unknown device '", s, "'; use cpu, cuda or cuda:N");
 }

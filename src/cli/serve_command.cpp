@@ -98,7 +98,7 @@ void add_serve_command(CLI::App& app) {
   c->add_option("--device", a->device)->capture_default_str();
   c->add_option("--drain-timeout", a->drain_timeout_s, "seconds SIGTERM waits for requests in flight")->capture_default_str();
   c->add_flag("--cuda-graph", a->cuda_graph, "capture the decode step in a CUDA graph");
-  c->add_option("--decode-step", a->step, "auto (eager for now), eager, or fused (CUDA kernels; not yet run on a GPU)")->capture_default_str();
+  c->add_option("--decode-step", a->step, "auto (fused on CUDA, eager elsewhere), eager, or fused (the CUDA kernels)")->capture_default_str();
   c->add_option("--threads", a->threads);
   c->callback([a] { run_serve(*a); });
 }

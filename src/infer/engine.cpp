@@ -85,7 +85,9 @@ Engine::Engine(const model::Model& m, const model::Tokenizer* tok, EngineOptions
   lengths_ = step_dev_[2];
   logits_ = at::zeros({B_, m.config.vocab_size}, at::TensorOptions().dtype(at::kFloat).device(dev));
   if (o_.cuda_graph) CHATMILL_CHECK(dev.is_cuda() && model::cuda_graphs_built(), "CUDA graphs need a CUDA build and a CUDA model");
-  fused_ = o_.step == StepKind::Fused;  // Auto: Eager until the kernels have passed on a GPU (engine.h)
+  // Auto: the fused kernels on CUDA (faster at every batch size measured, bench/README.md), Eager elsewhere.
+  fused_ = o_.step == StepKind::Fused ||
+           (o_.step == StepKind::Auto && dev.is_cuda() && model::fused::kernels_built());
   thread_ = std::thread([this] { loop(); });
 }
 
@@ -338,9 +340,12 @@ void Engine::body(int64_t n) {
   }
   const at::Tensor ids = ids_.narrow(0, 0, n), columns = columns_.narrow(0, 0, n), lengths = lengths_.narrow(0, 0, n);
   if (fused_) {  // each row attends to its own lengths[b] columns, whatever the capacity
-    at::Tensor h = model::fused_decode_hidden(m_, ids, columns, columns, lengths, rows_cache, {o_.skinny_gemm});  // (n, C)
+    at::Tensor h = model::fused_decode_hidden(m_, ids, columns, columns, lengths, rows_cache,
+                                              {o_.skinny_gemm, o_.programmatic_launch});  // (n, C)
     // The LM head through the same skinny GEMM; copy_ widens to float32 as lm_logits does.
-    logits_.narrow(0, 0, n).copy_(o_.skinny_gemm ? model::fused::linear(h, m_.weights.lm_head) : model::lm_logits(m_, h));
+    const model::fused::LaunchOptions launch{o_.programmatic_launch};
+    logits_.narrow(0, 0, n).copy_(o_.skinny_gemm ? model::fused::linear(h, m_.weights.lm_head, {}, launch)
+                                                 : model::lm_logits(m_, h));
     return;
   }
   // Eager steps attend over the columns any active row uses; a CUDA graph needs the fixed width S.

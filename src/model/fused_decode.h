@@ -1,4 +1,5 @@
-// The one-token decode step through the fused ops (model/fused_ops.h): per layer its seven matmuls, one
+// The one-token decode step through the fused ops (model/fused_ops.h): per layer its seven matmuls (three
+// launches where the skinny GEMM serves: q, k, v together, o, gate and up together, down), one
 // rotary + cache-append kernel, one attention over each row's own columns, the SwiGLU product in one kernel,
 // and the residual adds folded into the norms. Same computation as forward_hidden_masked on one
 // token per row; on CUDA about a third of the kernel launches, and attention work that follows each row's
@@ -17,6 +18,8 @@ struct FusedStepOptions {
   // The decode projections through fused::linear's skinny-GEMM kernel where it applies (else at::linear,
   // i.e. cuBLAS on CUDA): an option so that benchmarks can measure both in one run.
   bool skinny_gemm = true;
+  // The kernels with programmatic dependent launch (fused::LaunchOptions); off to measure what it gains.
+  bool programmatic_launch = true;
 };
 
 // ids, positions, columns, lengths: (B) int64 on the model's device. Row b's token at rotary position

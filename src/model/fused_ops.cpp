@@ -52,7 +52,7 @@ bool kernels_built() {
 }
 
 at::Tensor add_rms_norm(at::Tensor& residual, const at::Tensor& delta, const at::Tensor& weight, double eps,
-                        ForceReference ref) {
+                        ForceReference ref, [[maybe_unused]] LaunchOptions launch) {
   CHATMILL_CHECK(residual.dim() == 2 && residual.is_contiguous(), "fused op: the residual must be contiguous (N, C), got ",
                  residual.sizes());
   const int64_t N = residual.size(0), C = residual.size(1);
@@ -67,21 +67,22 @@ at::Tensor add_rms_norm(at::Tensor& residual, const at::Tensor& delta, const at:
   }
 #ifdef CHATMILL_CUDA
   at::Tensor out = at::empty_like(residual);
-  cuda::add_rms_norm(residual, delta, weight, eps, out);
+  cuda::add_rms_norm(residual, delta, weight, eps, out, launch.programmatic);
   return out;
 #else
   TORCH_INTERNAL_ASSERT(false);
 #endif
 }
 
-at::Tensor silu_mul(const at::Tensor& gate, const at::Tensor& up, ForceReference ref) {
+at::Tensor silu_mul(const at::Tensor& gate, const at::Tensor& up, ForceReference ref,
+                    [[maybe_unused]] LaunchOptions launch) {
   CHATMILL_CHECK(gate.dim() == 2, "fused op: gate must be (N, F), got ", gate.sizes());
   check_rows(gate, "gate", gate.size(0), gate.size(1), gate);
   check_rows(up, "up", gate.size(0), gate.size(1), gate);
   if (!use_kernel(gate, ref)) return at::silu(gate) * up;
 #ifdef CHATMILL_CUDA
   at::Tensor out = at::empty(gate.sizes(), gate.options());
-  cuda::silu_mul(gate, up, out);
+  cuda::silu_mul(gate, up, out, launch.programmatic);
   return out;
 #else
   TORCH_INTERNAL_ASSERT(false);
@@ -90,7 +91,7 @@ at::Tensor silu_mul(const at::Tensor& gate, const at::Tensor& up, ForceReference
 
 at::Tensor rope_append(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& positions,
                        const at::Tensor& columns, const at::Tensor& inv_freq, at::Tensor& k_cache,
-                       at::Tensor& v_cache, ForceReference ref) {
+                       at::Tensor& v_cache, ForceReference ref, [[maybe_unused]] LaunchOptions launch) {
   CHATMILL_CHECK(inv_freq.dim() == 1 && inv_freq.scalar_type() == at::kFloat && inv_freq.is_contiguous(),
                  "fused op: inv_freq must be contiguous (D/2) float32, got ", inv_freq.sizes(), " ", inv_freq.scalar_type());
   const int64_t D = 2 * inv_freq.size(0);
@@ -120,7 +121,7 @@ at::Tensor rope_append(const at::Tensor& q, const at::Tensor& k, const at::Tenso
   }
 #ifdef CHATMILL_CUDA
   at::Tensor q_out = at::empty({B, H, D}, q.options());
-  cuda::rope_append(q, k, v, positions, columns, inv_freq, k_cache, v_cache, q_out);
+  cuda::rope_append(q, k, v, positions, columns, inv_freq, k_cache, v_cache, q_out, launch.programmatic);
   return q_out;
 #else
   TORCH_INTERNAL_ASSERT(false);
@@ -128,7 +129,7 @@ at::Tensor rope_append(const at::Tensor& q, const at::Tensor& k, const at::Tenso
 }
 
 at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache,
-                            const at::Tensor& lengths, ForceReference ref) {
+                            const at::Tensor& lengths, ForceReference ref, [[maybe_unused]] LaunchOptions launch) {
   CHATMILL_CHECK(q.dim() == 3 && q.is_contiguous(), "fused op: q must be contiguous (B, H, D), got ", q.sizes());
   const int64_t B = q.size(0), H = q.size(1), D = q.size(2);
   check_cache(k_cache, "the k cache", B, q);
@@ -146,28 +147,67 @@ at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k_cache, cons
 #ifdef CHATMILL_CUDA
   CHATMILL_CHECK(D <= 256, "fused decode attention takes head dims up to 256, got ", D);
   at::Tensor out = at::empty({B, H * D}, q.options());
-  cuda::decode_attention(q, k_cache, v_cache, lengths, out);
+  cuda::decode_attention(q, k_cache, v_cache, lengths, out, launch.programmatic);
   return out;
 #else
   TORCH_INTERNAL_ASSERT(false);
 #endif
 }
 
-at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, ForceReference ref) {
+namespace {
+
+// Whether x w^T for each weight runs as the skinny GEMM (model/cuda/fused_kernels.h's conditions).
+bool skinny_applies(const at::Tensor& x, at::TensorList weights, ForceReference ref) {
+  const int64_t M = x.size(0), K = x.size(1);
+  bool ok = use_kernel(x, ref) && (x.scalar_type() == at::kBFloat16 || x.scalar_type() == at::kHalf) && M >= 1 &&
+            M <= kSkinnyRows && K % 8 == 0 && x.is_contiguous() && reinterpret_cast<uintptr_t>(x.data_ptr()) % 16 == 0;
+  for (const at::Tensor& w : weights)
+    ok = ok && w.scalar_type() == x.scalar_type() && w.device() == x.device() && w.is_contiguous() &&
+         reinterpret_cast<uintptr_t>(w.data_ptr()) % 16 == 0;
+  return ok;
+}
+
+void check_multiplies(const at::Tensor& x, const at::Tensor& weight) {
   CHATMILL_CHECK(x.dim() == 2 && weight.dim() == 2 && x.size(1) == weight.size(1), "fused linear: x ", x.sizes(),
                  " and weight ", weight.sizes(), " do not multiply (x: (M, K), weight: (N, K))");
-  const int64_t M = x.size(0), K = x.size(1);
-  const bool skinny = use_kernel(x, ref) && (x.scalar_type() == at::kBFloat16 || x.scalar_type() == at::kHalf) &&
-                      weight.scalar_type() == x.scalar_type() && weight.device() == x.device() && M >= 1 &&
-                      M <= kSkinnyRows && K % 8 == 0 &&
-                      x.is_contiguous() && weight.is_contiguous() &&
-                      reinterpret_cast<uintptr_t>(x.data_ptr()) % 16 == 0 &&
-                      reinterpret_cast<uintptr_t>(weight.data_ptr()) % 16 == 0;
-  if (!skinny) return at::linear(x, weight);
+}
+
+}  // namespace
+
+at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, ForceReference ref,
+                  [[maybe_unused]] LaunchOptions launch) {
+  check_multiplies(x, weight);
+  if (!skinny_applies(x, {weight}, ref)) return at::linear(x, weight);
 #ifdef CHATMILL_CUDA
-  at::Tensor out = at::empty({M, weight.size(0)}, x.options());
-  cuda::skinny_linear(x, weight, out);
+  at::Tensor out = at::empty({x.size(0), weight.size(0)}, x.options());
+  cuda::skinny_linear(x, {weight}, out, launch.programmatic);
   return out;
+#else
+  TORCH_INTERNAL_ASSERT(false);
+#endif
+}
+
+std::vector<at::Tensor> linear_parts(const at::Tensor& x, const std::vector<at::Tensor>& weights, ForceReference ref,
+                                     [[maybe_unused]] LaunchOptions launch) {
+  CHATMILL_CHECK(!weights.empty() && weights.size() <= 3, "fused linear_parts takes 1 to 3 weights, got ",
+                 weights.size());
+  for (const at::Tensor& w : weights) check_multiplies(x, w);
+  std::vector<at::Tensor> outs;
+  if (!skinny_applies(x, weights, ref)) {
+    for (const at::Tensor& w : weights) outs.push_back(at::linear(x, w));
+    return outs;
+  }
+#ifdef CHATMILL_CUDA
+  int64_t N = 0;
+  for (const at::Tensor& w : weights) N += w.size(0);
+  at::Tensor out = at::empty({x.size(0), N}, x.options());
+  cuda::skinny_linear(x, weights, out, launch.programmatic);
+  int64_t at_col = 0;
+  for (const at::Tensor& w : weights) {
+    outs.push_back(out.narrow(1, at_col, w.size(0)));
+    at_col += w.size(0);
+  }
+  return outs;
 #else
   TORCH_INTERNAL_ASSERT(false);
 #endif

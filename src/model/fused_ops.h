@@ -8,6 +8,8 @@
 #pragma once
 #include <ATen/core/Tensor.h>
 
+#include <vector>
+
 namespace chatmill::model::fused {
 
 // Whether the CUDA kernels were compiled in (else every op runs as LibTorch ops, CUDA tensors included).
@@ -18,6 +20,13 @@ struct ForceReference {
   bool on = false;
 };
 
+// How the CUDA kernels launch. `programmatic`: programmatic dependent launch (model/cuda/launch.cuh), each
+// kernel overlapping the end of the one before on Hopper GPUs. An option so that tests and benchmarks can run
+// both ways.
+struct LaunchOptions {
+  bool programmatic = true;
+};
+
 // Whether an op on `t` runs this project's CUDA kernel: a CUDA build, a CUDA tensor, and no ForceReference.
 bool use_kernel(const at::Tensor& t, ForceReference ref);
 
@@ -25,29 +34,38 @@ bool use_kernel(const at::Tensor& t, ForceReference ref);
 // then returns rms_norm(residual) (HF's order: float32 statistics, cast, then scale). With `delta` undefined
 // only the norm is taken.
 at::Tensor add_rms_norm(at::Tensor& residual, const at::Tensor& delta, const at::Tensor& weight, double eps,
-                        ForceReference ref = {});
+                        ForceReference ref = {}, LaunchOptions launch = {});
 
 // gate, up: (N, F), rows may be strided views -> (N, F) silu(gate) * up.
-at::Tensor silu_mul(const at::Tensor& gate, const at::Tensor& up, ForceReference ref = {});
+at::Tensor silu_mul(const at::Tensor& gate, const at::Tensor& up, ForceReference ref = {}, LaunchOptions launch = {});
 
 // q: (B, H*D), k, v: (B, Hkv*D) (rows may be strided views) for one token per row; positions, columns: (B)
 // int64; inv_freq: (D/2) float32. Applies HF's rotary embedding at `positions` to q and k, writes k and v into
 // column columns[b] of row b of k_cache, v_cache: (B, Hkv, S, D) contiguous. Returns rotated q: (B, H, D).
 at::Tensor rope_append(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& positions,
                        const at::Tensor& columns, const at::Tensor& inv_freq, at::Tensor& k_cache,
-                       at::Tensor& v_cache, ForceReference ref = {});
+                       at::Tensor& v_cache, ForceReference ref = {}, LaunchOptions launch = {});
 
 // q: (B, H, D); k_cache, v_cache: (B, Hkv, S, D) contiguous; lengths: (B) int64 on the device, each in [1, S]:
 // row b attends to its columns [0, lengths[b]). Softmax(q k^T / sqrt(D)) v per head, query head h reading kv
 // head h / (H / Hkv). Returns (B, H*D). The work follows the lengths, not S, so one CUDA graph captured at S
 // serves every length.
 at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache,
-                            const at::Tensor& lengths, ForceReference ref = {});
+                            const at::Tensor& lengths, ForceReference ref = {}, LaunchOptions launch = {});
 
 // x: (M, K), weight: (N, K) -> x weight^T: (M, N). For decode's few rows (M <= kSkinnyRows) in bf16/fp16 on
 // CUDA, one kernel streams each weight row once with 16-byte loads and serves all M rows from it (a GEMV
 // rather than a tensor-core GEMM tiled for large M); otherwise at::linear.
-constexpr int64_t kSkinnyRows = 8;
-at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, ForceReference ref = {});
+// kSkinnyRows from bench_kernels on an H200 (7B projections and LM head, bf16), skinny vs cuBLAS: 1.05-2.7x at
+// 1 row, 0.93-2.0x at 2, 0.61-1.29x at 4, 0.48-0.89x at 8 (its CUDA-core FMAs and x re-reads bind past 2 rows);
+// the engine at batch 8 decoded 894 tokens/s skinny vs 1503 through cuBLAS.
+constexpr int64_t kSkinnyRows = 2;
+at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, ForceReference ref = {}, LaunchOptions launch = {});
+
+// x: (M, K), weights: 1 to 3 of (N_i, K) -> x w_i^T for each, (M, N_i). Where linear() would take the skinny
+// GEMM, one launch serves all weights (q, k, v; gate, up) and the results are column views of one (M, sum N_i)
+// buffer (rows sum N_i apart); otherwise one at::linear each.
+std::vector<at::Tensor> linear_parts(const at::Tensor& x, const std::vector<at::Tensor>& weights,
+                                     ForceReference ref = {}, LaunchOptions launch = {});
 
 }  // namespace chatmill::model::fused

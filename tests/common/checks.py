@@ -30,3 +30,33 @@ def free_port():
 def jsonl(path):
     with open(path) as f:
         return [json.loads(line) for line in f if line.strip()]
+
+
+def pinned_version(package):
+    """The version requirements.txt pins for `package`: the oracle version the tests are written against."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "requirements.txt")
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            name, _, version = line.strip().partition("==")
+            if name.lower() == package.lower():
+                return version
+    return None
+
+
+def hf_tokenizer_oracle(hf, sp):
+    """Whether transformers' tokenizer `hf`, converted from the Llama-2 tokenizer.model that SentencePiece `sp`
+    reads, can serve as an oracle: it encodes as SentencePiece does on a few probes. The pinned transformers does;
+    transformers 5.17 (the GPU machine's image) drops SentencePiece's dummy prefix ("A chat" -> 29909, not 319;
+    " " -> 29871, not 259). Returns (usable, why): an unpinned version that disagrees is not used, with the
+    reason printed by the caller; the pinned one is always used, so a real difference still fails the tests."""
+    import tokenizers
+    import transformers
+    probes = [" ", "A chat", "  two  spaces", "Hello world"]
+    bad = [p for p in probes if hf(p, add_special_tokens=False)["input_ids"] != sp.encode(p)]
+    have = {m.__name__: m.__version__ for m in (transformers, tokenizers)}
+    pins = {name: pinned_version(name) for name in have}
+    if not bad or have == pins:
+        return True, ""
+    return False, (f"transformers {have['transformers']} with tokenizers {have['tokenizers']} (requirements.txt "
+                   f"pins {pins['transformers']} and {pins['tokenizers']}) converts the Llama-2 tokenizer unlike "
+                   f"SentencePiece on {bad!r}: not used as an oracle here")

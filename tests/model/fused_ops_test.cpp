@@ -127,6 +127,17 @@ TEST(FusedOps, LinearIsATLinearOffTheGpu) {
   testing::expect_error([&] { model::fused::linear(x, at::randn({5, 15})); }, {"do not multiply"});
 }
 
+TEST(FusedOps, LinearPartsIsATLinearOfEachWeightOffTheGpu) {
+  at::Tensor x = at::randn({3, 16}), a = at::randn({5, 16}), b = at::randn({7, 16});
+  const std::vector<at::Tensor> parts = model::fused::linear_parts(x, {a, b});
+  ASSERT_EQ(parts.size(), 2u);
+  EXPECT_TRUE(parts[0].equal(at::linear(x, a)));
+  EXPECT_TRUE(parts[1].equal(at::linear(x, b)));
+  testing::expect_error([&] { model::fused::linear_parts(x, {a, at::randn({5, 15})}); }, {"do not multiply"});
+  testing::expect_error([&] { model::fused::linear_parts(x, {}); }, {"1 to 3 weights"});
+  testing::expect_error([&] { model::fused::linear_parts(x, {a, a, a, a}); }, {"1 to 3 weights", "got 4"});
+}
+
 TEST(FusedOps, RefusesBadShapesClearly) {
   at::Tensor x = at::randn({2, 8}), w = at::ones({8});
   testing::expect_error([&] { model::fused::add_rms_norm(x, at::randn({2, 7}), w, 1e-6); }, {"delta", "(2, 8)"});
@@ -168,39 +179,44 @@ TEST(GpuFused, KernelsEqualTheReference) {
   const at::Device dev("cuda:0");
   ForceReference ref{true};
   std::map<std::string, double> worst;  // op and dtype -> largest relative difference seen
+  bool pdl_now = true;                   // the launch mode being tested
   auto close = [&](const std::string& op, at::ScalarType dtype, const at::Tensor& got, const at::Tensor& want,
                    double ulps, const std::string& where) {
     const double d = rel_diff(got, want);
     const std::string key = c10::str(op, " ", dtype);
     worst[key] = std::max(worst[key], d);
-    EXPECT_LE(d, tolerance(dtype, ulps)) << op << " " << where;
+    EXPECT_LE(d, tolerance(dtype, ulps)) << op << " " << where << (pdl_now ? " (PDL)" : " (no PDL)");
   };
+  // Every kernel with programmatic dependent launch (the default) and without.
+  for (bool programmatic : {true, false})
   for (at::ScalarType dtype : {at::kFloat, at::kBFloat16, at::kHalf}) {
+    const model::fused::LaunchOptions launch{programmatic};
+    pdl_now = programmatic;
     auto opts = at::TensorOptions().dtype(dtype).device(dev);
     at::manual_seed(3);
     // add_rms_norm over 7B's width, with and without the residual add.
     for (int64_t C : {4096, 5120, 72}) {
       at::Tensor r = at::randn({5, C}, opts), d = at::randn({5, C}, opts), w = at::randn({C}, opts);
       at::Tensor r_ref = r.clone(), r2 = r.clone(), r2_ref = r.clone();
-      at::Tensor y = model::fused::add_rms_norm(r, d, w, 1e-5);
+      at::Tensor y = model::fused::add_rms_norm(r, d, w, 1e-5, {}, launch);
       at::Tensor y_ref = model::fused::add_rms_norm(r_ref, d, w, 1e-5, ref);
       EXPECT_LE(max_abs_diff(r, r_ref), 0.0) << dtype << " C " << C << ": the residual add rounds as HF's";
       close("add_rms_norm", dtype, y, y_ref, 1, c10::str("C ", C));
-      close("rms_norm", dtype, model::fused::add_rms_norm(r2, at::Tensor(), w, 1e-6),
+      close("rms_norm", dtype, model::fused::add_rms_norm(r2, at::Tensor(), w, 1e-6, {}, launch),
             model::fused::add_rms_norm(r2_ref, at::Tensor(), w, 1e-6, ref), 1, c10::str("C ", C));
       // A delta that is a column range of a wider output (its rows 2C apart).
       at::Tensor wide = at::randn({5, 2 * C}, opts), r3 = r.clone(), r3_ref = r.clone();
       at::Tensor dv = wide.narrow(1, C, C);
-      close("add_rms_norm", dtype, model::fused::add_rms_norm(r3, dv, w, 1e-5),
+      close("add_rms_norm", dtype, model::fused::add_rms_norm(r3, dv, w, 1e-5, {}, launch),
             model::fused::add_rms_norm(r3_ref, dv, w, 1e-5, ref), 1, c10::str("strided delta, C ", C));
       EXPECT_LE(max_abs_diff(r3, r3_ref), 0.0) << dtype << " C " << C << ": the residual add of a strided delta";
     }
     // silu_mul on strided views of one (N, 2F) matmul output, as a fused gate/up projection would give.
     at::Tensor gu = at::randn({3, 2 * 11008}, opts) * 4;
     at::Tensor g = gu.narrow(1, 0, 11008), u = gu.narrow(1, 11008, 11008);
-    close("silu_mul", dtype, model::fused::silu_mul(g, u), model::fused::silu_mul(g, u, ref), 1, "");
+    close("silu_mul", dtype, model::fused::silu_mul(g, u, {}, launch), model::fused::silu_mul(g, u, ref), 1, "");
 
-    // The skinny GEMM (bf16/fp16, up to 8 rows; float32 goes to at::linear) against at::linear (cuBLAS may
+    // The skinny GEMM (bf16/fp16, up to kSkinnyRows rows; more rows and float32 go to at::linear) against at::linear (cuBLAS may
     // reduce partly in bf16, hence 4 ulps): the 7B
     // projections, the LM head, and widths that leave a partial last block of rows or of in-flight chunks.
     for (auto [N, K] : std::vector<std::pair<int64_t, int64_t>>{{4096, 4096}, {11008, 4096}, {4096, 11008},
@@ -208,15 +224,30 @@ TEST(GpuFused, KernelsEqualTheReference) {
       at::Tensor w = at::randn({N, K}, opts) * 0.05;
       for (int64_t M : {1, 2, 5, 8, 16}) {
         at::Tensor x = at::randn({M, K}, opts);
-        close("linear", dtype, model::fused::linear(x, w), at::linear(x, w), 4, c10::str("M ", M, " N ", N, " K ", K));
+        close("linear", dtype, model::fused::linear(x, w, {}, launch), at::linear(x, w), 4,
+              c10::str("M ", M, " N ", N, " K ", K));
       }
       // A weight that is a row range of a bigger matrix (a packed projection's view) works the same.
       at::Tensor big = at::randn({N + 8, K}, opts);
       at::Tensor view = big.narrow(0, 8, N), x = at::randn({3, K}, opts);
-      close("linear", dtype, model::fused::linear(x, view), at::linear(x, view), 4, c10::str("view N ", N, " K ", K));
+      close("linear", dtype, model::fused::linear(x, view, {}, launch), at::linear(x, view), 4,
+            c10::str("view N ", N, " K ", K));
+    }
+    // Several weights in one launch (7B's q, k, v with GQA-sized k and v; gate, up), each part against at::linear.
+    for (auto [K, Ns] : std::vector<std::pair<int64_t, std::vector<int64_t>>>{
+             {4096, {4096, 1024, 1024}}, {4096, {11008, 11008}}, {264, {13, 5, 40}}, {96, {1000}}}) {
+      std::vector<at::Tensor> ws;
+      for (int64_t N : Ns) ws.push_back(at::randn({N, K}, opts) * 0.05);
+      for (int64_t M : {1, 2, 3, 8, 16}) {
+        at::Tensor x = at::randn({M, K}, opts);
+        const std::vector<at::Tensor> parts = model::fused::linear_parts(x, ws, {}, launch);
+        ASSERT_EQ(parts.size(), ws.size());
+        for (size_t i = 0; i < ws.size(); ++i)
+          close("linear_parts", dtype, parts[i], at::linear(x, ws[i]), 4, c10::str("M ", M, " K ", K, " part ", i));
+      }
     }
 
-    for (auto [H, Hkv, D] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{{32, 32, 128}, {8, 2, 64}, {6, 3, 16}}) {
+    for (auto [H, Hkv, D] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{{32, 32, 128}, {8, 2, 64}, {6, 3, 16}, {4, 2, 96}, {4, 4, 256}}) {
       for (int64_t B : {1, 3, 16}) {
         const int64_t S = 300;
         at::Tensor qkv = at::randn({B, (H + 2 * Hkv) * D}, opts);
@@ -227,7 +258,7 @@ TEST(GpuFused, KernelsEqualTheReference) {
         model::RotaryEmbedding rope(D, 10000, dev);
         at::Tensor kc = at::randn({B, Hkv, S, D}, opts), vc = at::randn({B, Hkv, S, D}, opts);
         at::Tensor kc_ref = kc.clone(), vc_ref = vc.clone();
-        at::Tensor qr = model::fused::rope_append(q, k, v, positions, columns, rope.inv_freq(), kc, vc);
+        at::Tensor qr = model::fused::rope_append(q, k, v, positions, columns, rope.inv_freq(), kc, vc, {}, launch);
         at::Tensor qr_ref = model::fused::rope_append(q, k, v, positions, columns, rope.inv_freq(), kc_ref, vc_ref, ref);
         const std::string where = c10::str(dtype, " B ", B, " H ", H, " Hkv ", Hkv, " D ", D);
         close("rope q", dtype, qr, qr_ref, 1, where);
@@ -238,7 +269,7 @@ TEST(GpuFused, KernelsEqualTheReference) {
         at::Tensor lengths = at::randint(1, S + 1, {B}, at::TensorOptions().dtype(at::kLong)).to(dev);
         lengths[0] = S;
         at::Tensor qa = at::randn({B, H, D}, opts);
-        close("decode_attention", dtype, model::fused::decode_attention(qa, kc, vc, lengths),
+        close("decode_attention", dtype, model::fused::decode_attention(qa, kc, vc, lengths, {}, launch),
               model::fused::decode_attention(qa, kc, vc, lengths, ref), 2, where);
       }
     }

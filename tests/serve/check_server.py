@@ -247,117 +247,127 @@ def main():
     finally:
         slow.stop()
 
-    # 4. The openai client.
-    from openai import OpenAI
-    client = OpenAI(base_url=f"http://127.0.0.1:{srv.port}/v1", api_key=KEY)
-    cc = client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "Hello!"}], max_tokens=12,
-                                        temperature=0)
-    expect(cc.choices[0].message.role == "assistant" and cc.usage.completion_tokens > 0, "openai client: chat completion")
-    parts = [ch.choices[0].delta.content or "" for ch in client.chat.completions.create(
-        model="tiny", messages=[{"role": "user", "content": "Hello!"}], max_tokens=12, temperature=0, stream=True)
-        if ch.choices]
-    expect("".join(parts) == cc.choices[0].message.content, "openai client: streamed chat equals the non-streamed one")
-    comp = client.completions.create(model="tiny", prompt="Once upon a time", max_tokens=6, temperature=0)
-    expect(comp.choices[0].finish_reason in ("length", "stop") and comp.usage.prompt_tokens > 0, "openai client: completion")
-    expect([m.id for m in client.models.list().data] == ["tiny"], "openai client: models")
+    # 4. The openai client. The GPU machine's image lacks the package: scripts/gpu_check.sh sets
+    # CHATMILL_OPTIONAL_ORACLES=1, and only then are 4 to 4c skipped without it.
+    try:
+        import openai  # noqa: F401
+        have_openai = True
+    except ImportError:
+        if os.environ.get("CHATMILL_OPTIONAL_ORACLES") != "1":
+            raise
+        have_openai = False
+        print("skip  4-4c: the openai package is not installed here", flush=True)
+    if have_openai:
+        from openai import OpenAI
+        client = OpenAI(base_url=f"http://127.0.0.1:{srv.port}/v1", api_key=KEY)
+        cc = client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "Hello!"}], max_tokens=12,
+                                            temperature=0)
+        expect(cc.choices[0].message.role == "assistant" and cc.usage.completion_tokens > 0, "openai client: chat completion")
+        parts = [ch.choices[0].delta.content or "" for ch in client.chat.completions.create(
+            model="tiny", messages=[{"role": "user", "content": "Hello!"}], max_tokens=12, temperature=0, stream=True)
+            if ch.choices]
+        expect("".join(parts) == cc.choices[0].message.content, "openai client: streamed chat equals the non-streamed one")
+        comp = client.completions.create(model="tiny", prompt="Once upon a time", max_tokens=6, temperature=0)
+        expect(comp.choices[0].finish_reason in ("length", "stop") and comp.usage.prompt_tokens > 0, "openai client: completion")
+        expect([m.id for m in client.models.list().data] == ["tiny"], "openai client: models")
 
-    # 4b. Log-probabilities against HF transformers on the same folder: a prompt scored with echo and 0 new
-    # tokens (what lm-eval-harness asks of a completions server), greedy tokens' values, and chat's format.
-    import torch
-    from transformers import AutoModelForCausalLM
-    hf = AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32).eval()
-    ids = [1] + [(37 * i + 11) % 500 + 3 for i in range(20)]
-    with torch.no_grad():
-        ref = torch.log_softmax(hf(torch.tensor([ids])).logits[0].double(), -1)
-    scored = client.completions.create(model="tiny", prompt=ids, max_tokens=0, echo=True, logprobs=2, temperature=0)
-    lp = scored.choices[0].logprobs
-    want = [ref[t - 1, ids[t]].item() for t in range(1, len(ids))]
-    d = max(abs(a - b) for a, b in zip(lp.token_logprobs[1:], want)) if len(lp.token_logprobs) == len(ids) else 1
-    # top_logprobs: the 2 likeliest (one entry when two tokens read the same) and the prompt's own token.
-    tops = [max(v.values()) for v in lp.top_logprobs[1:]]
-    want_top = [ref[t - 1].max().item() for t in range(1, len(ids))]
-    dt = max(abs(a - b) for a, b in zip(tops, want_top)) if len(tops) == len(want_top) else 1
-    dt = max([dt] + [0 if len(v) <= 3 and t in v else 1 for v, t in zip(lp.top_logprobs[1:], lp.tokens[1:])])
-    expect(lp.token_logprobs[0] is None and lp.top_logprobs[0] is None and d < 1e-4 and dt < 1e-4 and
-           scored.usage.completion_tokens == 0 and len(lp.tokens) == len(ids),
-           f"echo + logprobs, 0 new tokens: {len(ids) - 1} prompt log-probabilities equal transformers' "
-           f"(max |diff| {d:.1e}, top {dt:.1e})")
-    gen = client.completions.create(model="tiny", prompt=ids, max_tokens=6, logprobs=1, temperature=0)
-    glp = gen.choices[0].logprobs
-    seq, hf_lp = list(ids), []
-    with torch.no_grad():
-        for _ in range(len(glp.token_logprobs)):
-            step = torch.log_softmax(hf(torch.tensor([seq])).logits[0, -1].double(), -1)
-            hf_lp.append(step.max().item())
-            seq.append(int(step.argmax()))
-    dg = max(abs(a - b) for a, b in zip(glp.token_logprobs, hf_lp)) if glp.token_logprobs else 1
-    eos = gen.choices[0].finish_reason == "stop"  # no stop strings here: an end-of-sequence token, which has no entry
-    expect(len(glp.tokens) == gen.usage.completion_tokens - eos and dg < 1e-4 and
-           all(abs(max(t.values()) - v) < 1e-6 for t, v in zip(glp.top_logprobs, glp.token_logprobs)),
-           f"greedy tokens' log-probabilities equal transformers' (max |diff| {dg:.1e}), each the top alternative")
-    chat_lp = client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "Hello!"}],
-                                             max_tokens=6, temperature=0, logprobs=True, top_logprobs=2)
-    content = chat_lp.choices[0].logprobs.content
+        # 4b. Log-probabilities against HF transformers on the same folder: a prompt scored with echo and 0 new
+        # tokens (what lm-eval-harness asks of a completions server), greedy tokens' values, and chat's format.
+        import torch
+        from transformers import AutoModelForCausalLM
+        hf = AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32).eval()
+        ids = [1] + [(37 * i + 11) % 500 + 3 for i in range(20)]
+        with torch.no_grad():
+            ref = torch.log_softmax(hf(torch.tensor([ids])).logits[0].double(), -1)
+        scored = client.completions.create(model="tiny", prompt=ids, max_tokens=0, echo=True, logprobs=2, temperature=0)
+        lp = scored.choices[0].logprobs
+        want = [ref[t - 1, ids[t]].item() for t in range(1, len(ids))]
+        d = max(abs(a - b) for a, b in zip(lp.token_logprobs[1:], want)) if len(lp.token_logprobs) == len(ids) else 1
+        # top_logprobs: the 2 likeliest (one entry when two tokens read the same) and the prompt's own token.
+        tops = [max(v.values()) for v in lp.top_logprobs[1:]]
+        want_top = [ref[t - 1].max().item() for t in range(1, len(ids))]
+        dt = max(abs(a - b) for a, b in zip(tops, want_top)) if len(tops) == len(want_top) else 1
+        dt = max([dt] + [0 if len(v) <= 3 and t in v else 1 for v, t in zip(lp.top_logprobs[1:], lp.tokens[1:])])
+        expect(lp.token_logprobs[0] is None and lp.top_logprobs[0] is None and d < 1e-4 and dt < 1e-4 and
+               scored.usage.completion_tokens == 0 and len(lp.tokens) == len(ids),
+               f"echo + logprobs, 0 new tokens: {len(ids) - 1} prompt log-probabilities equal transformers' "
+               f"(max |diff| {d:.1e}, top {dt:.1e})")
+        gen = client.completions.create(model="tiny", prompt=ids, max_tokens=6, logprobs=1, temperature=0)
+        glp = gen.choices[0].logprobs
+        seq, hf_lp = list(ids), []
+        with torch.no_grad():
+            for _ in range(len(glp.token_logprobs)):
+                step = torch.log_softmax(hf(torch.tensor([seq])).logits[0, -1].double(), -1)
+                hf_lp.append(step.max().item())
+                seq.append(int(step.argmax()))
+        dg = max(abs(a - b) for a, b in zip(glp.token_logprobs, hf_lp)) if glp.token_logprobs else 1
+        eos = gen.choices[0].finish_reason == "stop"  # no stop strings here: an end-of-sequence token, which has no entry
+        expect(len(glp.tokens) == gen.usage.completion_tokens - eos and dg < 1e-4 and
+               all(abs(max(t.values()) - v) < 1e-6 for t, v in zip(glp.top_logprobs, glp.token_logprobs)),
+               f"greedy tokens' log-probabilities equal transformers' (max |diff| {dg:.1e}), each the top alternative")
+        chat_lp = client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "Hello!"}],
+                                                 max_tokens=6, temperature=0, logprobs=True, top_logprobs=2)
+        content = chat_lp.choices[0].logprobs.content
 
-    def same_text(c):  # one byte of a character split across tokens: "bytes:\\xNN", as OpenAI writes it
-        try:
-            return bytes(c.bytes).decode() == c.token
-        except UnicodeDecodeError:
-            return c.token == "bytes:" + "".join(f"\\x{b:02x}" for b in c.bytes)
-    expect(len(content) == chat_lp.usage.completion_tokens - (chat_lp.choices[0].finish_reason == "stop") and
-           all(c.logprob <= 0 and len(c.top_logprobs) == 2 and c.top_logprobs[0].logprob == c.logprob and
-               c.top_logprobs[0].logprob >= c.top_logprobs[1].logprob and same_text(c) for c in content),
-           "chat logprobs: one entry per token, the greedy token first among 2 alternatives")
-    # text_offset points into the returned text (characters): each token's text starts there (a word's space is
-    # dropped at the start of the prompt and of the answer, as the text drops it).
-    echoed = client.completions.create(model="tiny", prompt="Once upon a time there was a mill", max_tokens=8,
-                                       echo=True, logprobs=1, temperature=0).choices[0]
-    el = echoed.logprobs
-    # (Bytes that form no character show up, as "\ufffd", only with the next token, which then starts after them:
-    # as in vLLM, that token's offset is where the text stood before it.)
-    bad = [(t, o) for i, (t, o) in enumerate(zip(el.tokens, el.text_offset))
-           if t not in ("<s>", "</s>") and not t.startswith("bytes:") and
-           (i == 0 or not el.tokens[i - 1].startswith("bytes:")) and
-           not echoed.text[o:].startswith(t) and not echoed.text[o:].startswith(t.lstrip(" "))]
-    expect(not bad and el.text_offset == sorted(el.text_offset) and el.text_offset[-1] <= len(echoed.text),
-           f"text_offset points into the echoed text ({len(el.tokens)} tokens; off: {bad[:3]})")
+        def same_text(c):  # one byte of a character split across tokens: "bytes:\\xNN", as OpenAI writes it
+            try:
+                return bytes(c.bytes).decode() == c.token
+            except UnicodeDecodeError:
+                return c.token == "bytes:" + "".join(f"\\x{b:02x}" for b in c.bytes)
+        expect(len(content) == chat_lp.usage.completion_tokens - (chat_lp.choices[0].finish_reason == "stop") and
+               all(c.logprob <= 0 and len(c.top_logprobs) == 2 and c.top_logprobs[0].logprob == c.logprob and
+                   c.top_logprobs[0].logprob >= c.top_logprobs[1].logprob and same_text(c) for c in content),
+               "chat logprobs: one entry per token, the greedy token first among 2 alternatives")
+        # text_offset points into the returned text (characters): each token's text starts there (a word's space is
+        # dropped at the start of the prompt and of the answer, as the text drops it).
+        echoed = client.completions.create(model="tiny", prompt="Once upon a time there was a mill", max_tokens=8,
+                                           echo=True, logprobs=1, temperature=0).choices[0]
+        el = echoed.logprobs
+        # (Bytes that form no character show up, as "\ufffd", only with the next token, which then starts after them:
+        # as in vLLM, that token's offset is where the text stood before it.)
+        bad = [(t, o) for i, (t, o) in enumerate(zip(el.tokens, el.text_offset))
+               if t not in ("<s>", "</s>") and not t.startswith("bytes:") and
+               (i == 0 or not el.tokens[i - 1].startswith("bytes:")) and
+               not echoed.text[o:].startswith(t) and not echoed.text[o:].startswith(t.lstrip(" "))]
+        expect(not bad and el.text_offset == sorted(el.text_offset) and el.text_offset[-1] <= len(echoed.text),
+               f"text_offset points into the echoed text ({len(el.tokens)} tokens; off: {bad[:3]})")
 
-    # Streamed, the chunks' log-probabilities add up to the whole answer's.
-    streamed = client.completions.create(model="tiny", prompt=ids, max_tokens=6, logprobs=1, temperature=0, stream=True)
-    parts = [c.choices[0].logprobs for c in streamed if c.choices and c.choices[0].logprobs]
-    flat = [v for part in parts for v in part.token_logprobs]
-    offsets = [v for part in parts for v in part.text_offset]
-    expect(flat == glp.token_logprobs and offsets == glp.text_offset,
-           f"streamed completion logprobs equal the non-streamed ones ({len(flat)} tokens in {len(parts)} chunks)")
-    chat_parts = client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "Hello!"}],
-                                                max_tokens=6, temperature=0, logprobs=True, top_logprobs=2, stream=True)
-    chat_flat = [c.logprob for ch in chat_parts if ch.choices and ch.choices[0].logprobs
-                 for c in ch.choices[0].logprobs.content]
-    expect(chat_flat == [c.logprob for c in content], "streamed chat logprobs equal the non-streamed ones")
-    st, text = srv.post("/v1/completions", {"model": "tiny", "prompt": "x", "echo": True, "stream": True})
-    expect(st == 400 and "stream" in text, f"echo with stream: refused ({st})")
+        # Streamed, the chunks' log-probabilities add up to the whole answer's.
+        streamed = client.completions.create(model="tiny", prompt=ids, max_tokens=6, logprobs=1, temperature=0, stream=True)
+        parts = [c.choices[0].logprobs for c in streamed if c.choices and c.choices[0].logprobs]
+        flat = [v for part in parts for v in part.token_logprobs]
+        offsets = [v for part in parts for v in part.text_offset]
+        expect(flat == glp.token_logprobs and offsets == glp.text_offset,
+               f"streamed completion logprobs equal the non-streamed ones ({len(flat)} tokens in {len(parts)} chunks)")
+        chat_parts = client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "Hello!"}],
+                                                    max_tokens=6, temperature=0, logprobs=True, top_logprobs=2, stream=True)
+        chat_flat = [c.logprob for ch in chat_parts if ch.choices and ch.choices[0].logprobs
+                     for c in ch.choices[0].logprobs.content]
+        expect(chat_flat == [c.logprob for c in content], "streamed chat logprobs equal the non-streamed ones")
+        st, text = srv.post("/v1/completions", {"model": "tiny", "prompt": "x", "echo": True, "stream": True})
+        expect(st == 400 and "stream" in text, f"echo with stream: refused ({st})")
 
-    # 4c. A list of prompts: one choice each, in order, each equal to the prompt sent alone; token-id lists with
-    # echo + logprobs (lm-eval-harness's batched loglikelihood request) scored like the single request above.
-    texts = ["Once upon a time", "The mill by the river", "Why"]
-    many = client.completions.create(model="tiny", prompt=texts, max_tokens=8, temperature=0)
-    alone = [client.completions.create(model="tiny", prompt=t, max_tokens=8, temperature=0) for t in texts]
-    expect([c.index for c in many.choices] == [0, 1, 2] and
-           [c.text for c in many.choices] == [a.choices[0].text for a in alone] and
-           many.usage.completion_tokens == sum(a.usage.completion_tokens for a in alone) and
-           many.usage.prompt_tokens == sum(a.usage.prompt_tokens for a in alone),
-           "a list of 3 prompts: 3 choices, each equal to its prompt alone, usage summed")
-    pair = client.completions.create(model="tiny", prompt=[ids, ids[:12]], max_tokens=0, echo=True, logprobs=1,
-                                     temperature=0)
-    firsts = [c.logprobs.token_logprobs[1:] for c in pair.choices]
-    expect(len(pair.choices) == 2 and firsts[0] == lp.token_logprobs[1:] and
-           max(abs(a - b) for a, b in zip(firsts[1], want[:11])) < 1e-4,
-           "token-id prompts with echo + logprobs, batched: each scored as alone")
-    for name, body in [("a list of prompts with stream", {"prompt": ["a", "b"], "stream": True}),
-                       ("an empty list of prompts", {"prompt": []}),
-                       ("257 prompts", {"prompt": ["a"] * 257})]:
-        st, text = srv.post("/v1/completions", dict(body, model="tiny", max_tokens=2))
-        expect(st == 400 and err(st, text, "prompt"), f"{name}: 400 ({st} {text[:100]})")
+        # 4c. A list of prompts: one choice each, in order, each equal to the prompt sent alone; token-id lists with
+        # echo + logprobs (lm-eval-harness's batched loglikelihood request) scored like the single request above.
+        texts = ["Once upon a time", "The mill by the river", "Why"]
+        many = client.completions.create(model="tiny", prompt=texts, max_tokens=8, temperature=0)
+        alone = [client.completions.create(model="tiny", prompt=t, max_tokens=8, temperature=0) for t in texts]
+        expect([c.index for c in many.choices] == [0, 1, 2] and
+               [c.text for c in many.choices] == [a.choices[0].text for a in alone] and
+               many.usage.completion_tokens == sum(a.usage.completion_tokens for a in alone) and
+               many.usage.prompt_tokens == sum(a.usage.prompt_tokens for a in alone),
+               "a list of 3 prompts: 3 choices, each equal to its prompt alone, usage summed")
+        pair = client.completions.create(model="tiny", prompt=[ids, ids[:12]], max_tokens=0, echo=True, logprobs=1,
+                                         temperature=0)
+        firsts = [c.logprobs.token_logprobs[1:] for c in pair.choices]
+        expect(len(pair.choices) == 2 and firsts[0] == lp.token_logprobs[1:] and
+               max(abs(a - b) for a, b in zip(firsts[1], want[:11])) < 1e-4,
+               "token-id prompts with echo + logprobs, batched: each scored as alone")
+        for name, body in [("a list of prompts with stream", {"prompt": ["a", "b"], "stream": True}),
+                           ("an empty list of prompts", {"prompt": []}),
+                           ("257 prompts", {"prompt": ["a"] * 257})]:
+            st, text = srv.post("/v1/completions", dict(body, model="tiny", max_tokens=2))
+            expect(st == 400 and err(st, text, "prompt"), f"{name}: 400 ({st} {text[:100]})")
 
     # 5. The evaluation's judge client against this server.
     judge_out = os.path.join(OUT, "mt_bench")

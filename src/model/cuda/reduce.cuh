@@ -1,0 +1,36 @@
+// Warp and block reductions and the block-size rule the decode kernels (model/cuda/*.cu) share.
+#pragma once
+#include <cstdint>
+
+namespace chatmill::model::cuda_math {
+
+// Sum over the lanes of a group of `Width` consecutive lanes (a power of two, at most 32); every lane of the
+// group gets its group's total. All 32 lanes of the warp must call it.
+template <int Width = 32>
+__device__ __forceinline__ float group_sum(float x) {
+  for (int offset = Width / 2; offset > 0; offset /= 2) x += __shfl_xor_sync(0xffffffffu, x, offset);
+  return x;
+}
+
+__device__ __forceinline__ float warp_sum(float x) { return group_sum<32>(x); }
+
+// Sum over the block; every thread gets the total. blockDim.x is a multiple of 32, at most 1024.
+__device__ __forceinline__ float block_sum(float x) {
+  __shared__ float partial[32];
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
+  x = warp_sum(x);
+  __syncthreads();  // partial may still be read by a previous call
+  if (lane == 0) partial[warp] = x;
+  __syncthreads();
+  x = lane < warps ? partial[lane] : 0.f;
+  return warp_sum(x);
+}
+
+// The smallest power-of-two block, from 32 to 1024 threads, that gives each of `work` items a thread.
+inline int threads_for(int64_t work) {
+  int t = 32;
+  while (t < work && t < 1024) t *= 2;
+  return t;
+}
+
+}  // namespace chatmill::model::cuda_math
