@@ -2,6 +2,7 @@
 // loads (run in this process, through its chat template), or any OpenAI-compatible chat endpoint over HTTP.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -35,9 +36,11 @@ class ChatModel {
   virtual std::vector<ChatReply> complete(const std::vector<ChatRequest>& requests) = 0;
 };
 
-// A model in this process, prompted through its chat template; requests are generated in batches.
+// A model in this process, prompted through its chat template; requests are generated in batches. `stop`
+// (optional), polled while generating: true cancels the call's requests and throws chatmill::Interrupted.
 std::unique_ptr<ChatModel> make_local_chat(const model::Model& m, const model::Tokenizer& tok, data::ChatTemplate tmpl,
-                                           std::string name, int64_t batch_size = 8);
+                                           std::string name, int64_t batch_size = 8,
+                                           std::function<bool()> stop = {});
 
 struct HttpChatOptions {
   std::string base_url;        // e.g. http://127.0.0.1:8000/v1 (POSTs to {base_url}/chat/completions)

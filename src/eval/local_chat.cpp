@@ -14,8 +14,9 @@ namespace {
 // of waiting for the longest one of a fixed batch.
 class LocalChat : public ChatModel {
  public:
-  LocalChat(const model::Model& m, const model::Tokenizer& tok, data::ChatTemplate tmpl, std::string name, int64_t batch)
-      : m_(m), tok_(tok), enc_(tok), tmpl_(std::move(tmpl)), name_(std::move(name)), batch_(batch) {
+  LocalChat(const model::Model& m, const model::Tokenizer& tok, data::ChatTemplate tmpl, std::string name, int64_t batch,
+            std::function<bool()> stop)
+      : m_(m), tok_(tok), enc_(tok), tmpl_(std::move(tmpl)), name_(std::move(name)), batch_(batch), stop_(std::move(stop)) {
     CHATMILL_CHECK(batch_ >= 1, "chat model ", name_, ": batch size must be at least 1");
   }
   std::string name() const override { return name_; }
@@ -45,7 +46,7 @@ class LocalChat : public ChatModel {
     if (!engine_ || engine_->context() < longest)
       engine_ = std::make_unique<infer::Engine>(m_, &tok_, infer::EngineOptions{batch_, longest, false});
     std::vector<ChatReply> out;
-    for (auto& r : engine_->run(reqs)) out.push_back({std::move(r.text), ""});
+    for (auto& r : engine_->run(reqs, stop_)) out.push_back({std::move(r.text), ""});
     return out;
   }
 
@@ -56,14 +57,15 @@ class LocalChat : public ChatModel {
   data::ChatTemplate tmpl_;
   std::string name_;
   int64_t batch_;
+  std::function<bool()> stop_;
   std::unique_ptr<infer::Engine> engine_;
 };
 
 }  // namespace
 
 std::unique_ptr<ChatModel> make_local_chat(const model::Model& m, const model::Tokenizer& tok, data::ChatTemplate tmpl,
-                                           std::string name, int64_t batch_size) {
-  return std::make_unique<LocalChat>(m, tok, std::move(tmpl), std::move(name), batch_size);
+                                           std::string name, int64_t batch_size, std::function<bool()> stop) {
+  return std::make_unique<LocalChat>(m, tok, std::move(tmpl), std::move(name), batch_size, std::move(stop));
 }
 
 }  // namespace chatmill::eval

@@ -3,6 +3,7 @@
 #include <fstream>
 
 #include "common/error.h"
+#include "common/interrupted.h"
 #include "eval/csv.h"
 #include "eval/jsonl.h"
 #include "eval/mmlu_subjects.h"
@@ -146,6 +147,9 @@ MmluResults evaluate_mmlu(const model::Model& m, const model::Tokenizer& tok, co
   }
   at::Tensor idx = at::tensor(std::vector<int64_t>(answer_ids.begin(), answer_ids.end()), at::kLong);
   for (size_t start = 0; start < prompts.size(); start += static_cast<size_t>(o.batch_size)) {
+    if (o.stop && o.stop())
+      throw Interrupted("MMLU stopped as asked after " + std::to_string(start) + " of " +
+                        std::to_string(prompts.size()) + " questions");
     const size_t end = std::min(prompts.size(), start + static_cast<size_t>(o.batch_size));
     std::vector<std::vector<int64_t>> batch(prompts.begin() + start, prompts.begin() + end);
     at::Tensor scores = model::next_token_logits(m, batch).index_select(1, idx.to(m.device())).to(at::kCPU);  // (b, 4)

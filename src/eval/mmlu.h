@@ -5,6 +5,7 @@
 #include <array>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -46,6 +47,7 @@ struct MmluOptions {
   MmluVariant variant = MmluVariant::Original;
   int64_t max_length = 0;  // tokens; 0 = the model's max_position_embeddings
   int64_t batch_size = 8;
+  std::function<bool()> stop;  // optional, polled before each batch: true throws chatmill::Interrupted
 };
 
 struct MmluPrediction {

@@ -3,6 +3,7 @@
 #include <fstream>
 
 #include "common/error.h"
+#include "common/interrupted.h"
 #include "common/text.h"
 #include "eval/chat_spec.h"
 #include "eval/jailbreak.h"
@@ -163,13 +164,14 @@ ChatModel& chat_or_self(const std::string& spec, const std::string& where, ChatM
 }  // namespace
 
 nlohmann::ordered_json run_mmlu(const model::Model& m, const model::Tokenizer& tok, const MmluBench& b,
-                                const fs::path& out_json, const RunInfo& info) {
+                                const fs::path& out_json, const RunInfo& info, const std::function<bool()>& stop) {
   MmluData data = load_mmlu(b.data);
   MmluOptions o;
   o.shots = b.shots;
   o.variant = parse_mmlu_variant(b.variant);
   o.max_length = b.max_length;
   o.batch_size = b.batch_size;
+  o.stop = stop;
   auto r = evaluate_mmlu(m, tok, data, o);
   stamp(r.summary, info, data.files, {{"shots", b.shots}, {"variant", b.variant}, {"max_length", b.max_length}});
   write_mmlu_results(r, out_json);
@@ -263,12 +265,28 @@ nlohmann::ordered_json run_jailbreak(ChatModel& model, const JailbreakBench& b, 
 
 nlohmann::ordered_json run_eval_suite(const ModelUnderTest& m, const EvalSuite& s, const fs::path& out) {
   nlohmann::ordered_json all = nlohmann::ordered_json::object();
-  auto chat = make_local_chat(m.model, m.tokenizer, data::ChatTemplate::by_name(s.template_name), m.name, s.batch_size);
+  auto chat = make_local_chat(m.model, m.tokenizer, data::ChatTemplate::by_name(s.template_name), m.name, s.batch_size,
+                              m.stop);
   const RunInfo info{m.dir, m.name, s.template_name, model_hash(m.dir)};
-  if (s.mmlu) all["mmlu"] = run_mmlu(m.model, m.tokenizer, *s.mmlu, out / "mmlu" / "results.json", info);
-  if (s.mt_bench) all["mt_bench"] = run_mt_bench(*chat, *s.mt_bench, out / "mt_bench", info);
-  if (s.moderation) all["moderation"] = run_moderation(*chat, *s.moderation, out / "moderation", info);
-  if (s.jailbreak) all["jailbreak"] = run_jailbreak(*chat, *s.jailbreak, out / "jailbreak", info);
+  auto check_stop = [&](const char* next) {
+    if (m.stop && m.stop()) throw Interrupted(std::string("evaluation stopped as asked before ") + next);
+  };
+  if (s.mmlu) {
+    check_stop("MMLU");
+    all["mmlu"] = run_mmlu(m.model, m.tokenizer, *s.mmlu, out / "mmlu" / "results.json", info, m.stop);
+  }
+  if (s.mt_bench) {
+    check_stop("MT-Bench");
+    all["mt_bench"] = run_mt_bench(*chat, *s.mt_bench, out / "mt_bench", info);
+  }
+  if (s.moderation) {
+    check_stop("moderation");
+    all["moderation"] = run_moderation(*chat, *s.moderation, out / "moderation", info);
+  }
+  if (s.jailbreak) {
+    check_stop("jailbreak");
+    all["jailbreak"] = run_jailbreak(*chat, *s.jailbreak, out / "jailbreak", info);
+  }
   return all;
 }
 

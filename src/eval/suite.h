@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -67,6 +68,9 @@ struct ModelUnderTest {
   const model::Tokenizer& tokenizer;
   std::string name;                  // recorded with results and used as the answer files' model_id
   std::filesystem::path dir;         // the folder it was loaded from (hashed); empty: weights in memory
+  // Optional, polled between benchmarks, MMLU batches and generation steps: true stops the suite with
+  // chatmill::Interrupted (a stop signal during training's evaluation; the results so far are not kept).
+  std::function<bool()> stop = {};
 };
 
 // `chatmill eval CONFIG`: checkpoints (paths or globs) x the suite, one report.
@@ -92,7 +96,8 @@ class ChatModel;
 // One benchmark each: files under `dir`, the summary (with provenance and settings) returned.
 // MMLU writes `out_json` and the predictions beside it.
 nlohmann::ordered_json run_mmlu(const model::Model& m, const model::Tokenizer& tok, const MmluBench& b,
-                                const std::filesystem::path& out_json, const RunInfo& info);
+                                const std::filesystem::path& out_json, const RunInfo& info,
+                                const std::function<bool()>& stop = {});
 nlohmann::ordered_json run_mt_bench(ChatModel& model, const MtBenchBench& b, const std::filesystem::path& dir, const RunInfo& info);
 nlohmann::ordered_json run_moderation(ChatModel& model, const ModerationBench& b, const std::filesystem::path& dir,
                                       const RunInfo& info);

@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "common/error.h"
+#include "common/interrupted.h"
 #include "model/fused_decode.h"
 #include "model/fused_ops.h"
 
@@ -148,13 +149,20 @@ std::vector<std::shared_ptr<RequestHandle>> Engine::submit_all(std::vector<Engin
   return hs;
 }
 
-std::vector<model::GenerationResult> Engine::run(const std::vector<EngineRequest>& requests) {
+std::vector<model::GenerationResult> Engine::run(const std::vector<EngineRequest>& requests,
+                                                 const std::function<bool()>& stop) {
   std::vector<std::shared_ptr<RequestHandle>> hs = submit_all(requests);
   std::vector<model::GenerationResult> out(requests.size());
+  const auto poll = std::chrono::milliseconds(stop ? 50 : 1000);
   for (size_t i = 0; i < hs.size(); ++i) {
     EngineEvent e;
     while (true) {
-      if (!hs[i]->next(e, std::chrono::milliseconds(1000))) continue;
+      if (stop && stop()) {
+        for (auto& h : hs) h->cancel();
+        throw Interrupted("generation stopped as asked, " + std::to_string(i) + " of " + std::to_string(hs.size()) +
+                          " requests done");
+      }
+      if (!hs[i]->next(e, poll)) continue;
       CHATMILL_CHECK(e.error.empty(), "generation failed: ", e.error);
       out[i].tokens.insert(out[i].tokens.end(), e.tokens.begin(), e.tokens.end());
       if (e.finished) {

@@ -11,6 +11,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -112,8 +113,11 @@ class Engine {
   // Checks them all, then queues them at once: the engine admits them together (up to its free slots) rather
   // than starting on the first ones while the rest are still being submitted.
   std::vector<std::shared_ptr<RequestHandle>> submit_all(std::vector<EngineRequest> rs);
-  // Convenience: submits all, waits for all; results as model::generate gives them.
-  std::vector<model::GenerationResult> run(const std::vector<EngineRequest>& requests);
+  // Convenience: submits all, waits for all; results as model::generate gives them. `stop`, polled about every
+  // 50 ms while waiting: when it returns true the requests are cancelled (their slots freed at the next step)
+  // and chatmill::Interrupted (common/interrupted.h) is thrown.
+  std::vector<model::GenerationResult> run(const std::vector<EngineRequest>& requests,
+                                           const std::function<bool()>& stop = {});
 
   int64_t context() const { return S_; }
   int64_t max_batch() const { return B_; }

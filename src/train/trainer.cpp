@@ -8,6 +8,7 @@
 #include <iostream>
 
 #include "common/error.h"
+#include "common/interrupted.h"
 #include "common/sha256.h"
 #include "data/token_store.h"
 #include "eval/suite.h"
@@ -172,9 +173,12 @@ TrainSummary run_training(const TrainConfig& cfg, const DistEnv& env, const std:
   };
 
   // Benchmarks on the weights in memory (no export, no subprocess); rank 0 runs them while the others wait.
+  // Evaluates the weights after `step`; false when a stop request cut it short (the lead polls it between
+  // benchmarks, batches and generation steps; the step loop's next collective then stops every rank).
   auto evaluate = [&](int64_t step) {
-    if (cfg.eval.empty()) return;
+    if (cfg.eval.empty()) return true;
     model::Weights weights = pm.full_weights(device, lead);  // collective under ZeRO-3: every rank takes part
+    bool completed = true;
     if (lead) {
       model::Model snapshot(pm.config(), std::move(weights));
       CHATMILL_CHECK(setup.tokenizer, "eval: the model has no tokenizer.model; set model.tokenizer");
@@ -182,11 +186,20 @@ TrainSummary run_training(const TrainConfig& cfg, const DistEnv& env, const std:
       const std::string name = out.filename().string() + "-step-" + std::to_string(step);
       const fs::path dir = out / "eval" / ("step-" + std::to_string(step));
       fs::remove_all(dir);  // results of earlier weights (a rerun of this folder) are never reused
-      auto results = eval::run_eval_suite({snapshot, tok, name, {}}, cfg.eval, dir);
-      metrics.log({{"event", "eval"}, {"step", step}, {"results", results}});
+      try {
+        auto results = eval::run_eval_suite({snapshot, tok, name, {}, stop_requested}, cfg.eval, dir);
+        metrics.log({{"event", "eval"}, {"step", step}, {"results", results}});
+      } catch (const Interrupted& e) {
+        completed = false;
+        fs::remove_all(dir);  // partial results are not results
+        metrics.log({{"event", "eval"}, {"step", step}, {"stopped", true}, {"reason", e.what()}});
+        std::cout << "\nthe evaluation after step " << step << " was stopped as asked (" << e.what() << ")"
+                  << std::endl;
+      }
     }
     at::Tensor sync = at::zeros({1}, at::kDouble).to(device);
     comm->all_reduce_sum(sync);  // the others wait here (within parallel.timeout_s)
+    return completed;
   };
 
   TrainSummary summary;
@@ -299,8 +312,11 @@ TrainSummary run_training(const TrainConfig& cfg, const DistEnv& env, const std:
     else if (lead)
       std::cout << "\nstopped as asked after the last step; saved " << summary.final_checkpoint.string()
                 << "; the final evaluation was skipped" << std::endl;
-  } else if (summary.steps > summary.first_step || !resume) {
-    evaluate(summary.steps);
+  } else if ((summary.steps > summary.first_step || !resume) && !evaluate(summary.steps)) {
+    summary.stopped = true;  // during the final evaluation: the checkpoint above is saved; exit as stopped
+    if (lead)
+      std::cout << "stopped as asked during the final evaluation; saved " << summary.final_checkpoint.string()
+                << "; evaluate it with chatmill eval" << std::endl;
   }
   if (lead) metrics.finish();
   return summary;

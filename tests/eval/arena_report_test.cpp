@@ -4,6 +4,7 @@
 
 #include <fstream>
 
+#include "common/sample_model.h"
 #include "common/scripted_chat.h"
 #include "common/test_env.h"
 #include "eval/arena_hard.h"
@@ -105,6 +106,39 @@ TEST(EvalSuite, YamlErrorsNameFileLineAndKey) {
   EXPECT_NE(msg.find("batch_size"), std::string::npos) << msg;
 }
 
+// MT-Bench on the shipped sample files.
+eval::MtBenchBench sample_mt_bench(const std::string& judge, int64_t max_new_tokens) {
+  const fs::path sample = testing::source_dir() / "data" / "sample" / "mt_bench";
+  eval::MtBenchBench mt;
+  mt.questions = (sample / "question.jsonl").string();
+  mt.judge_prompts = (sample / "judge_prompts.jsonl").string();
+  mt.reference = (sample / "reference_answer" / "sample-reference.jsonl").string();
+  mt.judge = judge;
+  mt.max_new_tokens = max_new_tokens;
+  return mt;
+}
+
+TEST(EvalSuite, StopsWhenAskedBetweenBenchmarksAndDuringGeneration) {
+  testing::SampleModel t(0.2, 3);
+  const fs::path sample = testing::source_dir() / "data" / "sample";
+  eval::EvalSuite s;
+  s.batch_size = 4;
+  s.mmlu = eval::MmluBench{(sample / "mmlu").string(), 2, "original", 0, 8};
+  s.mt_bench = sample_mt_bench("self", 400);  // long answers: the stop lands while they are generated
+  auto dir = testing::scratch("suite_stop");
+  // Polls: before MMLU, its 3 batches of 8, before MT-Bench, then during the answers' generation.
+  for (int stop_at : {1, 4, 7}) {
+    int polls = 0;
+    const std::string msg = testing::error_of(
+        [&] { eval::run_eval_suite({t.m, t.tok, "tiny", {}, [&] { return ++polls >= stop_at; }}, s, dir / "out"); });
+    EXPECT_NE(msg.find("stopped as asked"), std::string::npos) << stop_at << ": " << msg;
+    EXPECT_EQ(polls, stop_at) << "each poll's answer is acted on at once";
+    if (stop_at == 1) EXPECT_NE(msg.find("before MMLU"), std::string::npos) << msg;
+    if (stop_at == 4) EXPECT_NE(msg.find("MMLU stopped as asked after 16 of 24"), std::string::npos) << msg;
+    if (stop_at == 7) EXPECT_NE(msg.find("generation stopped as asked"), std::string::npos) << msg;
+  }
+}
+
 TEST(EvalSuite, RunsOnAModelInMemoryAndReports) {
   auto tok = model::Tokenizer::load(testing::source_dir() / "data" / "sample" / "tokenizer.model");
   model::LlamaConfig cfg = model::llama2_debug();
@@ -120,14 +154,8 @@ TEST(EvalSuite, RunsOnAModelInMemoryAndReports) {
   eval::EvalSuite s;
   s.batch_size = 4;
   s.mmlu = eval::MmluBench{(sample / "mmlu").string(), 2, "original", 0, 8};
-  eval::MtBenchBench mt;
-  mt.questions = (sample / "mt_bench" / "question.jsonl").string();
-  mt.judge_prompts = (sample / "mt_bench" / "judge_prompts.jsonl").string();
-  mt.reference = (sample / "mt_bench" / "reference_answer" / "sample-reference.jsonl").string();
-  mt.judge = "local=" + (dir / "judge").string() + ",batch_size=8";
-  mt.max_new_tokens = 8;
-  mt.judge_max_tokens = 8;
-  s.mt_bench = mt;
+  s.mt_bench = sample_mt_bench("local=" + (dir / "judge").string() + ",batch_size=8", 8);
+  s.mt_bench->judge_max_tokens = 8;
   eval::ModerationBench mod;
   mod.set = (sample / "moderation_eval.jsonl").string();
   mod.prompt = (testing::source_dir() / "data" / "prompts" / "moderation_v1.txt").string();

@@ -5,6 +5,7 @@
 
 #include <fstream>
 
+#include "common/interrupted.h"
 #include "common/test_env.h"
 #include "eval/csv.h"
 #include "eval/mmlu.h"
@@ -69,6 +70,23 @@ TEST(Mmlu, ShotsDropWhileThePromptIsTooLongAndVariantsDiffer) {
   auto r = eval::evaluate_mmlu(m, tok, data, o);
   for (const auto& p : r.predictions)
     if (p.subject == "philosophy" && p.index == 1) EXPECT_EQ(p.shots, 2);
+}
+
+TEST(Mmlu, StopsBetweenBatchesWhenAsked) {
+  auto data = eval::load_mmlu(sample_mmlu());
+  auto tok = model::Tokenizer::load(testing::source_dir() / "data" / "sample" / "tokenizer.model");
+  model::Model m = model::load_hf_model(testing::testdata() / "models" / "mha_untied");
+  eval::MmluOptions o;
+  o.batch_size = 2;
+  int polls = 0;
+  o.stop = [&] { return ++polls > 2; };  // two batches scored, then stop
+  try {
+    eval::evaluate_mmlu(m, tok, data, o);
+    ADD_FAILURE() << "no Interrupted";
+  } catch (const Interrupted& e) {
+    EXPECT_NE(std::string(e.what()).find("MMLU stopped as asked after 4 of"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(polls, 3);
 }
 
 TEST(Mmlu, BadInputNamesFileAndLine) {

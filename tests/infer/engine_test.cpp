@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "common/sample_model.h"
+#include "common/interrupted.h"
 #include "common/test_env.h"
 #include "infer/engine.h"
 #include "model/generate.h"
@@ -280,6 +281,33 @@ TEST(Engine, ShortRequestsLeaveWhileLongOnesRunAndCancelFreesTheSlot) {
   const auto s = engine.stats();
   EXPECT_EQ(s.cancelled, 1);
   EXPECT_EQ(s.active, 0);
+}
+
+TEST(Engine, RunStopsWhenAskedAndTheEngineServesOn) {
+  testing::SampleModel t(0.2, 17);
+  infer::Engine engine(t.m, &t.tok, {2, 256, false});
+  infer::EngineRequest r;
+  r.prompt = t.tok.encode("Hello", true);
+  r.stop_on_eos = false;
+  r.max_new_tokens = 200;
+  const std::vector<infer::EngineRequest> reqs(4, r);
+  // Asked to stop on the third poll: the run gives up long before 4 x 200 tokens, its requests cancelled.
+  int polls = 0;
+  testing::expect_error([&] { engine.run(reqs, [&] { return ++polls >= 3; }); }, {"stopped as asked", "of 4 requests"});
+  try {
+    engine.run(reqs, [&] { return ++polls >= 3; });
+  } catch (const Interrupted&) {  // the type callers catch (a plain chatmill::Error is a real failure)
+  }
+  for (int i = 0; i < 200 && engine.stats().active + engine.stats().queued > 0; ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(engine.stats().active + engine.stats().queued, 0) << "the cancelled requests left their slots";
+  EXPECT_LT(engine.stats().generated_tokens, 2 * 4 * 200);
+  EXPECT_GE(engine.stats().cancelled, 4);
+  // Without a stop request the same engine completes every request.
+  r.max_new_tokens = 5;
+  const auto done = engine.run({r, r});
+  ASSERT_EQ(done.size(), 2u);
+  EXPECT_EQ(done[0].tokens.size(), 5u);
+  EXPECT_EQ(done[1].tokens, done[0].tokens);
 }
 
 TEST(Engine, RefusesBadRequestsClearly) {

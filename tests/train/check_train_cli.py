@@ -5,7 +5,7 @@
 - kill -9 mid-training, and once mid-save, then resume: the loss sequence equals an uninterrupted run's, bit
   for bit, and the last committed checkpoint is intact;
 - SIGTERM (one rank) and SIGUSR1 to one of two ranks: every rank stops before the same step, saves, exits 128 +
-  the signal; resuming continues to the same losses;
+  the signal; resuming continues to the same losses; SIGTERM during an evaluation stops it at once;
 - a tiny model on the embedded sample: the loss falls well below its start;
 - clear errors: bad config, missing store, tokenizer mismatch, a rank that dies.
 """
@@ -173,6 +173,35 @@ def main():
            f"({so.strip()[-160:]} {se.strip()[-160:]})")
     r = train(cfg, "checkpoint.every_steps=0", "checkpoint.resume=true")
     expect(r.returncode == 0 and losses(out) == ref, "SIGTERM + resume: the same 12 losses, bit for bit")
+
+    # SIGTERM while the run evaluates (an evaluation can take longer than SLURM's warning): the evaluation stops
+    # at once, is logged as stopped (no partial results kept), and the run saves and exits 143.
+    cfg, out = config("sigterm_in_eval")
+    sample = os.path.join(SRC, "data", "sample", "mt_bench")
+    with open(cfg, "a") as f:
+        f.write(f"""eval:
+  template: vicuna_v1.1
+  batch_size: 4
+  every_steps: 2
+  mt_bench: {{questions: {sample}/question.jsonl, judge_prompts: {sample}/judge_prompts.jsonl,
+             reference: {sample}/reference_answer/sample-reference.jsonl, judge: self, max_new_tokens: 400,
+             judge_max_tokens: 400}}
+""")
+    p = subprocess.Popen([BIN, "train", cfg, "checkpoint.every_steps=0", "--threads", "1"],
+                         env=dict(os.environ, OMP_NUM_THREADS="1"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    seen = wait_for(lambda: os.path.exists(os.path.join(out, "metrics.jsonl")) and 2 in losses(out))
+    t0 = time.time()
+    p.send_signal(signal.SIGTERM)
+    so, se = p.communicate(timeout=300)
+    took = time.time() - t0
+    with open(os.path.join(out, "metrics.jsonl")) as f:
+        evals = [r for r in map(json.loads, f) if r.get("event") == "eval"]
+    committed = sorted(d for d in os.listdir(os.path.join(out, "checkpoints")) if d.startswith("step-"))
+    expect(seen and p.returncode == 143 and [(r["step"], r.get("stopped")) for r in evals] == [(2, True)] and
+           committed == ["step-00000002"] and not os.path.exists(os.path.join(out, "eval", "step-2")) and took < 20,
+           f"SIGTERM during the step-2 evaluation: exit {p.returncode} {took:.1f} s after, evals {evals}, saved "
+           f"{committed} ({so.strip()[-200:]} {se.strip()[-160:]})")
 
     # A second Ctrl-C does not wait for the save (held open 5 s here; two signals sent back to back could merge
     # into one before the process runs, so the second waits until the save has begun).
