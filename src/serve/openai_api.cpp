@@ -223,7 +223,6 @@ std::optional<ApiError> parse_request(const std::string& body, bool chat, Parsed
   }
   if (out.stream && out.prompts.size() > 1)
     return bad("prompt", "a list of prompts is not supported with stream = true; send one prompt per request");
-  if (out.stream && out.echo) return bad("echo", "echo is not supported with stream = true; ask without streaming");
   return std::nullopt;
 }
 

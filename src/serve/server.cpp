@@ -141,7 +141,7 @@ struct Server::Impl {
     const std::string id = random_id(chat ? "chatcmpl-" : "cmpl-");
     const int64_t created_at = static_cast<int64_t>(std::time(nullptr));
     const ClientWatch watch(req);
-    if (p.stream) return stream(res, hs[0], p, id, created_at, watch);  // one prompt (parse_request checks)
+    if (p.stream) return stream(res, hs[0], p, reqs[0].prompt, id, created_at, watch);  // one prompt (parse_request checks)
 
     // Every choice's events; a client that leaves before the whole answer frees the slots (the engine still sends
     // each final event).
@@ -175,8 +175,7 @@ struct Server::Impl {
         choice["message"] = {{"role", "assistant"}, {"content", e.full_text}};
         choice["logprobs"] = logprobs ? chat_logprobs_json(tok, got[i].generated) : nlohmann::ordered_json(nullptr);
       } else {
-        const auto& q = p.prompts[i];
-        const std::string prompt = p.echo ? (q.ids.empty() ? q.text : tok.decode(q.ids)) : std::string();
+        const std::string prompt = p.echo ? echoed_prompt(p.prompts[i]) : std::string();
         choice["text"] = prompt + e.full_text;
         TextOffsets answer_at(tok, utf8_length(prompt));
         choice["logprobs"] = logprobs ? completion_logprobs_json(tok, p.echo ? reqs[i].prompt : std::vector<int64_t>{},
@@ -193,9 +192,13 @@ struct Server::Impl {
     res.set_content(dump(body), "application/json");
   }
 
+  // The prompt as echo returns it: its text, or the decoded ids it was given as.
+  std::string echoed_prompt(const ParsedRequest::Prompt& q) const { return q.ids.empty() ? q.text : tok.decode(q.ids); }
+
   // Server-sent events: a chunk per engine event, then the finish chunk (usage chunk if asked), then [DONE].
-  void stream(httplib::Response& res, std::shared_ptr<infer::RequestHandle> h, const ParsedRequest& p, const std::string& id,
-              int64_t created_at, ClientWatch watch) {
+  // Completions with echo: the prompt (and its log-probabilities, when asked) is the first chunk.
+  void stream(httplib::Response& res, std::shared_ptr<infer::RequestHandle> h, const ParsedRequest& p,
+              const std::vector<int64_t>& prompt_ids, const std::string& id, int64_t created_at, ClientWatch watch) {
     const bool chat = p.chat;
     const bool usage = p.include_usage;
     const std::string model_name = o.model_name;
@@ -209,7 +212,11 @@ struct Server::Impl {
       return "data: " + dump(envelope(id, object, created_at, model_name, {c})) + "\n\n";
     };
     auto started = std::make_shared<bool>(false);
-    auto answer_at = std::make_shared<TextOffsets>(tok, 0);  // completions' text_offset, across chunks
+    const bool echo = !chat && p.echo;
+    const std::string prompt_text = echo ? echoed_prompt(p.prompts[0]) : std::string();
+    // completions' text_offset across chunks: the answer starts after the echoed prompt
+    auto answer_at = std::make_shared<TextOffsets>(tok, utf8_length(prompt_text));
+    auto echoed = std::make_shared<bool>(!echo);
     const bool want_logprobs = p.engine.logprobs >= 0;
     auto* self = this;
     res.set_chunked_content_provider(
@@ -229,6 +236,16 @@ struct Server::Impl {
             sink.write(err.data(), err.size());
             sink.done();
             return true;
+          }
+          if (!*echoed) {  // the first event carries the prompt's log-probabilities
+            *echoed = true;
+            nlohmann::ordered_json plp = nullptr;
+            if (want_logprobs) {
+              TextOffsets none(self->tok, 0);  // no generated tokens in this chunk
+              plp = completion_logprobs_json(self->tok, prompt_ids, e.prompt_logprobs, {}, none);
+            }
+            const std::string c = chunk(prompt_text, nullptr, plp);
+            if (!sink.write(c.data(), c.size())) return false;
           }
           // Tokens' log-probabilities ride with the text that came with them (text held back for a possible stop
           // string comes later, so a chunk may have logprobs and no text).

@@ -344,8 +344,25 @@ def main():
         chat_flat = [c.logprob for ch in chat_parts if ch.choices and ch.choices[0].logprobs
                      for c in ch.choices[0].logprobs.content]
         expect(chat_flat == [c.logprob for c in content], "streamed chat logprobs equal the non-streamed ones")
-        st, text = srv.post("/v1/completions", {"model": "tiny", "prompt": "x", "echo": True, "stream": True})
-        expect(st == 400 and "stream" in text, f"echo with stream: refused ({st})")
+        # Echo streamed: the prompt (with its log-probabilities) comes first, and the chunks add up to the
+        # non-streamed answer: text, tokens, log-probabilities and text offsets.
+        for prompt in ("Once upon a time there was a mill", ids):
+            whole = client.completions.create(model="tiny", prompt=prompt, max_tokens=6, echo=True, logprobs=1,
+                                              temperature=0).choices[0]
+            chunks = [c.choices[0] for c in client.completions.create(
+                model="tiny", prompt=prompt, max_tokens=6, echo=True, logprobs=1, temperature=0, stream=True)
+                if c.choices]
+            got_lp = [c.logprobs for c in chunks if c.logprobs]
+            cat = {f: [v for part in got_lp for v in getattr(part, f)] for f in ("tokens", "token_logprobs", "text_offset")}
+            want_prompt = prompt if isinstance(prompt, str) else None
+            expect("".join(c.text for c in chunks) == whole.text and
+                   (want_prompt is None or chunks[0].text == want_prompt) and
+                   all(cat[f] == getattr(whole.logprobs, f) for f in cat),
+                   f"echo streamed ({'text' if want_prompt else 'ids'}): the prompt first, then chunks that add up to "
+                   f"the non-streamed answer ({len(chunks)} chunks, {len(cat['tokens'])} tokens)")
+        st, text = srv.post("/v1/chat/completions", {"model": "tiny", "messages": [{"role": "user", "content": "x"}],
+                                                     "echo": True, "stream": True})
+        expect(st == 400 and "echo" in text, f"echo on chat completions, streamed: refused ({st})")
 
         # 4c. A list of prompts: one choice each, in order, each equal to the prompt sent alone; token-id lists with
         # echo + logprobs (lm-eval-harness's batched loglikelihood request) scored like the single request above.
