@@ -9,6 +9,7 @@
 // The rule that keeps this correct: before wait_for_previous_kernel() a kernel reads nothing an earlier
 // kernel may write and writes nothing at all.
 #pragma once
+#include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAException.h>
 #include <cuda_runtime.h>
 
@@ -28,7 +29,12 @@ __device__ __forceinline__ void allow_next_kernel() {
 #endif
 }
 
-// kernel<<<grid, block, 0, stream>>>(args...), with the PDL attribute when `programmatic`.
+// Whether the current device has programmatic dependent launch (compute capability 9.0 and later; ATen caches
+// the properties, so this is a lookup).
+inline bool device_has_pdl() { return at::cuda::getCurrentDeviceProperties()->major >= 9; }
+
+// kernel<<<grid, block, 0, stream>>>(args...), with the PDL attribute when `programmatic` and the device has it
+// (an A100 runs the same kernels back to back).
 template <typename... Params, typename... Args>
 void launch(void (*kernel)(Params...), dim3 grid, dim3 block, cudaStream_t stream, bool programmatic,
             Args&&... args) {
@@ -41,7 +47,7 @@ void launch(void (*kernel)(Params...), dim3 grid, dim3 block, cudaStream_t strea
   config.dynamicSmemBytes = 0;
   config.stream = stream;
   config.attrs = attr;
-  config.numAttrs = programmatic ? 1 : 0;
+  config.numAttrs = programmatic && device_has_pdl() ? 1 : 0;
   C10_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, static_cast<Params>(std::forward<Args>(args))...));
 }
 
