@@ -1,4 +1,4 @@
-// The one-token decode step through the fused ops (model/fused_ops.h): per layer its seven matmuls (three
+// The one-token decode step through the fused ops (model/fused_ops.h): per layer its seven matmuls (four
 // launches where the skinny GEMM serves: q, k, v together, o, gate and up together, down), one
 // rotary + cache-append kernel, one attention over each row's own columns, the SwiGLU product in one kernel,
 // and the residual adds folded into the norms. Same computation as forward_hidden_masked on one
