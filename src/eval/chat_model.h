@@ -42,6 +42,11 @@ std::unique_ptr<ChatModel> make_local_chat(const model::Model& m, const model::T
                                            std::string name, int64_t batch_size = 8,
                                            std::function<bool()> stop = {});
 
+// `inner` (kept by the caller) asked in slices of `slice` requests, `stop` polled before each: true throws
+// chatmill::Interrupted. For judges and moderators outside the process during training's evaluation, where a
+// stop signal must not wait for every answer.
+std::unique_ptr<ChatModel> make_stoppable_chat(ChatModel& inner, std::function<bool()> stop, size_t slice = 16);
+
 struct HttpChatOptions {
   std::string base_url;        // e.g. http://127.0.0.1:8000/v1 (POSTs to {base_url}/chat/completions)
   std::string model;           // the "model" field of the requests

@@ -154,11 +154,20 @@ void stamp(nlohmann::ordered_json& summary, const RunInfo& info, std::vector<fs:
 
 // The chat model of `spec`, loaded into `owner`; "self" is the model under test itself (it judges or moderates
 // its own answers: a smoke test of the pipeline, never a real score).
-ChatModel& chat_or_self(const std::string& spec, const std::string& where, ChatModel& self,
-                        std::unique_ptr<LoadedChat>& owner) {
+// A judge or moderator other than the model under test, kept for the benchmark's run.
+struct OtherChat {
+  std::unique_ptr<LoadedChat> loaded;
+  std::unique_ptr<ChatModel> stoppable;  // `loaded`, asking `stop` between slices of requests
+};
+
+// "self": the model under test (whose own generation polls the stop); otherwise the spec's model, stoppable.
+ChatModel& chat_or_self(const std::string& spec, const std::string& where, ChatModel& self, OtherChat& owner,
+                        const std::function<bool()>& stop) {
   if (spec == "self") return self;
-  owner = std::make_unique<LoadedChat>(parse_chat_spec(spec, where));
-  return owner->get();
+  owner.loaded = std::make_unique<LoadedChat>(parse_chat_spec(spec, where));
+  if (!stop) return owner.loaded->get();
+  owner.stoppable = make_stoppable_chat(owner.loaded->get(), stop);
+  return *owner.stoppable;
 }
 
 }  // namespace
@@ -178,14 +187,15 @@ nlohmann::ordered_json run_mmlu(const model::Model& m, const model::Tokenizer& t
   return r.summary;
 }
 
-nlohmann::ordered_json run_mt_bench(ChatModel& model, const MtBenchBench& b, const fs::path& dir, const RunInfo& info) {
+nlohmann::ordered_json run_mt_bench(ChatModel& model, const MtBenchBench& b, const fs::path& dir, const RunInfo& info,
+                                    const std::function<bool()>& stop) {
   JudgeInputs in;
   in.questions = load_mt_questions(b.questions);
   in.prompts = load_judge_prompts(b.judge_prompts);
   if (!b.reference.empty()) in.references = load_references(b.reference);
   in.judge_max_tokens = b.judge_max_tokens;
-  std::unique_ptr<LoadedChat> loaded;  // a bad judge spec fails here, before any generation
-  ChatModel& judge_model = chat_or_self(b.judge, "mt_bench.judge", model, loaded);
+  OtherChat loaded;  // a bad judge spec fails here, before any generation
+  ChatModel& judge_model = chat_or_self(b.judge, "mt_bench.judge", model, loaded, stop);
   const fs::path answers_file = dir / "answers" / (info.model_name + ".jsonl");
   // Answers are resumable; a file made by other weights under the same name must not be taken for this model's.
   const fs::path stamp_file = dir / "answers" / (info.model_name + ".model_sha256");
@@ -249,13 +259,14 @@ nlohmann::ordered_json run_moderation(ChatModel& model, const ModerationBench& b
   return runs;
 }
 
-nlohmann::ordered_json run_jailbreak(ChatModel& model, const JailbreakBench& b, const fs::path& dir, const RunInfo& info) {
+nlohmann::ordered_json run_jailbreak(ChatModel& model, const JailbreakBench& b, const fs::path& dir, const RunInfo& info,
+                                     const std::function<bool()>& stop) {
   auto attempts = load_jailbreak_set(b.set);
   JailbreakOptions o;
   o.moderation_prompt = read_text_file(b.moderation_prompt, "moderation prompt");
   o.max_tokens = b.max_tokens;
-  std::unique_ptr<LoadedChat> loaded;
-  ChatModel& moderator = chat_or_self(b.moderator, "jailbreak.moderator", model, loaded);
+  OtherChat loaded;
+  ChatModel& moderator = chat_or_self(b.moderator, "jailbreak.moderator", model, loaded, stop);
   auto r = evaluate_jailbreak(model, moderator, attempts, o);
   stamp(r.summary, info, {b.set, b.moderation_prompt}, {{"max_tokens", b.max_tokens}, {"moderator", moderator.name()}});
   write_json(dir / "results.json", r.summary);
@@ -277,7 +288,7 @@ nlohmann::ordered_json run_eval_suite(const ModelUnderTest& m, const EvalSuite& 
   }
   if (s.mt_bench) {
     check_stop("MT-Bench");
-    all["mt_bench"] = run_mt_bench(*chat, *s.mt_bench, out / "mt_bench", info);
+    all["mt_bench"] = run_mt_bench(*chat, *s.mt_bench, out / "mt_bench", info, m.stop);
   }
   if (s.moderation) {
     check_stop("moderation");
@@ -285,7 +296,7 @@ nlohmann::ordered_json run_eval_suite(const ModelUnderTest& m, const EvalSuite& 
   }
   if (s.jailbreak) {
     check_stop("jailbreak");
-    all["jailbreak"] = run_jailbreak(*chat, *s.jailbreak, out / "jailbreak", info);
+    all["jailbreak"] = run_jailbreak(*chat, *s.jailbreak, out / "jailbreak", info, m.stop);
   }
   return all;
 }

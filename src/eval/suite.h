@@ -98,11 +98,14 @@ class ChatModel;
 nlohmann::ordered_json run_mmlu(const model::Model& m, const model::Tokenizer& tok, const MmluBench& b,
                                 const std::filesystem::path& out_json, const RunInfo& info,
                                 const std::function<bool()>& stop = {});
-nlohmann::ordered_json run_mt_bench(ChatModel& model, const MtBenchBench& b, const std::filesystem::path& dir, const RunInfo& info);
+// `stop` (optional): polled by a judge or moderator other than `model` between slices of its requests (`model`
+// itself polls its own, make_local_chat).
+nlohmann::ordered_json run_mt_bench(ChatModel& model, const MtBenchBench& b, const std::filesystem::path& dir, const RunInfo& info,
+                                    const std::function<bool()>& stop = {});
 nlohmann::ordered_json run_moderation(ChatModel& model, const ModerationBench& b, const std::filesystem::path& dir,
                                       const RunInfo& info);
 nlohmann::ordered_json run_jailbreak(ChatModel& model, const JailbreakBench& b, const std::filesystem::path& dir,
-                                     const RunInfo& info);
+                                     const RunInfo& info, const std::function<bool()>& stop = {});
 
 // Runs every benchmark of `s`; OUT/<benchmark>/... and returns {"mmlu": {...}, "mt_bench": {...}, ...}.
 nlohmann::ordered_json run_eval_suite(const ModelUnderTest& m, const EvalSuite& s, const std::filesystem::path& out);

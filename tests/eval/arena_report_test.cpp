@@ -137,6 +137,18 @@ TEST(EvalSuite, StopsWhenAskedBetweenBenchmarksAndDuringGeneration) {
     if (stop_at == 4) EXPECT_NE(msg.find("MMLU stopped as asked after 16 of 24"), std::string::npos) << msg;
     if (stop_at == 7) EXPECT_NE(msg.find("generation stopped as asked"), std::string::npos) << msg;
   }
+  // A judge that is another model (here a local folder; an HTTP endpoint goes the same way): the stop, asked once
+  // the answers are written, lands in the judging.
+  model::SaveOptions so;
+  so.tokenizer_model = testing::source_dir() / "data" / "sample" / "tokenizer.model";
+  model::save_hf_model(t.m, dir / "judge", so);
+  s.mmlu.reset();
+  s.mt_bench = sample_mt_bench("local=" + (dir / "judge").string(), 8);
+  s.mt_bench->judge_max_tokens = 8;
+  const fs::path answers = dir / "out2" / "mt_bench" / "answers" / "tiny.jsonl";
+  const std::string msg = testing::error_of(
+      [&] { eval::run_eval_suite({t.m, t.tok, "tiny", {}, [&] { return fs::exists(answers); }}, s, dir / "out2"); });
+  EXPECT_NE(msg.find("local:judge stopped as asked after 0 of"), std::string::npos) << msg;
 }
 
 TEST(EvalSuite, RunsOnAModelInMemoryAndReports) {
