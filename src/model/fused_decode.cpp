@@ -17,15 +17,11 @@ at::Tensor fused_decode_hidden(const Model& m, const at::Tensor& ids, const at::
                  " layers, the model ", cfg.num_layers);
   const auto& layers = m.weights.layers;
   const fused::LaunchOptions launch{options.programmatic_launch};
-  auto linear = [&](const at::Tensor& a, const at::Tensor& w) {
-    return options.skinny_gemm ? fused::linear(a, w, {}, launch) : at::linear(a, w);
-  };
+  const fused::ForceReference projections{!options.skinny_gemm};  // the reference of fused::linear is at::linear
+  auto linear = [&](const at::Tensor& a, const at::Tensor& w) { return fused::linear(a, w, projections, launch); };
   // Projections that share their input: one skinny launch for all where it applies.
   auto linears = [&](const at::Tensor& a, const std::vector<at::Tensor>& ws) {
-    if (options.skinny_gemm) return fused::linear_parts(a, ws, {}, launch);
-    std::vector<at::Tensor> outs;
-    for (const at::Tensor& w : ws) outs.push_back(at::linear(a, w));
-    return outs;
+    return fused::linear_parts(a, ws, projections, launch);
   };
   at::Tensor x = at::embedding(m.weights.embed, ids);  // (B, C): the residual stream, updated in place
   at::Tensor normed = fused::add_rms_norm(x, at::Tensor(), layers[0].input_norm, eps, {}, launch);

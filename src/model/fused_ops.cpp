@@ -174,17 +174,8 @@ void check_multiplies(const at::Tensor& x, const at::Tensor& weight) {
 
 }  // namespace
 
-at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, ForceReference ref,
-                  [[maybe_unused]] LaunchOptions launch) {
-  check_multiplies(x, weight);
-  if (!skinny_applies(x, {weight}, ref)) return at::linear(x, weight);
-#ifdef CHATMILL_CUDA
-  at::Tensor out = at::empty({x.size(0), weight.size(0)}, x.options());
-  cuda::skinny_linear(x, {weight}, out, launch.programmatic);
-  return out;
-#else
-  TORCH_INTERNAL_ASSERT(false);
-#endif
+at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, ForceReference ref, LaunchOptions launch) {
+  return linear_parts(x, {weight}, ref, launch)[0];  // one part: the whole (M, N) output
 }
 
 std::vector<at::Tensor> linear_parts(const at::Tensor& x, const std::vector<at::Tensor>& weights, ForceReference ref,
