@@ -173,8 +173,8 @@ TrainSummary run_training(const TrainConfig& cfg, const DistEnv& env, const std:
   };
 
   // Benchmarks on the weights in memory (no export, no subprocess); rank 0 runs them while the others wait.
-  // Evaluates the weights after `step`; false when a stop request cut it short (the lead polls it between
-  // benchmarks, batches and generation steps; the step loop's next collective then stops every rank).
+  // Evaluates the weights after `step`; false, on every rank, when a stop request cut it short (the lead polls it
+  // between benchmarks, batches and generation steps, and tells the others in the closing collective).
   auto evaluate = [&](int64_t step) {
     if (cfg.eval.empty()) return true;
     model::Weights weights = pm.full_weights(device, lead);  // collective under ZeRO-3: every rank takes part
@@ -197,9 +197,9 @@ TrainSummary run_training(const TrainConfig& cfg, const DistEnv& env, const std:
                   << std::endl;
       }
     }
-    at::Tensor sync = at::zeros({1}, at::kDouble).to(device);
+    at::Tensor sync = at::full({1}, completed ? 0.0 : 1.0, at::TensorOptions().dtype(at::kDouble)).to(device);
     comm->all_reduce_sum(sync);  // the others wait here (within parallel.timeout_s)
-    return completed;
+    return sync.item<double>() == 0;
   };
 
   TrainSummary summary;
