@@ -127,15 +127,14 @@ int main(int argc, char** argv) {
       total_tps.push_back(generated / total);
     }
     for (int i = 0; !engine && i < a.warmup + a.repeats + profiled; ++i) {
+      if (i == a.warmup + a.repeats) prof = std::make_unique<bench::OpProfile>(dev.is_cuda());
       model::GenerationStats s;
       opts.stats = &s;
-      if (i == a.warmup + a.repeats) {
-        bench::OpProfile p(dev.is_cuda());
-        model::generate(m, reqs, opts);
-        p.finish(a.profile, 1);
+      model::generate(m, reqs, opts);
+      if (prof) {
+        prof->finish(a.profile, 1);
         break;
       }
-      model::generate(m, reqs, opts);
       if (i < a.warmup) continue;
       ttft.push_back(s.prefill_seconds);
       decode_tps.push_back((s.generated_tokens - a.batch) / s.decode_seconds);

@@ -68,25 +68,22 @@ OpProfile::~OpProfile() {
   if (running_) prof::disableProfiler();
 }
 
-int64_t OpProfile::finish(const std::string& path, int64_t steps, int top) {
+void OpProfile::finish(const std::string& path, int64_t steps, int top) {
   CHATMILL_CHECK(running_, "OpProfile::finish called twice");
   running_ = false;
   std::unique_ptr<prof::ProfilerResult> result = prof::disableProfiler();
   std::map<std::string, Total> gpu, cpu;
-  int64_t seen = 0;
   for (const prof::KinetoEvent& e : result->events()) {
     auto& table = e.deviceType() == c10::DeviceType::CUDA ? gpu : cpu;
     Total& t = table[e.name()];
     t.calls += 1;
     t.us += static_cast<double>(e.durationNs()) / 1e3;
-    ++seen;
   }
   std::ofstream out(path);
   CHATMILL_CHECK(out.good(), "cannot write the profile to ", path, ": check that its folder exists and is writable");
   out << "Profile of " << steps << " step(s), per step.\n\n";
   if (cuda_) write_table(out, "GPU kernels and copies (busy time)", gpu, std::max<int64_t>(steps, 1), top);
   write_table(out, "CPU operators (inclusive: nested calls overlap)", cpu, std::max<int64_t>(steps, 1), top);
-  return seen;
 }
 
 }  // namespace chatmill::bench

@@ -18,9 +18,8 @@ class OpProfile {
   OpProfile& operator=(const OpProfile&) = delete;
 
   // Stops, and writes to `path` the `top` largest rows of each table, per step (`steps` profiled: training
-  // steps, or whole generation runs). Returns
-  // the number of GPU kernel launches and CPU operator calls seen.
-  int64_t finish(const std::string& path, int64_t steps, int top = 40);
+  // steps, or whole generation runs).
+  void finish(const std::string& path, int64_t steps, int top = 40);
 
  private:
   bool cuda_;

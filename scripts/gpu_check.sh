@@ -16,17 +16,13 @@ left() { echo $((BUDGET - ($(date +%s) - T0))); }
 stage() { echo "== $1 at $(($(date +%s) - T0)) s (left $(left) s)" | tee -a "$OUT/stages.txt"; }
 # `timeout` takes 0 as no limit and a negative number as a bad option: a stage with too little time left is
 # skipped, saying so.
-within() {  # within SECONDS_TO_KEEP COMMAND...: runs COMMAND in what is left less SECONDS_TO_KEEP
-  local t=$(($(left) - $1))
-  shift
-  if [ "$t" -gt 30 ]; then timeout "$t" "$@"; else echo "skipped: only $((t + 0)) s would be left for: $*"; fi
-}
-capped() {  # capped CAP SECONDS_TO_KEEP COMMAND...: as within, and never more than CAP seconds
+capped() {  # capped CAP SECONDS_TO_KEEP COMMAND...: runs COMMAND in what is left less SECONDS_TO_KEEP, at most CAP
   local cap=$1 t=$(($(left) - $2))
   shift 2
   [ "$t" -gt "$cap" ] && t=$cap
   if [ "$t" -gt 30 ]; then timeout "$t" "$@"; else echo "skipped: only $((t + 0)) s would be left for: $*"; fi
 }
+within() { capped "$BUDGET" "$@"; }  # within SECONDS_TO_KEEP COMMAND...: no cap but the budget
 # The device tool returns at most 8 files from OUTDIR: at exit everything goes into results.tar.gz, and only the
 # summaries stay beside it.
 pack() {
