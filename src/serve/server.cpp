@@ -240,10 +240,8 @@ struct Server::Impl {
           if (!*echoed) {  // the first event carries the prompt's log-probabilities
             *echoed = true;
             nlohmann::ordered_json plp = nullptr;
-            if (want_logprobs) {
-              TextOffsets none(self->tok, 0);  // no generated tokens in this chunk
-              plp = completion_logprobs_json(self->tok, prompt_ids, e.prompt_logprobs, {}, none);
-            }
+            if (want_logprobs)  // no generated tokens here: the answer's offsets are left as they are
+              plp = completion_logprobs_json(self->tok, prompt_ids, e.prompt_logprobs, {}, *answer_at);
             const std::string c = chunk(prompt_text, nullptr, plp);
             if (!sink.write(c.data(), c.size())) return false;
           }
