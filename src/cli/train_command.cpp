@@ -24,6 +24,10 @@ void run_train(const TrainArgs& a) {
   // The launcher's variables are read here, once, and passed down.
   auto env = train::dist_env_from_environment();
   const StopSignals signals;
+  // A peer rank that died leaves a closed socket: Gloo writes to it with writev, and the default SIGPIPE would
+  // end this rank silently (no message, seen once in train_cli's dead-rank check). Ignored, as Python (torchrun)
+  // ignores it, the write fails with EPIPE and the collective's clear error names the failure.
+  std::signal(SIGPIPE, SIG_IGN);
   auto s = train::run_training(cfg, env, [&] { return signals.received() != 0; });
   if (env.rank == 0)
     std::cout << "trained " << s.steps - s.first_step << " steps (" << s.steps << " in all); loss " << s.first_loss

@@ -275,6 +275,11 @@ def main():
                                "checkpoint.every_steps=0", "--threads", "1"], env=env_for(rank, 2, port),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for rank in range(2)]
     started = wait_for(lambda: os.path.exists(os.path.join(out, "metrics.jsonl")) and len(losses(out)) >= 2)
+    # SIGPIPE ignored: a write to the dead peer's socket then fails with a clear error instead of silently
+    # ending rank 0 (a race: seen once).
+    with open(f"/proc/{procs[0].pid}/status") as f:
+        ignored = int(next(line for line in f if line.startswith("SigIgn:")).split()[1], 16)
+    expect(ignored >> (signal.SIGPIPE - 1) & 1, "a training rank ignores SIGPIPE")
     procs[1].send_signal(signal.SIGKILL)
     t = time.time()
     try:
