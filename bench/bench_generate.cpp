@@ -29,6 +29,7 @@ struct Args {
   std::string step = "eager";  // the engine's decode step: eager or fused
   bool no_skinny = false;      // fused step: projections through at::linear (cuBLAS) instead of the skinny GEMM
   bool no_pdl = false;         // fused step: kernels without programmatic dependent launch
+  bool no_fold = false;        // fused step: norms, SwiGLU, rotary and attention's combine as kernels of their own
   std::string profile;         // profile one more run after the timed ones, write its table here
 };
 
@@ -66,6 +67,8 @@ int main(int argc, char** argv) {
   app.add_option("--step", a.step, "the engine's decode step: eager or fused (model/fused_decode.h)");
   app.add_flag("--no-skinny-gemm", a.no_skinny, "fused step: projections through at::linear instead of fused::linear");
   app.add_flag("--no-pdl", a.no_pdl, "fused step: kernels without programmatic dependent launch");
+  app.add_flag("--no-fold", a.no_fold, "fused step: no folding of norms, SwiGLU, rotary and attention's combine "
+               "into neighbouring kernels (FusedStepOptions::fold)");
   app.add_option("--profile", a.profile,
                  "profile one more run and write a per-kernel table here (the engine's CPU work runs in its own "
                  "thread, which the CPU table leaves out; GPU kernels are all there)");
@@ -95,7 +98,7 @@ int main(int argc, char** argv) {
     std::unique_ptr<infer::Engine> engine;
     if (a.engine) engine = std::make_unique<infer::Engine>(m, nullptr, infer::EngineOptions{a.batch, a.prompt_len + a.new_tokens, a.cuda_graph,
                                                                            infer::parse_step_kind(a.step), !a.no_skinny,
-                                                                           !a.no_pdl});
+                                                                           !a.no_pdl, !a.no_fold});
     const int profiled = a.profile.empty() ? 0 : 1;
     std::unique_ptr<bench::OpProfile> prof;
     for (int i = 0; engine && i < a.warmup + a.repeats + profiled; ++i) {
@@ -142,6 +145,7 @@ int main(int argc, char** argv) {
     }
     nlohmann::json out = {{"engine", std::string(a.engine ? "chatmill-engine" : "chatmill") + (a.engine && a.step == "fused" ? (a.no_skinny ? "+fused(cublas)" : "+fused") : "") +
                                           (a.engine && a.step == "fused" && a.no_pdl ? "(no PDL)" : "") +
+                                          (a.engine && a.step == "fused" && a.no_fold ? "(no fold)" : "") +
                                           (a.cuda_graph ? "+cudagraph" : "")},
                           {"model", a.preset.empty() ? a.model_dir : a.preset},
                           {"params", m.config.num_parameters()},

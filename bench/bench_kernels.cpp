@@ -91,6 +91,49 @@ int main(int argc, char** argv) {
           200);
     }
   }
+  // The folded projections (norm prologue; rotary + cache append or SwiGLU epilogue; fused_ops.h) against the
+  // unfolded kernels they replace (the "LibTorch" column here: add_rms_norm, the skinny GEMM, rope_append or
+  // silu_mul). 7B's MHA shape.
+  for (int64_t M : {1, 2}) {
+    const int64_t C = 4096, F = 11008, H = 32, D = 128, S = 256;
+    at::Tensor r = at::randn({M, C}, bf16), d = at::randn({M, C}, bf16), nw = at::randn({C}, bf16);
+    at::Tensor r_out = at::empty_like(r), r_unfolded = at::empty_like(r);
+    std::vector<at::Tensor> qkv_w, gu_w;
+    for (int i = 0; i < 3; ++i) qkv_w.push_back(at::randn({H * D, C}, bf16) * 0.02);
+    for (int i = 0; i < 2; ++i) gu_w.push_back(at::randn({F, C}, bf16) * 0.02);
+    at::Tensor kc = at::zeros({M, H, S, D}, bf16), vc = at::zeros({M, H, S, D}, bf16), pos = at::full({M}, 100, longs);
+    model::RotaryEmbedding rope(D, 10000, dev);
+    const model::fused::NormedInput in{r, d, nw, r_out, 1e-5};
+    auto unfolded_norm = [&] {
+      r_unfolded.copy_(r);
+      return model::fused::add_rms_norm(r_unfolded, d, nw, 1e-5);
+    };
+    row("folded q,k,v+rope M " + std::to_string(M), 2.0 * (3 * H * D * C + 4 * M * C),
+        [&] { model::fused::qkv_rope_append(in, qkv_w[0], qkv_w[1], qkv_w[2], pos, pos, rope.inv_freq(), kc, vc); },
+        [&] {
+          auto p = model::fused::linear_parts(unfolded_norm(), qkv_w);
+          model::fused::rope_append(p[0], p[1], p[2], pos, pos, rope.inv_freq(), kc, vc);
+        },
+        200);
+    row("folded gate,up+silu M " + std::to_string(M), 2.0 * (2 * F * C + 4 * M * C + M * F),
+        [&] { model::fused::gate_up_silu(in, gu_w[0], gu_w[1]); },
+        [&] {
+          auto p = model::fused::linear_parts(unfolded_norm(), gu_w);
+          model::fused::silu_mul(p[0], p[1]);
+        },
+        200);
+  }
+  // Attention in the decode benchmark's 256-column cache at its mean length, the combine folded into the split
+  // kernel (split counters) against a combine kernel of its own (the "LibTorch" column here).
+  for (int64_t B : {1, 16}) {
+    const int64_t H = 32, D = 128, S = 256, len = 192;
+    at::Tensor kc = at::randn({B, H, S, D}, bf16), vc = at::randn({B, H, S, D}, bf16), q = at::randn({B, H, D}, bf16);
+    at::Tensor lengths = at::full({B}, len, longs);
+    at::Tensor counters = at::zeros({B * H}, at::TensorOptions().dtype(at::kInt).device(dev));
+    row("attention B " + std::to_string(B) + " length 192 of 256, one kernel vs split + combine",
+        2.0 * 2 * B * H * len * D, [&] { model::fused::decode_attention(q, kc, vc, lengths, {}, {}, counters); },
+        [&] { model::fused::decode_attention(q, kc, vc, lengths); }, 200);
+  }
   // Attention over a 4096-column cache (32 heads of 128) at several lengths: the reference reads it all under a mask.
   for (auto [B, len] : std::vector<std::pair<int64_t, int64_t>>{{1, 256}, {1, 2048}, {16, 256}, {16, 2048}}) {
     const int64_t H = 32, D = 128, S = 4096;

@@ -43,6 +43,7 @@ struct EngineOptions {
   StepKind step = StepKind::Auto;
   bool skinny_gemm = true;  // fused step: decode projections through fused::linear (see model/fused_ops.h)
   bool programmatic_launch = true;  // fused step: kernels overlap their predecessors (fused::LaunchOptions)
+  bool fold = true;  // fused step: norms, SwiGLU, rotary and the attention combine folded into neighbours
 };
 
 // "auto" | "eager" | "fused" (for CLI flags); throws chatmill::Error naming the choices.

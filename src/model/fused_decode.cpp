@@ -18,20 +18,42 @@ at::Tensor fused_decode_hidden(const Model& m, const at::Tensor& ids, const at::
   const auto& layers = m.weights.layers;
   const fused::LaunchOptions launch{options.programmatic_launch};
   const fused::ForceReference projections{!options.skinny_gemm};  // the reference of fused::linear is at::linear
+  const at::Tensor counters = options.fold ? cache.split_counters : at::Tensor();
   auto linear = [&](const at::Tensor& a, const at::Tensor& w) { return fused::linear(a, w, projections, launch); };
+  auto attention = [&](const at::Tensor& q, int64_t l) {  // (B, H, D) -> (B, H*D)
+    return fused::decode_attention(q, cache.k[l], cache.v[l], lengths, {}, launch, counters);
+  };
+  at::Tensor x = at::embedding(m.weights.embed, ids);  // (B, C): the residual stream
+
+  if (options.fold && ids.size(0) <= fused::kSkinnyRows) {
+    // Each norm in the prologue of the projection after it, SwiGLU and rotary in their epilogues: five kernels
+    // a layer. The residual alternates between two buffers (a kernel reads one and writes the other).
+    at::Tensor other = at::empty_like(x);
+    at::Tensor delta;  // what the previous layer's MLP adds to the residual
+    for (int64_t l = 0; l < cfg.num_layers; ++l) {
+      const LayerWeights& w = layers[l];
+      const fused::NormedInput attn_in{x, delta, w.input_norm, other, eps};
+      at::Tensor q = fused::qkv_rope_append(attn_in, w.q_proj, w.k_proj, w.v_proj, positions, columns,
+                                            m.rope.inv_freq(), cache.k[l], cache.v[l], projections, launch);  // (B, H, D)
+      const at::Tensor o = linear(attention(q, l), w.o_proj);                           // (B, C)
+      const fused::NormedInput mlp_in{other, o, w.post_norm, x, eps};
+      const at::Tensor act = fused::gate_up_silu(mlp_in, w.gate_proj, w.up_proj, projections, launch);  // (B, F)
+      delta = linear(act, w.down_proj);                                                  // (B, C)
+    }
+    return fused::add_rms_norm(x, delta, m.weights.norm, eps, {}, launch);  // x += MLP, the final norm
+  }
+
+  at::Tensor normed = fused::add_rms_norm(x, at::Tensor(), layers[0].input_norm, eps, {}, launch);
   // Projections that share their input: one skinny launch for all where it applies.
   auto linears = [&](const at::Tensor& a, const std::vector<at::Tensor>& ws) {
     return fused::linear_parts(a, ws, projections, launch);
   };
-  at::Tensor x = at::embedding(m.weights.embed, ids);  // (B, C): the residual stream, updated in place
-  at::Tensor normed = fused::add_rms_norm(x, at::Tensor(), layers[0].input_norm, eps, {}, launch);
   for (int64_t l = 0; l < cfg.num_layers; ++l) {
     const LayerWeights& w = layers[l];
     const std::vector<at::Tensor> qkv = linears(normed, {w.q_proj, w.k_proj, w.v_proj});  // (B, H*D), 2x (B, Hkv*D)
     at::Tensor q = fused::rope_append(qkv[0], qkv[1], qkv[2], positions, columns, m.rope.inv_freq(), cache.k[l],
                                       cache.v[l], {}, launch);                              // (B, H, D)
-    at::Tensor attn = fused::decode_attention(q, cache.k[l], cache.v[l], lengths, {}, launch);  // (B, H*D)
-    normed = fused::add_rms_norm(x, linear(attn, w.o_proj), w.post_norm, eps, {}, launch);  // x += attention
+    normed = fused::add_rms_norm(x, linear(attention(q, l), w.o_proj), w.post_norm, eps, {}, launch);  // x += attention
     const std::vector<at::Tensor> gate_up = linears(normed, {w.gate_proj, w.up_proj});  // 2x (B, F)
     at::Tensor act = fused::silu_mul(gate_up[0], gate_up[1], {}, launch);                // (B, F)
     const at::Tensor& next_norm = l + 1 < cfg.num_layers ? layers[l + 1].input_norm : m.weights.norm;

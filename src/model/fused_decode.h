@@ -1,9 +1,10 @@
 // The one-token decode step through the fused ops (model/fused_ops.h): per layer its seven matmuls (four
 // launches where the skinny GEMM serves: q, k, v together, o, gate and up together, down), one
 // rotary + cache-append kernel, one attention over each row's own columns, the SwiGLU product in one kernel,
-// and the residual adds folded into the norms. Same computation as forward_hidden_masked on one
-// token per row; on CUDA about a third of the kernel launches, and attention work that follows each row's
-// length rather than the cache's capacity.
+// and the residual adds folded into the norms; with FusedStepOptions::fold at up to two rows, the norms,
+// SwiGLU and rotary go into the projections' kernels too. Same computation as forward_hidden_masked on one
+// token per row; on CUDA a fifth to a third of the kernel launches, and attention work that follows each
+// row's length rather than the cache's capacity.
 //
 // Shape legend: B rows, C hidden, S cache columns per row.
 #pragma once
@@ -20,6 +21,11 @@ struct FusedStepOptions {
   bool skinny_gemm = true;
   // The kernels with programmatic dependent launch (fused::LaunchOptions); off to measure what it gains.
   bool programmatic_launch = true;
+  // Up to fused::kSkinnyRows rows: each RMSNorm (with its residual add) folded into the prologue of the
+  // projection after it, SwiGLU and the rotary + cache append into the epilogues of the gate/up and q/k/v
+  // projections; at any batch, attention's combine into its split kernel where the cache has split_counters.
+  // Five kernels a layer instead of ten. Off to measure what it gains.
+  bool fold = true;
 };
 
 // ids, positions, columns, lengths: (B) int64 on the model's device. Row b's token at rotary position

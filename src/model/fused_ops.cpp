@@ -41,6 +41,33 @@ void check_index(const at::Tensor& t, const char* what, int64_t B, const at::Ten
                  " with stride ", t.strides(), ", ", t.scalar_type(), " on ", t.device());
 }
 
+// rope_append's checks on everything but q, k, v themselves, given their widths (qw = H*D, kw = Hkv*D) and
+// `like` (q, or the input q is projected from): returns D.
+int64_t check_rope_inputs(const at::Tensor& like, int64_t B, int64_t qw, int64_t kw, const at::Tensor& positions,
+                          const at::Tensor& columns, const at::Tensor& inv_freq, const at::Tensor& k_cache,
+                          const at::Tensor& v_cache) {
+  CHATMILL_CHECK(inv_freq.dim() == 1 && inv_freq.scalar_type() == at::kFloat && inv_freq.is_contiguous(),
+                 "fused op: inv_freq must be contiguous (D/2) float32, got ", inv_freq.sizes(), " ", inv_freq.scalar_type());
+  const int64_t D = 2 * inv_freq.size(0);
+  CHATMILL_CHECK(D > 0 && qw % D == 0, "fused op: q must be (B, H*D) with D = ", D, ", got width ", qw);
+  const int64_t H = qw / D;
+  CHATMILL_CHECK(k_cache.dim() == 4 && k_cache.size(3) == D, "fused op: the k cache must be (B, Hkv, S, ", D, "), got ",
+                 k_cache.sizes());
+  const int64_t Hkv = k_cache.size(1);
+  CHATMILL_CHECK(Hkv > 0 && H % Hkv == 0, "fused op: ", H, " query heads cannot share ", Hkv, " kv heads");
+  CHATMILL_CHECK(kw == Hkv * D, "fused op: k and v must be (B, ", Hkv * D, ") for the caches' ", Hkv, " heads of ", D,
+                 ", got width ", kw);
+  check_cache(k_cache, "the k cache", B, like);
+  check_cache(v_cache, "the v cache", B, like);
+  CHATMILL_CHECK(v_cache.sizes() == k_cache.sizes(), "fused op: the v cache ", v_cache.sizes(),
+                 " differs from the k cache ", k_cache.sizes());
+  check_index(positions, "positions", B, like);
+  check_index(columns, "columns", B, like);
+  CHATMILL_CHECK(inv_freq.device() == like.device(), "fused op: inv_freq is on ", inv_freq.device(), ", q on ",
+                 like.device());
+  return D;
+}
+
 }  // namespace
 
 bool kernels_built() {
@@ -92,25 +119,14 @@ at::Tensor silu_mul(const at::Tensor& gate, const at::Tensor& up, ForceReference
 at::Tensor rope_append(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& positions,
                        const at::Tensor& columns, const at::Tensor& inv_freq, at::Tensor& k_cache,
                        at::Tensor& v_cache, ForceReference ref, [[maybe_unused]] LaunchOptions launch) {
-  CHATMILL_CHECK(inv_freq.dim() == 1 && inv_freq.scalar_type() == at::kFloat && inv_freq.is_contiguous(),
-                 "fused op: inv_freq must be contiguous (D/2) float32, got ", inv_freq.sizes(), " ", inv_freq.scalar_type());
-  const int64_t D = 2 * inv_freq.size(0);
-  CHATMILL_CHECK(q.dim() == 2 && q.size(1) % D == 0, "fused op: q must be (B, H*D) with D = ", D, ", got ", q.sizes());
-  const int64_t B = q.size(0), H = q.size(1) / D;
-  CHATMILL_CHECK(k_cache.dim() == 4 && k_cache.size(3) == D, "fused op: the k cache must be (B, Hkv, S, ", D, "), got ",
-                 k_cache.sizes());
-  const int64_t Hkv = k_cache.size(1);
-  CHATMILL_CHECK(Hkv > 0 && H % Hkv == 0, "fused op: ", H, " query heads cannot share ", Hkv, " kv heads");
+  CHATMILL_CHECK(q.dim() == 2 && k.dim() == 2, "fused op: q and k must be (B, heads*D), got ", q.sizes(), " and ",
+                 k.sizes());
+  const int64_t B = q.size(0), D = check_rope_inputs(q, B, q.size(1), k.size(1), positions, columns, inv_freq,
+                                                     k_cache, v_cache);
+  const int64_t H = q.size(1) / D, Hkv = k_cache.size(1);
   check_rows(q, "q", B, H * D, q);
   check_rows(k, "k", B, Hkv * D, q);
   check_rows(v, "v", B, Hkv * D, q);
-  check_cache(k_cache, "the k cache", B, q);
-  check_cache(v_cache, "the v cache", B, q);
-  CHATMILL_CHECK(v_cache.sizes() == k_cache.sizes(), "fused op: the v cache ", v_cache.sizes(),
-                 " differs from the k cache ", k_cache.sizes());
-  check_index(positions, "positions", B, q);
-  check_index(columns, "columns", B, q);
-  CHATMILL_CHECK(inv_freq.device() == q.device(), "fused op: inv_freq is on ", inv_freq.device(), ", q on ", q.device());
   if (!use_kernel(q, ref)) {
     // The model's own rotary code on (B, heads, 1, D) with (B, 1, D) tables.
     const RopeTables tables = rope_tables(inv_freq, positions.unsqueeze(1), q.scalar_type());
@@ -129,7 +145,8 @@ at::Tensor rope_append(const at::Tensor& q, const at::Tensor& k, const at::Tenso
 }
 
 at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache,
-                            const at::Tensor& lengths, ForceReference ref, [[maybe_unused]] LaunchOptions launch) {
+                            const at::Tensor& lengths, ForceReference ref, [[maybe_unused]] LaunchOptions launch,
+                            const at::Tensor& counters) {
   CHATMILL_CHECK(q.dim() == 3 && q.is_contiguous(), "fused op: q must be contiguous (B, H, D), got ", q.sizes());
   const int64_t B = q.size(0), H = q.size(1), D = q.size(2);
   check_cache(k_cache, "the k cache", B, q);
@@ -139,6 +156,11 @@ at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k_cache, cons
   const int64_t Hkv = k_cache.size(1), S = k_cache.size(2);
   CHATMILL_CHECK(Hkv > 0 && H % Hkv == 0, "fused op: ", H, " query heads cannot share ", Hkv, " kv heads");
   check_index(lengths, "lengths", B, q);
+  if (counters.defined())
+    CHATMILL_CHECK(counters.dim() == 1 && counters.numel() >= B * H && counters.scalar_type() == at::kInt &&
+                       counters.is_contiguous() && counters.device() == q.device(),
+                   "fused op: attention's split counters must be contiguous int32 zeros of at least B*H = ", B * H,
+                   " on ", q.device(), ", got ", counters.sizes(), " ", counters.scalar_type(), " on ", counters.device());
   if (!use_kernel(q, ref)) {
     at::Tensor out = at::scaled_dot_product_attention(q.unsqueeze(2), repeat_kv(k_cache, H / Hkv),
                                                       repeat_kv(v_cache, H / Hkv), length_mask(lengths, S));  // (B, H, 1, D)
@@ -147,7 +169,7 @@ at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k_cache, cons
 #ifdef CHATMILL_CUDA
   CHATMILL_CHECK(D <= 256, "fused decode attention takes head dims up to 256, got ", D);
   at::Tensor out = at::empty({B, H * D}, q.options());
-  cuda::decode_attention(q, k_cache, v_cache, lengths, out, launch.programmatic);
+  cuda::decode_attention(q, k_cache, v_cache, lengths, counters, out, launch.programmatic);
   return out;
 #else
   TORCH_INTERNAL_ASSERT(false);
@@ -199,6 +221,81 @@ std::vector<at::Tensor> linear_parts(const at::Tensor& x, const std::vector<at::
     at_col += w.size(0);
   }
   return outs;
+#else
+  TORCH_INTERNAL_ASSERT(false);
+#endif
+}
+
+namespace {
+
+void check_normed_input(const NormedInput& in) {
+  const at::Tensor& r = in.residual_in;
+  CHATMILL_CHECK(r.defined() && r.dim() == 2 && r.is_contiguous(), "fused op: the residual must be contiguous (N, C)");
+  const int64_t N = r.size(0), C = r.size(1);
+  if (in.delta.defined()) check_rows(in.delta, "delta", N, C, r);
+  CHATMILL_CHECK(in.residual_out.defined() && in.residual_out.sizes() == r.sizes() && in.residual_out.is_contiguous() &&
+                     in.residual_out.scalar_type() == r.scalar_type() && in.residual_out.device() == r.device(),
+                 "fused op: residual_out must be a contiguous ", r.sizes(), " ", r.scalar_type(), " tensor on ",
+                 r.device(), " like the residual");
+  CHATMILL_CHECK(in.residual_out.data_ptr() != r.data_ptr(),
+                 "fused op: residual_out must be another buffer than residual_in (the kernel reads one, writes the other)");
+  CHATMILL_CHECK(in.weight.defined() && in.weight.dim() == 1 && in.weight.size(0) == C &&
+                     in.weight.scalar_type() == r.scalar_type() && in.weight.is_contiguous() &&
+                     in.weight.device() == r.device(),
+                 "fused op: the norm weight must be contiguous (", C, ") ", r.scalar_type(), " on ", r.device());
+}
+
+// The unfolded composition: residual_out = residual_in + delta, x = its norm.
+at::Tensor normed_unfolded(const NormedInput& in, ForceReference ref, LaunchOptions launch) {
+  at::Tensor out = in.residual_out;
+  out.copy_(in.residual_in);
+  return add_rms_norm(out, in.delta, in.weight, in.eps, ref, launch);
+}
+
+}  // namespace
+
+bool folds_apply(const NormedInput& in, const std::vector<at::Tensor>& weights, ForceReference ref) {
+  const at::Tensor& r = in.residual_in;
+  return r.defined() && r.dim() == 2 && r.size(1) <= kMaxFoldedWidth && skinny_applies(r, weights, ref) &&
+         (!in.delta.defined() || reinterpret_cast<uintptr_t>(in.delta.data_ptr()) % 16 == 0);
+}
+
+at::Tensor qkv_rope_append(const NormedInput& in, const at::Tensor& wq, const at::Tensor& wk, const at::Tensor& wv,
+                           const at::Tensor& positions, const at::Tensor& columns, const at::Tensor& inv_freq,
+                           at::Tensor& k_cache, at::Tensor& v_cache, ForceReference ref, LaunchOptions launch) {
+  check_normed_input(in);
+  for (const at::Tensor* w : {&wq, &wk, &wv}) check_multiplies(in.residual_in, *w);
+  if (!folds_apply(in, {wq, wk, wv}, ref)) {
+    const std::vector<at::Tensor> qkv = linear_parts(normed_unfolded(in, ref, launch), {wq, wk, wv}, ref, launch);
+    return rope_append(qkv[0], qkv[1], qkv[2], positions, columns, inv_freq, k_cache, v_cache, ref, launch);
+  }
+  const int64_t N = in.residual_in.size(0);
+  const int64_t D = check_rope_inputs(in.residual_in, N, wq.size(0), wk.size(0), positions, columns, inv_freq,
+                                      k_cache, v_cache);
+  CHATMILL_CHECK(wv.size(0) == wk.size(0), "fused op: v weight ", wv.sizes(), " differs from k weight ", wk.sizes());
+#ifdef CHATMILL_CUDA
+  at::Tensor q_out = at::empty({N, wq.size(0) / D, D}, in.residual_in.options());
+  cuda::skinny_qkv_rope(in, wq, wk, wv, positions, columns, inv_freq, k_cache, v_cache, q_out, launch.programmatic);
+  return q_out;
+#else
+  TORCH_INTERNAL_ASSERT(false, D);
+#endif
+}
+
+at::Tensor gate_up_silu(const NormedInput& in, const at::Tensor& wg, const at::Tensor& wu, ForceReference ref,
+                        LaunchOptions launch) {
+  check_normed_input(in);
+  check_multiplies(in.residual_in, wg);
+  check_multiplies(in.residual_in, wu);
+  CHATMILL_CHECK(wg.size(0) == wu.size(0), "fused op: gate ", wg.sizes(), " and up ", wu.sizes(), " differ in rows");
+  if (!folds_apply(in, {wg, wu}, ref)) {
+    const std::vector<at::Tensor> gu = linear_parts(normed_unfolded(in, ref, launch), {wg, wu}, ref, launch);
+    return silu_mul(gu[0], gu[1], ref, launch);
+  }
+#ifdef CHATMILL_CUDA
+  at::Tensor out = at::empty({in.residual_in.size(0), wg.size(0)}, in.residual_in.options());
+  cuda::skinny_gate_up_silu(in, wg, wu, out, launch.programmatic);
+  return out;
 #else
   TORCH_INTERNAL_ASSERT(false);
 #endif

@@ -50,8 +50,12 @@ at::Tensor rope_append(const at::Tensor& q, const at::Tensor& k, const at::Tenso
 // row b attends to its columns [0, lengths[b]). Softmax(q k^T / sqrt(D)) v per head, query head h reading kv
 // head h / (H / Hkv). Returns (B, H*D). The work follows the lengths, not S, so one CUDA graph captured at S
 // serves every length.
+// counters: optional, (>= B*H) int32 zeros on q's device that the op leaves zero again (KVCache::
+// split_counters): with them the CUDA op is one kernel, the last split block of each head combining the
+// others' partials; without, a second kernel combines.
 at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache,
-                            const at::Tensor& lengths, ForceReference ref = {}, LaunchOptions launch = {});
+                            const at::Tensor& lengths, ForceReference ref = {}, LaunchOptions launch = {},
+                            const at::Tensor& counters = {});
 
 // x: (M, K), weight: (N, K) -> x weight^T: (M, N). For decode's few rows (M <= kSkinnyRows) in bf16/fp16 on
 // CUDA, one kernel streams each weight row once with 16-byte loads and serves all M rows from it (a GEMV
@@ -67,5 +71,35 @@ at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, ForceReference 
 // buffer (rows sum N_i apart); otherwise one at::linear each.
 std::vector<at::Tensor> linear_parts(const at::Tensor& x, const std::vector<at::Tensor>& weights,
                                      ForceReference ref = {}, LaunchOptions launch = {});
+
+// ---- projections with their neighbours folded in (decode at up to kSkinnyRows rows) ----------------------
+
+// The input of a normalised projection: x = rms_norm(residual_in + delta) * weight (rounded as add_rms_norm);
+// residual_out (N, C) gets residual_in + delta, and residual_in is left alone (residual_out must be another
+// buffer: the kernel's blocks read residual_in while one of them writes residual_out). delta: (N, C) with
+// contiguous rows, or undefined (then residual_out gets a copy of residual_in).
+struct NormedInput {
+  at::Tensor residual_in, delta, weight, residual_out;
+  double eps = 1e-5;
+};
+
+// The widest residual a folded projection normalises (its blocks hold x in 32 KB of shared memory).
+constexpr int64_t kMaxFoldedWidth = 8192;
+
+// Whether qkv_rope_append and gate_up_silu run as one skinny-GEMM kernel each for this input and these
+// weights: CUDA kernels built, CUDA bf16/fp16 tensors, N <= kSkinnyRows rows, C <= kMaxFoldedWidth, and the
+// skinny GEMM's layout conditions. Where not, they run as the unfolded ops, with the same results.
+bool folds_apply(const NormedInput& in, const std::vector<at::Tensor>& weights, ForceReference ref = {});
+
+// q, k, v projections of the normalised input (wq: (H*D, C), wk, wv: (Hkv*D, C)), then rope_append: returns
+// rotated q: (N, H, D) and writes k and v into the caches. One kernel where folds_apply: the norm in its
+// prologue, the rotation and the cache writes in its epilogue.
+at::Tensor qkv_rope_append(const NormedInput& in, const at::Tensor& wq, const at::Tensor& wk, const at::Tensor& wv,
+                           const at::Tensor& positions, const at::Tensor& columns, const at::Tensor& inv_freq,
+                           at::Tensor& k_cache, at::Tensor& v_cache, ForceReference ref = {}, LaunchOptions launch = {});
+
+// silu(x wg^T) * (x wu^T) of the normalised input (wg, wu: (F, C)): (N, F). One kernel where folds_apply.
+at::Tensor gate_up_silu(const NormedInput& in, const at::Tensor& wg, const at::Tensor& wu, ForceReference ref = {},
+                        LaunchOptions launch = {});
 
 }  // namespace chatmill::model::fused

@@ -12,6 +12,7 @@ KVCache KVCache::allocate(const LlamaConfig& cfg, int64_t batch, int64_t capacit
     cache.k.push_back(at::zeros({batch, cfg.num_kv_heads, capacity, cfg.head_dim()}, opts));
     cache.v.push_back(at::zeros({batch, cfg.num_kv_heads, capacity, cfg.head_dim()}, opts));
   }
+  cache.split_counters = at::zeros({batch * cfg.num_heads}, at::TensorOptions().dtype(at::kInt).device(device));
   return cache;
 }
 

@@ -24,6 +24,10 @@ struct KVCache {
   // caller's mask.
   at::Tensor write_rows;
   int64_t attend_columns = 0;  // per-row mode: attend over columns [0, attend_columns) only (0: all S)
+  // The fused step's decode attention (model/fused_ops.h): (B * H) int32 zeros that each launch leaves zero,
+  // so that its last split block per head combines instead of a second kernel. Allocated with the cache;
+  // a cache without them takes the two-kernel attention.
+  at::Tensor split_counters;
 
   static KVCache allocate(const LlamaConfig& cfg, int64_t batch, int64_t capacity, at::ScalarType dtype,
                           at::Device device);

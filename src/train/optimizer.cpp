@@ -24,7 +24,7 @@ bool AdamW::can_fuse() const {
   return true;
 }
 
-void AdamW::step(double lr, const std::vector<at::Tensor>& grads) {
+void AdamW::step(double lr, const std::vector<at::Tensor>& grads, double grad_coef) {
   TORCH_INTERNAL_ASSERT(grads.size() == params_.size());
   at::NoGradGuard no_grad;
   ++steps_;
@@ -47,6 +47,10 @@ void AdamW::step(double lr, const std::vector<at::Tensor>& grads) {
                         r.decay});
   }
   if (can_fuse()) {
+    // The kernel divides each gradient by grad_scale and stores the quotient back, as a clip's mul_ would.
+    const std::optional<at::Tensor> grad_scale =
+        grad_coef == 1.0 ? std::nullopt
+                         : std::optional<at::Tensor>(at::full({}, 1.0 / grad_coef, pieces.front().p.options()));
     for (const bool decay : {true, false}) {
       const double wd = decay ? cfg_.weight_decay : 0.0;
       std::vector<at::Tensor> ps, gs, ms, vs, steps;
@@ -61,13 +65,14 @@ void AdamW::step(double lr, const std::vector<at::Tensor>& grads) {
       }
       if (ps.empty()) continue;
       at::_fused_adamw_(ps, gs, ms, vs, {}, steps, lr, cfg_.beta1, cfg_.beta2, wd, cfg_.eps, /*amsgrad=*/false,
-                        /*maximize=*/false);
+                        /*maximize=*/false, grad_scale);
     }
     return;
   }
   const double bc1 = 1.0 - std::pow(cfg_.beta1, static_cast<double>(steps_));
   const double bc2 = 1.0 - std::pow(cfg_.beta2, static_cast<double>(steps_));
   for (Piece& pc : pieces) {
+    if (grad_coef != 1.0) pc.g.mul_(grad_coef);
     at::Tensor g = pc.g.to(at::kFloat);
     at::Tensor master = pc.p.scalar_type() == at::kFloat ? pc.p : pc.p.to(at::kFloat);
     // The order of operations of torch.optim.AdamW's single-tensor path.

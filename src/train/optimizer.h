@@ -30,8 +30,10 @@ struct OptimizerParam {
 class AdamW {
  public:
   AdamW(const OptimizerConfig& cfg, std::vector<OptimizerParam> params);
-  // One update with learning rate `lr` from `grads` (same order and shapes as the params).
-  void step(double lr, const std::vector<at::Tensor>& grads);
+  // One update with learning rate `lr` from `grads` (same order and shapes as the params), each first scaled in
+  // place by `grad_coef` (gradient clipping's coefficient; 1: none). The fused kernel scales as it reads, so
+  // clipping costs no pass of its own over the gradients.
+  void step(double lr, const std::vector<at::Tensor>& grads, double grad_coef = 1.0);
   int64_t steps() const { return steps_; }
 
   // exp_avg / exp_avg_sq per param name, and the step count: everything a resumed run needs.

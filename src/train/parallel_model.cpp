@@ -258,14 +258,6 @@ double ParallelModel::finish_gradients() {
   return std::sqrt(sumsq.item<double>());
 }
 
-void ParallelModel::scale_gradients(double coef) {
-  at::NoGradGuard no_grad;
-  for (size_t g = 0; g < groups_.size(); ++g) {
-    at::Tensor gr = group_gradient(g);  // shares the buffer: in place
-    if (gr.defined()) gr.mul_(coef);
-  }
-}
-
 std::string ParallelModel::first_non_finite_gradient() {
   at::NoGradGuard no_grad;
   for (size_t g = 0; g < groups_.size(); ++g) {
@@ -280,7 +272,7 @@ std::string ParallelModel::first_non_finite_gradient() {
   return "";
 }
 
-void ParallelModel::optimizer_step(double lr) {
+void ParallelModel::optimizer_step(double lr, double grad_coef) {
   at::NoGradGuard no_grad;
   std::vector<at::Tensor> grads = opt_grads_;
   if (strategy_ == Strategy::Zero3)
@@ -288,7 +280,7 @@ void ParallelModel::optimizer_step(double lr) {
       grads[g] = shard_[g].grad();
       if (!grads[g].defined()) grads[g] = at::zeros_like(shard_[g]);
     }
-  optimizer_->step(lr, grads);
+  optimizer_->step(lr, grads, grad_coef);
   if (strategy_ == Strategy::Zero1 || strategy_ == Strategy::Zero2) {
     for (size_t g = 0; g < groups_.size(); ++g) {
       const int64_t S = groups_[g].shard_size(comm_.world_size());

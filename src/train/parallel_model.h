@@ -60,8 +60,8 @@ class ParallelModel : public ParamSource {
   void backward(const at::Tensor& loss_sum, double divisor, bool last);
   // Waits for the step's gradient communication; the global L2 norm of the gradient.
   double finish_gradients();
-  void scale_gradients(double coef);
-  void optimizer_step(double lr);
+  // The optimizer's update; the gradients first scaled by grad_coef (clipping), within the update.
+  void optimizer_step(double lr, double grad_coef = 1.0);
   void zero_gradients();
 
   // The full float32 weights on `to` (gathered under zero3, where every rank must call it); ranks with

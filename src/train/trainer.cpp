@@ -263,12 +263,11 @@ TrainSummary run_training(const TrainConfig& cfg, const DistEnv& env, const std:
       if (lead) metrics.log({{"step", step + 1}, {"skipped", true}, {"reason", "non-finite " + culprit}});
       continue;
     }
-    if (cfg.optimizer.grad_clip > 0) {
-      const double coef = cfg.optimizer.grad_clip / (norm + 1e-6);  // torch.nn.utils.clip_grad_norm_
-      if (coef < 1) pm.scale_gradients(coef);
-    }
+    double coef = 1.0;
+    if (cfg.optimizer.grad_clip > 0)
+      coef = std::min(1.0, cfg.optimizer.grad_clip / (norm + 1e-6));  // torch.nn.utils.clip_grad_norm_
     const double lr = lr_at(cfg.schedule, cfg.optimizer.lr, step, total);
-    pm.optimizer_step(lr);
+    pm.optimizer_step(lr, coef);
     const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (step == start) summary.first_loss = loss;
     last_loss = loss;

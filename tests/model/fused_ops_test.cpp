@@ -38,9 +38,11 @@ model::LlamaConfig small_config(int64_t hidden, int64_t heads, int64_t kv_heads)
 
 // Fused one-token step for rows of different lengths vs the full forward of each sequence alone. Returns the
 // largest difference of the final hidden states over all rows.
-double fused_step_vs_full_forward(const model::LlamaConfig& cfg, at::ScalarType dtype, at::Device dev) {
+// `lengths`: tokens per sequence, the last one decoded fused (up to 2 rows take the folded kernels).
+double fused_step_vs_full_forward(const model::LlamaConfig& cfg, at::ScalarType dtype, at::Device dev,
+                                  const std::vector<int64_t>& lengths = {5, 12, 1, 9},
+                                  model::FusedStepOptions options = {}) {
   model::Model m(cfg, model::init_weights(cfg, 0.05, 7, dtype, dev));
-  const std::vector<int64_t> lengths = {5, 12, 1, 9};  // tokens per sequence, the last one decoded fused
   const int64_t B = static_cast<int64_t>(lengths.size()), S = 16;
   auto longs = at::TensorOptions().dtype(at::kLong).device(dev);
   model::KVCache cache = model::KVCache::allocate(cfg, B, S, dtype, dev);
@@ -61,7 +63,8 @@ double fused_step_vs_full_forward(const model::LlamaConfig& cfg, at::ScalarType 
     model::forward_hidden(m, seq.narrow(1, 0, n), at::arange(n, longs).unsqueeze(0), &row);
   }
   at::Tensor ids = at::tensor(last, at::kLong).to(dev), positions = at::tensor(pos, at::kLong).to(dev);
-  at::Tensor got = model::fused_decode_hidden(m, ids, positions, positions, positions + 1, cache);  // (B, C)
+  at::Tensor got = model::fused_decode_hidden(m, ids, positions, positions, positions + 1, cache, options);  // (B, C)
+  EXPECT_EQ(cache.split_counters.count_nonzero().item<int64_t>(), 0) << "attention leaves its counters at zero";
   double worst = 0;
   for (int64_t b = 0; b < B; ++b) {
     at::Tensor full = model::forward_hidden(m, seqs[b], at::arange(lengths[b], longs).unsqueeze(0), nullptr);
@@ -119,6 +122,14 @@ TEST(FusedOps, FusedStepEqualsTheFullForwardOfEachSequenceAlone) {
               << d << "\n";
     EXPECT_LE(d, 1e-5);
   }
+  // One and two rows: the folded composition (norms into the projections after them), and unfolded.
+  for (bool fold : {true, false})
+    for (const std::vector<int64_t>& lengths : {std::vector<int64_t>{7}, std::vector<int64_t>{3, 11}}) {
+      model::FusedStepOptions options;
+      options.fold = fold;
+      const double d = fused_step_vs_full_forward(small_config(64, 8, 2), at::kFloat, at::kCPU, lengths, options);
+      EXPECT_LE(d, 1e-5) << lengths.size() << " rows, fold " << fold;
+    }
 }
 
 TEST(FusedOps, LinearIsATLinearOffTheGpu) {
@@ -269,8 +280,42 @@ TEST(GpuFused, KernelsEqualTheReference) {
         at::Tensor lengths = at::randint(1, S + 1, {B}, at::TensorOptions().dtype(at::kLong)).to(dev);
         lengths[0] = S;
         at::Tensor qa = at::randn({B, H, D}, opts);
-        close("decode_attention", dtype, model::fused::decode_attention(qa, kc, vc, lengths, {}, launch),
-              model::fused::decode_attention(qa, kc, vc, lengths, ref), 2, where);
+        const at::Tensor attn_ref = model::fused::decode_attention(qa, kc, vc, lengths, ref);
+        close("decode_attention", dtype, model::fused::decode_attention(qa, kc, vc, lengths, {}, launch), attn_ref, 2,
+              where);
+        at::Tensor counters = at::zeros({B * H}, at::TensorOptions().dtype(at::kInt).device(dev));
+        for (int rep = 0; rep < 2; ++rep)  // the counters, left at zero, serve the next launch
+          close("decode_attention (last-block combine)", dtype,
+                model::fused::decode_attention(qa, kc, vc, lengths, {}, launch, counters), attn_ref, 2, where);
+        EXPECT_EQ(counters.count_nonzero().item<int64_t>(), 0) << where << ": counters left at zero";
+
+        // The folded q/k/v projection (norm prologue, rotary and cache epilogue) and gate/up/SwiGLU, where the
+        // skinny GEMM applies (bf16/fp16, up to 2 rows), against the unfolded ops.
+        if (dtype != at::kFloat && B <= model::fused::kSkinnyRows) {
+          const int64_t C = H * D, F = 352;
+          at::Tensor r = at::randn({B, C}, opts), wide = at::randn({B, 2 * C}, opts), nw = at::randn({C}, opts);
+          at::Tensor wq = at::randn({H * D, C}, opts) * 0.05, wk = at::randn({Hkv * D, C}, opts) * 0.05,
+                     wv = at::randn({Hkv * D, C}, opts) * 0.05;
+          at::Tensor wg = at::randn({F, C}, opts) * 0.05, wu = at::randn({F, C}, opts) * 0.05;
+          for (bool with_delta : {true, false}) {
+            const at::Tensor delta = with_delta ? wide.narrow(1, C, C) : at::Tensor();
+            const model::fused::NormedInput in{r, delta, nw, at::empty_like(r), 1e-5};
+            const model::fused::NormedInput in_ref{r, delta, nw, at::empty_like(r), 1e-5};
+            ASSERT_TRUE(model::fused::folds_apply(in, {wq, wk, wv})) << where;
+            at::Tensor kf = kc.clone(), vf = vc.clone(), kf_ref = kc.clone(), vf_ref = vc.clone();
+            at::Tensor qf = model::fused::qkv_rope_append(in, wq, wk, wv, positions, columns, rope.inv_freq(), kf, vf,
+                                                          {}, launch);
+            at::Tensor qf_ref = model::fused::qkv_rope_append(in_ref, wq, wk, wv, positions, columns, rope.inv_freq(),
+                                                              kf_ref, vf_ref, ref);
+            const std::string w2 = where + (with_delta ? " with delta" : " norm alone");
+            EXPECT_LE(max_abs_diff(in.residual_out, in_ref.residual_out), 0.0) << w2 << ": residual_out";
+            close("qkv_rope_append (folded)", dtype, qf, qf_ref, 4, w2);
+            close("qkv_rope_append (folded) k cache", dtype, kf, kf_ref, 4, w2);
+            close("qkv_rope_append (folded) v cache", dtype, vf, vf_ref, 4, w2);
+            close("gate_up_silu (folded)", dtype, model::fused::gate_up_silu(in, wg, wu, {}, launch),
+                  model::fused::gate_up_silu(in_ref, wg, wu, ref), 4, w2);
+          }
+        }
       }
     }
   }
@@ -301,10 +346,18 @@ TEST(GpuFused, FusedStepEqualsTheFullForwardOnTheGpu) {
     // attention, amplified through 3 layers. The hidden states are O(1) after the final norm.
     for (auto [dtype, tol] : std::vector<std::pair<at::ScalarType, double>>{
              {at::kFloat, 1e-4}, {at::kBFloat16, 0.1}, {at::kHalf, 0.05}}) {
-      const double d = fused_step_vs_full_forward(cfg, dtype, dev);
-      std::cout << "GPU fused step vs full forward, hidden " << cfg.hidden_size << ", " << dtype << ": max |diff| " << d
-                << "\n";
-      EXPECT_LE(d, tol) << cfg.hidden_size << " " << dtype;
+      // Four rows: the unfolded kernels; one and two: the folded ones (bf16/fp16), then unfolded.
+      for (const std::vector<int64_t>& lengths :
+           {std::vector<int64_t>{5, 12, 1, 9}, std::vector<int64_t>{7}, std::vector<int64_t>{3, 11}})
+        for (bool fold : {true, false}) {
+          if (!fold && lengths.size() > 2) continue;  // the same path as fold on
+          model::FusedStepOptions options;
+          options.fold = fold;
+          const double d = fused_step_vs_full_forward(cfg, dtype, dev, lengths, options);
+          std::cout << "GPU fused step vs full forward, hidden " << cfg.hidden_size << ", " << dtype << ", "
+                    << lengths.size() << " rows" << (fold ? "" : " (no fold)") << ": max |diff| " << d << "\n";
+          EXPECT_LE(d, tol) << cfg.hidden_size << " " << dtype << " " << lengths.size() << " rows, fold " << fold;
+        }
     }
   }
 }

@@ -135,6 +135,29 @@ TEST(AdamW, MatchesTorchOptimAdamW) {
   }
 }
 
+// Clipping inside the update: step(lr, grads, coef) equals scaling the gradients by coef, then stepping, on both
+// paths, and leaves the gradients scaled as clip_grad_norm_ does (the fused kernel divides by 1 / coef).
+TEST(AdamW, GradientCoefficientEqualsScalingTheGradientsFirst) {
+  train::OptimizerConfig cfg;
+  cfg.lr = 1e-2;
+  cfg.weight_decay = 0.1;
+  for (bool fused : {false, true}) {
+    cfg.fused = fused;
+    at::manual_seed(1);
+    at::Tensor p1 = at::randn({300}), p2 = p1.clone();
+    train::AdamW clipped(cfg, {{"p", p1, true, {}}}), scaled(cfg, {{"p", p2, true, {}}});
+    for (int s = 0; s < 4; ++s) {
+      const double coef = s == 2 ? 1.0 : 0.25 + 0.1 * s;  // one step unclipped
+      at::Tensor g1 = at::randn({300}), g2 = g1 * coef;
+      clipped.step(cfg.lr, {g1}, coef);
+      scaled.step(cfg.lr, {g2});
+      EXPECT_LE(max_abs_diff(g1, g2), 1e-6) << (fused ? "fused" : "single-tensor") << " step " << s
+                                            << ": the gradient is left scaled";
+      EXPECT_LE(max_abs_diff(p1, p2), 1e-7) << (fused ? "fused" : "single-tensor") << " step " << s;
+    }
+  }
+}
+
 // Weights in a checkpoint's own dtype (bf16 here) become the float32 masters exactly, and the ParallelModel
 // releases the loaded copy: the caller's moved-in tensors are gone once it is built.
 TEST(ParallelModel, TakesWeightsInAnyDtypeAndReleasesThem) {

@@ -25,4 +25,17 @@ __device__ __forceinline__ void rotate_pair(float x1, float x2, float c1, float 
   y2 = rnd<T>(rnd<T>(x2 * c2) + rnd<T>(x1 * s2));
 }
 
+// The 16 / sizeof(T) values of a 16-byte load as float32. Through a union, not a reinterpret_cast view of the
+// uint4: under strict aliasing a host compiler (the tests' CPU emulator) may read such a view before the load.
+template <typename T>
+__device__ __forceinline__ void unpack16(const uint4& raw, float (&out)[16 / sizeof(T)]) {
+  union {
+    uint4 u;
+    T t[16 / sizeof(T)];
+  } bits;
+  bits.u = raw;
+#pragma unroll
+  for (int e = 0; e < static_cast<int>(16 / sizeof(T)); ++e) out[e] = static_cast<float>(bits.t[e]);
+}
+
 }  // namespace chatmill::model::cuda_math

@@ -1,8 +1,11 @@
 // Entry points of src/model/cuda/fused_kernels.cu and decode_attention.cu (CUDA builds only).
 // model/fused_ops.h documents each op; these take CUDA tensors already checked by fused_ops.cpp and launch on
 // the current stream, with programmatic dependent launch where `programmatic` (model/cuda/launch.cuh).
+// model/cuda/decode_launch.cuh holds the launch code itself, which the tests also run on the CPU emulator.
 #pragma once
 #include <ATen/core/Tensor.h>
+
+#include "model/fused_ops.h"
 
 namespace chatmill::model::fused::cuda {
 
@@ -12,11 +15,18 @@ void silu_mul(const at::Tensor& gate, const at::Tensor& up, const at::Tensor& ou
 void rope_append(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& positions,
                  const at::Tensor& columns, const at::Tensor& inv_freq, const at::Tensor& k_cache,
                  const at::Tensor& v_cache, const at::Tensor& q_out, bool programmatic);
+// counters: undefined, or (>= B*H) int32 zeros (then no combine kernel; left zero).
 void decode_attention(const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache,
-                      const at::Tensor& lengths, const at::Tensor& out, bool programmatic);
+                      const at::Tensor& lengths, const at::Tensor& counters, const at::Tensor& out, bool programmatic);
 
 // x: (M, K) contiguous, M <= 2 (fused::kSkinnyRows); weights: 1 to 3 of (N_i, K), contiguous; K % 8 == 0 and all 16-byte aligned;
 // out: (M, sum N_i) contiguous, gets x w_0^T, x w_1^T, ... side by side.
 void skinny_linear(const at::Tensor& x, at::TensorList weights, const at::Tensor& out, bool programmatic);
+// fused::qkv_rope_append and fused::gate_up_silu where fused::folds_apply: q_out (M, H, D), out (M, F).
+void skinny_qkv_rope(const NormedInput& in, const at::Tensor& wq, const at::Tensor& wk, const at::Tensor& wv,
+                     const at::Tensor& positions, const at::Tensor& columns, const at::Tensor& inv_freq,
+                     const at::Tensor& k_cache, const at::Tensor& v_cache, const at::Tensor& q_out, bool programmatic);
+void skinny_gate_up_silu(const NormedInput& in, const at::Tensor& wg, const at::Tensor& wu, const at::Tensor& out,
+                         bool programmatic);
 
 }  // namespace chatmill::model::fused::cuda

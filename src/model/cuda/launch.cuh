@@ -15,19 +15,9 @@
 
 #include <utility>
 
+#include "model/cuda/pdl.cuh"
+
 namespace chatmill::model::cuda_launch {
-
-__device__ __forceinline__ void wait_for_previous_kernel() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("griddepcontrol.wait;" ::: "memory");
-#endif
-}
-
-__device__ __forceinline__ void allow_next_kernel() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
-#endif
-}
 
 // Whether the current device has programmatic dependent launch (compute capability 9.0 and later; ATen caches
 // the properties, so this is a lookup).
@@ -50,5 +40,24 @@ void launch(void (*kernel)(Params...), dim3 grid, dim3 block, cudaStream_t strea
   config.numAttrs = programmatic && device_has_pdl() ? 1 : 0;
   C10_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, static_cast<Params>(std::forward<Args>(args))...));
 }
+
+// The launcher of model/cuda/decode_launch.cuh: onto `stream`, with PDL where `programmatic`.
+struct StreamLauncher {
+  cudaStream_t stream;
+  bool programmatic;
+
+  template <typename... Params, typename... Args>
+  void operator()(void (*kernel)(Params...), dim3 grid, dim3 block, Args&&... args) const {
+    launch(kernel, grid, block, stream, programmatic, std::forward<Args>(args)...);
+  }
+
+  // Blocks of `kernel` the device holds at once (all SMs).
+  template <typename... Params>
+  int64_t resident_blocks(void (*kernel)(Params...), int threads) const {
+    int per_sm = 0;
+    C10_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, 0));
+    return static_cast<int64_t>(per_sm) * at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
+  }
+};
 
 }  // namespace chatmill::model::cuda_launch

@@ -1,0 +1,247 @@
+// Decode attention for model/fused_ops.h's decode_attention: one query token per row against its cache prefix,
+// split over the columns (flash-decoding), then combined. Two split kernels: a vectorised one (each lane loads 16
+// bytes of a row, a group of lanes takes a column, so a warp works on several columns at once) for head dims
+// whose rows split into a power-of-two number of 16-byte pieces, and a scalar one (a warp per column) for the rest.
+//
+// The combine is either a kernel of its own or, given a counter per (row, head), done by the split block that
+// finishes last (it takes a ticket after its partial is visible; the last ticket combines and resets the
+// counter to zero for the next launch), so the step launches one attention kernel, not two.
+// Plain device code: compiled by nvcc (decode_attention.cu) and, in the tests, for the CPU emulator.
+#pragma once
+#include <cstdint>
+
+#include "model/cuda/device_math.cuh"
+#include "model/cuda/pdl.cuh"
+#include "model/cuda/reduce.cuh"
+
+namespace chatmill::model::fused::kernels {
+
+using cuda_launch::allow_next_kernel;
+using cuda_launch::wait_for_previous_kernel;
+using cuda_math::group_sum;
+using cuda_math::warp_sum;
+
+constexpr int kWarps = 4;       // warps per split block
+constexpr int kMaxPerLane = 8;  // scalar kernel: head dim up to 256
+
+// exp(m - M) for merging a partial softmax with running max m into one with max M >= m; 0 for an empty one.
+__device__ __forceinline__ float rescale(float m, float M) { return m == -INFINITY ? 0.f : expf(m - M); }
+
+// Merges the warps' partials (s_acc, s_m, s_l) into the block's, written to part_acc / part_ml.
+__device__ __forceinline__ void write_block_partial(float (*s_acc)[kMaxPerLane * 32], const float* s_m, const float* s_l,
+                                    float* __restrict__ part_acc, float* __restrict__ part_ml, int64_t part, int D) {
+  float M = -INFINITY;
+  for (int w = 0; w < kWarps; ++w) M = fmaxf(M, s_m[w]);
+  for (int d = threadIdx.x; d < D; d += blockDim.x) {
+    float a = 0.f;
+    for (int w = 0; w < kWarps; ++w) a += s_acc[w][d] * rescale(s_m[w], M);
+    part_acc[part * D + d] = a;
+  }
+  if (threadIdx.x == 0) {
+    float L = 0.f;
+    for (int w = 0; w < kWarps; ++w) L += s_l[w] * rescale(s_m[w], M);
+    part_ml[part * 2] = M;
+    part_ml[part * 2 + 1] = L;
+  }
+}
+
+// out[bh] = the merged partials of (row, head) bh, by the threads of the block. Reads through L2 (__ldcg): in
+// the last-block combine, other blocks wrote them, and this SM's L1 is not coherent with theirs.
+template <typename T>
+__device__ __forceinline__ void combine_head(const float* part_acc, const float* part_ml, T* __restrict__ out,
+                                             int64_t bh, int splits, int D) {
+  const float* ml = part_ml + bh * splits * 2;    // (splits, 2): max, denominator
+  const float* acc = part_acc + bh * splits * D;  // (splits, D)
+  float M = -INFINITY;
+  for (int s = 0; s < splits; ++s) M = fmaxf(M, __ldcg(ml + 2 * s));
+  float L = 0.f;
+  for (int s = 0; s < splits; ++s) L += __ldcg(ml + 2 * s + 1) * rescale(__ldcg(ml + 2 * s), M);
+  for (int d = threadIdx.x; d < D; d += blockDim.x) {
+    float a = 0.f;
+    for (int s = 0; s < splits; ++s) a += __ldcg(acc + s * D + d) * rescale(__ldcg(ml + 2 * s), M);
+    out[bh * D + d] = static_cast<T>(a / L);
+  }
+}
+
+// After a split block wrote its partial: the block that finishes last for (row, head) bh combines them all and
+// sets counters[bh] back to zero. Every thread of the block calls it.
+template <typename T>
+__device__ __forceinline__ void combine_if_last(const float* part_acc, const float* part_ml, int* counters,
+                                                T* __restrict__ out, int64_t bh, int splits, int D) {
+  __shared__ bool s_last;
+  __threadfence();  // this block's partial is visible to every SM before its ticket is
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    s_last = atomicAdd(counters + bh, 1) == splits - 1;
+    if (s_last) counters[bh] = 0;  // every ticket of this launch is taken: ready for the next
+  }
+  __syncthreads();
+  if (!s_last) return;
+  __threadfence();
+  combine_head<T>(part_acc, part_ml, out, bh, splits, D);
+}
+
+// The end of a split block, once each warp's sums are in s_acc: each warp's running (max m, denominator l) into
+// shared memory, the block's partial out, and, with counters, the combine by the head's last block.
+template <typename T>
+__device__ __forceinline__ void finish_split(float (*s_acc)[kMaxPerLane * 32], float* s_m, float* s_l, float m,
+                                             float l, float* part_acc, float* part_ml, T* out, int* counters, int bh,
+                                             int split, int splits, int D) {
+  if (threadIdx.x % 32 == 0) {
+    s_m[threadIdx.x / 32] = m;
+    s_l[threadIdx.x / 32] = l;
+  }
+  __syncthreads();
+  write_block_partial(s_acc, s_m, s_l, part_acc, part_ml, static_cast<int64_t>(bh) * splits + split, D);
+  if (counters) combine_if_last<T>(part_acc, part_ml, counters, out, bh, splits, D);
+}
+
+// ---- scalar split kernel ----------------------------------------------------------------------------------
+// Block (b*H + h, split) takes the groups of kWarps columns numbered split, split + splits, ... below lengths[b],
+// one column per warp: interleaved, so every split has work at any length (the split count follows the cache
+// capacity, fixed for a CUDA graph, not the length). A lane holds `per_lane` consecutive elements of the head (a
+// warp reads whole rows); online softmax in float32. The block writes its unnormalised sum and (max,
+// denominator) for the combine kernel, which does not depend on which columns a split took.
+template <typename T>
+__global__ void split_scalar_kernel(const T* __restrict__ q, const T* __restrict__ k_cache,
+                                    const T* __restrict__ v_cache, const int64_t* __restrict__ lengths,
+                                    float* __restrict__ part_acc, float* __restrict__ part_ml, T* __restrict__ out,
+                                    int* __restrict__ counters, int H, int Hkv, int64_t S, int D, float scale) {
+  __shared__ float s_acc[kWarps][kMaxPerLane * 32];
+  __shared__ float s_m[kWarps], s_l[kWarps];
+  const int bh = blockIdx.x, split = blockIdx.y, splits = gridDim.y;
+  const int b = bh / H, h = bh % H, kvh = h / (H / Hkv);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int per_lane = (D + 31) / 32;
+  wait_for_previous_kernel();  // q and the cache's new column come from the kernel before
+  allow_next_kernel();
+  const int64_t len = min(lengths[b], S);
+  const int64_t step = static_cast<int64_t>(splits) * kWarps;
+
+  float qv[kMaxPerLane], acc[kMaxPerLane];
+#pragma unroll
+  for (int e = 0; e < kMaxPerLane; ++e) {
+    const int d = lane * per_lane + e;
+    qv[e] = (e < per_lane && d < D) ? static_cast<float>(q[static_cast<int64_t>(bh) * D + d]) * scale : 0.f;
+    acc[e] = 0.f;
+  }
+  float m = -INFINITY, l = 0.f;
+  const int64_t head_base = (static_cast<int64_t>(b) * Hkv + kvh) * S * D;
+  for (int64_t s = static_cast<int64_t>(split) * kWarps + warp; s < len; s += step) {
+    const T* kr = k_cache + head_base + s * D;
+    const T* vr = v_cache + head_base + s * D;
+    float dot = 0.f;
+#pragma unroll
+    for (int e = 0; e < kMaxPerLane; ++e) {
+      const int d = lane * per_lane + e;
+      if (e < per_lane && d < D) dot += qv[e] * static_cast<float>(kr[d]);
+    }
+    dot = warp_sum(dot);
+    const float m_new = fmaxf(m, dot);
+    const float corr = expf(m - m_new);  // 0 on the first column (m = -inf)
+    const float p = expf(dot - m_new);
+    l = l * corr + p;
+#pragma unroll
+    for (int e = 0; e < kMaxPerLane; ++e) {
+      const int d = lane * per_lane + e;
+      if (e < per_lane && d < D) acc[e] = acc[e] * corr + p * static_cast<float>(vr[d]);
+    }
+    m = m_new;
+  }
+#pragma unroll
+  for (int e = 0; e < kMaxPerLane; ++e)
+    if (e < per_lane && lane * per_lane + e < D) s_acc[warp][lane * per_lane + e] = acc[e];
+  finish_split<T>(s_acc, s_m, s_l, m, l, part_acc, part_ml, out, counters, bh, split, splits, D);
+}
+
+// ---- vectorised split kernel ------------------------------------------------------------------------------
+// A column is taken by a group of G = D / kVec lanes, each holding kVec consecutive elements of the head (one
+// 16-byte load of k and one of v per column); a warp works on 32 / G columns at once, two rounds of them per
+// iteration, with all four loads issued before any arithmetic. Columns are interleaved over splits, warps and
+// groups as in the scalar kernel. Each group keeps its own online softmax; the groups of a warp merge at the end.
+template <typename T, int G>
+__global__ void split_vec_kernel(const T* __restrict__ q, const T* __restrict__ k_cache,
+                                 const T* __restrict__ v_cache, const int64_t* __restrict__ lengths,
+                                 float* __restrict__ part_acc, float* __restrict__ part_ml, T* __restrict__ out,
+                                 int* __restrict__ counters, int H, int Hkv, int64_t S, float scale) {
+  constexpr int kVec = 16 / sizeof(T), D = G * kVec, kCols = 32 / G;  // kCols: columns per warp per round
+  __shared__ float s_acc[kWarps][kMaxPerLane * 32];
+  __shared__ float s_m[kWarps], s_l[kWarps];
+  const int bh = blockIdx.x, split = blockIdx.y, splits = gridDim.y;
+  const int b = bh / H, h = bh % H, kvh = h / (H / Hkv);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, group = lane / G, gl = lane % G;
+  wait_for_previous_kernel();  // q and the cache's new column come from the kernel before
+  allow_next_kernel();
+  const int64_t len = min(lengths[b], S);
+  const int64_t round = static_cast<int64_t>(splits) * kWarps * kCols;  // columns all blocks of a head take at once
+
+  float qv[kVec], acc[kVec];
+  {
+    cuda_math::unpack16<T>(*reinterpret_cast<const uint4*>(q + static_cast<int64_t>(bh) * D + gl * kVec), qv);
+#pragma unroll
+    for (int e = 0; e < kVec; ++e) {
+      qv[e] *= scale;
+      acc[e] = 0.f;
+    }
+  }
+  float m = -INFINITY, l = 0.f;
+  const T* kh = k_cache + (static_cast<int64_t>(b) * Hkv + kvh) * S * D + gl * kVec;
+  const T* vh = v_cache + (static_cast<int64_t>(b) * Hkv + kvh) * S * D + gl * kVec;
+  // Warp-uniform loop (the group shuffles need every lane); a lane whose column is past the length loads
+  // nothing and leaves its state alone.
+  for (int64_t base = (static_cast<int64_t>(split) * kWarps + warp) * kCols; base < len; base += 2 * round) {
+    const int64_t s0 = base + group, s1 = s0 + round;
+    const bool ok0 = s0 < len, ok1 = s1 < len;
+    const uint4 zero = make_uint4(0, 0, 0, 0);
+    const uint4 k0 = ok0 ? __ldg(reinterpret_cast<const uint4*>(kh + s0 * D)) : zero;
+    const uint4 k1 = ok1 ? __ldg(reinterpret_cast<const uint4*>(kh + s1 * D)) : zero;
+    const uint4 v0 = ok0 ? __ldg(reinterpret_cast<const uint4*>(vh + s0 * D)) : zero;
+    const uint4 v1 = ok1 ? __ldg(reinterpret_cast<const uint4*>(vh + s1 * D)) : zero;
+    float k0f[kVec], k1f[kVec], v0f[kVec], v1f[kVec];
+    cuda_math::unpack16<T>(k0, k0f);
+    cuda_math::unpack16<T>(k1, k1f);
+    float dot0 = 0.f, dot1 = 0.f;
+#pragma unroll
+    for (int e = 0; e < kVec; ++e) {
+      dot0 += qv[e] * k0f[e];
+      dot1 += qv[e] * k1f[e];
+    }
+    dot0 = group_sum<G>(dot0);
+    dot1 = group_sum<G>(dot1);
+    if (!ok0) continue;  // then s1 is past the length too
+    const float m_new = fmaxf(m, ok1 ? fmaxf(dot0, dot1) : dot0);
+    const float corr = rescale(m, m_new), p0 = expf(dot0 - m_new), p1 = ok1 ? expf(dot1 - m_new) : 0.f;
+    l = l * corr + p0 + p1;
+    cuda_math::unpack16<T>(v0, v0f);
+    cuda_math::unpack16<T>(v1, v1f);
+#pragma unroll
+    for (int e = 0; e < kVec; ++e)
+      acc[e] = acc[e] * corr + p0 * v0f[e] + p1 * v1f[e];
+    m = m_new;
+  }
+  // Merge the warp's groups: lane gl of every group holds the same elements.
+#pragma unroll
+  for (int offset = G; offset < 32; offset *= 2) {
+    const float m2 = __shfl_xor_sync(0xffffffffu, m, offset), l2 = __shfl_xor_sync(0xffffffffu, l, offset);
+    const float M = fmaxf(m, m2), c1 = rescale(m, M), c2 = rescale(m2, M);
+#pragma unroll
+    for (int e = 0; e < kVec; ++e) acc[e] = acc[e] * c1 + __shfl_xor_sync(0xffffffffu, acc[e], offset) * c2;
+    l = l * c1 + l2 * c2;
+    m = M;
+  }
+  if (group == 0) {
+#pragma unroll
+    for (int e = 0; e < kVec; ++e) s_acc[warp][gl * kVec + e] = acc[e];
+  }
+  finish_split<T>(s_acc, s_m, s_l, m, l, part_acc, part_ml, out, counters, bh, split, splits, D);
+}
+
+template <typename T>
+__global__ void combine_kernel(const float* __restrict__ part_acc, const float* __restrict__ part_ml,
+                               T* __restrict__ out, int splits, int D) {
+  wait_for_previous_kernel();
+  allow_next_kernel();
+  combine_head<T>(part_acc, part_ml, out, blockIdx.x, splits, D);
+}
+
+}  // namespace chatmill::model::fused::kernels

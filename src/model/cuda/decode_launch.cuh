@@ -1,0 +1,251 @@
+// Host side of the decode kernels: grid sizes, argument packing and dtype dispatch, generic over how a kernel
+// is launched. The CUDA build passes a launcher onto the current stream with programmatic dependent launch
+// (fused_kernels.cu, decode_attention.cu); the tests pass the CPU emulator's (tests/common/cuda_emu.h), so
+// that this code and the kernels run on CPU tensors too.
+//
+// A Launcher L has
+//   L(kernel, dim3 grid, dim3 block, args...)   launches kernel<<<grid, block>>>(args...);
+//   L.resident_blocks(kernel, threads)          how many blocks of the kernel the device holds at once.
+// Tensors arrive checked by model/fused_ops.cpp (shapes, dtypes, contiguity, 16-byte alignment for the skinny
+// GEMM); model/fused_ops.h says what each op computes.
+#pragma once
+#include <ATen/Dispatch.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <type_traits>
+
+#include "model/cuda/attention_kernels.cuh"
+#include "model/cuda/decode_kernels.cuh"
+#include "model/cuda/reduce.cuh"
+#include "model/cuda/skinny_kernels.cuh"
+#include "model/fused_ops.h"
+
+namespace chatmill::model::fused::launchers {
+
+static_assert(kernels::kMaxNormK == kMaxFoldedWidth, "fused_ops.h promises the width the kernels hold");
+
+template <class L>
+void add_rms_norm(const L& launch, const at::Tensor& residual, const at::Tensor& delta, const at::Tensor& weight,
+                  double eps, const at::Tensor& out) {
+  const int64_t N = residual.size(0), C = residual.size(1);
+  if (N == 0) return;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, residual.scalar_type(), "add_rms_norm", [&] {
+    const scalar_t* d = delta.defined() ? delta.data_ptr<scalar_t>() : nullptr;
+    launch(kernels::add_rms_norm_kernel<scalar_t>, dim3(static_cast<unsigned>(N)),
+           dim3(std::min(cuda_math::threads_for(C), 512)), residual.data_ptr<scalar_t>(), d,
+           delta.defined() ? delta.stride(0) : int64_t{0}, weight.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), C,
+           static_cast<float>(eps));
+  });
+}
+
+template <class L>
+void silu_mul(const L& launch, const at::Tensor& gate, const at::Tensor& up, const at::Tensor& out) {
+  const int64_t N = gate.size(0), F = gate.size(1);
+  if (N == 0 || F == 0) return;
+  const int threads = 256;
+  const dim3 grid(static_cast<unsigned>(std::min<int64_t>((F + threads - 1) / threads, 1024)), static_cast<unsigned>(N));
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, gate.scalar_type(), "silu_mul", [&] {
+    launch(kernels::silu_mul_kernel<scalar_t>, grid, dim3(threads), gate.data_ptr<scalar_t>(), gate.stride(0),
+           up.data_ptr<scalar_t>(), up.stride(0), out.data_ptr<scalar_t>(), F);
+  });
+}
+
+template <class L>
+void rope_append(const L& launch, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                 const at::Tensor& positions, const at::Tensor& columns, const at::Tensor& inv_freq,
+                 const at::Tensor& k_cache, const at::Tensor& v_cache, const at::Tensor& q_out) {
+  const int64_t B = q.size(0);
+  if (B == 0) return;
+  const int D = static_cast<int>(k_cache.size(3)), Hkv = static_cast<int>(k_cache.size(1));
+  const int H = static_cast<int>(q.size(1) / D);
+  const int64_t S = k_cache.size(2);
+  const int64_t work = static_cast<int64_t>(H + Hkv) * (D / 2) + static_cast<int64_t>(Hkv) * D;
+  constexpr int kRopeThreads = 256;
+  const dim3 grid(static_cast<unsigned>(B), static_cast<unsigned>((work + kRopeThreads - 1) / kRopeThreads));
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, q.scalar_type(), "rope_append", [&] {
+    launch(kernels::rope_append_kernel<scalar_t>, grid, dim3(kRopeThreads), q.data_ptr<scalar_t>(), q.stride(0),
+           k.data_ptr<scalar_t>(), k.stride(0), v.data_ptr<scalar_t>(), v.stride(0), positions.data_ptr<int64_t>(),
+           columns.data_ptr<int64_t>(), inv_freq.data_ptr<float>(), k_cache.data_ptr<scalar_t>(),
+           v_cache.data_ptr<scalar_t>(), q_out.data_ptr<scalar_t>(), H, Hkv, S, D);
+  });
+}
+
+// ---- the skinny GEMM ---------------------------------------------------------------------------------------
+
+namespace detail {
+
+template <typename T>
+kernels::NormIn<T> norm_in(const NormedInput& t) {
+  kernels::NormIn<T> in;
+  in.residual_in = t.residual_in.data_ptr<T>();
+  in.delta = t.delta.defined() ? t.delta.data_ptr<T>() : nullptr;
+  in.delta_stride = t.delta.defined() ? t.delta.stride(0) : 0;
+  in.weight = t.weight.data_ptr<T>();
+  in.residual_out = t.residual_out.data_ptr<T>();
+  in.eps = static_cast<float>(t.eps);
+  return in;
+}
+
+// Launches skinny_kernel for M rows of x (1 or 2). Without a norm, one item per warp; with one, at most the
+// blocks the device holds at once (each computes the norm for itself, so fewer blocks mean less of that work),
+// the items spread evenly over them.
+template <typename T, class L, class Plan>
+void launch_skinny(const L& launch, int64_t M, const at::Tensor& x, const NormedInput* norm, const Plan& plan,
+                   int64_t items, int64_t K) {
+  if (items == 0) return;
+  const int64_t blocks = (items + kernels::kSkinnyWarps - 1) / kernels::kSkinnyWarps;
+  const dim3 block(kernels::kSkinnyWarps * 32);
+  const T* xp = x.defined() ? x.data_ptr<T>() : nullptr;
+  auto go = [&](auto kernel) {
+    int64_t grid = blocks;
+    if (norm != nullptr) {
+      // As many items per warp as the resident blocks need, then just the blocks that takes: every warp gets
+      // the same number of items (the last few one fewer), not a last round that only some warps work through.
+      const int64_t warps = kernels::kSkinnyWarps * std::max<int64_t>(1, launch.resident_blocks(kernel, block.x));
+      const int64_t per_warp = (items + warps - 1) / warps;
+      grid = (items + kernels::kSkinnyWarps * per_warp - 1) / (kernels::kSkinnyWarps * per_warp);
+    }
+    launch(kernel, dim3(static_cast<unsigned>(grid)), block, xp, norm ? norm_in<T>(*norm) : kernels::NormIn<T>{}, plan, K);
+  };
+  const bool normed = norm != nullptr;
+  if (M == 1) normed ? go(kernels::skinny_kernel<T, 1, Plan, true>) : go(kernels::skinny_kernel<T, 1, Plan, false>);
+  else if (M == 2) normed ? go(kernels::skinny_kernel<T, 2, Plan, true>) : go(kernels::skinny_kernel<T, 2, Plan, false>);
+  else TORCH_INTERNAL_ASSERT(false, "the skinny GEMM takes 1 or 2 rows, got ", M);
+}
+
+}  // namespace detail
+
+// x: (M, K); weights: 1 to 3 of (N_i, K); out: (M, sum N_i) gets x w_0^T, x w_1^T, ... side by side.
+template <class L>
+void skinny_linear(const L& launch, const at::Tensor& x, at::TensorList weights, const at::Tensor& out) {
+  TORCH_INTERNAL_ASSERT(!weights.empty() && weights.size() <= kernels::kMaxParts, "skinny_linear takes 1 to 3 weights");
+  const int64_t N = out.size(1);
+  AT_DISPATCH_REDUCED_FLOATING_TYPES(x.scalar_type(), "skinny_linear", [&] {
+    kernels::PartsPlan<scalar_t> plan{};
+    int64_t end = 0;
+    for (size_t i = 0; i < static_cast<size_t>(kernels::kMaxParts); ++i) {
+      const size_t j = std::min(i, weights.size() - 1);  // unused parts repeat the last, empty
+      if (i == j) end += weights[i].size(0);
+      plan.w[i] = weights[j].data_ptr<scalar_t>();
+      plan.end[i] = end;
+    }
+    TORCH_INTERNAL_ASSERT(end == N, "skinny_linear: out has ", N, " columns for ", end, " weight rows");
+    plan.out = out.data_ptr<scalar_t>();
+    plan.N = N;
+    detail::launch_skinny<scalar_t>(launch, x.size(0), x, nullptr, plan, N, x.size(1));
+  });
+}
+
+// q, k, v = x wq^T, x wk^T, x wv^T for x = the normalised input; q and k rotated at positions, k and v into the
+// caches at columns; q_out: (M, H, D).
+template <class L>
+void skinny_qkv_rope(const L& launch, const NormedInput& in, const at::Tensor& wq, const at::Tensor& wk,
+                     const at::Tensor& wv, const at::Tensor& positions, const at::Tensor& columns,
+                     const at::Tensor& inv_freq, const at::Tensor& k_cache, const at::Tensor& v_cache,
+                     const at::Tensor& q_out) {
+  AT_DISPATCH_REDUCED_FLOATING_TYPES(q_out.scalar_type(), "skinny_qkv_rope", [&] {
+    kernels::RopePlan<scalar_t> plan{};
+    plan.wq = wq.data_ptr<scalar_t>();
+    plan.wk = wk.data_ptr<scalar_t>();
+    plan.wv = wv.data_ptr<scalar_t>();
+    plan.positions = positions.data_ptr<int64_t>();
+    plan.columns = columns.data_ptr<int64_t>();
+    plan.inv_freq = inv_freq.data_ptr<float>();
+    plan.q_out = q_out.data_ptr<scalar_t>();
+    plan.k_cache = k_cache.data_ptr<scalar_t>();
+    plan.v_cache = v_cache.data_ptr<scalar_t>();
+    plan.H = static_cast<int>(q_out.size(1));
+    plan.Hkv = static_cast<int>(k_cache.size(1));
+    plan.D = static_cast<int>(k_cache.size(3));
+    plan.S = k_cache.size(2);
+    const int64_t items = static_cast<int64_t>(plan.H + 2 * plan.Hkv) * (plan.D / 2);
+    detail::launch_skinny<scalar_t>(launch, q_out.size(0), at::Tensor(), &in, plan, items, wq.size(1));
+  });
+}
+
+// out: (M, F) = silu(x wg^T) * (x wu^T) for x = the normalised input.
+template <class L>
+void skinny_gate_up_silu(const L& launch, const NormedInput& in, const at::Tensor& wg, const at::Tensor& wu,
+                         const at::Tensor& out) {
+  AT_DISPATCH_REDUCED_FLOATING_TYPES(out.scalar_type(), "skinny_gate_up_silu", [&] {
+    kernels::SiluPlan<scalar_t> plan{wg.data_ptr<scalar_t>(), wu.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(),
+                                     out.size(1)};
+    detail::launch_skinny<scalar_t>(launch, out.size(0), at::Tensor(), &in, plan, out.size(1), wg.size(1));
+  });
+}
+
+// ---- decode attention --------------------------------------------------------------------------------------
+
+namespace detail {
+
+// Lanes per column of the vectorised kernel for head dim D in T (16-byte pieces per row), or 0 where it does
+// not apply (not a power of two up to 32, or pointers not 16-byte aligned).
+template <typename T>
+int vec_group(int64_t D, const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache) {
+  constexpr int64_t kVec = 16 / sizeof(T);
+  if (D % kVec != 0) return 0;
+  const int64_t g = D / kVec;
+  if (g < 1 || g > 32 || (g & (g - 1)) != 0) return 0;
+  for (const at::Tensor* t : {&q, &k_cache, &v_cache})
+    if (reinterpret_cast<uintptr_t>(t->data_ptr()) % 16 != 0) return 0;
+  return static_cast<int>(g);
+}
+
+}  // namespace detail
+
+// The split count attention uses for (B, H, S): about two blocks per head per SM-resident slot at batch 1,
+// few partials to combine at large batch. Fixed by (B, H, S) only, so a CUDA graph captured once serves every length.
+inline int64_t attention_splits(int64_t B, int64_t H, int64_t S) {
+  const int64_t max_splits = std::max<int64_t>(1, (S + 63) / 64);
+  return std::min(max_splits, std::max<int64_t>(1, (2048 + B * H - 1) / (B * H)));
+}
+
+// counters: undefined (a combine kernel follows the split kernel), or (>= B*H) int32, all zero, which the
+// kernel leaves zero again (the last split block of each head combines).
+template <class L>
+void decode_attention(const L& launch, const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache,
+                      const at::Tensor& lengths, const at::Tensor& counters, const at::Tensor& out) {
+  const int64_t B = q.size(0), H = q.size(1), D = q.size(2);
+  const int64_t Hkv = k_cache.size(1), S = k_cache.size(2);
+  if (B == 0) return;
+  const int64_t splits = attention_splits(B, H, S);
+  at::Tensor part_acc = at::empty({B * H * splits, D}, q.options().dtype(at::kFloat));
+  at::Tensor part_ml = at::empty({B * H * splits, 2}, q.options().dtype(at::kFloat));
+  const float scale = 1.f / std::sqrt(static_cast<float>(D));
+  const dim3 grid(static_cast<unsigned>(B * H), static_cast<unsigned>(splits)), block(kernels::kWarps * 32);
+  int* cp = counters.defined() ? counters.data_ptr<int>() : nullptr;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, q.scalar_type(), "decode_attention", [&] {
+    const scalar_t* qp = q.data_ptr<scalar_t>();
+    const scalar_t* kp = k_cache.data_ptr<scalar_t>();
+    const scalar_t* vp = v_cache.data_ptr<scalar_t>();
+    const int64_t* lp = lengths.data_ptr<int64_t>();
+    float* pa = part_acc.data_ptr<float>();
+    float* pm = part_ml.data_ptr<float>();
+    scalar_t* op = out.data_ptr<scalar_t>();
+    const int h = static_cast<int>(H), hkv = static_cast<int>(Hkv);
+    auto vec = [&](auto g) {  // g: std::integral_constant, the lanes per column
+      launch(kernels::split_vec_kernel<scalar_t, decltype(g)::value>, grid, block, qp, kp, vp, lp, pa, pm, op, cp, h,
+             hkv, S, scale);
+    };
+    switch (detail::vec_group<scalar_t>(D, q, k_cache, v_cache)) {
+      case 1: vec(std::integral_constant<int, 1>{}); break;
+      case 2: vec(std::integral_constant<int, 2>{}); break;
+      case 4: vec(std::integral_constant<int, 4>{}); break;
+      case 8: vec(std::integral_constant<int, 8>{}); break;
+      case 16: vec(std::integral_constant<int, 16>{}); break;
+      case 32: vec(std::integral_constant<int, 32>{}); break;
+      default:
+        launch(kernels::split_scalar_kernel<scalar_t>, grid, block, qp, kp, vp, lp, pa, pm, op, cp, h, hkv, S,
+               static_cast<int>(D), scale);
+    }
+    if (cp == nullptr)
+      launch(kernels::combine_kernel<scalar_t>, dim3(static_cast<unsigned>(B * H)), dim3(cuda_math::threads_for(D)),
+             pa, pm, op, static_cast<int>(splits), static_cast<int>(D));
+  });
+}
+
+}  // namespace chatmill::model::fused::launchers

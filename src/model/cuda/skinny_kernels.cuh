@@ -1,0 +1,250 @@
+// The skinny GEMM of decode's projections (model/fused_ops.h: linear, linear_parts, qkv_rope_append,
+// gate_up_silu): out = x W^T for M <= 2 rows of x, where streaming W once is the whole memory traffic.
+//
+// One warp per work item. An item is one weight row, or (a plan's kRows = 2) a pair of rows whose results the
+// plan's epilogue combines (gate and up -> silu(gate) * up; the two halves of a rotary pair -> rotated q or k):
+// so the SwiGLU product and the rotary embedding with the cache append need no kernel of their own. Lanes
+// stream each row in 16-byte chunks (8 values), four chunks per row in flight, each chunk multiplied into all
+// M rows of x. kRows is fixed per plan, so that a one-row plan keeps the registers (and the occupancy) of one row.
+//
+// x comes from global memory (read through L1/L2: every warp shares it), or, with a NormIn, is computed by
+// each block into shared memory as rms_norm(residual + delta): the residual add and the norm of the step then
+// need no kernel of their own either. Block 0 also writes residual + delta to a second buffer (the other
+// blocks still read the first), which the next normalised projection reads.
+//
+// Plain device code: compiled by nvcc (fused_kernels.cu) and, in the tests, for the CPU emulator.
+// Shape legend: M rows of x, K inner dim, H heads, Hkv kv heads, D head dim, S cache columns, F intermediate.
+#pragma once
+#include <cstdint>
+
+#include "model/cuda/device_math.cuh"
+#include "model/cuda/pdl.cuh"
+#include "model/cuda/reduce.cuh"
+
+namespace chatmill::model::fused::kernels {
+
+constexpr int kSkinnyWarps = 8;   // warps per block
+constexpr int kMaxParts = 3;      // weights one plain launch multiplies (q, k, v)
+constexpr int kInFlight = 4;      // 16-byte chunks of each row in flight per lane
+constexpr int64_t kMaxNormK = 8192;  // widest x a NormIn holds in shared memory (M * K * 2 bytes <= 32 KB)
+
+// x = rms_norm(residual_in + delta) * weight, row by row, rounded as fused::add_rms_norm rounds.
+template <typename T>
+struct NormIn {
+  const T* residual_in = nullptr;  // (M, K)
+  const T* delta = nullptr;        // (M, K), rows delta_stride apart; null: the norm of residual_in alone
+  int64_t delta_stride = 0;
+  const T* weight = nullptr;       // (K)
+  T* residual_out = nullptr;       // (M, K): residual_in + delta, written by block 0
+  float eps = 0.f;
+};
+
+// ---- plans: which weight rows an item multiplies, and where its results go --------------------------------
+
+// out (M, N) = x [w0; w1; w2]^T: the weights' outputs side by side. One row per item.
+template <typename T>
+struct PartsPlan {
+  const T* w[kMaxParts];
+  int64_t end[kMaxParts];  // end[i]: rows of parts 0..i together; end[kMaxParts - 1] = N
+  T* out;
+  int64_t N;
+
+  static constexpr int kRows = 1;
+  __device__ __forceinline__ int64_t items() const { return N; }
+  __device__ __forceinline__ void rows(int64_t n, int64_t K, const T*& r0, const T*& r1) const {
+    // Selects, not w[part]: a dynamic index into the parameter struct would copy it to local memory.
+    const bool p0 = n < end[0], p1 = !p0 && n < end[1];
+    const T* base = p0 ? w[0] : (p1 ? w[1] : w[2]);
+    r0 = base + (p0 ? n : n - (p1 ? end[0] : end[1])) * K;
+    r1 = r0;
+  }
+  __device__ __forceinline__ void store(int64_t n, int m, float a0, float) const {
+    out[m * N + n] = static_cast<T>(a0);
+  }
+};
+
+// out (M, F) = silu(x gate^T) * (x up^T): item n multiplies row n of gate and of up. Rounds as the unfused
+// ops: each projection to T, then silu in float32 stored in T, then the product.
+template <typename T>
+struct SiluPlan {
+  const T* gate;  // (F, K)
+  const T* up;    // (F, K)
+  T* out;         // (M, F)
+  int64_t F;
+
+  static constexpr int kRows = 2;
+  __device__ __forceinline__ int64_t items() const { return F; }
+  __device__ __forceinline__ void rows(int64_t n, int64_t K, const T*& r0, const T*& r1) const {
+    r0 = gate + n * K;
+    r1 = up + n * K;
+  }
+  __device__ __forceinline__ void store(int64_t n, int m, float a0, float a1) const {
+    const float g = cuda_math::rnd<T>(a0), u = cuda_math::rnd<T>(a1);
+    out[m * F + n] = static_cast<T>(cuda_math::silu<T>(g) * u);
+  }
+};
+
+// The q, k, v projections of row m's token, q and k rotated at positions[m] (HF's rotate_half: pair (j, j + D/2)
+// by angle position * inv_freq[j]), k and v written into cache column columns[m] of row m. Items: the pairs of
+// rows (j, j + D/2) of each head, first the H q heads, then the Hkv k heads, then the Hkv v heads (not rotated).
+template <typename T>
+struct RopePlan {
+  const T* wq;  // (H D, K)
+  const T* wk;  // (Hkv D, K)
+  const T* wv;  // (Hkv D, K)
+  const int64_t* positions;  // (M)
+  const int64_t* columns;    // (M)
+  const float* inv_freq;     // (D/2)
+  T* q_out;    // (M, H, D)
+  T* k_cache;  // (M, Hkv, S, D)
+  T* v_cache;  // (M, Hkv, S, D)
+  int H, Hkv, D;
+  int64_t S;
+
+  static constexpr int kRows = 2;
+  __device__ __forceinline__ int64_t items() const { return static_cast<int64_t>(H + 2 * Hkv) * (D / 2); }
+  __device__ __forceinline__ void rows(int64_t n, int64_t K, const T*& r0, const T*& r1) const {
+    const int64_t half = D / 2, q_pairs = H * half, k_pairs = Hkv * half;
+    const int64_t p = n < q_pairs ? n : (n < q_pairs + k_pairs ? n - q_pairs : n - q_pairs - k_pairs);
+    const T* w = n < q_pairs ? wq : (n < q_pairs + k_pairs ? wk : wv);
+    r0 = w + (p / half * D + p % half) * K;
+    r1 = r0 + half * K;
+  }
+  __device__ __forceinline__ void store(int64_t n, int m, float a0, float a1) const {
+    const int64_t half = D / 2, q_pairs = H * half, k_pairs = Hkv * half;
+    const int64_t col = columns[m];
+    if (n >= q_pairs + k_pairs) {  // v: into the cache as it is
+      const int64_t p = n - q_pairs - k_pairs, head = p / half, j = p % half;
+      T* dst = v_cache + ((m * Hkv + head) * S + col) * D;
+      dst[j] = static_cast<T>(a0);
+      dst[j + half] = static_cast<T>(a1);
+      return;
+    }
+    const bool is_q = n < q_pairs;
+    const int64_t p = is_q ? n : n - q_pairs, head = p / half, j = p % half;
+    const float angle = static_cast<float>(positions[m]) * inv_freq[j];
+    const float c = cuda_math::rnd<T>(cosf(angle)), s = cuda_math::rnd<T>(sinf(angle));
+    float y1, y2;
+    cuda_math::rotate_pair<T>(cuda_math::rnd<T>(a0), cuda_math::rnd<T>(a1), c, s, c, s, y1, y2);
+    T* dst = is_q ? q_out + (m * H + head) * D : k_cache + ((m * Hkv + head) * S + col) * D;
+    dst[j] = static_cast<T>(y1);
+    dst[j + half] = static_cast<T>(y2);
+  }
+};
+
+// ---- the kernel ----------------------------------------------------------------------------------------
+
+// Loads chunks c0, c0 + 32, ... (kInFlight of them) of R rows; zeros past the row's end. Streamed: never reused.
+template <int R>
+__device__ __forceinline__ void load_chunks(const uint4* const (&w)[2], uint4 (&buf)[2][kInFlight], int64_t c0,
+                                            int64_t chunks) {
+#pragma unroll
+  for (int r = 0; r < R; ++r)
+#pragma unroll
+    for (int u = 0; u < kInFlight; ++u) {
+      const int64_t c = c0 + u * 32;
+      buf[r][u] = c < chunks ? __ldcs(w[r] + c) : make_uint4(0, 0, 0, 0);
+    }
+}
+
+// acc[m][r] += x_m . w_r over the lane's chunks; buf holds the first chunks (c0 = lane), already loaded.
+// x: M rows of `chunks` 16-byte chunks, in shared memory when kSharedX (else global, through the read-only path).
+template <typename T, int M, int R, bool kSharedX>
+__device__ __forceinline__ void dot_rows(const uint4* const (&w)[2], uint4 (&buf)[2][kInFlight],
+                                         const uint4* __restrict__ x, int64_t chunks, int lane, float (&acc)[M][2]) {
+  for (int64_t c0 = lane; c0 < chunks; c0 += 32 * kInFlight) {
+    uint4 next[2][kInFlight];  // the next chunks' loads in flight while these are multiplied
+    load_chunks<R>(w, next, c0 + 32 * kInFlight, chunks);
+#pragma unroll
+    for (int u = 0; u < kInFlight; ++u) {
+      const int64_t c = c0 + u * 32;
+      if (c >= chunks) break;
+      float wf[2][8];
+#pragma unroll
+      for (int r = 0; r < R; ++r) cuda_math::unpack16<T>(buf[r][u], wf[r]);
+#pragma unroll
+      for (int m = 0; m < M; ++m) {
+        float xf[8];
+        cuda_math::unpack16<T>(kSharedX ? x[m * chunks + c] : __ldg(x + m * chunks + c), xf);
+#pragma unroll
+        for (int r = 0; r < R; ++r)
+#pragma unroll
+          for (int e = 0; e < 8; ++e) acc[m][r] += wf[r][e] * xf[e];
+      }
+    }
+#pragma unroll
+    for (int r = 0; r < R; ++r)
+#pragma unroll
+      for (int u = 0; u < kInFlight; ++u) buf[r][u] = next[r][u];
+  }
+}
+
+// The block's x = rms_norm(residual_in + delta) into shared memory (all threads of the block take part);
+// block 0 also writes residual_out. Returns the shared buffer: M rows of K values.
+template <typename T, int M>
+__device__ const uint4* normalise_into_shared(const NormIn<T>& in, int64_t K) {
+  __shared__ uint4 xs[M * kMaxNormK * sizeof(T) / 16];
+  T* xt = reinterpret_cast<T*>(xs);
+  for (int m = 0; m < M; ++m) {
+    const T* r = in.residual_in + m * K;
+    const T* d = in.delta ? in.delta + m * in.delta_stride : nullptr;
+    T* ro = blockIdx.x == 0 ? in.residual_out + m * K : nullptr;
+    T* row = xt + m * K;
+    float ss = 0.f;
+    for (int64_t i = threadIdx.x; i < K; i += blockDim.x) {
+      float h = static_cast<float>(r[i]);
+      if (d) h = cuda_math::rnd<T>(h + static_cast<float>(d[i]));  // HF: residual + hidden, stored in T
+      if (ro) ro[i] = static_cast<T>(h);
+      row[i] = static_cast<T>(h);
+      ss += h * h;
+    }
+    const float inv = rsqrtf(cuda_math::block_sum(ss) / static_cast<float>(K) + in.eps);
+    for (int64_t i = threadIdx.x; i < K; i += blockDim.x) {  // each thread rewrites what it wrote itself
+      const float h = static_cast<float>(row[i]);
+      row[i] = static_cast<T>(static_cast<float>(in.weight[i]) * cuda_math::rnd<T>(h * inv));
+    }
+  }
+  __syncthreads();
+  return xs;
+}
+
+// Items n = blockIdx.x * kSkinnyWarps + warp, then every gridDim.x * kSkinnyWarps further on. x: (M, K)
+// in global memory, unused when kNorm (then `norm` gives it).
+template <typename T, int M, typename Plan, bool kNorm>
+__global__ void skinny_kernel(const T* __restrict__ x, NormIn<T> norm, Plan plan, int64_t K) {
+  const int lane = threadIdx.x % 32;
+  const int64_t items = plan.items(), stride = static_cast<int64_t>(gridDim.x) * kSkinnyWarps;
+  int64_t n = static_cast<int64_t>(blockIdx.x) * kSkinnyWarps + threadIdx.x / 32;
+  const int64_t chunks = K / 8;
+  // The weights are no earlier kernel's output: the first item's loads go out before the wait.
+  constexpr int R = Plan::kRows;
+  const uint4* w[2] = {nullptr, nullptr};
+  uint4 buf[2][kInFlight];
+  auto start_item = [&] {
+    const T *r0 = nullptr, *r1 = nullptr;
+    plan.rows(n, K, r0, r1);
+    w[0] = reinterpret_cast<const uint4*>(r0);
+    w[1] = reinterpret_cast<const uint4*>(r1);
+    load_chunks<R>(w, buf, lane, chunks);
+  };
+  if (n < items) start_item();
+  cuda_launch::wait_for_previous_kernel();  // x (or the residual and delta) come from the kernels before
+  cuda_launch::allow_next_kernel();
+  const uint4* xs = reinterpret_cast<const uint4*>(x);
+  if constexpr (kNorm) xs = normalise_into_shared<T, M>(norm, K);  // every thread of the block, items or not
+  for (bool first = true; n < items; n += stride, first = false) {
+    if (!first) start_item();
+    float acc[M][2];
+#pragma unroll
+    for (int m = 0; m < M; ++m) acc[m][0] = acc[m][1] = 0.f;
+    dot_rows<T, M, R, kNorm>(w, buf, xs, chunks, lane, acc);
+#pragma unroll
+    for (int m = 0; m < M; ++m) {
+      const float a0 = cuda_math::warp_sum(acc[m][0]);
+      const float a1 = R == 2 ? cuda_math::warp_sum(acc[m][1]) : 0.f;
+      if (lane == 0) plan.store(n, m, a0, a1);
+    }
+  }
+}
+
+}  // namespace chatmill::model::fused::kernels

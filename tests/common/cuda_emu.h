@@ -1,0 +1,142 @@
+// Runs this project's CUDA kernels (src/model/cuda/*.cuh) on the CPU, for tests: so that a kernel's index
+// math, reductions, shuffles and epilogues are checked against the LibTorch reference here, before a GPU sees
+// them. Blocks run one after another; each CUDA thread of a block is a fiber (ucontext), switched only at
+// __syncthreads and warp shuffles, so one OS thread runs the block deterministically.
+//
+// It reports what CUDA leaves undefined and a GPU may or may not survive: __syncthreads after some threads of
+// the block exited, a shuffle whose warp has exited or diverging lanes, a partial-mask shuffle.
+// It cannot see: timing, coalescing, races between blocks (they never overlap here), and last-ulp differences
+// of the device math library (host expf and sqrtf stand in).
+//
+// Include it after the ATen headers and before a kernel header: it defines CUDA's keywords and built-ins as
+// macros for the host compiler.
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+struct dim3 {
+  unsigned x = 1, y = 1, z = 1;
+  constexpr dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
+};
+struct uint3 {
+  unsigned x = 0, y = 0, z = 0;
+};
+struct alignas(16) uint4 {
+  unsigned x, y, z, w;
+};
+inline uint4 make_uint4(unsigned x, unsigned y, unsigned z, unsigned w) { return {x, y, z, w}; }
+
+namespace chatmill::testing::cuda_emu {
+
+// The running fiber's coordinates (one OS thread runs every fiber, so plain variables serve).
+extern uint3 thread_idx, block_idx;
+extern dim3 block_dim, grid_dim;
+
+// __syncthreads: waits until every thread of the block arrives.
+void sync_block();
+// A full-warp exchange: every lane of the warp offers `bits` and receives those of lane `src` (or its own where
+// `src` is out of the warp). Throws for a partial mask.
+uint64_t exchange(unsigned mask, uint64_t bits, int src);
+// This fiber's lane in its warp.
+int lane();
+
+// Runs body() as every thread of every block of the grid. Throws std::runtime_error for undefined behaviour
+// (see the file comment) or an exception a thread threw.
+void run(dim3 grid, dim3 block, const std::function<void()>& body);
+
+// kernel<<<grid, block>>>(args...), on the CPU.
+template <typename... Params, typename... Args>
+void launch(void (*kernel)(Params...), dim3 grid, dim3 block, Args&&... args) {
+  std::tuple<std::decay_t<Params>...> params(static_cast<Params>(std::forward<Args>(args))...);
+  run(grid, block, [&] { std::apply(kernel, params); });
+}
+
+template <typename T>
+T shuffle_as(unsigned mask, T v, int src) {
+  static_assert(sizeof(T) <= sizeof(uint64_t) && std::is_trivially_copyable_v<T>, "shuffles move up to 8 bytes");
+  uint64_t bits = 0;
+  std::memcpy(&bits, &v, sizeof(T));
+  bits = exchange(mask, bits, src);
+  T out;
+  std::memcpy(&out, &bits, sizeof(T));
+  return out;
+}
+
+}  // namespace chatmill::testing::cuda_emu
+
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __shared__ static
+#define __launch_bounds__(...)
+#define threadIdx ::chatmill::testing::cuda_emu::thread_idx
+#define blockIdx ::chatmill::testing::cuda_emu::block_idx
+#define blockDim ::chatmill::testing::cuda_emu::block_dim
+#define gridDim ::chatmill::testing::cuda_emu::grid_dim
+
+inline void __syncthreads() { ::chatmill::testing::cuda_emu::sync_block(); }
+inline void __syncwarp(unsigned mask = 0xffffffffu) { ::chatmill::testing::cuda_emu::exchange(mask, 0, 0); }
+inline void __threadfence() {}
+
+template <typename T>
+T __shfl_xor_sync(unsigned mask, T v, int lane_mask, int width = 32) {
+  const int lane = ::chatmill::testing::cuda_emu::lane();
+  const int src = lane ^ lane_mask;
+  return ::chatmill::testing::cuda_emu::shuffle_as(mask, v, src / width == lane / width ? src : lane);
+}
+template <typename T>
+T __shfl_sync(unsigned mask, T v, int src_lane, int width = 32) {
+  const int lane = ::chatmill::testing::cuda_emu::lane();
+  return ::chatmill::testing::cuda_emu::shuffle_as(mask, v, lane / width * width + src_lane % width);
+}
+template <typename T>
+T __shfl_down_sync(unsigned mask, T v, unsigned delta, int width = 32) {
+  const int lane = ::chatmill::testing::cuda_emu::lane();
+  const int src = lane + static_cast<int>(delta);
+  return ::chatmill::testing::cuda_emu::shuffle_as(mask, v, src / width == lane / width ? src : lane);
+}
+
+// Plain loads and stores: the cache hints change nothing of the values.
+template <typename T>
+T __ldg(const T* p) {
+  return *p;
+}
+template <typename T>
+T __ldcs(const T* p) {
+  return *p;
+}
+template <typename T>
+T __ldcg(const T* p) {
+  return *p;
+}
+template <typename T>
+void __stcs(T* p, T v) {
+  *p = v;
+}
+
+// One OS thread runs every fiber and a fiber is never switched inside an atomic: plain read-modify-writes.
+template <typename T>
+T atomicAdd(T* p, T v) {
+  const T old = *p;
+  *p = old + v;
+  return old;
+}
+template <typename T>
+T atomicExch(T* p, T v) {
+  const T old = *p;
+  *p = v;
+  return old;
+}
+
+inline float rsqrtf(float x) { return 1.f / std::sqrt(x); }
+inline float __expf(float x) { return std::exp(x); }
+inline float __fdividef(float a, float b) { return a / b; }
+using std::max;
+using std::min;

@@ -1,0 +1,242 @@
+// The decode step's CUDA kernels (src/model/cuda/*.cuh) and their launch code (decode_launch.cuh), run on the
+// CPU under the fiber emulator of tests/common/cuda_emu.h, against the reference ops (model/fused_ops.h with
+// ForceReference) on the same tensors. The same comparisons run on the GPU in fused_ops_test.cpp (GpuFused);
+// these catch index, reduction and epilogue mistakes on a machine without one.
+//
+// Tolerances, relative to the reference's largest magnitude: float32 1e-5 (reduction order); bf16/fp16 one or
+// two steps of the dtype (the kernels round where HF rounds, so most elements are equal).
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "common/test_env.h"
+#include "model/fused_ops.h"
+#include "model/rope.h"
+// After every ATen header: the emulator defines CUDA's keywords as macros.
+#include "common/cuda_emu.h"
+#include "model/cuda/decode_launch.cuh"
+
+namespace chatmill {
+namespace {
+
+namespace emu = testing::cuda_emu;
+namespace launchers = model::fused::launchers;
+using model::fused::ForceReference;
+using testing::max_abs_diff;
+using testing::rel_diff;
+
+// decode_launch.cuh's launcher on the emulator. Few resident blocks, so that the normalised projections'
+// blocks each take several items, as on a GPU with more items than resident warps.
+struct EmuLauncher {
+  int64_t resident = 3;
+  template <typename... Params, typename... Args>
+  void operator()(void (*kernel)(Params...), dim3 grid, dim3 block, Args&&... args) const {
+    emu::launch(kernel, grid, block, std::forward<Args>(args)...);
+  }
+  template <typename... Params>
+  int64_t resident_blocks(void (*)(Params...), int) const {
+    return resident;
+  }
+};
+
+double tolerance(at::ScalarType t, double ulps) {
+  if (t == at::kFloat) return 1e-5;
+  return ulps * (t == at::kBFloat16 ? 1.0 / 128 : 1.0 / 1024);
+}
+
+const ForceReference kRef{true};
+
+// ---- the emulator itself ---------------------------------------------------------------------------------
+
+// out[block] = the block's sum (block_sum); swapped[i] = in of lane i ^ 1 of the same warp (a shuffle).
+__global__ void sums_and_swaps(const float* in, float* out, float* swapped) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  const float total = model::cuda_math::block_sum(in[i]);
+  if (threadIdx.x == 0) out[blockIdx.x] = total;
+  swapped[i] = __shfl_xor_sync(0xffffffffu, in[i], 1);
+}
+
+__global__ void sync_after_exit(int* hits) {
+  if (threadIdx.x == 0) return;
+  __syncthreads();
+  atomicAdd(hits, 1);
+}
+
+__global__ void half_warp_shuffle(float* out) {
+  if (threadIdx.x % 32 < 16) out[threadIdx.x] = __shfl_xor_sync(0xffffffffu, 1.f, 1);
+}
+
+TEST(CudaEmu, RunsBlockReductionsAndShufflesLikeTheGpu) {
+  at::Tensor in = at::randn({4 * 96}), out = at::zeros({4}), swapped = at::zeros({4 * 96});
+  emu::launch(sums_and_swaps, dim3(4), dim3(96), in.data_ptr<float>(), out.data_ptr<float>(), swapped.data_ptr<float>());
+  EXPECT_LE(max_abs_diff(out, in.view({4, 96}).sum(1)), 1e-5);
+  at::Tensor idx = at::arange(4 * 96).bitwise_xor(1);
+  EXPECT_TRUE(swapped.equal(in.index_select(0, idx)));
+}
+
+TEST(CudaEmu, ReportsWhatAGpuLeavesUndefined) {
+  at::Tensor hits = at::zeros({1}, at::kInt);
+  try {
+    emu::launch(sync_after_exit, dim3(1), dim3(64), hits.data_ptr<int>());
+    ADD_FAILURE() << "a __syncthreads after an exit ran";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("__syncthreads reached after some threads of the block exited"),
+              std::string::npos)
+        << e.what();
+  }
+  at::Tensor out = at::zeros({64});
+  try {
+    emu::launch(half_warp_shuffle, dim3(1), dim3(64), out.data_ptr<float>());
+    ADD_FAILURE() << "a shuffle by half a warp ran";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("can never complete"), std::string::npos) << e.what();
+  }
+  // The emulator is usable again after a failed launch.
+  at::Tensor in = at::ones({32}), sums = at::zeros({1}), swapped = at::zeros({32});
+  emu::launch(sums_and_swaps, dim3(1), dim3(32), in.data_ptr<float>(), sums.data_ptr<float>(), swapped.data_ptr<float>());
+  EXPECT_EQ(sums.item<float>(), 32.f);
+}
+
+// ---- the decode kernels ----------------------------------------------------------------------------------
+
+const std::vector<at::ScalarType> kAllTypes = {at::kFloat, at::kBFloat16, at::kHalf};
+const std::vector<at::ScalarType> kHalfTypes = {at::kBFloat16, at::kHalf};  // the skinny GEMM's
+
+TEST(EmulatedKernels, AddRmsNormAndSiluMulEqualTheReference) {
+  const EmuLauncher launch;
+  for (at::ScalarType dtype : kAllTypes) {
+    at::manual_seed(3);
+    for (int64_t C : {72, 1000}) {
+      at::Tensor r = at::randn({3, C}, dtype), w = at::randn({C}, dtype);
+      at::Tensor wide = at::randn({3, 2 * C}, dtype), d = wide.narrow(1, C, C);  // rows 2C apart
+      at::Tensor r_ref = r.clone(), out = at::empty_like(r);
+      launchers::add_rms_norm(launch, r, d, w, 1e-5, out);
+      at::Tensor want = model::fused::add_rms_norm(r_ref, d, w, 1e-5, kRef);
+      EXPECT_LE(max_abs_diff(r, r_ref), 0.0) << dtype << " C " << C << ": the residual add rounds as HF's";
+      EXPECT_LE(rel_diff(out, want), tolerance(dtype, 1)) << dtype << " C " << C;
+      launchers::add_rms_norm(launch, r, at::Tensor(), w, 1e-6, out);  // the norm alone
+      EXPECT_LE(rel_diff(out, model::fused::add_rms_norm(r_ref, at::Tensor(), w, 1e-6, kRef)), tolerance(dtype, 1));
+    }
+    at::Tensor gu = at::randn({2, 2 * 300}, dtype) * 4;
+    at::Tensor g = gu.narrow(1, 0, 300), u = gu.narrow(1, 300, 300), out = at::empty({2, 300}, dtype);
+    launchers::silu_mul(launch, g, u, out);
+    EXPECT_LE(rel_diff(out, model::fused::silu_mul(g, u, kRef)), tolerance(dtype, 1)) << dtype;
+  }
+}
+
+TEST(EmulatedKernels, RopeAppendEqualsTheReference) {
+  const EmuLauncher launch;
+  for (at::ScalarType dtype : kAllTypes)
+    for (auto [H, Hkv, D] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{{4, 2, 16}, {2, 2, 64}}) {
+      const int64_t B = 2, S = 7;
+      at::manual_seed(4);
+      at::Tensor qkv = at::randn({B, (H + 2 * Hkv) * D}, dtype);
+      at::Tensor q = qkv.narrow(1, 0, H * D), k = qkv.narrow(1, H * D, Hkv * D), v = qkv.narrow(1, (H + Hkv) * D, Hkv * D);
+      at::Tensor positions = at::tensor({3000, 5}, at::kLong), columns = at::tensor({6, 0}, at::kLong);
+      model::RotaryEmbedding rope(D, 10000, at::kCPU);
+      at::Tensor kc = at::randn({B, Hkv, S, D}, dtype), vc = at::randn({B, Hkv, S, D}, dtype);
+      at::Tensor kc_ref = kc.clone(), vc_ref = vc.clone(), q_out = at::empty({B, H, D}, dtype);
+      launchers::rope_append(launch, q, k, v, positions, columns, rope.inv_freq(), kc, vc, q_out);
+      at::Tensor want = model::fused::rope_append(q, k, v, positions, columns, rope.inv_freq(), kc_ref, vc_ref, kRef);
+      const std::string where = c10::str(dtype, " H ", H, " Hkv ", Hkv, " D ", D);
+      EXPECT_LE(rel_diff(q_out, want), tolerance(dtype, 1)) << where;
+      EXPECT_LE(rel_diff(kc, kc_ref), tolerance(dtype, 1)) << where;
+      EXPECT_LE(max_abs_diff(vc, vc_ref), 0.0) << where;
+    }
+}
+
+TEST(EmulatedKernels, SkinnyGemmEqualsATLinear) {
+  const EmuLauncher launch;
+  for (at::ScalarType dtype : kHalfTypes) {
+    at::manual_seed(5);
+    // Widths that leave a partial last block of rows or of in-flight chunks, and one past a whole round.
+    for (auto [N, K] : std::vector<std::pair<int64_t, int64_t>>{{13, 264}, {40, 64}, {9, 1040}})
+      for (int64_t M : {1, 2}) {
+        at::Tensor x = at::randn({M, K}, dtype), w = at::randn({N, K}, dtype) * 0.05, out = at::empty({M, N}, dtype);
+        launchers::skinny_linear(launch, x, {w}, out);
+        EXPECT_LE(rel_diff(out, at::linear(x, w)), tolerance(dtype, 2)) << dtype << " M " << M << " N " << N << " K " << K;
+      }
+    // q, k, v in one launch, each part against at::linear.
+    const int64_t K = 96;
+    std::vector<at::Tensor> ws = {at::randn({24, K}, dtype), at::randn({8, K}, dtype), at::randn({8, K}, dtype)};
+    at::Tensor x = at::randn({2, K}, dtype), out = at::empty({2, 40}, dtype);
+    launchers::skinny_linear(launch, x, ws, out);
+    for (int64_t i = 0, col = 0; i < 3; col += ws[i].size(0), ++i)
+      EXPECT_LE(rel_diff(out.narrow(1, col, ws[i].size(0)), at::linear(x, ws[i])), tolerance(dtype, 2))
+          << dtype << " part " << i;
+  }
+}
+
+// The folded projections against the unfolded composition (fused_ops.h's reference).
+TEST(EmulatedKernels, FoldedProjectionsEqualTheUnfoldedOps) {
+  for (int64_t resident : {1, 3, 1000}) {  // one block for all items, a few, one item per warp
+    const EmuLauncher launch{resident};
+    for (at::ScalarType dtype : kHalfTypes)
+      for (auto [H, Hkv, D] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{{4, 2, 16}, {2, 2, 64}})
+        for (int64_t M : {1, 2}) {
+          const int64_t C = H * D, F = 40, S = 5;
+          const std::string where = c10::str(dtype, " M ", M, " H ", H, " Hkv ", Hkv, " D ", D, " resident ", resident);
+          at::manual_seed(6);
+          at::Tensor r = at::randn({M, C}, dtype), wide = at::randn({M, 2 * C}, dtype), nw = at::randn({C}, dtype);
+          at::Tensor wq = at::randn({H * D, C}, dtype) * 0.1, wk = at::randn({Hkv * D, C}, dtype) * 0.1,
+                     wv = at::randn({Hkv * D, C}, dtype) * 0.1;
+          at::Tensor positions = at::tensor(std::vector<int64_t>{17, 2}, at::kLong).narrow(0, 0, M);
+          at::Tensor columns = at::tensor(std::vector<int64_t>{1, 4}, at::kLong).narrow(0, 0, M);
+          model::RotaryEmbedding rope(D, 10000, at::kCPU);
+          for (bool with_delta : {true, false}) {
+            const at::Tensor delta = with_delta ? wide.narrow(1, C, C) : at::Tensor();
+            const model::fused::NormedInput in{r, delta, nw, at::empty_like(r), 1e-5};
+            const model::fused::NormedInput in_ref{r, delta, nw, at::empty_like(r), 1e-5};
+            const at::Tensor r0 = r.clone();
+            at::Tensor kc = at::randn({M, Hkv, S, D}, dtype), vc = at::randn({M, Hkv, S, D}, dtype);
+            at::Tensor kc_ref = kc.clone(), vc_ref = vc.clone(), q_out = at::empty({M, H, D}, dtype);
+            launchers::skinny_qkv_rope(launch, in, wq, wk, wv, positions, columns, rope.inv_freq(), kc, vc, q_out);
+            at::Tensor want = model::fused::qkv_rope_append(in_ref, wq, wk, wv, positions, columns, rope.inv_freq(),
+                                                            kc_ref, vc_ref, kRef);
+            const std::string w2 = where + (with_delta ? " with delta" : " norm alone");
+            EXPECT_TRUE(r.equal(r0)) << w2 << ": residual_in is left alone";
+            EXPECT_LE(max_abs_diff(in.residual_out, in_ref.residual_out), 0.0) << w2 << ": residual_out";
+            EXPECT_LE(rel_diff(q_out, want), tolerance(dtype, 2)) << w2 << ": q";
+            EXPECT_LE(rel_diff(kc, kc_ref), tolerance(dtype, 2)) << w2 << ": k cache";
+            EXPECT_LE(rel_diff(vc, vc_ref), tolerance(dtype, 2)) << w2 << ": v cache";
+
+            at::Tensor wg = at::randn({F, C}, dtype) * 0.1, wu = at::randn({F, C}, dtype) * 0.1;
+            at::Tensor act = at::empty({M, F}, dtype);
+            launchers::skinny_gate_up_silu(launch, in, wg, wu, act);
+            EXPECT_LE(rel_diff(act, model::fused::gate_up_silu(in_ref, wg, wu, kRef)), tolerance(dtype, 2))
+                << w2 << ": gate_up_silu";
+          }
+        }
+  }
+}
+
+TEST(EmulatedKernels, DecodeAttentionEqualsTheReferenceWithAndWithoutCounters) {
+  const EmuLauncher launch;
+  for (at::ScalarType dtype : kAllTypes)
+    // D 16 and 64: the vectorised kernel (two and eight lanes a column in bf16); 24: the scalar one.
+    for (auto [H, Hkv, D] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{{4, 2, 16}, {2, 1, 64}, {3, 3, 24}}) {
+      const int64_t B = 2, S = 200;  // 4 splits at this B*H: several columns per split and empty splits
+      at::manual_seed(7);
+      at::Tensor q = at::randn({B, H, D}, dtype), kc = at::randn({B, Hkv, S, D}, dtype), vc = at::randn({B, Hkv, S, D}, dtype);
+      for (std::vector<int64_t> lens : {std::vector<int64_t>{200, 3}, std::vector<int64_t>{1, 130}}) {
+        at::Tensor lengths = at::tensor(lens, at::kLong);
+        const at::Tensor want = model::fused::decode_attention(q, kc, vc, lengths, kRef);
+        const std::string where = c10::str(dtype, " H ", H, " Hkv ", Hkv, " D ", D, " lengths ", lens);
+        at::Tensor out = at::empty({B, H * D}, dtype);
+        launchers::decode_attention(launch, q, kc, vc, lengths, at::Tensor(), out);
+        EXPECT_LE(rel_diff(out, want), tolerance(dtype, 2)) << where << ", combine kernel";
+        at::Tensor counters = at::zeros({B * H + 3}, at::kInt), out2 = at::empty({B, H * D}, dtype);
+        for (int rep = 0; rep < 2; ++rep) {  // the counters serve the next launch as they are left
+          launchers::decode_attention(launch, q, kc, vc, lengths, counters, out2);
+          EXPECT_LE(rel_diff(out2, want), tolerance(dtype, 2)) << where << ", last-block combine, launch " << rep;
+          EXPECT_EQ(counters.count_nonzero().item<int64_t>(), 0) << where << ": counters left at zero";
+        }
+      }
+    }
+}
+
+}  // namespace
+}  // namespace chatmill
