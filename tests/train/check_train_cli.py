@@ -5,7 +5,8 @@
 - kill -9 mid-training, and once mid-save, then resume: the loss sequence equals an uninterrupted run's, bit
   for bit, and the last committed checkpoint is intact;
 - SIGTERM (one rank) and SIGUSR1 to one of two ranks: every rank stops before the same step, saves, exits 128 +
-  the signal; resuming continues to the same losses; SIGTERM during an evaluation stops it at once;
+  the signal; resuming continues to the same losses; SIGTERM during an evaluation stops it at once, on one
+  rank or two;
 - a tiny model on the embedded sample: the loss falls well below its start;
 - clear errors: bad config, missing store, tokenizer mismatch, a rank that dies.
 """
@@ -202,6 +203,30 @@ def main():
            committed == ["step-00000002"] and not os.path.exists(os.path.join(out, "eval", "step-2")) and took < 20,
            f"SIGTERM during the step-2 evaluation: exit {p.returncode} {took:.1f} s after, evals {evals}, saved "
            f"{committed} ({so.strip()[-200:]} {se.strip()[-160:]})")
+
+    # Two ranks, both told to stop (as SLURM signals every task) while rank 0 evaluates and rank 1 waits for it
+    # in the closing collective: the evaluation stops at once, both save step 2 and exit 143.
+    cfg2, out = config("sigterm_in_eval_two_ranks")
+    with open(cfg) as src, open(cfg2, "w") as dst:  # the recipe above with its eval section, in a new folder
+        dst.write(src.read().replace("sigterm_in_eval", "sigterm_in_eval_two_ranks"))
+    port = free_port()
+    procs = [subprocess.Popen([BIN, "train", cfg2, "parallel.strategy=ddp", "parallel.timeout_s=120",
+                               "checkpoint.every_steps=0", "--threads", "1"], env=env_for(rank, 2, port),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for rank in range(2)]
+    seen = wait_for(lambda: os.path.exists(os.path.join(out, "metrics.jsonl")) and 2 in losses(out))
+    t0 = time.time()
+    for p in procs:
+        p.send_signal(signal.SIGTERM)
+    outs = [p.communicate(timeout=300) for p in procs]
+    took = time.time() - t0
+    with open(os.path.join(out, "metrics.jsonl")) as f:
+        evals = [r for r in map(json.loads, f) if r.get("event") == "eval"]
+    committed = sorted(d for d in os.listdir(os.path.join(out, "checkpoints")) if d.startswith("step-"))
+    expect(seen and [p.returncode for p in procs] == [143, 143] and
+           [(r["step"], r.get("stopped")) for r in evals] == [(2, True)] and committed == ["step-00000002"] and
+           took < 30,
+           f"SIGTERM to both ranks during the step-2 evaluation: exits {[p.returncode for p in procs]} {took:.1f} s "
+           f"after, evals {evals}, saved {committed} ({' | '.join(o[1].strip()[-160:] for o in outs)})")
 
     # A second Ctrl-C does not wait for the save (held open 5 s here; two signals sent back to back could merge
     # into one before the process runs, so the second waits until the save has begun).
