@@ -28,7 +28,7 @@ int main(int argc, char** argv) {
   std::string preset = "tiny", device = "cpu", precision = "float32", kernels = "fused", out, profile;
   int64_t batch = 4, seq = 256, layers = 0, steps = 5, warmup = 2, docs = 1;
   int threads = 0;
-  bool checkpointing = false;
+  bool checkpointing = false, autograd_grads = false;
   CLI::App app{"chatmill training-step benchmark"};
   app.add_option("--preset", preset);
   app.add_option("--layers", layers, "cut the preset to this many layers (0: keep)");
@@ -43,6 +43,9 @@ int main(int argc, char** argv) {
   app.add_option("--warmup", warmup);
   app.add_option("--threads", threads);
   app.add_flag("--checkpointing", checkpointing);
+  app.add_flag("--autograd-master-grads", autograd_grads,
+               "bf16-mixed: master gradients through autograd's own path (a float32 copy added into zeroed "
+               "buffers) instead of written straight into the buffers (train/master_cast.h)");
   app.add_option("--out", out);
   app.add_option("--profile", profile, "after the timed steps, profile 2 more and write a per-kernel table here");
   CLI11_PARSE(app, argc, argv);
@@ -64,6 +67,7 @@ int main(int argc, char** argv) {
     // Moved in: the ParallelModel releases each group's initial weights once it holds them.
     train::ParallelModel pm(cfg, std::move(w), train::Strategy::None, prec, checkpointing, opt, *comm, dev,
                             kernels == "fused" ? model::Kernels::Fused : model::Kernels::Reference);
+    pm.set_direct_master_gradients(!autograd_grads);
     auto gen = at::make_generator<at::CPUGeneratorImpl>(0);
     at::Tensor ids = at::randint(3, cfg.vocab_size, {batch, seq}, gen, at::kLong).to(dev);
     // Document d of a row covers positions [d * seq / docs, (d + 1) * seq / docs); positions restart in each.
@@ -104,7 +108,8 @@ int main(int argc, char** argv) {
     nlohmann::json r = {{"engine", "chatmill"}, {"preset", preset}, {"layers", cfg.num_layers},
                         {"params", cfg.num_parameters()}, {"device", device}, {"precision", precision},
                         {"kernels", kernels}, {"docs_per_row", docs}, {"batch", batch}, {"seq", seq}, {"threads", at::get_num_threads()},
-                        {"checkpointing", checkpointing}, {"step_s", step_s}, {"tokens_per_s", tokens / step_s},
+                        {"checkpointing", checkpointing}, {"master_grads", autograd_grads ? "autograd" : "direct"},
+                        {"step_s", step_s}, {"tokens_per_s", tokens / step_s},
                         {"tflops", flops / step_s / 1e12}};
     // Peak memory: the CUDA caching allocator's peak on a GPU, the process's peak RSS on the CPU.
 #ifdef CHATMILL_CUDA

@@ -127,8 +127,19 @@ at::ScalarType ParallelModel::compute_dtype() const {
   return precision_ == Precision::Float32 ? at::kFloat : at::kBFloat16;
 }
 
-at::Tensor ParallelModel::compute(const at::Tensor& p) const {
+bool ParallelModel::master_cast_on() const {
+  return direct_grads_ && precision_ == Precision::Bf16Mixed &&
+         (strategy_ == Strategy::None || strategy_ == Strategy::Ddp || strategy_ == Strategy::Zero1);
+}
+
+at::Tensor ParallelModel::compute(const at::Tensor& p) {
+  if (master_cast_on() && p.requires_grad()) return master_cast({p}, compute_dtype(), grad_writes_);
   return p.to(compute_dtype());  // a no-op unless bf16-mixed (float32 masters)
+}
+
+at::Tensor ParallelModel::compute_stacked(at::TensorList parts) {
+  if (master_cast_on() && parts[0].requires_grad()) return master_cast(parts, compute_dtype(), grad_writes_);
+  return model::stack_rows(parts, compute_dtype());
 }
 
 void ParallelModel::gather_group(int g, at::Tensor& full) const {
@@ -190,12 +201,11 @@ at::Tensor ParallelModel::loss_sum(const MicroBatch& mb) {
       model::LayerWeights w;
       if (kernels_ == model::Kernels::Fused) {
         // Packed projections, converted to the compute dtype in the same pass (layer_from's order).
-        const at::ScalarType dt = compute_dtype();
         w.input_norm = compute(p[0][0]);
-        w.qkv_proj = model::stack_rows({p[0][1], p[0][2], p[0][3]}, dt);
+        w.qkv_proj = compute_stacked({p[0][1], p[0][2], p[0][3]});
         w.o_proj = compute(p[0][4]);
         w.post_norm = compute(p[0][5]);
-        w.gate_up_proj = model::stack_rows({p[0][6], p[0][7]}, dt);
+        w.gate_up_proj = compute_stacked({p[0][6], p[0][7]});
         w.down_proj = compute(p[0][8]);
       } else {
         std::vector<at::Tensor> c;
@@ -247,6 +257,8 @@ double ParallelModel::finish_gradients() {
   for (auto& wait : pending_) wait();
   pending_.clear();
   at::NoGradGuard no_grad;
+  if (master_cast_on())
+    for (const auto& leaves : leaves_) grad_writes_.zero_unwritten(leaves);
   // Summed on the device, one host sync: sharded strategies add up the ranks' slices.
   at::Tensor sumsq = at::zeros({1}, at::TensorOptions().dtype(at::kDouble).device(device_));
   const bool sharded_grads = strategy_ == Strategy::Zero2 || strategy_ == Strategy::Zero3;
@@ -292,6 +304,10 @@ void ParallelModel::optimizer_step(double lr, double grad_coef) {
 
 void ParallelModel::zero_gradients() {
   at::NoGradGuard no_grad;
+  if (master_cast_on()) {  // the first gradient of the step overwrites; the unwritten are zeroed after backward
+    grad_writes_.new_step();
+    return;
+  }
   for (size_t g = 0; g < groups_.size(); ++g) {
     at::Tensor gr = group_gradient(g);  // shares the buffer: in place
     if (gr.defined()) gr.zero_();

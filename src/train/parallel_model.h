@@ -22,6 +22,7 @@
 #include "model/rope.h"
 #include "model/weights.h"
 #include "train/config.h"
+#include "train/master_cast.h"
 #include "train/optimizer.h"
 #include "train/param_groups.h"
 #include "train/parallel/communicator.h"
@@ -77,6 +78,12 @@ class ParallelModel : public ParamSource {
   std::string first_non_finite_gradient();
   MemoryBytes memory() const;
 
+  // bf16-mixed with flat gradient buffers (none, ddp, zero1): whether the masters' gradients are written
+  // straight into the buffers (train/master_cast.h; the default) or take autograd's own path (a float32 copy of
+  // each gradient added into zeroed buffers). An option so that tests and benchmarks can compare the two; set it
+  // before the first step.
+  void set_direct_master_gradients(bool on) { direct_grads_ = on; }
+
   // ParamSource (recomputed pieces).
   std::vector<at::Tensor> acquire(int group) override;
   std::vector<at::Tensor> acquire_for_backward(int group) override;
@@ -89,7 +96,10 @@ class ParallelModel : public ParamSource {
   at::Tensor group_gradient(size_t g);
   int64_t shard_begin(int g) const { return comm_.rank() * groups_[g].shard_size(comm_.world_size()); }
   at::ScalarType compute_dtype() const;  // float32, or bf16 under either bf16 precision
-  at::Tensor compute(const at::Tensor& p) const;  // cast to the compute dtype
+  at::Tensor compute(const at::Tensor& p);  // cast to the compute dtype
+  // Matrices stacked along the rows, in the compute dtype, in one pass (model::stack_rows, or master_cast).
+  at::Tensor compute_stacked(at::TensorList parts);
+  bool master_cast_on() const;  // gradients through master_cast (see set_direct_master_gradients)
   void on_group_gradients(int g);                 // every gradient of group g is accumulated
   void gather_group(int g, at::Tensor& full) const;
 
@@ -119,6 +129,8 @@ class ParallelModel : public ParamSource {
   std::unique_ptr<AdamW> optimizer_;
   std::vector<at::Tensor> opt_grads_;   // the gradient tensors the optimizer reads, per group
   Recomputer recomputer_;
+  bool direct_grads_ = true;
+  GradWrites grad_writes_;  // master_cast's record of which masters got a gradient this step
 };
 
 }  // namespace chatmill::train

@@ -1,0 +1,69 @@
+#include "train/master_cast.h"
+
+#include <ATen/ATen.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+#include <cstdint>
+
+#include "common/error.h"
+
+namespace chatmill::train {
+
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+struct MasterCastFunction : torch::autograd::Function<MasterCastFunction> {
+  static at::Tensor forward(AutogradContext* ctx, at::TensorList masters, at::ScalarType dtype, GradWrites* writes) {
+    ctx->saved_data["masters"] = masters.vec();  // the leaves themselves: their .grad is where gradients go
+    ctx->saved_data["writes"] = reinterpret_cast<int64_t>(writes);
+    at::NoGradGuard no_grad;
+    if (masters.size() == 1) return masters[0].to(dtype);
+    return at::cat(masters, 0).to(dtype);  // one pass for the cast when the dtype differs
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grad) {
+    auto* writes = reinterpret_cast<GradWrites*>(ctx->saved_data["writes"].toInt());
+    const std::vector<at::Tensor> masters = ctx->saved_data["masters"].toTensorVector();
+    at::NoGradGuard no_grad;
+    int64_t at_row = 0;
+    for (const at::Tensor& m : masters) {
+      at::Tensor g = m.grad();  // shares the flat buffer: written in place
+      const int64_t rows = masters.size() == 1 ? 0 : m.size(0);
+      const bool first = writes->first(m);
+      if (!grad[0].defined()) {  // an output nobody used: a zero gradient
+        if (first) g.zero_();
+      } else {
+        const at::Tensor part = masters.size() == 1 ? grad[0] : grad[0].narrow(0, at_row, rows);
+        if (first) g.copy_(part);
+        else g.add_(part);
+      }
+      at_row += rows;
+    }
+    // No gradient for the leaves themselves: AccumulateGrad runs (and its hooks fire) and leaves .grad alone.
+    return variable_list(masters.size() + 2);
+  }
+};
+
+}  // namespace
+
+void GradWrites::zero_unwritten(at::TensorList masters) {
+  at::NoGradGuard no_grad;
+  for (const at::Tensor& m : masters)
+    if (written_.count(m.unsafeGetTensorImpl()) == 0 && m.grad().defined()) m.grad().zero_();
+}
+
+at::Tensor master_cast(at::TensorList masters, at::ScalarType dtype, GradWrites& writes) {
+  CHATMILL_CHECK(!masters.empty(), "master_cast: no masters given");
+  for (const at::Tensor& m : masters) {
+    CHATMILL_CHECK(m.is_leaf() && m.requires_grad() && m.grad().defined(),
+                   "master_cast: each master must be a leaf whose .grad is its gradient buffer");
+    CHATMILL_CHECK(masters.size() == 1 || (m.dim() == 2 && m.size(1) == masters[0].size(1)),
+                   "master_cast: stacked masters must be matrices with equal column counts, got ", masters[0].sizes(),
+                   " and ", m.sizes());
+  }
+  return MasterCastFunction::apply(masters, dtype, &writes);
+}
+
+}  // namespace chatmill::train
