@@ -25,7 +25,8 @@ at::Tensor fused_decode_hidden(const Model& m, const at::Tensor& ids, const at::
   };
   at::Tensor x = at::embedding(m.weights.embed, ids);  // (B, C): the residual stream
 
-  if (options.fold && ids.size(0) <= fused::kSkinnyRows) {
+  // The folded kernels are the skinny GEMM's: without it (the cuBLAS comparison) the step stays unfolded.
+  if (options.fold && options.skinny_gemm && ids.size(0) <= fused::kSkinnyRows) {
     // Each norm in the prologue of the projection after it, SwiGLU and rotary in their epilogues: five kernels
     // a layer. The residual alternates between two buffers (a kernel reads one and writes the other).
     at::Tensor other = at::empty_like(x);

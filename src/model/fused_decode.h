@@ -21,7 +21,7 @@ struct FusedStepOptions {
   bool skinny_gemm = true;
   // The kernels with programmatic dependent launch (fused::LaunchOptions); off to measure what it gains.
   bool programmatic_launch = true;
-  // Up to fused::kSkinnyRows rows: each RMSNorm (with its residual add) folded into the prologue of the
+  // Up to fused::kSkinnyRows rows, with skinny_gemm: each RMSNorm (with its residual add) folded into the prologue of the
   // projection after it, SwiGLU and the rotary + cache append into the epilogues of the gate/up and q/k/v
   // projections; at any batch, attention's combine into its split kernel where the cache has split_counters.
   // Five kernels a layer instead of ten. Off to measure what it gains.
