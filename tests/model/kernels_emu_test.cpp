@@ -1,4 +1,5 @@
-// The decode step's CUDA kernels (src/model/cuda/*.cuh) and their launch code (decode_launch.cuh), run on the
+// The CUDA kernels (src/model/cuda/*.cuh: the decode step's, and the training ops' of fused_autograd.h) and their
+// launch code (decode_launch.cuh, autograd_kernels.cuh), run on the
 // CPU under the fiber emulator of tests/common/cuda_emu.h, against the reference ops (model/fused_ops.h with
 // ForceReference) on the same tensors. The same comparisons run on the GPU in fused_ops_test.cpp (GpuFused);
 // these catch index, reduction and epilogue mistakes on a machine without one.
@@ -7,16 +8,19 @@
 // two steps of the dtype (the kernels round where HF rounds, so most elements are equal).
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
+#include <torch/csrc/autograd/autograd.h>
 
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "common/test_env.h"
+#include "model/fused_autograd.h"
 #include "model/fused_ops.h"
 #include "model/rope.h"
 // After every ATen header: the emulator defines CUDA's keywords as macros.
 #include "common/cuda_emu.h"
+#include "model/cuda/autograd_kernels.cuh"
 #include "model/cuda/decode_launch.cuh"
 
 namespace chatmill {
@@ -236,6 +240,43 @@ TEST(EmulatedKernels, DecodeAttentionEqualsTheReferenceWithAndWithoutCounters) {
         }
       }
     }
+}
+
+// The training ops' kernels (model/fused_autograd.h) against the ops' CPU forms, forward and backward (the
+// backward's reference: autograd through the CPU forward).
+TEST(EmulatedKernels, TrainingRotaryAndSwigluEqualTheReference) {
+  const EmuLauncher launch;
+  namespace ac = model::autograd_cuda;
+  for (at::ScalarType dtype : kAllTypes) {
+    const int64_t B = 2, T = 3, H = 4, Hkv = 2, D = 16, W = (H + 2 * Hkv) * D, F = 40, N = B * T;
+    at::manual_seed(8);
+    model::RotaryEmbedding rope(D, 10000, at::kCPU);
+    const model::RopeTables tables = rope.tables(at::randint(0, 500, {B, T}, at::kLong), dtype);  // (B, T, D)
+    const at::Tensor cos = tables.cos.reshape({N, D}).contiguous(), sin = tables.sin.reshape({N, D}).contiguous();
+    at::Tensor qkv = at::randn({B, T, W}, dtype).requires_grad_(true);
+    const model::QkvHeads want = model::qkv_rotary_fused(qkv, tables.cos, tables.sin, H, Hkv);
+    at::Tensor q = at::empty({N, H, D}, dtype), k = at::empty({N, Hkv, D}, dtype), v = at::empty({N, Hkv, D}, dtype);
+    ac::qkv_rotary<true>(launch, qkv.detach().reshape({N, W}), q, k, v, cos, sin);
+    EXPECT_LE(rel_diff(q, want.q.detach().reshape({N, H, D})), tolerance(dtype, 1)) << dtype << " rotary q";
+    EXPECT_LE(rel_diff(k, want.k.detach().reshape({N, Hkv, D})), tolerance(dtype, 1)) << dtype << " rotary k";
+    EXPECT_LE(max_abs_diff(v, want.v.detach().reshape({N, Hkv, D})), 0.0) << dtype << " v";
+    at::Tensor gq = at::randn({N, H, D}, dtype), gk = at::randn({N, Hkv, D}, dtype), gv = at::randn({N, Hkv, D}, dtype);
+    torch::autograd::backward({want.q, want.k, want.v},
+                           {gq.view({B, T, H, D}), gk.view({B, T, Hkv, D}), gv.view({B, T, Hkv, D})});
+    at::Tensor d_qkv = at::empty({N, W}, dtype);
+    ac::qkv_rotary<false>(launch, d_qkv, gq, gk, gv, cos, sin);
+    EXPECT_LE(rel_diff(d_qkv, qkv.grad().reshape({N, W})), tolerance(dtype, 1)) << dtype << " rotary backward";
+
+    at::Tensor gate_up = (at::randn({N, 2 * F}, dtype) * 3).requires_grad_(true);
+    const at::Tensor y = model::swiglu_fused(gate_up);
+    at::Tensor out = at::empty({N, F}, dtype);
+    ac::swiglu_forward(launch, gate_up.detach(), out);
+    EXPECT_LE(rel_diff(out, y.detach()), tolerance(dtype, 1)) << dtype << " swiglu";
+    at::Tensor dy = at::randn({N, F}, dtype), d_gate_up = at::empty({N, 2 * F}, dtype);
+    y.backward(dy);
+    ac::swiglu_backward(launch, gate_up.detach(), dy, d_gate_up);
+    EXPECT_LE(rel_diff(d_gate_up, gate_up.grad()), tolerance(dtype, 1)) << dtype << " swiglu backward";
+  }
 }
 
 }  // namespace
