@@ -20,7 +20,15 @@ struct MasterCastFunction : torch::autograd::Function<MasterCastFunction> {
     ctx->saved_data["writes"] = reinterpret_cast<int64_t>(writes);
     at::NoGradGuard no_grad;
     if (masters.size() == 1) return masters[0].to(dtype);
-    return at::cat(masters, 0).to(dtype);  // one pass for the cast when the dtype differs
+    int64_t rows = 0;
+    for (const at::Tensor& m : masters) rows += m.size(0);
+    at::Tensor out = at::empty({rows, masters[0].size(1)}, masters[0].options().dtype(dtype));
+    int64_t at_row = 0;
+    for (const at::Tensor& m : masters) {
+      out.narrow(0, at_row, m.size(0)).copy_(m);  // converts while it copies: one pass, no float32 stack
+      at_row += m.size(0);
+    }
+    return out;
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad) {
