@@ -4,10 +4,12 @@
 // If neither can be released, the kernel has diverged and the run fails with what each thread was doing.
 #include <ucontext.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <exception>
 #include <functional>
 #include <memory>
+#include <random>
 #include <sstream>
 #include <stdexcept>
 #include <vector>
@@ -183,12 +185,18 @@ void run(dim3 grid, dim3 block, const std::function<void()>& body) {
       pool = std::move(b.fibers);
     }
   } reset{b};
+  // Blocks in a shuffled order (a GPU promises none), seeded per launch so that runs repeat: code that
+  // counts on an order (say, which block finishes last) meets a different one in each launch.
+  std::vector<uint3> order;
   for (unsigned z = 0; z < grid.z; ++z)
     for (unsigned y = 0; y < grid.y; ++y)
-      for (unsigned x = 0; x < grid.x; ++x) {
-        block_idx = {x, y, z};
-        run_block(b);
-      }
+      for (unsigned x = 0; x < grid.x; ++x) order.push_back({x, y, z});
+  static uint64_t launches = 0;
+  std::shuffle(order.begin(), order.end(), std::mt19937_64(++launches));
+  for (const uint3& idx : order) {
+    block_idx = idx;
+    run_block(b);
+  }
 }
 
 }  // namespace chatmill::testing::cuda_emu

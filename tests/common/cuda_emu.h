@@ -1,7 +1,8 @@
 // Runs this project's CUDA kernels (src/model/cuda/*.cuh) on the CPU, for tests: so that a kernel's index
 // math, reductions, shuffles and epilogues are checked against the LibTorch reference here, before a GPU sees
-// them. Blocks run one after another; each CUDA thread of a block is a fiber (ucontext), switched only at
-// __syncthreads and warp shuffles, so one OS thread runs the block deterministically.
+// them. Blocks run one after another, in a shuffled order (seeded per launch); each CUDA thread of a block is a
+// fiber (ucontext), switched only at __syncthreads and warp shuffles, so one OS thread runs the block
+// deterministically.
 //
 // It reports what CUDA leaves undefined and a GPU may or may not survive: __syncthreads after some threads of
 // the block exited, a shuffle whose warp has exited or diverging lanes, a partial-mask shuffle.
