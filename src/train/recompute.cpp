@@ -28,7 +28,8 @@ struct Recompute : torch::autograd::Function<Recompute> {
   // The piece travels as an integer (saved_data holds IValues only); the Recomputer keeps it alive.
   // `anchor` requires grad, so the output does even when x does not (token ids): the parameters the piece
   // uses are not inputs autograd can see.
-  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& anchor,
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
+                            [[maybe_unused]] const at::Tensor& anchor,
                             int64_t piece_ptr) {
     auto* p = reinterpret_cast<Piece*>(piece_ptr);
     ctx->saved_data["piece"] = c10::IValue(piece_ptr);
