@@ -41,6 +41,19 @@ void check_index(const at::Tensor& t, const char* what, int64_t B, const at::Ten
                  " with stride ", t.strides(), ", ", t.scalar_type(), " on ", t.device());
 }
 
+// The inputs of residual += delta, then rms_norm(residual) * weight (add_rms_norm, a folded projection's norm).
+void check_residual_norm(const at::Tensor& residual, const at::Tensor& delta, const at::Tensor& weight) {
+  CHATMILL_CHECK(residual.defined() && weight.defined(), "fused op: the residual and the norm weight must be given");
+  CHATMILL_CHECK(residual.dim() == 2 && residual.is_contiguous(), "fused op: the residual must be contiguous (N, C), got ",
+                 residual.sizes());
+  const int64_t N = residual.size(0), C = residual.size(1);
+  if (delta.defined()) check_rows(delta, "delta", N, C, residual);
+  CHATMILL_CHECK(weight.dim() == 1 && weight.size(0) == C && weight.scalar_type() == residual.scalar_type() &&
+                     weight.is_contiguous() && weight.device() == residual.device(),
+                 "fused op: the norm weight must be contiguous (", C, ") ", residual.scalar_type(), " on ",
+                 residual.device(), ", got ", weight.sizes(), " ", weight.scalar_type(), " on ", weight.device());
+}
+
 // rope_append's checks on everything but q, k, v themselves, given their widths (qw = H*D, kw = Hkv*D) and
 // `like` (q, or the input q is projected from): returns D.
 int64_t check_rope_inputs(const at::Tensor& like, int64_t B, int64_t qw, int64_t kw, const at::Tensor& positions,
@@ -80,14 +93,7 @@ bool kernels_built() {
 
 at::Tensor add_rms_norm(at::Tensor& residual, const at::Tensor& delta, const at::Tensor& weight, double eps,
                         ForceReference ref, [[maybe_unused]] LaunchOptions launch) {
-  CHATMILL_CHECK(residual.dim() == 2 && residual.is_contiguous(), "fused op: the residual must be contiguous (N, C), got ",
-                 residual.sizes());
-  const int64_t N = residual.size(0), C = residual.size(1);
-  if (delta.defined()) check_rows(delta, "delta", N, C, residual);
-  CHATMILL_CHECK(weight.dim() == 1 && weight.size(0) == C && weight.scalar_type() == residual.scalar_type() &&
-                     weight.is_contiguous() && weight.device() == residual.device(),
-                 "fused op: the norm weight must be contiguous (", C, ") ", residual.scalar_type(), " on ",
-                 residual.device(), ", got ", weight.sizes(), " ", weight.scalar_type(), " on ", weight.device());
+  check_residual_norm(residual, delta, weight);
   if (!use_kernel(residual, ref)) {
     if (delta.defined()) residual.add_(delta);
     return rms_norm(residual, weight, eps);
@@ -230,19 +236,13 @@ namespace {
 
 void check_normed_input(const NormedInput& in) {
   const at::Tensor& r = in.residual_in;
-  CHATMILL_CHECK(r.defined() && r.dim() == 2 && r.is_contiguous(), "fused op: the residual must be contiguous (N, C)");
-  const int64_t N = r.size(0), C = r.size(1);
-  if (in.delta.defined()) check_rows(in.delta, "delta", N, C, r);
+  check_residual_norm(r, in.delta, in.weight);
   CHATMILL_CHECK(in.residual_out.defined() && in.residual_out.sizes() == r.sizes() && in.residual_out.is_contiguous() &&
                      in.residual_out.scalar_type() == r.scalar_type() && in.residual_out.device() == r.device(),
                  "fused op: residual_out must be a contiguous ", r.sizes(), " ", r.scalar_type(), " tensor on ",
                  r.device(), " like the residual");
   CHATMILL_CHECK(in.residual_out.data_ptr() != r.data_ptr(),
                  "fused op: residual_out must be another buffer than residual_in (the kernel reads one, writes the other)");
-  CHATMILL_CHECK(in.weight.defined() && in.weight.dim() == 1 && in.weight.size(0) == C &&
-                     in.weight.scalar_type() == r.scalar_type() && in.weight.is_contiguous() &&
-                     in.weight.device() == r.device(),
-                 "fused op: the norm weight must be contiguous (", C, ") ", r.scalar_type(), " on ", r.device());
 }
 
 // The unfolded composition: residual_out = residual_in + delta, x = its norm.
