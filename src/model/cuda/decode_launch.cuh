@@ -90,30 +90,27 @@ kernels::NormIn<T> norm_in(const NormedInput& t) {
   return in;
 }
 
-// Launches skinny_kernel for M rows of x (1 or 2). Without a norm, one item per warp; with one, at most the
-// blocks the device holds at once (each computes the norm for itself, so fewer blocks mean less of that work),
-// the items spread evenly over them.
-template <typename T, class L, class Plan>
-void launch_skinny(const L& launch, int64_t M, const at::Tensor& x, const NormedInput* norm, const Plan& plan,
-                   int64_t items, int64_t K) {
+// Launches skinny_kernel for M rows (1 or 2). Plain (x from global memory): one item per warp. Normalised
+// (kNorm: x = the norm `norm` describes): at most the blocks the device holds at once (each computes the norm
+// for itself, so fewer blocks mean less of that work), every warp with the same number of items (the last few
+// one fewer), not a last round that only some warps work through.
+template <typename T, bool kNorm, class L, class Plan>
+void launch_skinny(const L& launch, int64_t M, const T* x, const kernels::NormIn<T>& norm, const Plan& plan,
+                   int64_t K) {
+  const int64_t items = plan.items();
   if (items == 0) return;
-  const int64_t blocks = (items + kernels::kSkinnyWarps - 1) / kernels::kSkinnyWarps;
   const dim3 block(kernels::kSkinnyWarps * 32);
-  const T* xp = x.defined() ? x.data_ptr<T>() : nullptr;
   auto go = [&](auto kernel) {
-    int64_t grid = blocks;
-    if (norm != nullptr) {
-      // As many items per warp as the resident blocks need, then just the blocks that takes: every warp gets
-      // the same number of items (the last few one fewer), not a last round that only some warps work through.
+    int64_t per_warp = 1;
+    if constexpr (kNorm) {
       const int64_t warps = kernels::kSkinnyWarps * std::max<int64_t>(1, launch.resident_blocks(kernel, block.x));
-      const int64_t per_warp = (items + warps - 1) / warps;
-      grid = (items + kernels::kSkinnyWarps * per_warp - 1) / (kernels::kSkinnyWarps * per_warp);
+      per_warp = (items + warps - 1) / warps;
     }
-    launch(kernel, dim3(static_cast<unsigned>(grid)), block, xp, norm ? norm_in<T>(*norm) : kernels::NormIn<T>{}, plan, K);
+    const int64_t grid = (items + kernels::kSkinnyWarps * per_warp - 1) / (kernels::kSkinnyWarps * per_warp);
+    launch(kernel, dim3(static_cast<unsigned>(grid)), block, x, norm, plan, K);
   };
-  const bool normed = norm != nullptr;
-  if (M == 1) normed ? go(kernels::skinny_kernel<T, 1, Plan, true>) : go(kernels::skinny_kernel<T, 1, Plan, false>);
-  else if (M == 2) normed ? go(kernels::skinny_kernel<T, 2, Plan, true>) : go(kernels::skinny_kernel<T, 2, Plan, false>);
+  if (M == 1) go(kernels::skinny_kernel<T, 1, Plan, kNorm>);
+  else if (M == 2) go(kernels::skinny_kernel<T, 2, Plan, kNorm>);
   else TORCH_INTERNAL_ASSERT(false, "the skinny GEMM takes 1 or 2 rows, got ", M);
 }
 
@@ -136,7 +133,8 @@ void skinny_linear(const L& launch, const at::Tensor& x, at::TensorList weights,
     TORCH_INTERNAL_ASSERT(end == N, "skinny_linear: out has ", N, " columns for ", end, " weight rows");
     plan.out = out.data_ptr<scalar_t>();
     plan.N = N;
-    detail::launch_skinny<scalar_t>(launch, x.size(0), x, nullptr, plan, N, x.size(1));
+    detail::launch_skinny<scalar_t, false>(launch, x.size(0), x.data_ptr<scalar_t>(), kernels::NormIn<scalar_t>{}, plan,
+                                           x.size(1));
   });
 }
 
@@ -162,8 +160,8 @@ void skinny_qkv_rope(const L& launch, const NormedInput& in, const at::Tensor& w
     plan.Hkv = static_cast<int>(k_cache.size(1));
     plan.D = static_cast<int>(k_cache.size(3));
     plan.S = k_cache.size(2);
-    const int64_t items = static_cast<int64_t>(plan.H + 2 * plan.Hkv) * (plan.D / 2);
-    detail::launch_skinny<scalar_t>(launch, q_out.size(0), at::Tensor(), &in, plan, items, wq.size(1));
+    detail::launch_skinny<scalar_t, true>(launch, q_out.size(0), nullptr, detail::norm_in<scalar_t>(in), plan,
+                                          wq.size(1));
   });
 }
 
@@ -174,7 +172,7 @@ void skinny_gate_up_silu(const L& launch, const NormedInput& in, const at::Tenso
   AT_DISPATCH_REDUCED_FLOATING_TYPES(out.scalar_type(), "skinny_gate_up_silu", [&] {
     kernels::SiluPlan<scalar_t> plan{wg.data_ptr<scalar_t>(), wu.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(),
                                      out.size(1)};
-    detail::launch_skinny<scalar_t>(launch, out.size(0), at::Tensor(), &in, plan, out.size(1), wg.size(1));
+    detail::launch_skinny<scalar_t, true>(launch, out.size(0), nullptr, detail::norm_in<scalar_t>(in), plan, wg.size(1));
   });
 }
 

@@ -50,7 +50,7 @@ struct PartsPlan {
   int64_t N;
 
   static constexpr int kRows = 1;
-  __device__ __forceinline__ int64_t items() const { return N; }
+  __host__ __device__ __forceinline__ int64_t items() const { return N; }
   __device__ __forceinline__ void rows(int64_t n, int64_t K, const T*& r0, const T*& r1) const {
     // Selects, not w[part]: a dynamic index into the parameter struct would copy it to local memory.
     const bool p0 = n < end[0], p1 = !p0 && n < end[1];
@@ -73,7 +73,7 @@ struct SiluPlan {
   int64_t F;
 
   static constexpr int kRows = 2;
-  __device__ __forceinline__ int64_t items() const { return F; }
+  __host__ __device__ __forceinline__ int64_t items() const { return F; }
   __device__ __forceinline__ void rows(int64_t n, int64_t K, const T*& r0, const T*& r1) const {
     r0 = gate + n * K;
     r1 = up + n * K;
@@ -102,33 +102,37 @@ struct RopePlan {
   int64_t S;
 
   static constexpr int kRows = 2;
-  __device__ __forceinline__ int64_t items() const { return static_cast<int64_t>(H + 2 * Hkv) * (D / 2); }
-  __device__ __forceinline__ void rows(int64_t n, int64_t K, const T*& r0, const T*& r1) const {
+  __host__ __device__ __forceinline__ int64_t items() const { return static_cast<int64_t>(H + 2 * Hkv) * (D / 2); }
+
+  // Item n: pair j of head `head` of q (which 0), k (1) or v (2), i.e. rows head * D + j and + D/2 of its weight.
+  struct Pair {
+    int which;
+    int64_t head, j;
+  };
+  __device__ __forceinline__ Pair pair(int64_t n) const {
     const int64_t half = D / 2, q_pairs = H * half, k_pairs = Hkv * half;
-    const int64_t p = n < q_pairs ? n : (n < q_pairs + k_pairs ? n - q_pairs : n - q_pairs - k_pairs);
-    const T* w = n < q_pairs ? wq : (n < q_pairs + k_pairs ? wk : wv);
-    r0 = w + (p / half * D + p % half) * K;
-    r1 = r0 + half * K;
+    const int which = n < q_pairs ? 0 : (n < q_pairs + k_pairs ? 1 : 2);
+    const int64_t p = n - (which == 0 ? 0 : (which == 1 ? q_pairs : q_pairs + k_pairs));
+    return {which, p / half, p % half};
+  }
+  __device__ __forceinline__ void rows(int64_t n, int64_t K, const T*& r0, const T*& r1) const {
+    const Pair p = pair(n);
+    const T* w = p.which == 0 ? wq : (p.which == 1 ? wk : wv);
+    r0 = w + (p.head * D + p.j) * K;
+    r1 = r0 + D / 2 * K;
   }
   __device__ __forceinline__ void store(int64_t n, int m, float a0, float a1) const {
-    const int64_t half = D / 2, q_pairs = H * half, k_pairs = Hkv * half;
-    const int64_t col = columns[m];
-    if (n >= q_pairs + k_pairs) {  // v: into the cache as it is
-      const int64_t p = n - q_pairs - k_pairs, head = p / half, j = p % half;
-      T* dst = v_cache + ((m * Hkv + head) * S + col) * D;
-      dst[j] = static_cast<T>(a0);
-      dst[j + half] = static_cast<T>(a1);
-      return;
+    const Pair p = pair(n);
+    T* dst = p.which == 0 ? q_out + (m * H + p.head) * D
+                          : (p.which == 1 ? k_cache : v_cache) + ((m * Hkv + p.head) * S + columns[m]) * D;
+    float y1 = a0, y2 = a1;  // v goes into the cache as it is
+    if (p.which != 2) {
+      const float angle = static_cast<float>(positions[m]) * inv_freq[p.j];
+      const float c = cuda_math::rnd<T>(cosf(angle)), s = cuda_math::rnd<T>(sinf(angle));
+      cuda_math::rotate_pair<T>(cuda_math::rnd<T>(a0), cuda_math::rnd<T>(a1), c, s, c, s, y1, y2);
     }
-    const bool is_q = n < q_pairs;
-    const int64_t p = is_q ? n : n - q_pairs, head = p / half, j = p % half;
-    const float angle = static_cast<float>(positions[m]) * inv_freq[j];
-    const float c = cuda_math::rnd<T>(cosf(angle)), s = cuda_math::rnd<T>(sinf(angle));
-    float y1, y2;
-    cuda_math::rotate_pair<T>(cuda_math::rnd<T>(a0), cuda_math::rnd<T>(a1), c, s, c, s, y1, y2);
-    T* dst = is_q ? q_out + (m * H + head) * D : k_cache + ((m * Hkv + head) * S + col) * D;
-    dst[j] = static_cast<T>(y1);
-    dst[j + half] = static_cast<T>(y2);
+    dst[p.j] = static_cast<T>(y1);
+    dst[p.j + D / 2] = static_cast<T>(y2);
   }
 };
 
