@@ -12,7 +12,7 @@ namespace chatmill::model::autograd_cuda {
 namespace {
 
 // Plain launches (no PDL: these run among LibTorch's own kernels).
-cuda_launch::StreamLauncher on_current_stream() { return {at::cuda::getCurrentCUDAStream(), false}; }
+cuda_launch::StreamLauncher on_current_stream() { return cuda_launch::StreamLauncher::current(false); }
 
 }  // namespace
 

@@ -12,8 +12,8 @@ namespace chatmill::model::fused::cuda {
 void decode_attention(const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache,
                       const at::Tensor& lengths, const at::Tensor& counters, const at::Tensor& out, bool programmatic) {
   const c10::cuda::CUDAGuard guard(q.device());  // its device's stream, not device 0's
-  const cuda_launch::StreamLauncher launch{at::cuda::getCurrentCUDAStream(), programmatic};
-  launchers::decode_attention(launch, q, k_cache, v_cache, lengths, counters, out);
+  launchers::decode_attention(cuda_launch::StreamLauncher::current(programmatic), q, k_cache, v_cache, lengths, counters,
+                              out);
 }
 
 }  // namespace chatmill::model::fused::cuda

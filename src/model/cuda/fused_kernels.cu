@@ -9,48 +9,44 @@
 
 namespace chatmill::model::fused::cuda {
 
-namespace {
-
-// The current stream of the current device, which each entry point sets to its tensors' (not device 0).
-cuda_launch::StreamLauncher on_current_stream(bool programmatic) { return {at::cuda::getCurrentCUDAStream(), programmatic}; }
-
-}  // namespace
+using cuda_launch::StreamLauncher;
 
 void add_rms_norm(const at::Tensor& residual, const at::Tensor& delta, const at::Tensor& weight, double eps,
                   const at::Tensor& out, bool programmatic) {
   const c10::cuda::CUDAGuard guard(residual.device());
-  launchers::add_rms_norm(on_current_stream(programmatic), residual, delta, weight, eps, out);
+  launchers::add_rms_norm(StreamLauncher::current(programmatic), residual, delta, weight, eps, out);
 }
 
 void silu_mul(const at::Tensor& gate, const at::Tensor& up, const at::Tensor& out, bool programmatic) {
   const c10::cuda::CUDAGuard guard(gate.device());
-  launchers::silu_mul(on_current_stream(programmatic), gate, up, out);
+  launchers::silu_mul(StreamLauncher::current(programmatic), gate, up, out);
 }
 
 void rope_append(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& positions,
                  const at::Tensor& columns, const at::Tensor& inv_freq, const at::Tensor& k_cache,
                  const at::Tensor& v_cache, const at::Tensor& q_out, bool programmatic) {
   const c10::cuda::CUDAGuard guard(q.device());
-  launchers::rope_append(on_current_stream(programmatic), q, k, v, positions, columns, inv_freq, k_cache, v_cache, q_out);
+  launchers::rope_append(StreamLauncher::current(programmatic), q, k, v, positions, columns, inv_freq, k_cache, v_cache,
+                         q_out);
 }
 
 void skinny_linear(const at::Tensor& x, at::TensorList weights, const at::Tensor& out, bool programmatic) {
   const c10::cuda::CUDAGuard guard(x.device());
-  launchers::skinny_linear(on_current_stream(programmatic), x, weights, out);
+  launchers::skinny_linear(StreamLauncher::current(programmatic), x, weights, out);
 }
 
 void skinny_qkv_rope(const NormedInput& in, const at::Tensor& wq, const at::Tensor& wk, const at::Tensor& wv,
                      const at::Tensor& positions, const at::Tensor& columns, const at::Tensor& inv_freq,
                      const at::Tensor& k_cache, const at::Tensor& v_cache, const at::Tensor& q_out, bool programmatic) {
   const c10::cuda::CUDAGuard guard(q_out.device());
-  launchers::skinny_qkv_rope(on_current_stream(programmatic), in, wq, wk, wv, positions, columns, inv_freq,
+  launchers::skinny_qkv_rope(StreamLauncher::current(programmatic), in, wq, wk, wv, positions, columns, inv_freq,
                              k_cache, v_cache, q_out);
 }
 
 void skinny_gate_up_silu(const NormedInput& in, const at::Tensor& wg, const at::Tensor& wu, const at::Tensor& out,
                          bool programmatic) {
   const c10::cuda::CUDAGuard guard(out.device());
-  launchers::skinny_gate_up_silu(on_current_stream(programmatic), in, wg, wu, out);
+  launchers::skinny_gate_up_silu(StreamLauncher::current(programmatic), in, wg, wu, out);
 }
 
 }  // namespace chatmill::model::fused::cuda

@@ -46,6 +46,9 @@ struct StreamLauncher {
   cudaStream_t stream;
   bool programmatic;
 
+  // Onto the current stream of the current device (callers set the device to their tensors').
+  static StreamLauncher current(bool programmatic) { return {at::cuda::getCurrentCUDAStream(), programmatic}; }
+
   template <typename... Params, typename... Args>
   void operator()(void (*kernel)(Params...), dim3 grid, dim3 block, Args&&... args) const {
     launch(kernel, grid, block, stream, programmatic, std::forward<Args>(args)...);
