@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "common/error.h"
+#include "model/fused_autograd.h"
 
 namespace chatmill::train {
 
@@ -18,17 +19,8 @@ struct MasterCastFunction : torch::autograd::Function<MasterCastFunction> {
   static at::Tensor forward(AutogradContext* ctx, at::TensorList masters, at::ScalarType dtype, GradWrites* writes) {
     ctx->saved_data["masters"] = masters.vec();  // the leaves themselves: their .grad is where gradients go
     ctx->saved_data["writes"] = reinterpret_cast<int64_t>(writes);
-    at::NoGradGuard no_grad;
-    if (masters.size() == 1) return masters[0].to(dtype);
-    int64_t rows = 0;
-    for (const at::Tensor& m : masters) rows += m.size(0);
-    at::Tensor out = at::empty({rows, masters[0].size(1)}, masters[0].options().dtype(dtype));
-    int64_t at_row = 0;
-    for (const at::Tensor& m : masters) {
-      out.narrow(0, at_row, m.size(0)).copy_(m);  // converts while it copies: one pass, no float32 stack
-      at_row += m.size(0);
-    }
-    return out;
+    at::NoGradGuard no_grad;  // the stacking itself records nothing: this function's backward is the one
+    return masters.size() == 1 ? masters[0].to(dtype) : model::stack_rows(masters, dtype);
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad) {
@@ -64,13 +56,9 @@ void GradWrites::zero_unwritten(at::TensorList masters) {
 
 at::Tensor master_cast(at::TensorList masters, at::ScalarType dtype, GradWrites& writes) {
   CHATMILL_CHECK(!masters.empty(), "master_cast: no masters given");
-  for (const at::Tensor& m : masters) {
+  for (const at::Tensor& m : masters)  // stacked ones are checked by stack_rows
     CHATMILL_CHECK(m.is_leaf() && m.requires_grad() && m.grad().defined(),
                    "master_cast: each master must be a leaf whose .grad is its gradient buffer");
-    CHATMILL_CHECK(masters.size() == 1 || (m.dim() == 2 && m.size(1) == masters[0].size(1)),
-                   "master_cast: stacked masters must be matrices with equal column counts, got ", masters[0].sizes(),
-                   " and ", m.sizes());
-  }
   return MasterCastFunction::apply(masters, dtype, &writes);
 }
 
