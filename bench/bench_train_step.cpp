@@ -81,7 +81,7 @@ int main(int argc, char** argv) {
       at::Tensor loss = pm.loss_sum(mb);
       pm.backward(loss, static_cast<double>(batch * (seq - 1)), true);
       // Clipped at 1.0 like a real run (the trainer's rule; HF's side calls clip_grad_norm_).
-      pm.optimizer_step(1e-4, std::min(1.0, 1.0 / (pm.finish_gradients() + 1e-6)));
+      pm.optimizer_step(1e-4, train::clip_coefficient(1.0, pm.finish_gradients()));
       (void)loss.item<double>();  // synchronise
     };
     std::vector<double> times;

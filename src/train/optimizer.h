@@ -5,6 +5,7 @@
 #pragma once
 #include <ATen/core/Tensor.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -26,6 +27,12 @@ struct OptimizerParam {
   bool decay = true;           // weight decay applies (matrices, not norms)
   std::vector<DecayRun> runs;  // or, for a flat group (1-D), per range; the runs cover the whole tensor
 };
+
+// torch.nn.utils.clip_grad_norm_'s factor for gradients of global L2 norm `norm` clipped to `max_norm`:
+// min(1, max_norm / (norm + 1e-6)); 1 when max_norm <= 0 (no clipping).
+inline double clip_coefficient(double max_norm, double norm) {
+  return max_norm > 0 ? std::min(1.0, max_norm / (norm + 1e-6)) : 1.0;
+}
 
 class AdamW {
  public:

@@ -263,11 +263,8 @@ TrainSummary run_training(const TrainConfig& cfg, const DistEnv& env, const std:
       if (lead) metrics.log({{"step", step + 1}, {"skipped", true}, {"reason", "non-finite " + culprit}});
       continue;
     }
-    double coef = 1.0;
-    if (cfg.optimizer.grad_clip > 0)
-      coef = std::min(1.0, cfg.optimizer.grad_clip / (norm + 1e-6));  // torch.nn.utils.clip_grad_norm_
     const double lr = lr_at(cfg.schedule, cfg.optimizer.lr, step, total);
-    pm.optimizer_step(lr, coef);
+    pm.optimizer_step(lr, clip_coefficient(cfg.optimizer.grad_clip, norm));
     const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (step == start) summary.first_loss = loss;
     last_loss = loss;

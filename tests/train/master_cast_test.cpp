@@ -78,7 +78,7 @@ TwoSteps train_two_steps(const std::string& name, train::Strategy strategy, bool
     const double norm = pm.finish_gradients();
     run.grads.push_back({});
     for (const auto& [n, g] : pm.named_gradients()) run.grads.back()[n] = g.clone();
-    pm.optimizer_step(opt.lr, std::min(1.0, 1.0 / (norm + 1e-6)));
+    pm.optimizer_step(opt.lr, train::clip_coefficient(1.0, norm));
   }
   model::Weights w = pm.full_weights(at::kCPU);
   for (auto& p : model::named_parameters(m.config, w)) run.weights[p.name] = *p.slot;
