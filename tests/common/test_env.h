@@ -72,4 +72,12 @@ inline double rel_diff(const at::Tensor& got, const at::Tensor& want) {
   return max_abs_diff(got, want) / std::max(1e-12, want.to(at::kDouble).abs().max().item<double>());
 }
 
+// A rel_diff bound for a kernel against its reference: float32 reduction order only (1e-5); bf16/fp16 `ulps`
+// rounding steps of the dtype (the kernels round where HF rounds, so most elements are equal and the rest an
+// ulp or two away).
+inline double kernel_tolerance(at::ScalarType t, double ulps) {
+  if (t == at::kFloat) return 1e-5;
+  return ulps * (t == at::kBFloat16 ? 1.0 / 128 : 1.0 / 1024);
+}
+
 }  // namespace chatmill::testing

@@ -177,13 +177,7 @@ TEST(FusedOps, RefusesBadShapesClearly) {
   if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device here; scripts/gpu_check.sh runs this on the GPU machine"; \
   if (!model::fused::kernels_built()) GTEST_SKIP() << "built without -DCHATMILL_CUDA=ON"
 
-// Tolerance of a kernel against the reference, relative to the reference's largest magnitude: float32
-// reduction order only; bf16/fp16 one rounding step of the dtype (the kernels round where HF rounds, so most
-// elements are equal and the rest one ulp away).
-double tolerance(at::ScalarType t, double ulps) {
-  if (t == at::kFloat) return 1e-5;
-  return ulps * (t == at::kBFloat16 ? 1.0 / 128 : 1.0 / 1024);
-}
+using testing::kernel_tolerance;
 
 TEST(GpuFused, KernelsEqualTheReference) {
   SKIP_WITHOUT_GPU_KERNELS();
@@ -196,7 +190,7 @@ TEST(GpuFused, KernelsEqualTheReference) {
     const double d = rel_diff(got, want);
     const std::string key = c10::str(op, " ", dtype);
     worst[key] = std::max(worst[key], d);
-    EXPECT_LE(d, tolerance(dtype, ulps)) << op << " " << where << (pdl_now ? " (PDL)" : " (no PDL)");
+    EXPECT_LE(d, kernel_tolerance(dtype, ulps)) << op << " " << where << (pdl_now ? " (PDL)" : " (no PDL)");
   };
   // Every kernel with programmatic dependent launch (the default) and without.
   for (bool programmatic : {true, false})

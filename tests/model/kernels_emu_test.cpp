@@ -46,10 +46,7 @@ struct EmuLauncher {
   }
 };
 
-double tolerance(at::ScalarType t, double ulps) {
-  if (t == at::kFloat) return 1e-5;
-  return ulps * (t == at::kBFloat16 ? 1.0 / 128 : 1.0 / 1024);
-}
+using testing::kernel_tolerance;
 
 const ForceReference kRef{true};
 
@@ -120,14 +117,14 @@ TEST(EmulatedKernels, AddRmsNormAndSiluMulEqualTheReference) {
       launchers::add_rms_norm(launch, r, d, w, 1e-5, out);
       at::Tensor want = model::fused::add_rms_norm(r_ref, d, w, 1e-5, kRef);
       EXPECT_LE(max_abs_diff(r, r_ref), 0.0) << dtype << " C " << C << ": the residual add rounds as HF's";
-      EXPECT_LE(rel_diff(out, want), tolerance(dtype, 1)) << dtype << " C " << C;
+      EXPECT_LE(rel_diff(out, want), kernel_tolerance(dtype, 1)) << dtype << " C " << C;
       launchers::add_rms_norm(launch, r, at::Tensor(), w, 1e-6, out);  // the norm alone
-      EXPECT_LE(rel_diff(out, model::fused::add_rms_norm(r_ref, at::Tensor(), w, 1e-6, kRef)), tolerance(dtype, 1));
+      EXPECT_LE(rel_diff(out, model::fused::add_rms_norm(r_ref, at::Tensor(), w, 1e-6, kRef)), kernel_tolerance(dtype, 1));
     }
     at::Tensor gu = at::randn({2, 2 * 300}, dtype) * 4;
     at::Tensor g = gu.narrow(1, 0, 300), u = gu.narrow(1, 300, 300), out = at::empty({2, 300}, dtype);
     launchers::silu_mul(launch, g, u, out);
-    EXPECT_LE(rel_diff(out, model::fused::silu_mul(g, u, kRef)), tolerance(dtype, 1)) << dtype;
+    EXPECT_LE(rel_diff(out, model::fused::silu_mul(g, u, kRef)), kernel_tolerance(dtype, 1)) << dtype;
   }
 }
 
@@ -146,8 +143,8 @@ TEST(EmulatedKernels, RopeAppendEqualsTheReference) {
       launchers::rope_append(launch, q, k, v, positions, columns, rope.inv_freq(), kc, vc, q_out);
       at::Tensor want = model::fused::rope_append(q, k, v, positions, columns, rope.inv_freq(), kc_ref, vc_ref, kRef);
       const std::string where = c10::str(dtype, " H ", H, " Hkv ", Hkv, " D ", D);
-      EXPECT_LE(rel_diff(q_out, want), tolerance(dtype, 1)) << where;
-      EXPECT_LE(rel_diff(kc, kc_ref), tolerance(dtype, 1)) << where;
+      EXPECT_LE(rel_diff(q_out, want), kernel_tolerance(dtype, 1)) << where;
+      EXPECT_LE(rel_diff(kc, kc_ref), kernel_tolerance(dtype, 1)) << where;
       EXPECT_LE(max_abs_diff(vc, vc_ref), 0.0) << where;
     }
 }
@@ -161,7 +158,7 @@ TEST(EmulatedKernels, SkinnyGemmEqualsATLinear) {
       for (int64_t M : {1, 2}) {
         at::Tensor x = at::randn({M, K}, dtype), w = at::randn({N, K}, dtype) * 0.05, out = at::empty({M, N}, dtype);
         launchers::skinny_linear(launch, x, {w}, out);
-        EXPECT_LE(rel_diff(out, at::linear(x, w)), tolerance(dtype, 2)) << dtype << " M " << M << " N " << N << " K " << K;
+        EXPECT_LE(rel_diff(out, at::linear(x, w)), kernel_tolerance(dtype, 2)) << dtype << " M " << M << " N " << N << " K " << K;
       }
     // q, k, v in one launch, each part against at::linear.
     const int64_t K = 96;
@@ -169,7 +166,7 @@ TEST(EmulatedKernels, SkinnyGemmEqualsATLinear) {
     at::Tensor x = at::randn({2, K}, dtype), out = at::empty({2, 40}, dtype);
     launchers::skinny_linear(launch, x, ws, out);
     for (int64_t i = 0, col = 0; i < 3; col += ws[i].size(0), ++i)
-      EXPECT_LE(rel_diff(out.narrow(1, col, ws[i].size(0)), at::linear(x, ws[i])), tolerance(dtype, 2))
+      EXPECT_LE(rel_diff(out.narrow(1, col, ws[i].size(0)), at::linear(x, ws[i])), kernel_tolerance(dtype, 2))
           << dtype << " part " << i;
   }
 }
@@ -203,14 +200,14 @@ TEST(EmulatedKernels, FoldedProjectionsEqualTheUnfoldedOps) {
             const std::string w2 = where + (with_delta ? " with delta" : " norm alone");
             EXPECT_TRUE(r.equal(r0)) << w2 << ": residual_in is left alone";
             EXPECT_LE(max_abs_diff(in.residual_out, in_ref.residual_out), 0.0) << w2 << ": residual_out";
-            EXPECT_LE(rel_diff(q_out, want), tolerance(dtype, 2)) << w2 << ": q";
-            EXPECT_LE(rel_diff(kc, kc_ref), tolerance(dtype, 2)) << w2 << ": k cache";
-            EXPECT_LE(rel_diff(vc, vc_ref), tolerance(dtype, 2)) << w2 << ": v cache";
+            EXPECT_LE(rel_diff(q_out, want), kernel_tolerance(dtype, 2)) << w2 << ": q";
+            EXPECT_LE(rel_diff(kc, kc_ref), kernel_tolerance(dtype, 2)) << w2 << ": k cache";
+            EXPECT_LE(rel_diff(vc, vc_ref), kernel_tolerance(dtype, 2)) << w2 << ": v cache";
 
             at::Tensor wg = at::randn({F, C}, dtype) * 0.1, wu = at::randn({F, C}, dtype) * 0.1;
             at::Tensor act = at::empty({M, F}, dtype);
             launchers::skinny_gate_up_silu(launch, in, wg, wu, act);
-            EXPECT_LE(rel_diff(act, model::fused::gate_up_silu(in_ref, wg, wu, kRef)), tolerance(dtype, 2))
+            EXPECT_LE(rel_diff(act, model::fused::gate_up_silu(in_ref, wg, wu, kRef)), kernel_tolerance(dtype, 2))
                 << w2 << ": gate_up_silu";
           }
         }
@@ -231,11 +228,11 @@ TEST(EmulatedKernels, DecodeAttentionEqualsTheReferenceWithAndWithoutCounters) {
         const std::string where = c10::str(dtype, " H ", H, " Hkv ", Hkv, " D ", D, " lengths ", lens);
         at::Tensor out = at::empty({B, H * D}, dtype);
         launchers::decode_attention(launch, q, kc, vc, lengths, at::Tensor(), out);
-        EXPECT_LE(rel_diff(out, want), tolerance(dtype, 2)) << where << ", combine kernel";
+        EXPECT_LE(rel_diff(out, want), kernel_tolerance(dtype, 2)) << where << ", combine kernel";
         at::Tensor counters = at::zeros({B * H + 3}, at::kInt), out2 = at::empty({B, H * D}, dtype);
         for (int rep = 0; rep < 2; ++rep) {  // the counters serve the next launch as they are left
           launchers::decode_attention(launch, q, kc, vc, lengths, counters, out2);
-          EXPECT_LE(rel_diff(out2, want), tolerance(dtype, 2)) << where << ", last-block combine, launch " << rep;
+          EXPECT_LE(rel_diff(out2, want), kernel_tolerance(dtype, 2)) << where << ", last-block combine, launch " << rep;
           EXPECT_EQ(counters.count_nonzero().item<int64_t>(), 0) << where << ": counters left at zero";
         }
       }
@@ -257,25 +254,25 @@ TEST(EmulatedKernels, TrainingRotaryAndSwigluEqualTheReference) {
     const model::QkvHeads want = model::qkv_rotary_fused(qkv, tables.cos, tables.sin, H, Hkv);
     at::Tensor q = at::empty({N, H, D}, dtype), k = at::empty({N, Hkv, D}, dtype), v = at::empty({N, Hkv, D}, dtype);
     ac::qkv_rotary<true>(launch, qkv.detach().reshape({N, W}), q, k, v, cos, sin);
-    EXPECT_LE(rel_diff(q, want.q.detach().reshape({N, H, D})), tolerance(dtype, 1)) << dtype << " rotary q";
-    EXPECT_LE(rel_diff(k, want.k.detach().reshape({N, Hkv, D})), tolerance(dtype, 1)) << dtype << " rotary k";
+    EXPECT_LE(rel_diff(q, want.q.detach().reshape({N, H, D})), kernel_tolerance(dtype, 1)) << dtype << " rotary q";
+    EXPECT_LE(rel_diff(k, want.k.detach().reshape({N, Hkv, D})), kernel_tolerance(dtype, 1)) << dtype << " rotary k";
     EXPECT_LE(max_abs_diff(v, want.v.detach().reshape({N, Hkv, D})), 0.0) << dtype << " v";
     at::Tensor gq = at::randn({N, H, D}, dtype), gk = at::randn({N, Hkv, D}, dtype), gv = at::randn({N, Hkv, D}, dtype);
     torch::autograd::backward({want.q, want.k, want.v},
                            {gq.view({B, T, H, D}), gk.view({B, T, Hkv, D}), gv.view({B, T, Hkv, D})});
     at::Tensor d_qkv = at::empty({N, W}, dtype);
     ac::qkv_rotary<false>(launch, d_qkv, gq, gk, gv, cos, sin);
-    EXPECT_LE(rel_diff(d_qkv, qkv.grad().reshape({N, W})), tolerance(dtype, 1)) << dtype << " rotary backward";
+    EXPECT_LE(rel_diff(d_qkv, qkv.grad().reshape({N, W})), kernel_tolerance(dtype, 1)) << dtype << " rotary backward";
 
     at::Tensor gate_up = (at::randn({N, 2 * F}, dtype) * 3).requires_grad_(true);
     const at::Tensor y = model::swiglu_fused(gate_up);
     at::Tensor out = at::empty({N, F}, dtype);
     ac::swiglu_forward(launch, gate_up.detach(), out);
-    EXPECT_LE(rel_diff(out, y.detach()), tolerance(dtype, 1)) << dtype << " swiglu";
+    EXPECT_LE(rel_diff(out, y.detach()), kernel_tolerance(dtype, 1)) << dtype << " swiglu";
     at::Tensor dy = at::randn({N, F}, dtype), d_gate_up = at::empty({N, 2 * F}, dtype);
     y.backward(dy);
     ac::swiglu_backward(launch, gate_up.detach(), dy, d_gate_up);
-    EXPECT_LE(rel_diff(d_gate_up, gate_up.grad()), tolerance(dtype, 1)) << dtype << " swiglu backward";
+    EXPECT_LE(rel_diff(d_gate_up, gate_up.grad()), kernel_tolerance(dtype, 1)) << dtype << " swiglu backward";
   }
 }
 
