@@ -131,7 +131,10 @@ def main():
     def hf(batch):
         return [sys.executable, os.path.join(HERE, "hf_generate.py"), *common(batch)]
 
-    fused = ours("--engine", "--cuda-graph", "--step", "fused")
+    def fused_with(*flags):  # the engine's fused step in a CUDA graph, with the flags that switch a part off
+        return ours("--engine", "--cuda-graph", "--step", "fused", *flags)
+
+    fused = fused_with()
     # The targets' rows first (batch 1 against the limit, batch 16 against HF), so that a run cut short by the
     # GPU check's time budget still has them; the skinny GEMM serves up to 2 rows (fused::kSkinnyRows), so its cuBLAS twin only at 1.
     def fused_profiled(batch):
@@ -141,21 +144,15 @@ def main():
             (16, "hf", hf),
             (16, "chatmill-engine+fused+cudagraph", fused_profiled),
             (1, "hf", hf),
-            (1, "chatmill-engine+fused(no fold)+cudagraph", ours("--engine", "--cuda-graph", "--step", "fused",
-                                                                 "--no-fold")),
-            (16, "chatmill-engine+fused(no fold)+cudagraph", ours("--engine", "--cuda-graph", "--step", "fused",
-                                                                  "--no-fold")),
-            (1, "chatmill-engine+fused(no PDL)+cudagraph", ours("--engine", "--cuda-graph", "--step", "fused",
-                                                                "--no-pdl")),
-            (16, "chatmill-engine+fused(no PDL)+cudagraph", ours("--engine", "--cuda-graph", "--step", "fused",
-                                                                 "--no-pdl")),
-            (1, "chatmill-engine+fused(cublas)+cudagraph", ours("--engine", "--cuda-graph", "--step", "fused",
-                                                                "--no-skinny-gemm")),
+            (1, "chatmill-engine+fused(no fold)+cudagraph", fused_with("--no-fold")),
+            (16, "chatmill-engine+fused(no fold)+cudagraph", fused_with("--no-fold")),
+            (1, "chatmill-engine+fused(no PDL)+cudagraph", fused_with("--no-pdl")),
+            (16, "chatmill-engine+fused(no PDL)+cudagraph", fused_with("--no-pdl")),
+            (1, "chatmill-engine+fused(cublas)+cudagraph", fused_with("--no-skinny-gemm")),
             (1, "chatmill-engine+cudagraph", ours("--engine", "--cuda-graph")),
             (16, "chatmill-engine+cudagraph", ours("--engine", "--cuda-graph")),
             (8, "chatmill-engine+fused+cudagraph", fused),
-            (8, "chatmill-engine+fused(cublas)+cudagraph", ours("--engine", "--cuda-graph", "--step", "fused",
-                                                                "--no-skinny-gemm"))]
+            (8, "chatmill-engine+fused(cublas)+cudagraph", fused_with("--no-skinny-gemm"))]
     if not a.quick:  # model::generate's own loop (no engine), eager and in a graph
         jobs += [(1, "chatmill+cudagraph", ours("--cuda-graph")),
                  (16, "chatmill+cudagraph", ours("--cuda-graph")),
