@@ -48,9 +48,19 @@ def train(cfg, *overrides, env=None):
                           env=env or dict(os.environ, OMP_NUM_THREADS="1"))
 
 
+def checkpoints(out):
+    """The run's committed checkpoint folders (step-NNNNNNNN), oldest first."""
+    ck = os.path.join(out, "checkpoints")
+    return sorted(d for d in os.listdir(ck) if d.startswith("step-")) if os.path.isdir(ck) else []
+
+
+def eval_events(out):
+    with open(os.path.join(out, "metrics.jsonl")) as f:
+        return [r for r in map(json.loads, f) if r.get("event") == "eval"]
+
+
 def final_weights(out):
-    ck = sorted(d for d in os.listdir(os.path.join(out, "checkpoints")) if d.startswith("step-"))[-1]
-    return load_file(os.path.join(out, "checkpoints", ck, "model", "model.safetensors"))
+    return load_file(os.path.join(out, "checkpoints", checkpoints(out)[-1], "model", "model.safetensors"))
 
 
 def wait_for(pred, timeout=120):
@@ -122,7 +132,7 @@ def main():
     r = train(cfg, "optimizer.lr=1.0e+6", "optimizer.grad_clip=0", "checkpoint.every_steps=1")
     expect(r.returncode == 2 and "non-finite values in" in r.stderr and "step " in r.stderr and
            "is untouched" in r.stderr, f"non-finite: the run stops and says where ({r.stderr.strip()[-250:]})")
-    ck = sorted(d for d in os.listdir(os.path.join(out, "checkpoints")) if d.startswith("step-"))
+    ck = checkpoints(out)
     g = subprocess.run([BIN, "generate", "--model", os.path.join(out, "checkpoints", ck[-1], "model"), "--prompt-ids", "1",
                         "--max-new-tokens", "2"], capture_output=True, text=True) if ck else None
     expect(bool(ck) and g.returncode == 0, "the last good checkpoint still loads")
@@ -153,7 +163,7 @@ def main():
     in_save = wait_for(lambda: os.path.exists(os.path.join(tmp8, "trainer_state.json")), timeout=300)
     p.send_signal(signal.SIGKILL)
     p.wait()
-    committed = sorted(d for d in os.listdir(os.path.join(out, "checkpoints")) if d.startswith("step-"))
+    committed = checkpoints(out)
     expect(in_save and committed == ["step-00000004"], f"killed inside the step-8 save; committed: {committed}")
     r = train(cfg, "checkpoint.resume=true")
     expect(r.returncode == 0 and "step-00000004" in r.stdout, "resumed from the intact step-4 checkpoint")
@@ -168,7 +178,7 @@ def main():
     p.send_signal(signal.SIGTERM)
     so, se = p.communicate(timeout=300)
     done = max(losses(out)) if seen else 0
-    committed = sorted(d for d in os.listdir(os.path.join(out, "checkpoints")) if d.startswith("step-"))
+    committed = checkpoints(out)
     expect(seen and p.returncode == 143 and "stopped as asked" in so and done < 12 and
            committed == [f"step-{done:08d}"], f"SIGTERM after step {done}: exit {p.returncode}, saved {committed} "
            f"({so.strip()[-160:]} {se.strip()[-160:]})")
@@ -196,9 +206,8 @@ def main():
     p.send_signal(signal.SIGTERM)
     so, se = p.communicate(timeout=300)
     took = time.time() - t0
-    with open(os.path.join(out, "metrics.jsonl")) as f:
-        evals = [r for r in map(json.loads, f) if r.get("event") == "eval"]
-    committed = sorted(d for d in os.listdir(os.path.join(out, "checkpoints")) if d.startswith("step-"))
+    evals = eval_events(out)
+    committed = checkpoints(out)
     expect(seen and p.returncode == 143 and [(r["step"], r.get("stopped")) for r in evals] == [(2, True)] and
            committed == ["step-00000002"] and not os.path.exists(os.path.join(out, "eval", "step-2")) and took < 20,
            f"SIGTERM during the step-2 evaluation: exit {p.returncode} {took:.1f} s after, evals {evals}, saved "
@@ -219,9 +228,8 @@ def main():
         p.send_signal(signal.SIGTERM)
     outs = [p.communicate(timeout=300) for p in procs]
     took = time.time() - t0
-    with open(os.path.join(out, "metrics.jsonl")) as f:
-        evals = [r for r in map(json.loads, f) if r.get("event") == "eval"]
-    committed = sorted(d for d in os.listdir(os.path.join(out, "checkpoints")) if d.startswith("step-"))
+    evals = eval_events(out)
+    committed = checkpoints(out)
     expect(seen and [p.returncode for p in procs] == [143, 143] and
            [(r["step"], r.get("stopped")) for r in evals] == [(2, True)] and committed == ["step-00000002"] and
            took < 30,
@@ -240,7 +248,7 @@ def main():
     saving = wait_for(lambda: os.path.isdir(ckdir) and any(d.endswith(".tmp") for d in os.listdir(ckdir)), timeout=60)
     p.send_signal(signal.SIGINT)
     p.wait(timeout=120)
-    committed = [d for d in os.listdir(ckdir) if d.startswith("step-")] if os.path.isdir(ckdir) else []
+    committed = checkpoints(out)
     expect(seen and saving and p.returncode == -signal.SIGINT and not committed,
            f"two Ctrl-C: killed by the second during the save (exit {p.returncode}, committed {committed})")
 
@@ -255,7 +263,7 @@ def main():
     procs[1].send_signal(signal.SIGUSR1)
     outs = [p.communicate(timeout=300) for p in procs]
     done = max(losses(out)) if seen else 0
-    committed = sorted(d for d in os.listdir(os.path.join(out, "checkpoints")) if d.startswith("step-"))
+    committed = checkpoints(out)
     expect(seen and [p.returncode for p in procs] == [143, 138] and committed == [f"step-{done:08d}"] and done < 12,
            f"USR1 to rank 1 after step {done}: exits {[p.returncode for p in procs]}, saved {committed} "
            f"({' | '.join(o[1].strip()[-160:] for o in outs)})")
