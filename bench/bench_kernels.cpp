@@ -1,11 +1,16 @@
 // The fused decode kernels one by one on a 7B-shaped bf16 decode (CUDA builds only; scripts/gpu_check.sh
 // runs it): each kernel against the LibTorch ops it replaces, in the same run, with the bytes it must move
-// turned into GB/s against the measured device-to-device copy bandwidth. Prints a markdown table; --out
-// appends one JSON line per case.
+// turned into GB/s against the measured device-to-device copy bandwidth; the fused op also as the decode step
+// runs it, back to back in a CUDA graph (no launch costs, each kernel overlapping the one before through PDL).
+// Prints a markdown table; --out appends one JSON line per case.
 #include <ATen/ATen.h>
+#include <ATen/cuda/CUDAGraph.h>
 #include <c10/cuda/CUDAFunctions.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <functional>
@@ -30,6 +35,24 @@ double seconds_per_call(const std::function<void()>& f, int iters) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / iters;
 }
 
+// Mean seconds per call of `iters` calls captured in one CUDA graph, over 5 replays.
+double seconds_per_call_in_graph(const std::function<void()>& f, int iters) {
+  const c10::cuda::CUDAStream stream = c10::cuda::getStreamFromPool();
+  const c10::cuda::CUDAStreamGuard guard(stream);
+  f();
+  c10::cuda::device_synchronize();
+  at::cuda::CUDAGraph graph;
+  graph.capture_begin();
+  for (int i = 0; i < iters; ++i) f();
+  graph.capture_end();
+  graph.replay();
+  c10::cuda::device_synchronize();
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int r = 0; r < 5; ++r) graph.replay();
+  c10::cuda::device_synchronize();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / (5.0 * iters);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -49,17 +72,20 @@ int main(int argc, char** argv) {
   const double copy_bw = 2.0 * big.nbytes() / seconds_per_call([&] { big2.copy_(big); }, 20);
   big = big2 = at::Tensor();
   std::cout << "device-to-device copy: " << copy_bw / 1e9 << " GB/s (read + write)\n\n";
-  std::cout << "| case | bytes moved | fused us | LibTorch us | speed-up | fused GB/s | % of copy bandwidth |\n";
-  std::cout << "|---|---|---|---|---|---|---|\n";
+  std::cout << "| case | bytes moved | fused us | LibTorch us | speed-up | fused GB/s | % of copy bandwidth | fused us "
+               "in a graph | % of copy bandwidth in a graph |\n";
+  std::cout << "|---|---|---|---|---|---|---|---|---|\n";
   auto row = [&](const std::string& name, double bytes, const std::function<void()>& fused,
                  const std::function<void()>& torch_ops, int iters) {
     const double tf = seconds_per_call(fused, iters), tt = seconds_per_call(torch_ops, iters);
+    const double tg = seconds_per_call_in_graph(fused, std::min(iters, 50));
     const double gbs = bytes / tf / 1e9;
     std::cout << "| " << name << " | " << bytes / 1e6 << " MB | " << tf * 1e6 << " | " << tt * 1e6 << " | " << tt / tf
-              << "x | " << gbs << " | " << 100 * bytes / tf / copy_bw << "% |\n";
+              << "x | " << gbs << " | " << 100 * bytes / tf / copy_bw << "% | " << tg * 1e6 << " | "
+              << 100 * bytes / tg / copy_bw << "% |\n";
     if (out.is_open())
       out << nlohmann::json{{"case", name}, {"bytes", bytes}, {"fused_s", tf}, {"libtorch_s", tt},
-                            {"copy_bandwidth", copy_bw}}.dump()
+                            {"fused_in_graph_s", tg}, {"copy_bandwidth", copy_bw}}.dump()
           << "\n";
   };
 
@@ -122,6 +148,19 @@ int main(int argc, char** argv) {
           model::fused::silu_mul(p[0], p[1]);
         },
         200);
+    // The same kernels with their L2 prefetch (LaunchOptions::l2_prefetch) against without it (the
+    // "LibTorch" column here).
+    const model::fused::LaunchOptions no_prefetch{true, false};
+    row("folded q,k,v+rope M " + std::to_string(M) + ", L2 prefetch vs none", 2.0 * (3 * H * D * C + 4 * M * C),
+        [&] { model::fused::qkv_rope_append(in, qkv_w[0], qkv_w[1], qkv_w[2], pos, pos, rope.inv_freq(), kc, vc); },
+        [&] {
+          model::fused::qkv_rope_append(in, qkv_w[0], qkv_w[1], qkv_w[2], pos, pos, rope.inv_freq(), kc, vc, {},
+                                        no_prefetch);
+        },
+        200);
+    row("folded gate,up+silu M " + std::to_string(M) + ", L2 prefetch vs none", 2.0 * (2 * F * C + 4 * M * C + M * F),
+        [&] { model::fused::gate_up_silu(in, gu_w[0], gu_w[1]); },
+        [&] { model::fused::gate_up_silu(in, gu_w[0], gu_w[1], {}, no_prefetch); }, 200);
   }
   // Attention in the decode benchmark's 256-column cache at its mean length, the combine folded into the split
   // kernel (split counters) against a combine kernel of its own (the "LibTorch" column here).

@@ -101,7 +101,7 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--new-tokens", type=int, default=128)
     ap.add_argument("--part", choices=["all", "decode", "train"], default="all")
-    ap.add_argument("--quick", action="store_true", help="decode: the engine's rows only")
+    ap.add_argument("--quick", action="store_true", help="decode: the targets' rows and the main ablations only")
     ap.add_argument("--profile-dir", help="write per-kernel profiles of the main rows here (profile_*.md)")
     a = ap.parse_args()
     if a.part == "train":
@@ -144,17 +144,19 @@ def main():
             (16, "hf", hf),
             (16, "chatmill-engine+fused+cudagraph", fused_profiled),
             (1, "hf", hf),
+            (1, "chatmill-engine+fused(no prefetch)+cudagraph", fused_with("--no-prefetch")),
+            (16, "chatmill-engine+fused(no prefetch)+cudagraph", fused_with("--no-prefetch")),
             (1, "chatmill-engine+fused(no fold)+cudagraph", fused_with("--no-fold")),
             (16, "chatmill-engine+fused(no fold)+cudagraph", fused_with("--no-fold")),
-            (1, "chatmill-engine+fused(no PDL)+cudagraph", fused_with("--no-pdl")),
-            (16, "chatmill-engine+fused(no PDL)+cudagraph", fused_with("--no-pdl")),
-            (1, "chatmill-engine+fused(cublas)+cudagraph", fused_with("--no-skinny-gemm")),
-            (1, "chatmill-engine+cudagraph", ours("--engine", "--cuda-graph")),
-            (16, "chatmill-engine+cudagraph", ours("--engine", "--cuda-graph")),
-            (8, "chatmill-engine+fused+cudagraph", fused),
-            (8, "chatmill-engine+fused(cublas)+cudagraph", fused_with("--no-skinny-gemm"))]
-    if not a.quick:  # model::generate's own loop (no engine), eager and in a graph
-        jobs += [(1, "chatmill+cudagraph", ours("--cuda-graph")),
+            (1, "chatmill-engine+fused(cublas)+cudagraph", fused_with("--no-skinny-gemm"))]
+    if not a.quick:  # what each other part gains, and model::generate's own loop (no engine), eager and in a graph
+        jobs += [(1, "chatmill-engine+fused(no PDL)+cudagraph", fused_with("--no-pdl")),
+                 (16, "chatmill-engine+fused(no PDL)+cudagraph", fused_with("--no-pdl")),
+                 (1, "chatmill-engine+cudagraph", ours("--engine", "--cuda-graph")),
+                 (16, "chatmill-engine+cudagraph", ours("--engine", "--cuda-graph")),
+                 (8, "chatmill-engine+fused+cudagraph", fused),
+                 (8, "chatmill-engine+fused(cublas)+cudagraph", fused_with("--no-skinny-gemm")),
+                 (1, "chatmill+cudagraph", ours("--cuda-graph")),
                  (16, "chatmill+cudagraph", ours("--cuda-graph")),
                  (1, "chatmill", ours()),
                  (16, "chatmill", ours())]

@@ -350,7 +350,7 @@ void Engine::body(int64_t n) {
   const at::Tensor ids = ids_.narrow(0, 0, n), columns = columns_.narrow(0, 0, n), lengths = lengths_.narrow(0, 0, n);
   if (fused_) {  // each row attends to its own lengths[b] columns, whatever the capacity
     at::Tensor h = model::fused_decode_hidden(m_, ids, columns, columns, lengths, rows_cache,
-                                              {o_.skinny_gemm, o_.programmatic_launch, o_.fold});  // (n, C)
+                                              {o_.skinny_gemm, o_.programmatic_launch, o_.fold, o_.l2_prefetch});  // (n, C)
     // The LM head through the same skinny GEMM; copy_ widens to float32 as lm_logits does.
     const model::fused::LaunchOptions launch{o_.programmatic_launch};
     logits_.narrow(0, 0, n).copy_(o_.skinny_gemm ? model::fused::linear(h, m_.weights.lm_head, {}, launch)

@@ -26,6 +26,9 @@ struct FusedStepOptions {
   // projections; at any batch, attention's combine into its split kernel where the cache has split_counters.
   // Five kernels a layer instead of ten. Off to measure what it gains.
   bool fold = true;
+  // The skinny GEMM's warps prefetch more of their first rows into L2 before waiting on the kernel before
+  // (fused::LaunchOptions::l2_prefetch). Off to measure what it gains.
+  bool l2_prefetch = true;
 };
 
 // ids, positions, columns, lengths: (B) int64 on the model's device. Row b's token at rotary position

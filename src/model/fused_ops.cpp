@@ -220,7 +220,7 @@ std::vector<at::Tensor> linear_parts(const at::Tensor& x, const std::vector<at::
   int64_t N = 0;
   for (const at::Tensor& w : weights) N += w.size(0);
   at::Tensor out = at::empty({x.size(0), N}, x.options());
-  cuda::skinny_linear(x, weights, out, launch.programmatic);
+  cuda::skinny_linear(x, weights, out, launch);
   int64_t at_col = 0;
   for (const at::Tensor& w : weights) {
     outs.push_back(out.narrow(1, at_col, w.size(0)));
@@ -275,7 +275,7 @@ at::Tensor qkv_rope_append(const NormedInput& in, const at::Tensor& wq, const at
   CHATMILL_CHECK(wv.size(0) == wk.size(0), "fused op: v weight ", wv.sizes(), " differs from k weight ", wk.sizes());
 #ifdef CHATMILL_CUDA
   at::Tensor q_out = at::empty({N, wq.size(0) / D, D}, in.residual_in.options());
-  cuda::skinny_qkv_rope(in, wq, wk, wv, positions, columns, inv_freq, k_cache, v_cache, q_out, launch.programmatic);
+  cuda::skinny_qkv_rope(in, wq, wk, wv, positions, columns, inv_freq, k_cache, v_cache, q_out, launch);
   return q_out;
 #else
   TORCH_INTERNAL_ASSERT(false, D);
@@ -294,7 +294,7 @@ at::Tensor gate_up_silu(const NormedInput& in, const at::Tensor& wg, const at::T
   }
 #ifdef CHATMILL_CUDA
   at::Tensor out = at::empty({in.residual_in.size(0), wg.size(0)}, in.residual_in.options());
-  cuda::skinny_gate_up_silu(in, wg, wu, out, launch.programmatic);
+  cuda::skinny_gate_up_silu(in, wg, wu, out, launch);
   return out;
 #else
   TORCH_INTERNAL_ASSERT(false);

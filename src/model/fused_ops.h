@@ -23,8 +23,11 @@ struct ForceReference {
 // How the CUDA kernels launch. `programmatic`: programmatic dependent launch (model/cuda/launch.cuh), each
 // kernel overlapping the end of the one before on Hopper GPUs. An option so that tests and benchmarks can run
 // both ways.
+// `l2_prefetch`: the skinny GEMM's warps ask L2 for more of their first rows before waiting on the kernel
+// before (model/cuda/skinny_kernels.cuh).
 struct LaunchOptions {
   bool programmatic = true;
+  bool l2_prefetch = true;
 };
 
 // Whether an op on `t` runs this project's CUDA kernel: a CUDA build, a CUDA tensor, and no ForceReference.

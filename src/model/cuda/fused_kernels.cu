@@ -30,23 +30,23 @@ void rope_append(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, 
                          q_out);
 }
 
-void skinny_linear(const at::Tensor& x, at::TensorList weights, const at::Tensor& out, bool programmatic) {
+void skinny_linear(const at::Tensor& x, at::TensorList weights, const at::Tensor& out, LaunchOptions launch) {
   const c10::cuda::CUDAGuard guard(x.device());
-  launchers::skinny_linear(StreamLauncher::current(programmatic), x, weights, out);
+  launchers::skinny_linear(StreamLauncher::current(launch.programmatic), x, weights, out, launch.l2_prefetch);
 }
 
 void skinny_qkv_rope(const NormedInput& in, const at::Tensor& wq, const at::Tensor& wk, const at::Tensor& wv,
                      const at::Tensor& positions, const at::Tensor& columns, const at::Tensor& inv_freq,
-                     const at::Tensor& k_cache, const at::Tensor& v_cache, const at::Tensor& q_out, bool programmatic) {
+                     const at::Tensor& k_cache, const at::Tensor& v_cache, const at::Tensor& q_out, LaunchOptions launch) {
   const c10::cuda::CUDAGuard guard(q_out.device());
-  launchers::skinny_qkv_rope(StreamLauncher::current(programmatic), in, wq, wk, wv, positions, columns, inv_freq,
-                             k_cache, v_cache, q_out);
+  launchers::skinny_qkv_rope(StreamLauncher::current(launch.programmatic), in, wq, wk, wv, positions, columns,
+                             inv_freq, k_cache, v_cache, q_out, launch.l2_prefetch);
 }
 
 void skinny_gate_up_silu(const NormedInput& in, const at::Tensor& wg, const at::Tensor& wu, const at::Tensor& out,
-                         bool programmatic) {
+                         LaunchOptions launch) {
   const c10::cuda::CUDAGuard guard(out.device());
-  launchers::skinny_gate_up_silu(StreamLauncher::current(programmatic), in, wg, wu, out);
+  launchers::skinny_gate_up_silu(StreamLauncher::current(launch.programmatic), in, wg, wu, out, launch.l2_prefetch);
 }
 
 }  // namespace chatmill::model::fused::cuda

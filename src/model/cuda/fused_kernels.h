@@ -21,12 +21,12 @@ void decode_attention(const at::Tensor& q, const at::Tensor& k_cache, const at::
 
 // x: (M, K) contiguous, M <= 2 (fused::kSkinnyRows); weights: 1 to 3 of (N_i, K), contiguous; K % 8 == 0 and all 16-byte aligned;
 // out: (M, sum N_i) contiguous, gets x w_0^T, x w_1^T, ... side by side.
-void skinny_linear(const at::Tensor& x, at::TensorList weights, const at::Tensor& out, bool programmatic);
+void skinny_linear(const at::Tensor& x, at::TensorList weights, const at::Tensor& out, LaunchOptions launch);
 // fused::qkv_rope_append and fused::gate_up_silu where fused::folds_apply: q_out (M, H, D), out (M, F).
 void skinny_qkv_rope(const NormedInput& in, const at::Tensor& wq, const at::Tensor& wk, const at::Tensor& wv,
                      const at::Tensor& positions, const at::Tensor& columns, const at::Tensor& inv_freq,
-                     const at::Tensor& k_cache, const at::Tensor& v_cache, const at::Tensor& q_out, bool programmatic);
+                     const at::Tensor& k_cache, const at::Tensor& v_cache, const at::Tensor& q_out, LaunchOptions launch);
 void skinny_gate_up_silu(const NormedInput& in, const at::Tensor& wg, const at::Tensor& wu, const at::Tensor& out,
-                         bool programmatic);
+                         LaunchOptions launch);
 
 }  // namespace chatmill::model::fused::cuda

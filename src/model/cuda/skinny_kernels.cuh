@@ -7,6 +7,11 @@
 // stream each row in 16-byte chunks (8 values), four chunks per row in flight, each chunk multiplied into all
 // M rows of x. kRows is fixed per plan, so that a one-row plan keeps the registers (and the occupancy) of one row.
 //
+// A warp's loads run ahead across its items: the last round of one item loads the first chunks of the next, so
+// the pipeline does not drain between items. Before waiting for the previous kernel, each warp can also ask L2
+// for more of its first item's rows than its registers hold (`l2_lines`): DRAM then keeps streaming while the
+// previous kernel finishes and this one normalises x.
+//
 // x comes from global memory (read through L1/L2: every warp shares it), or, with a NormIn, is computed by
 // each block into shared memory as rms_norm(residual + delta): the residual add and the norm of the step then
 // need no kernel of their own either. Block 0 also writes residual + delta to a second buffer (the other
@@ -138,6 +143,25 @@ struct RopePlan {
 
 // ---- the kernel ----------------------------------------------------------------------------------------
 
+// Asks L2 for the 128-byte line holding p: no registers, no wait (a no-op off the GPU).
+__device__ __forceinline__ void prefetch_l2(const void* p) {
+#if defined(__CUDA_ARCH__)
+  asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
+#else
+  (void)p;
+#endif
+}
+
+// Lines [kFirst, kFirst + lines) of R rows into L2, kFirst being the lines the first loads cover.
+template <int R>
+__device__ __forceinline__ void prefetch_rows(const uint4* const (&w)[2], int64_t chunks, int lane, int lines) {
+  constexpr int64_t kFirst = 32 * kInFlight / 8;  // 8 chunks of 16 bytes a line
+  const int64_t row_lines = (chunks + 7) / 8, end = kFirst + lines < row_lines ? kFirst + lines : row_lines;
+#pragma unroll
+  for (int r = 0; r < R; ++r)
+    for (int64_t i = kFirst + lane; i < end; i += 32) prefetch_l2(w[r] + i * 8);
+}
+
 // Loads chunks c0, c0 + 32, ... (kInFlight of them) of R rows; zeros past the row's end. Streamed: never reused.
 template <int R>
 __device__ __forceinline__ void load_chunks(const uint4* const (&w)[2], uint4 (&buf)[2][kInFlight], int64_t c0,
@@ -151,14 +175,18 @@ __device__ __forceinline__ void load_chunks(const uint4* const (&w)[2], uint4 (&
     }
 }
 
-// acc[m][r] += x_m . w_r over the lane's chunks; buf holds the first chunks (c0 = lane), already loaded.
+// acc[m][r] += x_m . w_r over the lane's chunks; buf holds the first chunks (c0 = lane), already loaded. The
+// lane's last round loads the first chunks of the next item's rows w_next (null: none) into buf instead.
 // x: M rows of `chunks` 16-byte chunks, in shared memory when kSharedX (else global, through the read-only path).
 template <typename T, int M, int R, bool kSharedX>
-__device__ __forceinline__ void dot_rows(const uint4* const (&w)[2], uint4 (&buf)[2][kInFlight],
-                                         const uint4* __restrict__ x, int64_t chunks, int lane, float (&acc)[M][2]) {
+__device__ __forceinline__ void dot_rows(const uint4* const (&w)[2], const uint4* const (&w_next)[2],
+                                         uint4 (&buf)[2][kInFlight], const uint4* __restrict__ x, int64_t chunks,
+                                         int lane, float (&acc)[M][2]) {
   for (int64_t c0 = lane; c0 < chunks; c0 += 32 * kInFlight) {
     uint4 next[2][kInFlight];  // the next chunks' loads in flight while these are multiplied
-    load_chunks<R>(w, next, c0 + 32 * kInFlight, chunks);
+    if (c0 + 32 * kInFlight < chunks) load_chunks<R>(w, next, c0 + 32 * kInFlight, chunks);
+    else if (w_next[0] != nullptr) load_chunks<R>(w_next, next, lane, chunks);
+    else load_chunks<R>(w, next, chunks, chunks);  // zeros: the warp's last item ends here
 #pragma unroll
     for (int u = 0; u < kInFlight; ++u) {
       const int64_t c = c0 + u * 32;
@@ -213,41 +241,51 @@ __device__ const uint4* normalise_into_shared(const NormIn<T>& in, int64_t K) {
 }
 
 // Items n = blockIdx.x * kSkinnyWarps + warp, then every gridDim.x * kSkinnyWarps further on. x: (M, K)
-// in global memory, unused when kNorm (then `norm` gives it).
+// in global memory, unused when kNorm (then `norm` gives it). l2_lines: lines of each first-item row to
+// prefetch into L2 beyond the first loads (0: none).
 template <typename T, int M, typename Plan, bool kNorm>
-__global__ void skinny_kernel(const T* __restrict__ x, NormIn<T> norm, Plan plan, int64_t K) {
+__global__ void skinny_kernel(const T* __restrict__ x, NormIn<T> norm, Plan plan, int64_t K, int l2_lines) {
   const int lane = threadIdx.x % 32;
   const int64_t items = plan.items(), stride = static_cast<int64_t>(gridDim.x) * kSkinnyWarps;
   int64_t n = static_cast<int64_t>(blockIdx.x) * kSkinnyWarps + threadIdx.x / 32;
   const int64_t chunks = K / 8;
-  // The weights are no earlier kernel's output: the first item's loads go out before the wait.
   constexpr int R = Plan::kRows;
-  const uint4* w[2] = {nullptr, nullptr};
-  uint4 buf[2][kInFlight];
-  auto start_item = [&] {
+  // Item n's rows, or nulls past the last item.
+  auto item_rows = [&](int64_t item, const uint4* (&w)[2]) {
+    w[0] = w[1] = nullptr;
+    if (item >= items) return;
     const T *r0 = nullptr, *r1 = nullptr;
-    plan.rows(n, K, r0, r1);
+    plan.rows(item, K, r0, r1);
     w[0] = reinterpret_cast<const uint4*>(r0);
     w[1] = reinterpret_cast<const uint4*>(r1);
-    load_chunks<R>(w, buf, lane, chunks);
   };
-  if (n < items) start_item();
+  // The weights are no earlier kernel's output: the first item's loads (and prefetches) go out before the wait.
+  const uint4* w[2];
+  uint4 buf[2][kInFlight];
+  item_rows(n, w);
+  if (w[0] != nullptr) {
+    load_chunks<R>(w, buf, lane, chunks);
+    if (l2_lines > 0) prefetch_rows<R>(w, chunks, lane, l2_lines);
+  }
   cuda_launch::wait_for_previous_kernel();  // x (or the residual and delta) come from the kernels before
   cuda_launch::allow_next_kernel();
   const uint4* xs = reinterpret_cast<const uint4*>(x);
   if constexpr (kNorm) xs = normalise_into_shared<T, M>(norm, K);  // every thread of the block, items or not
-  for (bool first = true; n < items; n += stride, first = false) {
-    if (!first) start_item();
+  for (; n < items; n += stride) {
+    const uint4* w_next[2];
+    item_rows(n + stride, w_next);
     float acc[M][2];
 #pragma unroll
     for (int m = 0; m < M; ++m) acc[m][0] = acc[m][1] = 0.f;
-    dot_rows<T, M, R, kNorm>(w, buf, xs, chunks, lane, acc);
+    dot_rows<T, M, R, kNorm>(w, w_next, buf, xs, chunks, lane, acc);  // buf: then the next item's first chunks
 #pragma unroll
     for (int m = 0; m < M; ++m) {
       const float a0 = cuda_math::warp_sum(acc[m][0]);
       const float a1 = R == 2 ? cuda_math::warp_sum(acc[m][1]) : 0.f;
       if (lane == 0) plan.store(n, m, a0, a1);
     }
+    w[0] = w_next[0];
+    w[1] = w_next[1];
   }
 }
 
