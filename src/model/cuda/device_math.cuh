@@ -1,5 +1,6 @@
-// Device helpers the CUDA kernels share (model/cuda/*.cu): rounding where HF's ops store a T, and the pieces
-// of HF's math that both the decode kernels and the training kernels compute.
+// Device helpers the CUDA kernels share (model/cuda/*.cu, train/cuda/*.cu): rounding where HF's ops store a T,
+// 16-byte loads and stores, and the pieces of HF's math that both the decode kernels and the training kernels
+// compute.
 #pragma once
 
 namespace chatmill::model::cuda_math {
@@ -36,6 +37,18 @@ __device__ __forceinline__ void unpack16(const uint4& raw, float (&out)[16 / siz
   bits.u = raw;
 #pragma unroll
   for (int e = 0; e < static_cast<int>(16 / sizeof(T)); ++e) out[e] = static_cast<float>(bits.t[e]);
+}
+
+// The reverse of unpack16: float32 values rounded to T (once each), as one 16-byte value to store.
+template <typename T>
+__device__ __forceinline__ uint4 pack16(const float (&in)[16 / sizeof(T)]) {
+  union {
+    uint4 u;
+    T t[16 / sizeof(T)];
+  } bits;
+#pragma unroll
+  for (int e = 0; e < static_cast<int>(16 / sizeof(T)); ++e) bits.t[e] = static_cast<T>(in[e]);
+  return bits.u;
 }
 
 }  // namespace chatmill::model::cuda_math
