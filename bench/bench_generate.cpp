@@ -30,7 +30,7 @@ struct Args {
   bool no_skinny = false;      // fused step: projections through at::linear (cuBLAS) instead of the skinny GEMM
   bool no_pdl = false;         // fused step: kernels without programmatic dependent launch
   bool no_fold = false;        // fused step: norms, SwiGLU, rotary and attention's combine as kernels of their own
-  bool no_prefetch = false;    // fused step: the skinny GEMM without its L2 prefetch before the wait
+  bool l2_prefetch = false;    // fused step: the skinny GEMM with its L2 prefetch before the wait
   std::string profile;         // profile one more run after the timed ones, write its table here
 };
 
@@ -70,7 +70,7 @@ int main(int argc, char** argv) {
   app.add_flag("--no-pdl", a.no_pdl, "fused step: kernels without programmatic dependent launch");
   app.add_flag("--no-fold", a.no_fold, "fused step: no folding of norms, SwiGLU, rotary and attention's combine "
                "into neighbouring kernels (FusedStepOptions::fold)");
-  app.add_flag("--no-prefetch", a.no_prefetch, "fused step: the skinny GEMM without its L2 prefetch of the first rows "
+  app.add_flag("--l2-prefetch", a.l2_prefetch, "fused step: the skinny GEMM with its L2 prefetch of the first rows "
                "(FusedStepOptions::l2_prefetch)");
   app.add_option("--profile", a.profile,
                  "profile one more run and write a per-kernel table here (the engine's CPU work runs in its own "
@@ -101,7 +101,7 @@ int main(int argc, char** argv) {
     std::unique_ptr<infer::Engine> engine;
     if (a.engine) engine = std::make_unique<infer::Engine>(m, nullptr, infer::EngineOptions{a.batch, a.prompt_len + a.new_tokens, a.cuda_graph,
                                                                            infer::parse_step_kind(a.step), !a.no_skinny,
-                                                                           !a.no_pdl, !a.no_fold, !a.no_prefetch});
+                                                                           !a.no_pdl, !a.no_fold, a.l2_prefetch});
     const int profiled = a.profile.empty() ? 0 : 1;
     std::unique_ptr<bench::OpProfile> prof;
     for (int i = 0; engine && i < a.warmup + a.repeats + profiled; ++i) {
@@ -149,7 +149,7 @@ int main(int argc, char** argv) {
     nlohmann::json out = {{"engine", std::string(a.engine ? "chatmill-engine" : "chatmill") + (a.engine && a.step == "fused" ? (a.no_skinny ? "+fused(cublas)" : "+fused") : "") +
                                           (a.engine && a.step == "fused" && a.no_pdl ? "(no PDL)" : "") +
                                           (a.engine && a.step == "fused" && a.no_fold ? "(no fold)" : "") +
-                                          (a.engine && a.step == "fused" && a.no_prefetch ? "(no prefetch)" : "") +
+                                          (a.engine && a.step == "fused" && a.l2_prefetch ? "(L2 prefetch)" : "") +
                                           (a.cuda_graph ? "+cudagraph" : "")},
                           {"model", a.preset.empty() ? a.model_dir : a.preset},
                           {"params", m.config.num_parameters()},

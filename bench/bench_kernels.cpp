@@ -150,17 +150,17 @@ int main(int argc, char** argv) {
         200);
     // The same kernels with their L2 prefetch (LaunchOptions::l2_prefetch) against without it (the
     // "LibTorch" column here).
-    const model::fused::LaunchOptions no_prefetch{true, false};
+    const model::fused::LaunchOptions prefetch{true, true};
     row("folded q,k,v+rope M " + std::to_string(M) + ", L2 prefetch vs none", 2.0 * (3 * H * D * C + 4 * M * C),
-        [&] { model::fused::qkv_rope_append(in, qkv_w[0], qkv_w[1], qkv_w[2], pos, pos, rope.inv_freq(), kc, vc); },
         [&] {
           model::fused::qkv_rope_append(in, qkv_w[0], qkv_w[1], qkv_w[2], pos, pos, rope.inv_freq(), kc, vc, {},
-                                        no_prefetch);
+                                        prefetch);
         },
+        [&] { model::fused::qkv_rope_append(in, qkv_w[0], qkv_w[1], qkv_w[2], pos, pos, rope.inv_freq(), kc, vc); },
         200);
     row("folded gate,up+silu M " + std::to_string(M) + ", L2 prefetch vs none", 2.0 * (2 * F * C + 4 * M * C + M * F),
-        [&] { model::fused::gate_up_silu(in, gu_w[0], gu_w[1]); },
-        [&] { model::fused::gate_up_silu(in, gu_w[0], gu_w[1], {}, no_prefetch); }, 200);
+        [&] { model::fused::gate_up_silu(in, gu_w[0], gu_w[1], {}, prefetch); },
+        [&] { model::fused::gate_up_silu(in, gu_w[0], gu_w[1]); }, 200);
   }
   // Attention in the decode benchmark's 256-column cache at its mean length, the combine folded into the split
   // kernel (split counters) against a combine kernel of its own (the "LibTorch" column here).

@@ -131,7 +131,7 @@ def main():
     def hf(batch):
         return [sys.executable, os.path.join(HERE, "hf_generate.py"), *common(batch)]
 
-    def fused_with(*flags):  # the engine's fused step in a CUDA graph, with the flags that switch a part off
+    def fused_with(*flags):  # the engine's fused step in a CUDA graph, with the flags that switch a part on or off
         return ours("--engine", "--cuda-graph", "--step", "fused", *flags)
 
     fused = fused_with()
@@ -144,8 +144,8 @@ def main():
             (16, "hf", hf),
             (16, "chatmill-engine+fused+cudagraph", fused_profiled),
             (1, "hf", hf),
-            (1, "chatmill-engine+fused(no prefetch)+cudagraph", fused_with("--no-prefetch")),
-            (16, "chatmill-engine+fused(no prefetch)+cudagraph", fused_with("--no-prefetch")),
+            (1, "chatmill-engine+fused(L2 prefetch)+cudagraph", fused_with("--l2-prefetch")),
+            (16, "chatmill-engine+fused(L2 prefetch)+cudagraph", fused_with("--l2-prefetch")),
             (1, "chatmill-engine+fused(no fold)+cudagraph", fused_with("--no-fold")),
             (16, "chatmill-engine+fused(no fold)+cudagraph", fused_with("--no-fold")),
             (1, "chatmill-engine+fused(cublas)+cudagraph", fused_with("--no-skinny-gemm"))]

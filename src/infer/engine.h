@@ -44,7 +44,7 @@ struct EngineOptions {
   bool skinny_gemm = true;  // fused step: decode projections through fused::linear (see model/fused_ops.h)
   bool programmatic_launch = true;  // fused step: kernels overlap their predecessors (fused::LaunchOptions)
   bool fold = true;  // fused step: norms, SwiGLU, rotary and the attention combine folded into neighbours
-  bool l2_prefetch = true;  // fused step: the skinny GEMM prefetches its first rows into L2 (fused::LaunchOptions)
+  bool l2_prefetch = false;  // fused step: the skinny GEMM prefetches its first rows into L2 (fused::LaunchOptions)
 };
 
 // "auto" | "eager" | "fused" (for CLI flags); throws chatmill::Error naming the choices.

@@ -27,8 +27,8 @@ struct FusedStepOptions {
   // Five kernels a layer instead of ten. Off to measure what it gains.
   bool fold = true;
   // The skinny GEMM's warps prefetch more of their first rows into L2 before waiting on the kernel before
-  // (fused::LaunchOptions::l2_prefetch). Off to measure what it gains.
-  bool l2_prefetch = true;
+  // (fused::LaunchOptions::l2_prefetch): off, as it measured slower in the step; on to measure it again.
+  bool l2_prefetch = false;
 };
 
 // ids, positions, columns, lengths: (B) int64 on the model's device. Row b's token at rotary position

@@ -24,10 +24,11 @@ struct ForceReference {
 // kernel overlapping the end of the one before on Hopper GPUs. An option so that tests and benchmarks can run
 // both ways.
 // `l2_prefetch`: the skinny GEMM's warps ask L2 for more of their first rows before waiting on the kernel
-// before (model/cuda/skinny_kernels.cuh).
+// before (model/cuda/skinny_kernels.cuh). Off by default: on an H200 it made the batch-1 decode step 3% slower
+// (bench/README.md), though each projection alone ran as fast or faster.
 struct LaunchOptions {
   bool programmatic = true;
-  bool l2_prefetch = true;
+  bool l2_prefetch = false;
 };
 
 // Whether an op on `t` runs this project's CUDA kernel: a CUDA build, a CUDA tensor, and no ForceReference.

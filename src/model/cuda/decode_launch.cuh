@@ -122,7 +122,7 @@ void launch_skinny(const L& launch, int64_t M, const T* x, const kernels::NormIn
 // x: (M, K); weights: 1 to 3 of (N_i, K); out: (M, sum N_i) gets x w_0^T, x w_1^T, ... side by side.
 template <class L>
 void skinny_linear(const L& launch, const at::Tensor& x, at::TensorList weights, const at::Tensor& out,
-                   bool l2_prefetch = true) {
+                   bool l2_prefetch = false) {
   TORCH_INTERNAL_ASSERT(!weights.empty() && weights.size() <= kernels::kMaxParts, "skinny_linear takes 1 to 3 weights");
   const int64_t N = out.size(1);
   AT_DISPATCH_REDUCED_FLOATING_TYPES(x.scalar_type(), "skinny_linear", [&] {
@@ -148,7 +148,7 @@ template <class L>
 void skinny_qkv_rope(const L& launch, const NormedInput& in, const at::Tensor& wq, const at::Tensor& wk,
                      const at::Tensor& wv, const at::Tensor& positions, const at::Tensor& columns,
                      const at::Tensor& inv_freq, const at::Tensor& k_cache, const at::Tensor& v_cache,
-                     const at::Tensor& q_out, bool l2_prefetch = true) {
+                     const at::Tensor& q_out, bool l2_prefetch = false) {
   AT_DISPATCH_REDUCED_FLOATING_TYPES(q_out.scalar_type(), "skinny_qkv_rope", [&] {
     kernels::RopePlan<scalar_t> plan{};
     plan.wq = wq.data_ptr<scalar_t>();
@@ -172,7 +172,7 @@ void skinny_qkv_rope(const L& launch, const NormedInput& in, const at::Tensor& w
 // out: (M, F) = silu(x wg^T) * (x wu^T) for x = the normalised input.
 template <class L>
 void skinny_gate_up_silu(const L& launch, const NormedInput& in, const at::Tensor& wg, const at::Tensor& wu,
-                         const at::Tensor& out, bool l2_prefetch = true) {
+                         const at::Tensor& out, bool l2_prefetch = false) {
   AT_DISPATCH_REDUCED_FLOATING_TYPES(out.scalar_type(), "skinny_gate_up_silu", [&] {
     kernels::SiluPlan<scalar_t> plan{wg.data_ptr<scalar_t>(), wu.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(),
                                      out.size(1)};
