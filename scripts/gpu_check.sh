@@ -3,8 +3,8 @@
 # CUDA sources, runs the GPU tests, the GPU benchmarks, then the whole test suite, and writes logs and results
 # into OUTDIR. Stages run in order of value, each under what is left of a time budget (GPU_CHECK_BUDGET_S,
 # default 570 s, inside the device tool's 600 s per call), so a slow stage never costs the results before it.
-# With .deps/prebuilt (scripts/prebuild_gpu.sh) built from this very source (its hash is checked), it skips the
-# compile and runs those binaries; if they do not run here, or the source differs, it builds as before.
+# With .deps/prebuilt.tar.gz (scripts/prebuild_gpu.sh) built from this very source (its hash is checked), it
+# skips the compile and runs those binaries; if they do not run here, or the source differs, it builds as before.
 # Usage: bash scripts/gpu_check.sh OUTDIR   (carry .deps from scripts/fetch_gpu_deps.sh and prebuild_gpu.sh)
 set -uo pipefail
 OUT=${1:?usage: scripts/gpu_check.sh OUTDIR}
@@ -58,6 +58,7 @@ export CHATMILL_TESTDATA="$PWD/build-gpu/testdata" CHATMILL_SOURCE_DIR="$PWD" CH
 # keeps the system's), and the CTest files get this machine's paths.
 use_prebuilt() {
   local P="$PWD/.deps/prebuilt" want have
+  if [ -f .deps/prebuilt.tar.gz ]; then rm -rf "$P" && tar xzf .deps/prebuilt.tar.gz -C .deps || return 1; fi
   [ -f "$P/stamp" ] || return 1
   want=$(bash scripts/source_hash.sh)
   have=$(sed -n 's/^source_hash=//p' "$P/stamp")

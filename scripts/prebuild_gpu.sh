@@ -5,6 +5,7 @@
 # Staged: the executables; every shared library they load except glibc's, libstdc++/libgcc_s and what the GPU
 # machine's torch wheel brings (libtorch*, CUDA, NCCL); the CTest files with this tree's paths; and a stamp with
 # scripts/source_hash.sh's hash, which gpu_check.sh compares with the tree it runs in before using any of it.
+# Staged as .deps/prebuilt.tar.gz, which gpu_check.sh unpacks.
 # Usage: bash scripts/prebuild_gpu.sh   (then carry [".deps"])
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -67,3 +68,6 @@ shared=$SHARED
 EOS
 cat "$P/stamp"
 du -sh "$P" "$P/bin" "$P/lib"
+# Packed: the device tool carries at most 64 MiB, and the binaries compress to about a third.
+tar czf .deps/prebuilt.tar.gz -C .deps prebuilt && rm -rf "$P"
+du -sh .deps/prebuilt.tar.gz
