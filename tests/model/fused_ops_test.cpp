@@ -343,14 +343,18 @@ TEST(GpuFused, FusedStepEqualsTheFullForwardOnTheGpu) {
       // Four rows: the unfolded kernels; one and two: the folded ones (bf16/fp16), then unfolded.
       for (const std::vector<int64_t>& lengths :
            {std::vector<int64_t>{5, 12, 1, 9}, std::vector<int64_t>{7}, std::vector<int64_t>{3, 11}})
-        for (bool fold : {true, false}) {
-          if (!fold && lengths.size() > 2) continue;  // the same path as fold on
+        // Folded, folded with the skinny GEMM's L2 prefetch (off by default), unfolded.
+        for (auto [fold, prefetch] : std::vector<std::pair<bool, bool>>{{true, false}, {true, true}, {false, false}}) {
+          if ((!fold || prefetch) && lengths.size() > 2) continue;  // the same path as the default
           model::FusedStepOptions options;
           options.fold = fold;
+          options.l2_prefetch = prefetch;
           const double d = fused_step_vs_full_forward(cfg, dtype, dev, lengths, options);
           std::cout << "GPU fused step vs full forward, hidden " << cfg.hidden_size << ", " << dtype << ", "
-                    << lengths.size() << " rows" << (fold ? "" : " (no fold)") << ": max |diff| " << d << "\n";
-          EXPECT_LE(d, tol) << cfg.hidden_size << " " << dtype << " " << lengths.size() << " rows, fold " << fold;
+                    << lengths.size() << " rows" << (fold ? "" : " (no fold)") << (prefetch ? " (L2 prefetch)" : "")
+                    << ": max |diff| " << d << "\n";
+          EXPECT_LE(d, tol) << cfg.hidden_size << " " << dtype << " " << lengths.size() << " rows, fold " << fold
+                            << ", L2 prefetch " << prefetch;
         }
     }
   }
