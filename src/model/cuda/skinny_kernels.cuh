@@ -9,8 +9,9 @@
 //
 // A warp's loads run ahead across its items: the last round of one item loads the first chunks of the next, so
 // the pipeline does not drain between items. Before waiting for the previous kernel, each warp can also ask L2
-// for more of its first item's rows than its registers hold (`l2_lines`): DRAM then keeps streaming while the
-// previous kernel finishes and this one normalises x.
+// for more of its first item's rows than its registers hold (`l2_lines`), so that DRAM keeps streaming while the
+// previous kernel finishes and this one normalises x; off by default, as the step measured slower with it
+// (bench/README.md).
 //
 // x comes from global memory (read through L1/L2: every warp shares it), or, with a NormIn, is computed by
 // each block into shared memory as rms_norm(residual + delta): the residual add and the norm of the step then
