@@ -219,15 +219,17 @@ TEST(EmulatedKernels, FoldedProjectionsEqualTheUnfoldedOps) {
 TEST(EmulatedKernels, DecodeAttentionEqualsTheReferenceWithAndWithoutCounters) {
   const EmuLauncher launch;
   for (at::ScalarType dtype : kAllTypes)
-    // D 16 and 64: the vectorised kernel (two and eight lanes a column in bf16); 24: the scalar one.
-    for (auto [H, Hkv, D] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{{4, 2, 16}, {2, 1, 64}, {3, 3, 24}}) {
-      const int64_t B = 2, S = 200;  // 4 splits at this B*H: several columns per split and empty splits
+    // D 16 and 64: the vectorised kernel (two and eight lanes a column in bf16); 24: the scalar one. S 200: 13
+    // splits, several columns each, and empty ones; 640: 40 splits, more than the combine kernel's 32 threads.
+    for (auto [H, Hkv, D, S] : std::vector<std::tuple<int64_t, int64_t, int64_t, int64_t>>{
+             {2, 1, 16, 640}, {2, 1, 64, 200}, {3, 3, 24, 200}}) {
+      const int64_t B = 2;
       at::manual_seed(7);
       at::Tensor q = at::randn({B, H, D}, dtype), kc = at::randn({B, Hkv, S, D}, dtype), vc = at::randn({B, Hkv, S, D}, dtype);
       for (std::vector<int64_t> lens : {std::vector<int64_t>{200, 3}, std::vector<int64_t>{1, 130}}) {
         at::Tensor lengths = at::tensor(lens, at::kLong);
         const at::Tensor want = model::fused::decode_attention(q, kc, vc, lengths, kRef);
-        const std::string where = c10::str(dtype, " H ", H, " Hkv ", Hkv, " D ", D, " lengths ", lens);
+        const std::string where = c10::str(dtype, " H ", H, " Hkv ", Hkv, " D ", D, " S ", S, " lengths ", lens);
         at::Tensor out = at::empty({B, H * D}, dtype);
         launchers::decode_attention(launch, q, kc, vc, lengths, at::Tensor(), out);
         EXPECT_LE(rel_diff(out, want), kernel_tolerance(dtype, 2)) << where << ", combine kernel";
