@@ -58,6 +58,24 @@ void launch(void (*kernel)(Params...), dim3 grid, dim3 block, Args&&... args) {
   run(grid, block, [&] { std::apply(kernel, params); });
 }
 
+// The launcher the kernels' launch code takes (model/cuda/decode_launch.cuh says what a launcher is), on the
+// emulator. `resident`: the blocks it says the device holds at once (few, so that the normalised projections'
+// blocks each take several items, as on a GPU with more items than resident warps); `max_blocks` cuts every
+// grid to at most that many blocks (a kernel's grid-stride loops must then cover the rest).
+struct Launcher {
+  int64_t resident = 3;
+  unsigned max_blocks = 1u << 30;
+  template <typename... Params, typename... Args>
+  void operator()(void (*kernel)(Params...), dim3 grid, dim3 block, Args&&... args) const {
+    grid.x = grid.x < max_blocks ? grid.x : max_blocks;
+    launch(kernel, grid, block, std::forward<Args>(args)...);
+  }
+  template <typename... Params>
+  int64_t resident_blocks(void (*)(Params...), int) const {
+    return resident;
+  }
+};
+
 template <typename T>
 T shuffle_as(unsigned mask, T v, int src) {
   static_assert(sizeof(T) <= sizeof(uint64_t) && std::is_trivially_copyable_v<T>, "shuffles move up to 8 bytes");

@@ -32,20 +32,6 @@ using model::fused::ForceReference;
 using testing::max_abs_diff;
 using testing::rel_diff;
 
-// decode_launch.cuh's launcher on the emulator. Few resident blocks, so that the normalised projections'
-// blocks each take several items, as on a GPU with more items than resident warps.
-struct EmuLauncher {
-  int64_t resident = 3;
-  template <typename... Params, typename... Args>
-  void operator()(void (*kernel)(Params...), dim3 grid, dim3 block, Args&&... args) const {
-    emu::launch(kernel, grid, block, std::forward<Args>(args)...);
-  }
-  template <typename... Params>
-  int64_t resident_blocks(void (*)(Params...), int) const {
-    return resident;
-  }
-};
-
 using testing::kernel_tolerance;
 
 const ForceReference kRef{true};
@@ -107,7 +93,7 @@ const std::vector<at::ScalarType> kAllTypes = {at::kFloat, at::kBFloat16, at::kH
 const std::vector<at::ScalarType> kHalfTypes = {at::kBFloat16, at::kHalf};  // the skinny GEMM's
 
 TEST(EmulatedKernels, AddRmsNormAndSiluMulEqualTheReference) {
-  const EmuLauncher launch;
+  const emu::Launcher launch;
   for (at::ScalarType dtype : kAllTypes) {
     at::manual_seed(3);
     for (int64_t C : {72, 1000}) {
@@ -129,7 +115,7 @@ TEST(EmulatedKernels, AddRmsNormAndSiluMulEqualTheReference) {
 }
 
 TEST(EmulatedKernels, RopeAppendEqualsTheReference) {
-  const EmuLauncher launch;
+  const emu::Launcher launch;
   for (at::ScalarType dtype : kAllTypes)
     for (auto [H, Hkv, D] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{{4, 2, 16}, {2, 2, 64}}) {
       const int64_t B = 2, S = 7;
@@ -150,7 +136,7 @@ TEST(EmulatedKernels, RopeAppendEqualsTheReference) {
 }
 
 TEST(EmulatedKernels, SkinnyGemmEqualsATLinear) {
-  const EmuLauncher launch;
+  const emu::Launcher launch;
   for (at::ScalarType dtype : kHalfTypes) {
     at::manual_seed(5);
     // Widths that leave a partial last block of rows or of in-flight chunks, and one past a whole round.
@@ -174,7 +160,7 @@ TEST(EmulatedKernels, SkinnyGemmEqualsATLinear) {
 // The folded projections against the unfolded composition (fused_ops.h's reference).
 TEST(EmulatedKernels, FoldedProjectionsEqualTheUnfoldedOps) {
   for (int64_t resident : {1, 3, 1000}) {  // one block for all items, a few, one item per warp
-    const EmuLauncher launch{resident};
+    const emu::Launcher launch{resident};
     for (at::ScalarType dtype : kHalfTypes)
       // The last: rows of 130 chunks, so a lane's last round of an item (where the next item's loads start)
       // falls at different rounds across the warp.
@@ -217,7 +203,7 @@ TEST(EmulatedKernels, FoldedProjectionsEqualTheUnfoldedOps) {
 }
 
 TEST(EmulatedKernels, DecodeAttentionEqualsTheReferenceWithAndWithoutCounters) {
-  const EmuLauncher launch;
+  const emu::Launcher launch;
   for (at::ScalarType dtype : kAllTypes)
     // D 16 and 64: the vectorised kernel (two and eight lanes a column in bf16); 24: the scalar one. S 200: 13
     // splits, several columns each, and empty ones; 640: 40 splits, more than the combine kernel's 32 threads.
@@ -246,7 +232,7 @@ TEST(EmulatedKernels, DecodeAttentionEqualsTheReferenceWithAndWithoutCounters) {
 // The training ops' kernels (model/fused_autograd.h) against the ops' CPU forms, forward and backward (the
 // backward's reference: autograd through the CPU forward).
 TEST(EmulatedKernels, TrainingRotaryAndSwigluEqualTheReference) {
-  const EmuLauncher launch;
+  const emu::Launcher launch;
   namespace ac = model::autograd_cuda;
   for (at::ScalarType dtype : kAllTypes) {
     const int64_t B = 2, T = 3, H = 4, Hkv = 2, D = 16, W = (H + 2 * Hkv) * D, F = 40, N = B * T;

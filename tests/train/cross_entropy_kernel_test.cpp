@@ -34,13 +34,6 @@ namespace emu = testing::cuda_emu;
 using testing::kernel_tolerance;
 using testing::max_abs_diff;
 
-struct EmuLauncher {
-  template <typename... Params, typename... Args>
-  void operator()(void (*kernel)(Params...), dim3 grid, dim3 block, Args&&... args) const {
-    emu::launch(kernel, grid, block, std::forward<Args>(args)...);
-  }
-};
-
 // n rows of logits: row r scaled and shifted differently (spreads and maxima from row to row), in a buffer that
 // starts `offset` elements past an aligned allocation (rows unaligned for 16-byte loads). Targets: random, with
 // columns 0 and V - 1 and two ignored rows.
@@ -104,7 +97,7 @@ TEST(EmulatedKernels, CrossEntropyRowsEqualTheReferenceOps) {
   auto emulated = [](const at::Tensor& targets) {
     return [targets](at::Tensor& x, bool grad) {
       at::Tensor losses = at::empty({x.size(0)}, at::kFloat);
-      train::cross_entropy_cuda::cross_entropy_rows(EmuLauncher{}, x, targets, losses, grad);
+      train::cross_entropy_cuda::cross_entropy_rows(emu::Launcher{}, x, targets, losses, grad);
       return losses;
     };
   };
@@ -129,7 +122,7 @@ TEST(EmulatedKernels, CrossEntropyRowsEqualTheReferenceOps) {
 TEST(EmulatedKernels, CrossEntropyRowsMarkOutOfRangeTargetsNaN) {
   at::Tensor logits = at::randn({3, 40}), targets = at::tensor({int64_t{40}, int64_t{-1}, int64_t{data::kIgnoreLabel}});
   at::Tensor losses = at::empty({3});
-  train::cross_entropy_cuda::cross_entropy_rows(EmuLauncher{}, logits, targets, losses, true);
+  train::cross_entropy_cuda::cross_entropy_rows(emu::Launcher{}, logits, targets, losses, true);
   EXPECT_TRUE(std::isnan(losses[0].item<float>()) && std::isnan(losses[1].item<float>())) << losses;
   EXPECT_EQ(losses[2].item<float>(), 0.f);
   EXPECT_TRUE(logits.narrow(0, 0, 2).isnan().all().item<bool>());

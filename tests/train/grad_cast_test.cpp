@@ -22,20 +22,11 @@ namespace {
 namespace emu = testing::cuda_emu;
 using testing::max_abs_diff;
 
-// The emulator's launcher, with the grid cut to `max_blocks` (the kernel's loops must cover the rest).
-struct EmuLauncher {
-  unsigned max_blocks = 1u << 30;
-  template <typename... Params, typename... Args>
-  void operator()(void (*kernel)(Params...), dim3 grid, dim3 block, Args&&... args) const {
-    grid.x = std::min(grid.x, max_blocks);
-    emu::launch(kernel, grid, block, std::forward<Args>(args)...);
-  }
-};
 
 const std::vector<int64_t> kLengths = {1, 7, 8, 13, 1000, 4099};
 
 TEST(EmulatedKernels, GradCastEqualsATenCopyAndAdd) {
-  for (unsigned max_blocks : {1u, 1u << 30})
+  for (unsigned max_blocks : {1u, 1u << 30})  // one block for the whole tensor, and the grid cast_into picks
     for (at::ScalarType dtype : {at::kBFloat16, at::kHalf})
       for (int64_t n : kLengths) {
         at::manual_seed(n);
@@ -43,12 +34,14 @@ TEST(EmulatedKernels, GradCastEqualsATenCopyAndAdd) {
         const std::string where = c10::str(dtype, " n ", n, " max blocks ", max_blocks);
         ASSERT_TRUE(train::grad_cast::applies(base, src)) << where;
         at::Tensor got = base.clone(), want = base.clone();
-        train::grad_cast::cast_into(EmuLauncher{max_blocks}, got, src, false);
+        emu::Launcher launch;
+        launch.max_blocks = max_blocks;
+        train::grad_cast::cast_into(launch, got, src, false);
         want.copy_(src);
         EXPECT_EQ(max_abs_diff(got, want), 0.0) << where << ": copy";
         got = base.clone();
         want = base.clone();
-        train::grad_cast::cast_into(EmuLauncher{max_blocks}, got, src, true);
+        train::grad_cast::cast_into(launch, got, src, true);
         want.add_(src);
         EXPECT_EQ(max_abs_diff(got, want), 0.0) << where << ": add";
       }
