@@ -10,10 +10,10 @@
 #include <ATen/Dispatch.h>
 #include <ATen/core/Tensor.h>
 
-#include <algorithm>
 #include <cstdint>
 
 #include "model/cuda/device_math.cuh"
+#include "model/cuda/reduce.cuh"
 
 namespace chatmill::model::autograd_cuda {
 
@@ -21,10 +21,7 @@ namespace kernels {
 
 constexpr int kThreads = 256;
 
-inline unsigned blocks_for(int64_t n) {
-  // Grid-stride loops: enough blocks to fill the device several times over, no more.
-  return static_cast<unsigned>(std::max<int64_t>(1, std::min<int64_t>((n + kThreads - 1) / kThreads, 65535)));
-}
+inline unsigned blocks_for(int64_t n) { return cuda_math::grid_stride_blocks(n, kThreads); }
 
 // Where pair j of head `hh` of packed row n lives in the per-head tensors: hh < H a q head, then Hkv k heads,
 // then Hkv v heads.

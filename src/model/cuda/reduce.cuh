@@ -46,6 +46,13 @@ __device__ __forceinline__ float block_reduce(float x, float identity, Op op) {
 __device__ __forceinline__ float block_sum(float x) { return block_reduce(x, 0.f, Add{}); }
 __device__ __forceinline__ float block_max(float x) { return block_reduce(x, -INFINITY, Max{}); }
 
+// Blocks of `threads` for a grid-stride loop over `work` items: a thread an item, up to `max_blocks` (enough to
+// fill the device several times over; the loop covers the rest).
+inline unsigned grid_stride_blocks(int64_t work, int threads, int64_t max_blocks = 65535) {
+  const int64_t blocks = (work + threads - 1) / threads;
+  return static_cast<unsigned>(blocks < 1 ? 1 : (blocks > max_blocks ? max_blocks : blocks));
+}
+
 // The smallest power-of-two block, from 32 to 1024 threads, that gives each of `work` items a thread.
 inline int threads_for(int64_t work) {
   int t = 32;

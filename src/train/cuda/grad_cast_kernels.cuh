@@ -10,10 +10,10 @@
 #include <ATen/Dispatch.h>
 #include <ATen/core/Tensor.h>
 
-#include <algorithm>
 #include <cstdint>
 
 #include "model/cuda/device_math.cuh"
+#include "model/cuda/reduce.cuh"
 
 namespace chatmill::train::grad_cast {
 
@@ -57,8 +57,7 @@ template <class L>
 void cast_into(const L& launch, const at::Tensor& dst, const at::Tensor& src, bool add) {
   const int64_t n = dst.numel();
   if (n == 0) return;
-  // About one piece a thread up to a grid that fills the device many times over; grid-stride beyond.
-  const auto blocks = static_cast<unsigned>(std::clamp<int64_t>((n / 8 + kernels::kThreads - 1) / kernels::kThreads, 1, 8192));
+  const unsigned blocks = model::cuda_math::grid_stride_blocks(n / 8, kernels::kThreads, 8192);  // a piece a thread
   AT_DISPATCH_REDUCED_FLOATING_TYPES(src.scalar_type(), "grad_cast", [&] {
     if (add)
       launch(kernels::cast_into_kernel<scalar_t, true>, dim3(blocks), dim3(kernels::kThreads), dst.data_ptr<float>(),
