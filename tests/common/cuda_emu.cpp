@@ -2,7 +2,11 @@
 // every ready fiber until it blocks (at __syncthreads or a shuffle) or exits, then releases whichever barrier
 // is complete: the block's, once every thread waits there, or a warp's exchange, once its 32 lanes wait there.
 // If neither can be released, the kernel has diverged and the run fails with what each thread was doing.
+// A cooperative launch gives each block an OS thread with its own scheduler (all state here is thread_local).
 #include <ucontext.h>
+
+#include <atomic>
+#include <thread>
 
 #include <algorithm>
 #include <cstdint>
@@ -18,14 +22,19 @@
 
 namespace chatmill::testing::cuda_emu {
 
-uint3 thread_idx, block_idx;
-dim3 block_dim, grid_dim;
+thread_local uint3 thread_idx, block_idx;
+thread_local dim3 block_dim, grid_dim;
 
 namespace {
 
 constexpr size_t kStackBytes = 64 * 1024;  // the kernels keep a few dozen registers' worth of locals
 
 enum class State { kReady, kAtBlockSync, kAtExchange, kExited };
+
+// What a block's spin wait throws once another block of its cooperative launch has failed.
+struct SpinAborted : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
 
 struct Fiber {
   ucontext_t ctx{};
@@ -44,7 +53,8 @@ struct Block {
   std::exception_ptr error;
 };
 
-Block* g_block = nullptr;  // the block being run: fibers reach it from inside the kernel
+thread_local Block* g_block = nullptr;  // the block being run: fibers reach it from inside the kernel
+std::atomic<bool> g_cooperative_failed{false};  // a block of the running cooperative launch has failed
 
 Fiber& self() { return g_block->fibers[g_block->current]; }
 
@@ -166,11 +176,14 @@ uint64_t exchange(unsigned mask, uint64_t bits, int src) {
   return self().received;
 }
 
-void run(dim3 grid, dim3 block, const std::function<void()>& body) {
+namespace {
+
+// Runs the blocks `order` of a launch on this OS thread, one after another.
+void run_blocks(dim3 grid, dim3 block, const std::function<void()>& body, const std::vector<uint3>& order) {
   if (g_block != nullptr) throw std::logic_error("cuda_emu: a kernel launched from inside a kernel");
   const size_t threads = static_cast<size_t>(block.x) * block.y * block.z;
   if (threads == 0 || threads > 1024) throw std::invalid_argument("cuda_emu: a block takes 1 to 1024 threads");
-  static std::vector<Fiber> pool;  // stacks kept between launches
+  thread_local std::vector<Fiber> pool;  // stacks kept between launches
   Block b;
   b.fibers = std::move(pool);
   b.fibers.resize(threads);
@@ -185,18 +198,68 @@ void run(dim3 grid, dim3 block, const std::function<void()>& body) {
       pool = std::move(b.fibers);
     }
   } reset{b};
-  // Blocks in a shuffled order (a GPU promises none), seeded per launch so that runs repeat: code that
-  // counts on an order (say, which block finishes last) meets a different one in each launch.
-  std::vector<uint3> order;
-  for (unsigned z = 0; z < grid.z; ++z)
-    for (unsigned y = 0; y < grid.y; ++y)
-      for (unsigned x = 0; x < grid.x; ++x) order.push_back({x, y, z});
-  static uint64_t launches = 0;
-  std::shuffle(order.begin(), order.end(), std::mt19937_64(++launches));
   for (const uint3& idx : order) {
     block_idx = idx;
     run_block(b);
   }
+}
+
+std::vector<uint3> blocks_of(dim3 grid) {
+  std::vector<uint3> order;
+  for (unsigned z = 0; z < grid.z; ++z)
+    for (unsigned y = 0; y < grid.y; ++y)
+      for (unsigned x = 0; x < grid.x; ++x) order.push_back({x, y, z});
+  return order;
+}
+
+}  // namespace
+
+void run(dim3 grid, dim3 block, const std::function<void()>& body) {
+  // Blocks in a shuffled order (a GPU promises none), seeded per launch so that runs repeat: code that
+  // counts on an order (say, which block finishes last) meets a different one in each launch.
+  std::vector<uint3> order = blocks_of(grid);
+  static std::atomic<uint64_t> launches{0};
+  std::shuffle(order.begin(), order.end(), std::mt19937_64(++launches));
+  run_blocks(grid, block, body, order);
+}
+
+void run_cooperative(dim3 grid, dim3 block, const std::function<void()>& body) {
+  const std::vector<uint3> order = blocks_of(grid);
+  if (order.size() > 64) throw std::invalid_argument("cuda_emu: a cooperative launch takes at most 64 blocks");
+  g_cooperative_failed = false;
+  std::vector<std::exception_ptr> errors(order.size());
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < order.size(); ++i)
+    threads.emplace_back([&, i] {
+      try {
+        run_blocks(grid, block, body, {order[i]});
+      } catch (...) {
+        errors[i] = std::current_exception();
+        g_cooperative_failed = true;
+      }
+    });
+  for (std::thread& t : threads) t.join();
+  // The first error that is not another block's abandoned wait.
+  std::exception_ptr first;
+  for (const std::exception_ptr& e : errors) {
+    if (!e) continue;
+    try {
+      std::rethrow_exception(e);
+    } catch (const SpinAborted&) {
+      if (!first) first = e;
+      continue;
+    } catch (...) {
+      first = e;
+      break;
+    }
+  }
+  g_cooperative_failed = false;
+  if (first) std::rethrow_exception(first);
+}
+
+void spin_pause() {
+  if (g_cooperative_failed) throw SpinAborted("cuda_emu: another block of the cooperative launch failed");
+  std::this_thread::yield();
 }
 
 }  // namespace chatmill::testing::cuda_emu

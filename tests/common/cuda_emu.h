@@ -2,12 +2,14 @@
 // math, reductions, shuffles and epilogues are checked against the LibTorch reference here, before a GPU sees
 // them. Blocks run one after another, in a shuffled order (seeded per launch); each CUDA thread of a block is a
 // fiber (ucontext), switched only at __syncthreads and warp shuffles, so one OS thread runs the block
-// deterministically.
+// deterministically. A cooperative launch (launch_cooperative: kernels that wait for each other's blocks, as
+// at a grid barrier) runs every block at once instead, each on an OS thread of its own: `__shared__` is
+// thread_local, so each block has its own, and the atomics are real atomics.
 //
 // It reports what CUDA leaves undefined and a GPU may or may not survive: __syncthreads after some threads of
 // the block exited, a shuffle whose warp has exited or diverging lanes, a partial-mask shuffle.
-// It cannot see: timing, coalescing, races between blocks (they never overlap here), and last-ulp differences
-// of the device math library (host expf and sqrtf stand in).
+// It cannot see: timing, coalescing, races between blocks (they overlap only in a cooperative launch, and then
+// as the OS schedules them), and last-ulp differences of the device math library (host expf and sqrtf stand in).
 //
 // Include it after the ATen headers and before a kernel header: it defines CUDA's keywords and built-ins as
 // macros for the host compiler.
@@ -17,6 +19,7 @@
 #include <cstdint>
 #include <cstring>
 #include <functional>
+#include <stdexcept>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -35,9 +38,9 @@ inline uint4 make_uint4(unsigned x, unsigned y, unsigned z, unsigned w) { return
 
 namespace chatmill::testing::cuda_emu {
 
-// The running fiber's coordinates (one OS thread runs every fiber, so plain variables serve).
-extern uint3 thread_idx, block_idx;
-extern dim3 block_dim, grid_dim;
+// The running fiber's coordinates (per OS thread: a cooperative launch runs its blocks on threads of their own).
+extern thread_local uint3 thread_idx, block_idx;
+extern thread_local dim3 block_dim, grid_dim;
 
 // __syncthreads: waits until every thread of the block arrives.
 void sync_block();
@@ -51,11 +54,26 @@ int lane();
 // (see the file comment) or an exception a thread threw.
 void run(dim3 grid, dim3 block, const std::function<void()>& body);
 
+// The same with every block running at once, each on an OS thread of its own (a cooperative launch: blocks may
+// wait for one another). If one block fails, the others' spin waits (__nanosleep) throw, and the first error is
+// rethrown.
+void run_cooperative(dim3 grid, dim3 block, const std::function<void()>& body);
+
+// Inside a spin wait: lets the other blocks' threads run; throws once a block of the launch has failed.
+void spin_pause();
+
 // kernel<<<grid, block>>>(args...), on the CPU.
 template <typename... Params, typename... Args>
 void launch(void (*kernel)(Params...), dim3 grid, dim3 block, Args&&... args) {
   std::tuple<std::decay_t<Params>...> params(static_cast<Params>(std::forward<Args>(args))...);
   run(grid, block, [&] { std::apply(kernel, params); });
+}
+
+// kernel<<<grid, block>>>(args...) as a cooperative launch, on the CPU.
+template <typename... Params, typename... Args>
+void launch_cooperative(void (*kernel)(Params...), dim3 grid, dim3 block, Args&&... args) {
+  std::tuple<std::decay_t<Params>...> params(static_cast<Params>(std::forward<Args>(args))...);
+  run_cooperative(grid, block, [&] { std::apply(kernel, params); });
 }
 
 // The launcher the kernels' launch code takes (model/cuda/decode_launch.cuh says what a launcher is), on the
@@ -69,6 +87,13 @@ struct Launcher {
   void operator()(void (*kernel)(Params...), dim3 grid, dim3 block, Args&&... args) const {
     grid.x = grid.x < max_blocks ? grid.x : max_blocks;
     launch(kernel, grid, block, std::forward<Args>(args)...);
+  }
+  // A cooperative launch: grid.x must not exceed `resident`, as a GPU refuses more than it holds at once.
+  template <typename... Params, typename... Args>
+  void cooperative(void (*kernel)(Params...), dim3 grid, dim3 block, Args&&... args) const {
+    if (static_cast<int64_t>(grid.x) * grid.y * grid.z > resident)
+      throw std::invalid_argument("cuda_emu: a cooperative launch of more blocks than are resident");
+    launch_cooperative(kernel, grid, block, std::forward<Args>(args)...);
   }
   template <typename... Params>
   int64_t resident_blocks(void (*)(Params...), int) const {
@@ -93,7 +118,7 @@ T shuffle_as(unsigned mask, T v, int src) {
 #define __device__
 #define __host__
 #define __forceinline__ inline
-#define __shared__ static
+#define __shared__ static thread_local
 #define __launch_bounds__(...)
 #define threadIdx ::chatmill::testing::cuda_emu::thread_idx
 #define blockIdx ::chatmill::testing::cuda_emu::block_idx
@@ -102,7 +127,8 @@ T shuffle_as(unsigned mask, T v, int src) {
 
 inline void __syncthreads() { ::chatmill::testing::cuda_emu::sync_block(); }
 inline void __syncwarp(unsigned mask = 0xffffffffu) { ::chatmill::testing::cuda_emu::exchange(mask, 0, 0); }
-inline void __threadfence() {}
+inline void __threadfence() { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
+inline void __nanosleep(unsigned) { ::chatmill::testing::cuda_emu::spin_pause(); }
 
 template <typename T>
 T __shfl_xor_sync(unsigned mask, T v, int lane_mask, int width = 32) {
@@ -140,18 +166,16 @@ void __stcs(T* p, T v) {
   *p = v;
 }
 
-// One OS thread runs every fiber and a fiber is never switched inside an atomic: plain read-modify-writes.
+// Real atomics: the blocks of a cooperative launch run on threads of their own.
 template <typename T>
 T atomicAdd(T* p, T v) {
-  const T old = *p;
-  *p = old + v;
-  return old;
+  static_assert(std::is_integral_v<T>, "cuda_emu emulates integer atomics");
+  return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST);
 }
 template <typename T>
 T atomicExch(T* p, T v) {
-  const T old = *p;
-  *p = v;
-  return old;
+  static_assert(std::is_integral_v<T>, "cuda_emu emulates integer atomics");
+  return __atomic_exchange_n(p, v, __ATOMIC_SEQ_CST);
 }
 
 inline float rsqrtf(float x) { return 1.f / std::sqrt(x); }

@@ -22,6 +22,7 @@
 #include "common/cuda_emu.h"
 #include "model/cuda/autograd_kernels.cuh"
 #include "model/cuda/decode_launch.cuh"
+#include "model/cuda/grid_sync.cuh"
 
 namespace chatmill {
 namespace {
@@ -85,6 +86,63 @@ TEST(CudaEmu, ReportsWhatAGpuLeavesUndefined) {
   at::Tensor in = at::ones({32}), sums = at::zeros({1}), swapped = at::zeros({32});
   emu::launch(sums_and_swaps, dim3(1), dim3(32), in.data_ptr<float>(), sums.data_ptr<float>(), swapped.data_ptr<float>());
   EXPECT_EQ(sums.item<float>(), 32.f);
+}
+
+// Rounds of: each block writes its slot, a grid barrier, every block checks every slot. `mine` is __shared__:
+// each block must keep its own across the barriers. bad[block] counts what a block saw wrong.
+__global__ void barrier_rounds(unsigned* bar, int* slots, int* bad, int rounds) {
+  __shared__ int mine;
+  const int blocks = static_cast<int>(gridDim.x);
+  for (int r = 0; r < rounds; ++r) {
+    if (threadIdx.x == 0) {
+      mine = r * 1000 + static_cast<int>(blockIdx.x);
+      slots[blockIdx.x] = mine;
+    }
+    model::cuda_launch::grid_sync(bar);
+    for (int b = threadIdx.x; b < blocks; b += blockDim.x)
+      if (slots[b] != r * 1000 + b) atomicAdd(bad + blockIdx.x, 1);
+    if (mine != r * 1000 + static_cast<int>(blockIdx.x)) atomicAdd(bad + blockIdx.x, 1);
+    model::cuda_launch::grid_sync(bar);  // nobody overwrites a slot that another block still reads
+  }
+}
+
+// Block 1 breaks a __syncthreads while the others wait at a grid barrier for it.
+__global__ void barrier_with_a_broken_block(unsigned* bar) {
+  if (blockIdx.x == 1) {
+    if (threadIdx.x == 0) return;
+    __syncthreads();
+  }
+  model::cuda_launch::grid_sync(bar);
+}
+
+TEST(CudaEmu, CooperativeLaunchRunsBlocksTogetherThroughGridBarriers) {
+  for (unsigned blocks : {1u, 3u, 7u}) {
+    at::Tensor bar = at::zeros({2}, at::kInt), slots = at::full({blocks}, -1, at::kInt), bad = at::zeros({blocks}, at::kInt);
+    auto* b = reinterpret_cast<unsigned*>(bar.data_ptr<int>());
+    emu::launch_cooperative(barrier_rounds, dim3(blocks), dim3(64), b, slots.data_ptr<int>(), bad.data_ptr<int>(), 5);
+    EXPECT_EQ(bad.sum().item<int>(), 0) << blocks << " blocks";
+    EXPECT_EQ(bar[0].item<int>(), 0) << "arrivals back at zero";
+    EXPECT_EQ(bar[1].item<int>(), 10) << "one generation a barrier";
+  }
+  // Plain launches still run the blocks one after another: a cooperative kernel there would wait forever, so
+  // the launcher refuses a grid the device does not hold at once.
+  const emu::Launcher launch{/*resident=*/2};
+  at::Tensor bar = at::zeros({2}, at::kInt), slots = at::zeros({3}, at::kInt), bad = at::zeros({3}, at::kInt);
+  EXPECT_THROW(launch.cooperative(barrier_rounds, dim3(3), dim3(32), reinterpret_cast<unsigned*>(bar.data_ptr<int>()),
+                                  slots.data_ptr<int>(), bad.data_ptr<int>(), 1),
+               std::invalid_argument);
+}
+
+TEST(CudaEmu, CooperativeLaunchReportsABrokenBlockInsteadOfHanging) {
+  at::Tensor bar = at::zeros({2}, at::kInt);
+  try {
+    emu::launch_cooperative(barrier_with_a_broken_block, dim3(4), dim3(32), reinterpret_cast<unsigned*>(bar.data_ptr<int>()));
+    ADD_FAILURE() << "the broken block went unnoticed";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("__syncthreads reached after some threads of the block exited"),
+              std::string::npos)
+        << e.what();
+  }
 }
 
 // ---- the decode kernels ----------------------------------------------------------------------------------
