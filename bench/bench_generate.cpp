@@ -31,6 +31,7 @@ struct Args {
   bool no_pdl = false;         // fused step: kernels without programmatic dependent launch
   bool no_fold = false;        // fused step: norms, SwiGLU, rotary and attention's combine as kernels of their own
   bool l2_prefetch = false;    // fused step: the skinny GEMM with its L2 prefetch before the wait
+  bool persistent = false;     // fused step: all layers in one cooperative kernel (model/persistent_decode.h)
   std::string profile;         // profile one more run after the timed ones, write its table here
 };
 
@@ -72,6 +73,8 @@ int main(int argc, char** argv) {
                "into neighbouring kernels (FusedStepOptions::fold)");
   app.add_flag("--l2-prefetch", a.l2_prefetch, "fused step: the skinny GEMM with its L2 prefetch of the first rows "
                "(FusedStepOptions::l2_prefetch)");
+  app.add_flag("--persistent", a.persistent, "fused step: all layers in one cooperative kernel where it applies "
+               "(FusedStepOptions::persistent; up to 2 rows)");
   app.add_option("--profile", a.profile,
                  "profile one more run and write a per-kernel table here (the engine's CPU work runs in its own "
                  "thread, which the CPU table leaves out; GPU kernels are all there)");
@@ -101,7 +104,8 @@ int main(int argc, char** argv) {
     std::unique_ptr<infer::Engine> engine;
     if (a.engine) engine = std::make_unique<infer::Engine>(m, nullptr, infer::EngineOptions{a.batch, a.prompt_len + a.new_tokens, a.cuda_graph,
                                                                            infer::parse_step_kind(a.step), !a.no_skinny,
-                                                                           !a.no_pdl, !a.no_fold, a.l2_prefetch});
+                                                                           !a.no_pdl, !a.no_fold, a.l2_prefetch,
+                                                                           a.persistent});
     const int profiled = a.profile.empty() ? 0 : 1;
     std::unique_ptr<bench::OpProfile> prof;
     for (int i = 0; engine && i < a.warmup + a.repeats + profiled; ++i) {
@@ -150,6 +154,7 @@ int main(int argc, char** argv) {
                                           (a.engine && a.step == "fused" && a.no_pdl ? "(no PDL)" : "") +
                                           (a.engine && a.step == "fused" && a.no_fold ? "(no fold)" : "") +
                                           (a.engine && a.step == "fused" && a.l2_prefetch ? "(L2 prefetch)" : "") +
+                                          (a.engine && a.step == "fused" && a.persistent ? "(persistent)" : "") +
                                           (a.cuda_graph ? "+cudagraph" : "")},
                           {"model", a.preset.empty() ? a.model_dir : a.preset},
                           {"params", m.config.num_parameters()},

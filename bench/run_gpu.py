@@ -144,6 +144,10 @@ def main():
             (16, "hf", hf),
             (16, "chatmill-engine+fused+cudagraph", fused_profiled),
             (1, "hf", hf),
+            (1, "chatmill-engine+fused(persistent)+cudagraph", fused_with("--persistent")),
+            (2, "chatmill-engine+fused+cudagraph", fused),
+            (2, "chatmill-engine+fused(persistent)+cudagraph", fused_with("--persistent")),
+            (1, "chatmill-engine+fused(L2 prefetch)(persistent)+cudagraph", fused_with("--persistent", "--l2-prefetch")),
             (1, "chatmill-engine+fused(L2 prefetch)+cudagraph", fused_with("--l2-prefetch")),
             (16, "chatmill-engine+fused(L2 prefetch)+cudagraph", fused_with("--l2-prefetch")),
             (1, "chatmill-engine+fused(no fold)+cudagraph", fused_with("--no-fold")),
@@ -160,7 +164,7 @@ def main():
                  (16, "chatmill+cudagraph", ours("--cuda-graph")),
                  (1, "chatmill", ours()),
                  (16, "chatmill", ours())]
-    res = {1: {}, 8: {}, 16: {}}
+    res = {1: {}, 2: {}, 8: {}, 16: {}}
     print("| batch | engine | TTFT ms | decode tok/s | vs HF | % of bandwidth limit (batch 1) |")
     print("|---|---|---|---|---|---|", flush=True)
     for batch, name, cmd in jobs:

@@ -9,6 +9,7 @@
 #include "common/error.h"
 #include "common/interrupted.h"
 #include "model/fused_decode.h"
+#include "model/persistent_decode.h"
 #include "model/fused_ops.h"
 
 namespace chatmill::infer {
@@ -89,6 +90,8 @@ Engine::Engine(const model::Model& m, const model::Tokenizer* tok, EngineOptions
   // Auto: the fused kernels on CUDA (faster at every batch size measured, bench/README.md), Eager elsewhere.
   fused_ = o_.step == StepKind::Fused ||
            (o_.step == StepKind::Auto && dev.is_cuda() && model::fused::kernels_built());
+  // The persistent step's layer table, built here: body() runs under CUDA graph capture, where it cannot be.
+  if (fused_ && o_.persistent && model::fused::persistent_applies(m, cache_, 1)) model::fused::prepare_persistent(m, cache_);
   thread_ = std::thread([this] { loop(); });
 }
 
@@ -347,10 +350,13 @@ void Engine::body(int64_t n) {
     rows_cache.v.push_back(n == B_ ? cache_.v[l] : cache_.v[l].narrow(0, 0, n));
   }
   rows_cache.split_counters = cache_.split_counters;  // (B_ * H): enough for any n rows
+  rows_cache.persistent_table = cache_.persistent_table;  // the rows' caches start where the batch's do
+  rows_cache.persistent_table_host = cache_.persistent_table_host;
+  rows_cache.grid_barrier = cache_.grid_barrier;
   const at::Tensor ids = ids_.narrow(0, 0, n), columns = columns_.narrow(0, 0, n), lengths = lengths_.narrow(0, 0, n);
   if (fused_) {  // each row attends to its own lengths[b] columns, whatever the capacity
     at::Tensor h = model::fused_decode_hidden(m_, ids, columns, columns, lengths, rows_cache,
-                                              {o_.skinny_gemm, o_.programmatic_launch, o_.fold, o_.l2_prefetch});  // (n, C)
+                                              {o_.skinny_gemm, o_.programmatic_launch, o_.fold, o_.l2_prefetch, o_.persistent});  // (n, C)
     // The LM head through the same skinny GEMM, launched as the step's projections; copy_ widens to float32 as
     // lm_logits does.
     const model::fused::LaunchOptions launch{o_.programmatic_launch, o_.l2_prefetch};

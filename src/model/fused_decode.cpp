@@ -4,6 +4,7 @@
 
 #include "common/error.h"
 #include "model/fused_ops.h"
+#include "model/persistent_decode.h"
 
 namespace chatmill::model {
 
@@ -25,6 +26,11 @@ at::Tensor fused_decode_hidden(const Model& m, const at::Tensor& ids, const at::
   };
   at::Tensor x = at::embedding(m.weights.embed, ids);  // (B, C): the residual stream
 
+  if (options.persistent && options.fold && options.skinny_gemm && fused::persistent_applies(m, cache, ids.size(0))) {
+    fused::prepare_persistent(m, cache);  // nothing to do when the cache's table is current
+    const at::Tensor delta = fused::persistent_layers(m, x, positions, columns, lengths, cache, options.l2_prefetch);
+    return fused::add_rms_norm(x, delta, m.weights.norm, eps, {}, launch);  // x += MLP, the final norm
+  }
   // The folded kernels are the skinny GEMM's: without it (the cuBLAS comparison) the step stays unfolded.
   if (options.fold && options.skinny_gemm && ids.size(0) <= fused::kSkinnyRows) {
     // Each norm in the prologue of the projection after it, SwiGLU and rotary in their epilogues: five kernels

@@ -29,6 +29,10 @@ struct FusedStepOptions {
   // The skinny GEMM's warps prefetch more of their first rows into L2 before waiting on the kernel before
   // (fused::LaunchOptions::l2_prefetch): off, as it measured slower in the step; on to measure it again.
   bool l2_prefetch = false;
+  // With fold, where fused::persistent_applies (model/persistent_decode.h): all layers in one cooperative
+  // kernel, grid barriers instead of kernel boundaries. Off until measured faster on a GPU. The cache's layer
+  // table is built on first use (fused::prepare_persistent): under a CUDA graph, prepare it before capturing.
+  bool persistent = false;
 };
 
 // ids, positions, columns, lengths: (B) int64 on the model's device. Row b's token at rotary position

@@ -65,6 +65,8 @@ double fused_step_vs_full_forward(const model::LlamaConfig& cfg, at::ScalarType 
   at::Tensor ids = at::tensor(last, at::kLong).to(dev), positions = at::tensor(pos, at::kLong).to(dev);
   at::Tensor got = model::fused_decode_hidden(m, ids, positions, positions, positions + 1, cache, options);  // (B, C)
   EXPECT_EQ(cache.split_counters.count_nonzero().item<int64_t>(), 0) << "attention leaves its counters at zero";
+  if (options.persistent && dev.is_cuda() && dtype != at::kFloat && B <= 2)
+    EXPECT_TRUE(cache.persistent_table.defined()) << "the persistent step did not run";
   double worst = 0;
   for (int64_t b = 0; b < B; ++b) {
     at::Tensor full = model::forward_hidden(m, seqs[b], at::arange(lengths[b], longs).unsqueeze(0), nullptr);
@@ -343,18 +345,21 @@ TEST(GpuFused, FusedStepEqualsTheFullForwardOnTheGpu) {
       // Four rows: the unfolded kernels; one and two: the folded ones (bf16/fp16), then unfolded.
       for (const std::vector<int64_t>& lengths :
            {std::vector<int64_t>{5, 12, 1, 9}, std::vector<int64_t>{7}, std::vector<int64_t>{3, 11}})
-        // Folded, folded with the skinny GEMM's L2 prefetch (off by default), unfolded.
-        for (auto [fold, prefetch] : std::vector<std::pair<bool, bool>>{{true, false}, {true, true}, {false, false}}) {
-          if ((!fold || prefetch) && lengths.size() > 2) continue;  // the same path as the default
+        // Folded, folded with the skinny GEMM's L2 prefetch (off by default), unfolded; the persistent step
+        // (one cooperative kernel for all layers), without and with the prefetch.
+        for (auto [fold, prefetch, persistent] : std::vector<std::tuple<bool, bool, bool>>{
+                 {true, false, false}, {true, true, false}, {false, false, false}, {true, false, true}, {true, true, true}}) {
+          if ((!fold || prefetch || persistent) && lengths.size() > 2) continue;  // the same path as the default
           model::FusedStepOptions options;
           options.fold = fold;
           options.l2_prefetch = prefetch;
+          options.persistent = persistent;
           const double d = fused_step_vs_full_forward(cfg, dtype, dev, lengths, options);
           std::cout << "GPU fused step vs full forward, hidden " << cfg.hidden_size << ", " << dtype << ", "
                     << lengths.size() << " rows" << (fold ? "" : " (no fold)") << (prefetch ? " (L2 prefetch)" : "")
-                    << ": max |diff| " << d << "\n";
+                    << (persistent ? " (persistent)" : "") << ": max |diff| " << d << "\n";
           EXPECT_LE(d, tol) << cfg.hidden_size << " " << dtype << " " << lengths.size() << " rows, fold " << fold
-                            << ", L2 prefetch " << prefetch;
+                            << ", L2 prefetch " << prefetch << ", persistent " << persistent;
         }
     }
   }

@@ -16,13 +16,19 @@
 
 #include "common/test_env.h"
 #include "model/fused_autograd.h"
+#include "model/fused_decode.h"
 #include "model/fused_ops.h"
+#include "model/kv_cache.h"
+#include "model/persistent_decode.h"
 #include "model/rope.h"
+#include "model/transformer.h"
+#include "model/weights.h"
 // After every ATen header: the emulator defines CUDA's keywords as macros.
 #include "common/cuda_emu.h"
 #include "model/cuda/autograd_kernels.cuh"
 #include "model/cuda/decode_launch.cuh"
 #include "model/cuda/grid_sync.cuh"
+#include "model/cuda/persistent_launch.cuh"
 
 namespace chatmill {
 namespace {
@@ -289,6 +295,77 @@ TEST(EmulatedKernels, DecodeAttentionEqualsTheReferenceWithAndWithoutCounters) {
 
 // The training ops' kernels (model/fused_autograd.h) against the ops' CPU forms, forward and backward (the
 // backward's reference: autograd through the CPU forward).
+// The persistent step (every layer in one cooperative kernel, grid barriers between its stages) against the
+// step's reference composition (fused_decode_hidden on the CPU): the final hidden states, and every cache
+// column (the written one within rounding, the others untouched). Blocks: one for everything, a few, and more
+// than some stages have work for; rows of different lengths, over more than one attention split.
+TEST(EmulatedKernels, PersistentStepEqualsTheReferenceStep) {
+  for (at::ScalarType dtype : kHalfTypes)
+    for (auto [H, Hkv, D] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{{2, 1, 64}, {2, 2, 128}})
+      for (int64_t M : {1, 2})
+        for (int64_t resident : {1, 3, 5}) {
+          if (D == 128 && resident == 5) continue;  // covered by D 64; saves emulator time
+          model::LlamaConfig cfg = model::llama2_debug();
+          cfg.hidden_size = H * D;
+          cfg.num_heads = H;
+          cfg.num_kv_heads = Hkv;
+          cfg.intermediate_size = 200;
+          cfg.num_layers = 2;
+          cfg.rope_theta = 50000;
+          cfg.rms_norm_eps = 1e-6;
+          const std::string where = c10::str(dtype, " M ", M, " H ", H, " Hkv ", Hkv, " D ", D, " blocks ", resident);
+          model::Model m(cfg, model::init_weights(cfg, 0.05, 7, dtype, at::kCPU));
+          const int64_t S = 40;
+          at::manual_seed(8);
+          model::KVCache cache = model::KVCache::allocate(cfg, M, S, dtype, at::kCPU), ref;
+          for (size_t l = 0; l < cache.k.size(); ++l) {
+            cache.k[l].normal_();
+            cache.v[l].normal_();
+            ref.k.push_back(cache.k[l].clone());
+            ref.v.push_back(cache.v[l].clone());
+          }
+          const at::Tensor positions = at::tensor(std::vector<int64_t>{37, 5}, at::kLong).narrow(0, 0, M);
+          const at::Tensor lengths = positions + 1;
+          const at::Tensor ids = at::tensor(std::vector<int64_t>{11, 200}, at::kLong).narrow(0, 0, M);
+          const at::Tensor want = model::fused_decode_hidden(m, ids, positions, positions, lengths, ref);  // (M, C)
+
+          model::fused::PersistentStep s;
+          s.table = model::fused::layer_table(m, cache);
+          s.barrier = at::zeros({2}, at::kInt);
+          s.x = at::embedding(m.weights.embed, ids).contiguous();
+          s.delta = at::empty_like(s.x);
+          s.positions = positions;
+          s.columns = positions;
+          s.lengths = lengths;
+          s.inv_freq = m.rope.inv_freq();
+          s.counters = at::zeros({M * H}, at::kInt);
+          s.H = H;
+          s.Hkv = Hkv;
+          s.D = D;
+          s.F = cfg.intermediate_size;
+          s.S = S;
+          s.eps = cfg.rms_norm_eps;
+          launchers::persistent_step(emu::Launcher{resident}, s);
+          const at::Tensor got = model::fused::add_rms_norm(s.x, s.delta, m.weights.norm, cfg.rms_norm_eps, kRef);
+          // Two layers of one-ulp differences (matmul and attention reduction orders) through the norms.
+          EXPECT_LE(rel_diff(got, want), kernel_tolerance(dtype, 4)) << where;
+          for (size_t l = 0; l < cache.k.size(); ++l) {
+            EXPECT_LE(rel_diff(cache.k[l], ref.k[l]), kernel_tolerance(dtype, 2)) << where << " layer " << l;
+            EXPECT_LE(rel_diff(cache.v[l], ref.v[l]), kernel_tolerance(dtype, 2)) << where << " layer " << l;
+            for (int64_t b = 0; b < M; ++b) {
+              const int64_t c = positions[b].item<int64_t>();
+              at::Tensor keep = at::ones({S}, at::kBool);
+              keep[c] = false;
+              EXPECT_TRUE(cache.k[l][b].index({at::indexing::Slice(), keep}).equal(ref.k[l][b].index({at::indexing::Slice(), keep})))
+                  << where << ": a column other than the written one changed";
+            }
+          }
+          EXPECT_EQ(s.counters.count_nonzero().item<int64_t>(), 0) << where << ": attention leaves its counters at zero";
+          EXPECT_EQ(s.barrier[0].item<int>(), 0) << where;
+          EXPECT_EQ(s.barrier[1].item<int>(), 5 * cfg.num_layers - 1) << where << ": five barriers a layer, the last one the kernel's end";
+        }
+}
+
 TEST(EmulatedKernels, TrainingRotaryAndSwigluEqualTheReference) {
   const emu::Launcher launch;
   namespace ac = model::autograd_cuda;

@@ -27,19 +27,27 @@ constexpr int kMaxPerLane = 8;  // scalar kernel: head dim up to 256
 // exp(m - M) for merging a partial softmax with running max m into one with max M >= m; 0 for an empty one.
 __device__ __forceinline__ float rescale(float m, float M) { return m == -INFINITY ? 0.f : expf(m - M); }
 
-// Merges the warps' partials (s_acc, s_m, s_l) into the block's, written to part_acc / part_ml.
-__device__ __forceinline__ void write_block_partial(float (*s_acc)[kMaxPerLane * 32], const float* s_m, const float* s_l,
-                                    float* __restrict__ part_acc, float* __restrict__ part_ml, int64_t part, int D) {
+// A split block's shared memory: each of its kW warps' partial sum, max and denominator.
+template <int kW>
+struct SplitShared {
+  float acc[kW][kMaxPerLane * 32];
+  float m[kW], l[kW];
+};
+
+// Merges the warps' partials into the block's, written to part_acc / part_ml.
+template <int kW>
+__device__ __forceinline__ void write_block_partial(const SplitShared<kW>& sh, float* __restrict__ part_acc,
+                                                    float* __restrict__ part_ml, int64_t part, int D) {
   float M = -INFINITY;
-  for (int w = 0; w < kWarps; ++w) M = fmaxf(M, s_m[w]);
+  for (int w = 0; w < kW; ++w) M = fmaxf(M, sh.m[w]);
   for (int d = threadIdx.x; d < D; d += blockDim.x) {
     float a = 0.f;
-    for (int w = 0; w < kWarps; ++w) a += s_acc[w][d] * rescale(s_m[w], M);
+    for (int w = 0; w < kW; ++w) a += sh.acc[w][d] * rescale(sh.m[w], M);
     part_acc[part * D + d] = a;
   }
   if (threadIdx.x == 0) {
     float L = 0.f;
-    for (int w = 0; w < kWarps; ++w) L += s_l[w] * rescale(s_m[w], M);
+    for (int w = 0; w < kW; ++w) L += sh.l[w] * rescale(sh.m[w], M);
     part_ml[part * 2] = M;
     part_ml[part * 2 + 1] = L;
   }
@@ -87,18 +95,17 @@ __device__ __forceinline__ void combine_if_last(const float* part_acc, const flo
   combine_head<T>(part_acc, part_ml, out, bh, splits, D);
 }
 
-// The end of a split block, once each warp's sums are in s_acc: each warp's running (max m, denominator l) into
+// The end of a split block, once each warp's sums are in sh.acc: each warp's running (max m, denominator l) into
 // shared memory, the block's partial out, and, with counters, the combine by the head's last block.
-template <typename T>
-__device__ __forceinline__ void finish_split(float (*s_acc)[kMaxPerLane * 32], float* s_m, float* s_l, float m,
-                                             float l, float* part_acc, float* part_ml, T* out, int* counters, int bh,
-                                             int split, int splits, int D) {
+template <typename T, int kW>
+__device__ __forceinline__ void finish_split(SplitShared<kW>& sh, float m, float l, float* part_acc, float* part_ml,
+                                             T* out, int* counters, int bh, int split, int splits, int D) {
   if (threadIdx.x % 32 == 0) {
-    s_m[threadIdx.x / 32] = m;
-    s_l[threadIdx.x / 32] = l;
+    sh.m[threadIdx.x / 32] = m;
+    sh.l[threadIdx.x / 32] = l;
   }
   __syncthreads();
-  write_block_partial(s_acc, s_m, s_l, part_acc, part_ml, static_cast<int64_t>(bh) * splits + split, D);
+  write_block_partial<kW>(sh, part_acc, part_ml, static_cast<int64_t>(bh) * splits + split, D);
   if (counters) combine_if_last<T>(part_acc, part_ml, counters, out, bh, splits, D);
 }
 
@@ -113,8 +120,7 @@ __global__ void split_scalar_kernel(const T* __restrict__ q, const T* __restrict
                                     const T* __restrict__ v_cache, const int64_t* __restrict__ lengths,
                                     float* __restrict__ part_acc, float* __restrict__ part_ml, T* __restrict__ out,
                                     int* __restrict__ counters, int H, int Hkv, int64_t S, int D, float scale) {
-  __shared__ float s_acc[kWarps][kMaxPerLane * 32];
-  __shared__ float s_m[kWarps], s_l[kWarps];
+  __shared__ SplitShared<kWarps> sh;
   const int bh = blockIdx.x, split = blockIdx.y, splits = gridDim.y;
   const int b = bh / H, h = bh % H, kvh = h / (H / Hkv);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -156,8 +162,8 @@ __global__ void split_scalar_kernel(const T* __restrict__ q, const T* __restrict
   }
 #pragma unroll
   for (int e = 0; e < kMaxPerLane; ++e)
-    if (e < per_lane && lane * per_lane + e < D) s_acc[warp][lane * per_lane + e] = acc[e];
-  finish_split<T>(s_acc, s_m, s_l, m, l, part_acc, part_ml, out, counters, bh, split, splits, D);
+    if (e < per_lane && lane * per_lane + e < D) sh.acc[warp][lane * per_lane + e] = acc[e];
+  finish_split<T, kWarps>(sh, m, l, part_acc, part_ml, out, counters, bh, split, splits, D);
 }
 
 // ---- vectorised split kernel ------------------------------------------------------------------------------
@@ -165,25 +171,24 @@ __global__ void split_scalar_kernel(const T* __restrict__ q, const T* __restrict
 // 16-byte load of k and one of v per column); a warp works on 32 / G columns at once, two rounds of them per
 // iteration, with all four loads issued before any arithmetic. Columns are interleaved over splits, warps and
 // groups as in the scalar kernel. Each group keeps its own online softmax; the groups of a warp merge at the end.
-template <typename T, int G>
-__global__ void split_vec_kernel(const T* __restrict__ q, const T* __restrict__ k_cache,
-                                 const T* __restrict__ v_cache, const int64_t* __restrict__ lengths,
-                                 float* __restrict__ part_acc, float* __restrict__ part_ml, T* __restrict__ out,
-                                 int* __restrict__ counters, int H, int Hkv, int64_t S, float scale) {
+// q, k and v are read through L2 (__ldcg): in the persistent step an earlier stage of the same kernel wrote them.
+// Split `split` of (row, head) bh by a block of kW warps.
+template <typename T, int G, int kW>
+__device__ __forceinline__ void split_vec_block(SplitShared<kW>& sh, const T* __restrict__ q,
+                                                const T* __restrict__ k_cache, const T* __restrict__ v_cache,
+                                                const int64_t* __restrict__ lengths, float* __restrict__ part_acc,
+                                                float* __restrict__ part_ml, T* __restrict__ out,
+                                                int* __restrict__ counters, int H, int Hkv, int64_t S, float scale,
+                                                int bh, int split, int splits) {
   constexpr int kVec = 16 / sizeof(T), D = G * kVec, kCols = 32 / G;  // kCols: columns per warp per round
-  __shared__ float s_acc[kWarps][kMaxPerLane * 32];
-  __shared__ float s_m[kWarps], s_l[kWarps];
-  const int bh = blockIdx.x, split = blockIdx.y, splits = gridDim.y;
   const int b = bh / H, h = bh % H, kvh = h / (H / Hkv);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, group = lane / G, gl = lane % G;
-  wait_for_previous_kernel();  // q and the cache's new column come from the kernel before
-  allow_next_kernel();
   const int64_t len = min(lengths[b], S);
-  const int64_t round = static_cast<int64_t>(splits) * kWarps * kCols;  // columns all blocks of a head take at once
+  const int64_t round = static_cast<int64_t>(splits) * kW * kCols;  // columns all blocks of a head take at once
 
   float qv[kVec], acc[kVec];
   {
-    cuda_math::unpack16<T>(*reinterpret_cast<const uint4*>(q + static_cast<int64_t>(bh) * D + gl * kVec), qv);
+    cuda_math::unpack16<T>(__ldcg(reinterpret_cast<const uint4*>(q + static_cast<int64_t>(bh) * D + gl * kVec)), qv);
 #pragma unroll
     for (int e = 0; e < kVec; ++e) {
       qv[e] *= scale;
@@ -195,14 +200,14 @@ __global__ void split_vec_kernel(const T* __restrict__ q, const T* __restrict__ 
   const T* vh = v_cache + (static_cast<int64_t>(b) * Hkv + kvh) * S * D + gl * kVec;
   // Warp-uniform loop (the group shuffles need every lane); a lane whose column is past the length loads
   // nothing and leaves its state alone.
-  for (int64_t base = (static_cast<int64_t>(split) * kWarps + warp) * kCols; base < len; base += 2 * round) {
+  for (int64_t base = (static_cast<int64_t>(split) * kW + warp) * kCols; base < len; base += 2 * round) {
     const int64_t s0 = base + group, s1 = s0 + round;
     const bool ok0 = s0 < len, ok1 = s1 < len;
     const uint4 zero = make_uint4(0, 0, 0, 0);
-    const uint4 k0 = ok0 ? __ldg(reinterpret_cast<const uint4*>(kh + s0 * D)) : zero;
-    const uint4 k1 = ok1 ? __ldg(reinterpret_cast<const uint4*>(kh + s1 * D)) : zero;
-    const uint4 v0 = ok0 ? __ldg(reinterpret_cast<const uint4*>(vh + s0 * D)) : zero;
-    const uint4 v1 = ok1 ? __ldg(reinterpret_cast<const uint4*>(vh + s1 * D)) : zero;
+    const uint4 k0 = ok0 ? __ldcg(reinterpret_cast<const uint4*>(kh + s0 * D)) : zero;
+    const uint4 k1 = ok1 ? __ldcg(reinterpret_cast<const uint4*>(kh + s1 * D)) : zero;
+    const uint4 v0 = ok0 ? __ldcg(reinterpret_cast<const uint4*>(vh + s0 * D)) : zero;
+    const uint4 v1 = ok1 ? __ldcg(reinterpret_cast<const uint4*>(vh + s1 * D)) : zero;
     float k0f[kVec], k1f[kVec], v0f[kVec], v1f[kVec];
     cuda_math::unpack16<T>(k0, k0f);
     cuda_math::unpack16<T>(k1, k1f);
@@ -237,9 +242,23 @@ __global__ void split_vec_kernel(const T* __restrict__ q, const T* __restrict__ 
   }
   if (group == 0) {
 #pragma unroll
-    for (int e = 0; e < kVec; ++e) s_acc[warp][gl * kVec + e] = acc[e];
+    for (int e = 0; e < kVec; ++e) sh.acc[warp][gl * kVec + e] = acc[e];
   }
-  finish_split<T>(s_acc, s_m, s_l, m, l, part_acc, part_ml, out, counters, bh, split, splits, D);
+  finish_split<T, kW>(sh, m, l, part_acc, part_ml, out, counters, bh, split, splits, D);
+}
+
+// Block (b*H + h, split): split_vec_block with kWarps warps.
+template <typename T, int G>
+__global__ void split_vec_kernel(const T* __restrict__ q, const T* __restrict__ k_cache,
+                                 const T* __restrict__ v_cache, const int64_t* __restrict__ lengths,
+                                 float* __restrict__ part_acc, float* __restrict__ part_ml, T* __restrict__ out,
+                                 int* __restrict__ counters, int H, int Hkv, int64_t S, float scale) {
+  __shared__ SplitShared<kWarps> sh;
+  wait_for_previous_kernel();  // q and the cache's new column come from the kernel before
+  allow_next_kernel();
+  split_vec_block<T, G, kWarps>(sh, q, k_cache, v_cache, lengths, part_acc, part_ml, out, counters, H, Hkv, S, scale,
+                                static_cast<int>(blockIdx.x), static_cast<int>(blockIdx.y),
+                                static_cast<int>(gridDim.y));
 }
 
 template <typename T>

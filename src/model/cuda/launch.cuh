@@ -23,6 +23,20 @@ namespace chatmill::model::cuda_launch {
 // the properties, so this is a lookup).
 inline bool device_has_pdl() { return at::cuda::getCurrentDeviceProperties()->major >= 9; }
 
+// kernel<<<grid, block, 0, stream>>>(args...) with the launch attributes attrs[0, n).
+template <typename... Params, typename... Args>
+void launch_with(void (*kernel)(Params...), dim3 grid, dim3 block, cudaStream_t stream, cudaLaunchAttribute* attrs,
+                 unsigned n, Args&&... args) {
+  cudaLaunchConfig_t config = {};
+  config.gridDim = grid;
+  config.blockDim = block;
+  config.dynamicSmemBytes = 0;
+  config.stream = stream;
+  config.attrs = attrs;
+  config.numAttrs = n;
+  C10_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, static_cast<Params>(std::forward<Args>(args))...));
+}
+
 // kernel<<<grid, block, 0, stream>>>(args...), with the PDL attribute when `programmatic` and the device has it
 // (an A100 runs the same kernels back to back).
 template <typename... Params, typename... Args>
@@ -31,14 +45,18 @@ void launch(void (*kernel)(Params...), dim3 grid, dim3 block, cudaStream_t strea
   cudaLaunchAttribute attr[1];
   attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
   attr[0].val.programmaticStreamSerializationAllowed = 1;
-  cudaLaunchConfig_t config = {};
-  config.gridDim = grid;
-  config.blockDim = block;
-  config.dynamicSmemBytes = 0;
-  config.stream = stream;
-  config.attrs = attr;
-  config.numAttrs = programmatic && device_has_pdl() ? 1 : 0;
-  C10_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, static_cast<Params>(std::forward<Args>(args))...));
+  launch_with(kernel, grid, block, stream, attr, programmatic && device_has_pdl() ? 1 : 0, std::forward<Args>(args)...);
+}
+
+// The same as a cooperative launch: every block resident at once, as a grid barrier needs
+// (model/cuda/grid_sync.cuh); fails if the grid exceeds what the device holds. Without PDL: the kernel waits
+// for the whole kernel before it, and the one after it waits for all of it.
+template <typename... Params, typename... Args>
+void launch_cooperative(void (*kernel)(Params...), dim3 grid, dim3 block, cudaStream_t stream, Args&&... args) {
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeCooperative;
+  attr[0].val.cooperative = 1;
+  launch_with(kernel, grid, block, stream, attr, 1, std::forward<Args>(args)...);
 }
 
 // The launcher of model/cuda/decode_launch.cuh: onto `stream`, with PDL where `programmatic`.
@@ -52,6 +70,11 @@ struct StreamLauncher {
   template <typename... Params, typename... Args>
   void operator()(void (*kernel)(Params...), dim3 grid, dim3 block, Args&&... args) const {
     launch(kernel, grid, block, stream, programmatic, std::forward<Args>(args)...);
+  }
+
+  template <typename... Params, typename... Args>
+  void cooperative(void (*kernel)(Params...), dim3 grid, dim3 block, Args&&... args) const {
+    launch_cooperative(kernel, grid, block, stream, std::forward<Args>(args)...);
   }
 
   // Blocks of `kernel` the device holds at once (all SMs).

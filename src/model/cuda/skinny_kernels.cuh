@@ -212,11 +212,11 @@ __device__ __forceinline__ void dot_rows(const uint4* const (&w)[2], const uint4
   }
 }
 
-// The block's x = rms_norm(residual_in + delta) into shared memory (all threads of the block take part);
-// block 0 also writes residual_out. Returns the shared buffer: M rows of K values.
+// x = rms_norm(residual_in + delta) into xs (shared memory: M rows of K values), by all threads of the block;
+// block 0 also writes residual_out. The residual and delta are read through L2: in the persistent step an earlier
+// stage of the same kernel wrote them.
 template <typename T, int M>
-__device__ const uint4* normalise_into_shared(const NormIn<T>& in, int64_t K) {
-  __shared__ uint4 xs[M * kMaxNormK * sizeof(T) / 16];
+__device__ void normalise_into(const NormIn<T>& in, int64_t K, uint4* xs) {
   T* xt = reinterpret_cast<T*>(xs);
   for (int m = 0; m < M; ++m) {
     const T* r = in.residual_in + m * K;
@@ -225,8 +225,8 @@ __device__ const uint4* normalise_into_shared(const NormIn<T>& in, int64_t K) {
     T* row = xt + m * K;
     float ss = 0.f;
     for (int64_t i = threadIdx.x; i < K; i += blockDim.x) {
-      float h = static_cast<float>(r[i]);
-      if (d) h = cuda_math::rnd<T>(h + static_cast<float>(d[i]));  // HF: residual + hidden, stored in T
+      float h = static_cast<float>(cuda_math::load_cg(r + i));
+      if (d) h = cuda_math::rnd<T>(h + static_cast<float>(cuda_math::load_cg(d + i)));  // HF: residual + hidden, stored in T
       if (ro) ro[i] = static_cast<T>(h);
       row[i] = static_cast<T>(h);
       ss += h * h;
@@ -238,7 +238,72 @@ __device__ const uint4* normalise_into_shared(const NormIn<T>& in, int64_t K) {
     }
   }
   __syncthreads();
+}
+
+// The same into a shared buffer of the block's own (kMaxNormK values a row). Returns it.
+template <typename T, int M>
+__device__ const uint4* normalise_into_shared(const NormIn<T>& in, int64_t K) {
+  __shared__ uint4 xs[M * kMaxNormK * sizeof(T) / 16];
+  normalise_into<T, M>(in, K, xs);
   return xs;
+}
+
+// A warp's place in a skinny GEMM: its item n, that item's rows, and their first chunks (loaded, or in flight).
+struct SkinnyCursor {
+  int64_t n;
+  const uint4* w[2];
+  uint4 buf[2][kInFlight];
+};
+
+// Item n's rows, or nulls past the last item.
+template <typename T, typename Plan>
+__device__ __forceinline__ void item_rows(const Plan& plan, int64_t n, int64_t K, const uint4* (&w)[2]) {
+  w[0] = w[1] = nullptr;
+  if (n >= plan.items()) return;
+  const T *r0 = nullptr, *r1 = nullptr;
+  plan.rows(n, K, r0, r1);
+  w[0] = reinterpret_cast<const uint4*>(r0);
+  w[1] = reinterpret_cast<const uint4*>(r1);
+}
+
+// Starts the warp on item `first`: its first chunks' loads go out (and, with l2_lines, L2 prefetches of more of
+// its rows). The weights are no kernel's output: this may run before any wait.
+template <typename T, typename Plan>
+__device__ __forceinline__ void skinny_begin(const Plan& plan, int64_t K, int64_t first, int l2_lines,
+                                             SkinnyCursor& c) {
+  const int lane = threadIdx.x % 32;
+  c.n = first;
+  item_rows<T>(plan, first, K, c.w);
+  if (c.w[0] != nullptr) {
+    load_chunks<Plan::kRows>(c.w, c.buf, lane, K / 8);
+    if (l2_lines > 0) prefetch_rows<Plan::kRows>(c.w, K / 8, lane, l2_lines);
+  }
+}
+
+// The warp's items from c.n on, `stride` apart, against x (M rows of K: in shared memory when kSharedX, else
+// global, read through the read-only path).
+template <typename T, int M, typename Plan, bool kSharedX>
+__device__ __forceinline__ void skinny_items(const uint4* xs, const Plan& plan, int64_t K, int64_t stride,
+                                             SkinnyCursor& c) {
+  const int lane = threadIdx.x % 32;
+  const int64_t items = plan.items(), chunks = K / 8;
+  constexpr int R = Plan::kRows;
+  for (; c.n < items; c.n += stride) {
+    const uint4* w_next[2];
+    item_rows<T>(plan, c.n + stride, K, w_next);
+    float acc[M][2];
+#pragma unroll
+    for (int m = 0; m < M; ++m) acc[m][0] = acc[m][1] = 0.f;
+    dot_rows<T, M, R, kSharedX>(c.w, w_next, c.buf, xs, chunks, lane, acc);  // buf: then the next item's first chunks
+#pragma unroll
+    for (int m = 0; m < M; ++m) {
+      const float a0 = cuda_math::warp_sum(acc[m][0]);
+      const float a1 = R == 2 ? cuda_math::warp_sum(acc[m][1]) : 0.f;
+      if (lane == 0) plan.store(c.n, m, a0, a1);
+    }
+    c.w[0] = w_next[0];
+    c.w[1] = w_next[1];
+  }
 }
 
 // Items n = blockIdx.x * kSkinnyWarps + warp, then every gridDim.x * kSkinnyWarps further on. x: (M, K)
@@ -246,48 +311,13 @@ __device__ const uint4* normalise_into_shared(const NormIn<T>& in, int64_t K) {
 // prefetch into L2 beyond the first loads (0: none).
 template <typename T, int M, typename Plan, bool kNorm>
 __global__ void skinny_kernel(const T* __restrict__ x, NormIn<T> norm, Plan plan, int64_t K, int l2_lines) {
-  const int lane = threadIdx.x % 32;
-  const int64_t items = plan.items(), stride = static_cast<int64_t>(gridDim.x) * kSkinnyWarps;
-  int64_t n = static_cast<int64_t>(blockIdx.x) * kSkinnyWarps + threadIdx.x / 32;
-  const int64_t chunks = K / 8;
-  constexpr int R = Plan::kRows;
-  // Item n's rows, or nulls past the last item.
-  auto item_rows = [&](int64_t item, const uint4* (&w)[2]) {
-    w[0] = w[1] = nullptr;
-    if (item >= items) return;
-    const T *r0 = nullptr, *r1 = nullptr;
-    plan.rows(item, K, r0, r1);
-    w[0] = reinterpret_cast<const uint4*>(r0);
-    w[1] = reinterpret_cast<const uint4*>(r1);
-  };
-  // The weights are no earlier kernel's output: the first item's loads (and prefetches) go out before the wait.
-  const uint4* w[2];
-  uint4 buf[2][kInFlight];
-  item_rows(n, w);
-  if (w[0] != nullptr) {
-    load_chunks<R>(w, buf, lane, chunks);
-    if (l2_lines > 0) prefetch_rows<R>(w, chunks, lane, l2_lines);
-  }
+  SkinnyCursor c;
+  skinny_begin<T>(plan, K, static_cast<int64_t>(blockIdx.x) * kSkinnyWarps + threadIdx.x / 32, l2_lines, c);
   cuda_launch::wait_for_previous_kernel();  // x (or the residual and delta) come from the kernels before
   cuda_launch::allow_next_kernel();
   const uint4* xs = reinterpret_cast<const uint4*>(x);
   if constexpr (kNorm) xs = normalise_into_shared<T, M>(norm, K);  // every thread of the block, items or not
-  for (; n < items; n += stride) {
-    const uint4* w_next[2];
-    item_rows(n + stride, w_next);
-    float acc[M][2];
-#pragma unroll
-    for (int m = 0; m < M; ++m) acc[m][0] = acc[m][1] = 0.f;
-    dot_rows<T, M, R, kNorm>(w, w_next, buf, xs, chunks, lane, acc);  // buf: then the next item's first chunks
-#pragma unroll
-    for (int m = 0; m < M; ++m) {
-      const float a0 = cuda_math::warp_sum(acc[m][0]);
-      const float a1 = R == 2 ? cuda_math::warp_sum(acc[m][1]) : 0.f;
-      if (lane == 0) plan.store(n, m, a0, a1);
-    }
-    w[0] = w_next[0];
-    w[1] = w_next[1];
-  }
+  skinny_items<T, M, Plan, kNorm>(xs, plan, K, static_cast<int64_t>(gridDim.x) * kSkinnyWarps, c);
 }
 
 }  // namespace chatmill::model::fused::kernels
