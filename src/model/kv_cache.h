@@ -30,7 +30,7 @@ struct KVCache {
   at::Tensor split_counters;
   // The persistent decode step's (model/persistent_decode.h), filled by fused::prepare_persistent for a model:
   // per layer the addresses of its weights and of these caches, on the device and (to notice other weights or
-  // caches) on the CPU; and its grid barrier's two words.
+  // caches) on the CPU; and its grid barrier's word.
   at::Tensor persistent_table, persistent_table_host, grid_barrier;
 
   static KVCache allocate(const LlamaConfig& cfg, int64_t batch, int64_t capacity, at::ScalarType dtype,

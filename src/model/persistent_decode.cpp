@@ -73,7 +73,7 @@ void prepare_persistent(const Model& m, KVCache& cache) {
     cache.persistent_table = host.to(cache.k[0].device());
   }
   if (!cache.grid_barrier.defined())
-    cache.grid_barrier = at::zeros({2}, at::TensorOptions().dtype(at::kInt).device(cache.k[0].device()));
+    cache.grid_barrier = at::zeros({1}, at::TensorOptions().dtype(at::kInt).device(cache.k[0].device()));
 }
 
 at::Tensor persistent_layers(const Model& m, at::Tensor& x, const at::Tensor& positions, const at::Tensor& columns,

@@ -25,7 +25,7 @@ constexpr int64_t kPersistentRows = 2;
 struct PersistentStep {
   at::Tensor table;    // (L, 11) int64: per layer the addresses of wq, wk, wv, wo, wg, wu, wd, input_norm,
                        // post_norm, k_cache, v_cache (layer_table)
-  at::Tensor barrier;  // (2) int32, zeros before the first launch; launches leave arrivals at zero
+  at::Tensor barrier;  // (1) int32, zero before the first launch (model/cuda/grid_sync.cuh)
   at::Tensor x;        // (M, C): the embeddings in, the residual after the last layer out
   at::Tensor delta;    // (M, C) out: the last layer's MLP output, which the final norm adds
   at::Tensor positions, columns, lengths;  // (M) int64: rotary position, cache column written, columns attended

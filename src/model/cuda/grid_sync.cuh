@@ -2,12 +2,14 @@
 // step (model/cuda/persistent_kernels.cuh): what a kernel boundary does, without ending the kernel, so that
 // each block can ask for its next stage's weights before it waits.
 //
-// Two words of device memory, zero before the first launch: arrivals, which the last block to arrive sets back
-// to zero, and a generation, which it then advances (and which may wrap). A block reads the generation before
-// it arrives and waits until it changes. Writes before the barrier are visible to every block after it: the
-// arriving thread fences after its block's __syncthreads, and the waiting one loads the generation with acquire
-// semantics before its block's __syncthreads (the scheme of cooperative groups' grid sync). Loads after the
-// barrier of data written before it must not use the read-only path (__ldg), which nothing makes coherent.
+// One word of device memory, zero before the first launch. Each block adds to it once a barrier: block 0 adds
+// 2^31 - (blocks - 1), the others 1, so its top bit flips when, and only when, the last block arrives (and its
+// low bits are back to zero); a block waits until the top bit differs from the one its own add saw. One atomic
+// per block, no reset step, any grid size from one launch to the next. (Cooperative groups' grid sync works this
+// way.) Writes before the barrier are visible to every block after it: the arriving thread fences after its
+// block's __syncthreads, and the waiting one loads the word with acquire semantics before its block's
+// __syncthreads. Loads after the barrier of data written before it must not use the read-only path (__ldg),
+// which nothing makes coherent.
 // Plain device code: compiled by nvcc and, in the tests, for the CPU emulator (tests/common/cuda_emu.h).
 #pragma once
 
@@ -23,20 +25,16 @@ __device__ __forceinline__ unsigned load_acquire(const unsigned* p) {
 #endif
 }
 
-// Every thread of every block calls it; bar: the two words.
+// Every thread of every block calls it; bar: the word.
 __device__ __forceinline__ void grid_sync(unsigned* bar) {
   __syncthreads();
   if (threadIdx.x == 0) {
     const unsigned blocks = gridDim.x * gridDim.y * gridDim.z;
-    const unsigned generation = load_acquire(bar + 1);
+    const bool first = blockIdx.x == 0 && blockIdx.y == 0 && blockIdx.z == 0;
+    const unsigned add = first ? 0x80000000u - (blocks - 1) : 1u;
     __threadfence();  // this block's writes, ordered by the __syncthreads above, before its arrival
-    if (atomicAdd(bar, 1u) == blocks - 1) {
-      atomicExch(bar, 0u);  // no block arrives at the next barrier before it sees the new generation
-      __threadfence();
-      atomicAdd(bar + 1, 1u);
-    } else {
-      while (load_acquire(bar + 1) == generation) __nanosleep(20);
-    }
+    const unsigned before = atomicAdd(bar, add);
+    while (((before ^ load_acquire(bar)) & 0x80000000u) == 0) __nanosleep(20);
   }
   __syncthreads();
 }

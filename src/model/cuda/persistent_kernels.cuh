@@ -63,7 +63,7 @@ struct StepRefs {
   float* part_acc;  // (M H splits, D)
   float* part_ml;   // (M H splits, 2)
   int* counters;    // (M H) zeros, left zero
-  unsigned* barrier;  // grid_sync's two words
+  unsigned* barrier;  // grid_sync's word
   int64_t C, F, S;
   int H, Hkv, splits;
   float eps, scale;
