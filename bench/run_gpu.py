@@ -141,10 +141,10 @@ def main():
         return profiled(fused(batch), a.profile_dir, f"profile_decode_b{batch}.md")
 
     jobs = [(1, "chatmill-engine+fused+cudagraph", fused_profiled),
+            (1, "chatmill-engine+fused(persistent)+cudagraph", fused_with("--persistent")),
             (16, "hf", hf),
             (16, "chatmill-engine+fused+cudagraph", fused_profiled),
             (1, "hf", hf),
-            (1, "chatmill-engine+fused(persistent)+cudagraph", fused_with("--persistent")),
             (2, "chatmill-engine+fused+cudagraph", fused),
             (2, "chatmill-engine+fused(persistent)+cudagraph", fused_with("--persistent")),
             (1, "chatmill-engine+fused(L2 prefetch)(persistent)+cudagraph", fused_with("--persistent", "--l2-prefetch")),
