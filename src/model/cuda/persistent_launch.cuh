@@ -7,6 +7,7 @@
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <type_traits>
@@ -20,17 +21,32 @@ namespace chatmill::model::fused::launchers {
 static_assert(kernels::kLayerRefsWidth * sizeof(void*) == sizeof(kernels::LayerRefs<at::BFloat16>),
               "a table row is the kernel's LayerRefs");
 
+// Attention's splits in the persistent step: one (row, head, split) per block where the blocks allow, each at
+// least 32 columns (one iteration of a block's 8 warps), so that the stage is a single round of blocks. Fixed by
+// (M, H, S) and the device: one CUDA graph captured at S serves every length.
+inline int64_t persistent_splits(int64_t M, int64_t H, int64_t S, int64_t blocks) {
+  return std::max<int64_t>(1, std::min(blocks / (M * H), (S + 31) / 32));
+}
+
 template <class L>
 void persistent_step(const L& launch, const PersistentStep& s) {
   const int64_t M = s.x.size(0), C = s.x.size(1);
-  const int64_t splits = attention_splits(M, s.H, s.S);
   const auto like = s.x.options();
   at::Tensor other = at::empty({M, C}, like), q = at::empty({M, s.H, s.D}, like);
   at::Tensor attn = at::empty({M, s.H * s.D}, like), o = at::empty({M, C}, like), act = at::empty({M, s.F}, like);
-  at::Tensor part_acc = at::empty({M * s.H * splits, s.D}, like.dtype(at::kFloat));
-  at::Tensor part_ml = at::empty({M * s.H * splits, 2}, like.dtype(at::kFloat));
   AT_DISPATCH_REDUCED_FLOATING_TYPES(s.x.scalar_type(), "persistent_step", [&] {
     using T = scalar_t;
+    constexpr int64_t kVec = 16 / sizeof(T);
+    const int64_t G = s.D / kVec;
+    TORCH_INTERNAL_ASSERT((M == 1 || M == 2) && (G == 8 || G == 16), "persistent step: rows ", M, ", head dim ", s.D);
+    auto kernel = M == 1 ? (G == 8 ? kernels::persistent_step_kernel<T, 1, 8> : kernels::persistent_step_kernel<T, 1, 16>)
+                         : (G == 8 ? kernels::persistent_step_kernel<T, 2, 8> : kernels::persistent_step_kernel<T, 2, 16>);
+    const dim3 block(kernels::kSkinnyWarps * 32);
+    const int64_t grid = launch.resident_blocks(kernel, static_cast<int>(block.x));
+    TORCH_CHECK(grid >= 1, "the persistent decode step does not fit on this device (0 resident blocks)");
+    const int64_t splits = persistent_splits(M, s.H, s.S, grid);
+    at::Tensor part_acc = at::empty({M * s.H * splits, s.D}, like.dtype(at::kFloat));
+    at::Tensor part_ml = at::empty({M * s.H * splits, 2}, like.dtype(at::kFloat));
     kernels::StepRefs<T> a{};
     a.layers = reinterpret_cast<const kernels::LayerRefs<T>*>(s.table.data_ptr<int64_t>());
     a.num_layers = static_cast<int>(s.table.size(0));
@@ -58,22 +74,7 @@ void persistent_step(const L& launch, const PersistentStep& s) {
     a.eps = static_cast<float>(s.eps);
     a.scale = 1.f / std::sqrt(static_cast<float>(s.D));
     a.l2_lines = s.l2_prefetch ? 24 : 0;  // as the folded step's two-row projections
-    const dim3 block(kernels::kSkinnyWarps * 32);
-    auto go = [&](auto kernel) {
-      const int64_t grid = launch.resident_blocks(kernel, static_cast<int>(block.x));
-      TORCH_CHECK(grid >= 1, "the persistent decode step does not fit on this device (0 resident blocks)");
-      launch.cooperative(kernel, dim3(static_cast<unsigned>(grid)), block, a);
-    };
-    constexpr int64_t kVec = 16 / sizeof(T);
-    const int64_t G = s.D / kVec;
-    TORCH_INTERNAL_ASSERT((M == 1 || M == 2) && (G == 8 || G == 16), "persistent step: rows ", M, ", head dim ", s.D);
-    if (M == 1) {
-      if (G == 8) go(kernels::persistent_step_kernel<T, 1, 8>);
-      else go(kernels::persistent_step_kernel<T, 1, 16>);
-    } else {
-      if (G == 8) go(kernels::persistent_step_kernel<T, 2, 8>);
-      else go(kernels::persistent_step_kernel<T, 2, 16>);
-    }
+    launch.cooperative(kernel, dim3(static_cast<unsigned>(grid)), block, a);
   });
 }
 
