@@ -17,6 +17,7 @@
 #include <iostream>
 #include <string>
 
+#include "model/cuda/persistent_kernels.h"
 #include "model/fused_ops.h"
 #include "model/rope.h"
 
@@ -198,5 +199,16 @@ int main(int argc, char** argv) {
         [&] { model::fused::rope_append(q, k, v, pos, pos, rope.inv_freq(), kc, vc); },
         [&] { model::fused::rope_append(q, k, v, pos, pos, rope.inv_freq(), kc, vc, ForceReference{true}); }, 500);
   }
+
+  // What the persistent step's grid barrier costs (model/cuda/grid_sync.cuh): 1000 in one cooperative launch
+  // against none, with the step's grid. A kernel boundary of the folded step cost about 3 us (bench/README.md).
+  at::Tensor word = at::zeros({1}, at::TensorOptions().dtype(at::kInt).device(dev));
+  const double t_none = seconds_per_call([&] { model::fused::cuda::grid_barriers(word, 0); }, 50);
+  const double t_many = seconds_per_call([&] { model::fused::cuda::grid_barriers(word, 1000); }, 20);
+  const double per_barrier = (t_many - t_none) / 1000;
+  std::cout << "\ngrid barrier (the persistent step's grid): " << per_barrier * 1e6 << " us each; an empty cooperative "
+            << "launch " << t_none * 1e6 << " us\n";
+  if (out.is_open())
+    out << nlohmann::json{{"case", "grid barrier"}, {"barrier_s", per_barrier}, {"empty_launch_s", t_none}}.dump() << "\n";
   return 0;
 }
