@@ -12,6 +12,7 @@
 #include "common/test_env.h"
 #include "model/fused_decode.h"
 #include "model/fused_ops.h"
+#include "model/persistent_decode.h"
 #include "model/rope.h"
 #include "model/transformer.h"
 #include "model/weights.h"
@@ -132,6 +133,52 @@ TEST(FusedOps, FusedStepEqualsTheFullForwardOfEachSequenceAlone) {
       const double d = fused_step_vs_full_forward(small_config(64, 8, 2), at::kFloat, at::kCPU, lengths, options);
       EXPECT_LE(d, 1e-5) << lengths.size() << " rows, fold " << fold;
     }
+}
+
+// The persistent step's layer table (model/persistent_decode.h): each layer's addresses in the kernel's order,
+// rebuilt when the cache changes, kept when not; off the GPU the step does not apply, says so, and the fused
+// step falls back to the same result.
+TEST(PersistentStep, TableHoldsEachLayersAddressesAndFollowsTheCache) {
+  model::LlamaConfig cfg = small_config(128, 2, 1);  // head dim 64
+  cfg.num_layers = 2;
+  model::Model m(cfg, model::init_weights(cfg, 0.05, 7, at::kBFloat16, at::kCPU));
+  model::KVCache cache = model::KVCache::allocate(cfg, 1, 8, at::kBFloat16, at::kCPU);
+  const at::Tensor t = model::fused::layer_table(m, cache);
+  ASSERT_EQ(t.sizes(), at::IntArrayRef({2, 11}));
+  for (int64_t l = 0; l < 2; ++l) {
+    const model::LayerWeights& w = m.weights.layers[l];
+    const std::vector<const at::Tensor*> order = {&w.q_proj, &w.k_proj,    &w.v_proj,    &w.o_proj,
+                                                  &w.gate_proj, &w.up_proj, &w.down_proj, &w.input_norm,
+                                                  &w.post_norm, &cache.k[l], &cache.v[l]};
+    for (int64_t i = 0; i < 11; ++i)
+      EXPECT_EQ(t[l][i].item<int64_t>(), reinterpret_cast<int64_t>(order[i]->data_ptr())) << "layer " << l << " entry " << i;
+  }
+  model::fused::prepare_persistent(m, cache);
+  ASSERT_TRUE(cache.persistent_table.defined() && cache.grid_barrier.defined());
+  EXPECT_EQ(cache.grid_barrier.numel(), 1);
+  EXPECT_EQ(cache.grid_barrier.item<int>(), 0);
+  const void* built = cache.persistent_table.data_ptr();
+  model::fused::prepare_persistent(m, cache);
+  EXPECT_EQ(cache.persistent_table.data_ptr(), built) << "a current table is kept";
+  model::KVCache other = model::KVCache::allocate(cfg, 1, 8, at::kBFloat16, at::kCPU);
+  other.persistent_table = cache.persistent_table;  // another cache handed this one's table
+  other.persistent_table_host = cache.persistent_table_host;
+  other.grid_barrier = cache.grid_barrier;
+  model::fused::prepare_persistent(m, other);
+  EXPECT_TRUE(other.persistent_table.equal(model::fused::layer_table(m, other))) << "a stale table is rebuilt";
+
+  EXPECT_FALSE(model::fused::persistent_applies(m, cache, 1)) << "no CUDA kernels for CPU tensors";
+  at::Tensor x = at::randn({1, cfg.hidden_size}, at::kBFloat16);
+  const at::Tensor one = at::zeros({1}, at::kLong);
+  testing::expect_error([&] { model::fused::persistent_layers(m, x, one, one, one + 1, cache); },
+                        {"does not apply", "folded step"});
+  model::FusedStepOptions persistent;
+  persistent.persistent = true;
+  model::KVCache c1 = model::KVCache::allocate(cfg, 1, 8, at::kBFloat16, at::kCPU);
+  model::KVCache c2 = model::KVCache::allocate(cfg, 1, 8, at::kBFloat16, at::kCPU);
+  const at::Tensor ids = at::tensor(std::vector<int64_t>{5}, at::kLong);
+  EXPECT_TRUE(model::fused_decode_hidden(m, ids, one, one, one + 1, c1, persistent)
+                  .equal(model::fused_decode_hidden(m, ids, one, one, one + 1, c2)));
 }
 
 TEST(FusedOps, LinearIsATLinearOffTheGpu) {
