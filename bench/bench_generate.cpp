@@ -32,6 +32,7 @@ struct Args {
   bool no_fold = false;        // fused step: norms, SwiGLU, rotary and attention's combine as kernels of their own
   bool l2_prefetch = false;    // fused step: the skinny GEMM with its L2 prefetch before the wait
   bool persistent = false;     // fused step: all layers in one cooperative kernel (model/persistent_decode.h)
+  bool no_o_prefetch = false;  // persistent step: no L2 prefetch of the o projection during attention
   std::string profile;         // profile one more run after the timed ones, write its table here
 };
 
@@ -75,6 +76,8 @@ int main(int argc, char** argv) {
                "(FusedStepOptions::l2_prefetch)");
   app.add_flag("--persistent", a.persistent, "fused step: all layers in one cooperative kernel where it applies "
                "(FusedStepOptions::persistent; up to 2 rows)");
+  app.add_flag("--no-o-prefetch", a.no_o_prefetch, "persistent step: without the L2 prefetch of the o projection's "
+               "rows during attention (FusedStepOptions::persistent_o_prefetch)");
   app.add_option("--profile", a.profile,
                  "profile one more run and write a per-kernel table here (the engine's CPU work runs in its own "
                  "thread, which the CPU table leaves out; GPU kernels are all there)");
@@ -105,7 +108,7 @@ int main(int argc, char** argv) {
     if (a.engine) engine = std::make_unique<infer::Engine>(m, nullptr, infer::EngineOptions{a.batch, a.prompt_len + a.new_tokens, a.cuda_graph,
                                                                            infer::parse_step_kind(a.step), !a.no_skinny,
                                                                            !a.no_pdl, !a.no_fold, a.l2_prefetch,
-                                                                           a.persistent});
+                                                                           a.persistent, !a.no_o_prefetch});
     const int profiled = a.profile.empty() ? 0 : 1;
     std::unique_ptr<bench::OpProfile> prof;
     for (int i = 0; engine && i < a.warmup + a.repeats + profiled; ++i) {
@@ -155,6 +158,7 @@ int main(int argc, char** argv) {
                                           (a.engine && a.step == "fused" && a.no_fold ? "(no fold)" : "") +
                                           (a.engine && a.step == "fused" && a.l2_prefetch ? "(L2 prefetch)" : "") +
                                           (a.engine && a.step == "fused" && a.persistent ? "(persistent)" : "") +
+                                          (a.engine && a.step == "fused" && a.persistent && a.no_o_prefetch ? "(no o prefetch)" : "") +
                                           (a.cuda_graph ? "+cudagraph" : "")},
                           {"model", a.preset.empty() ? a.model_dir : a.preset},
                           {"params", m.config.num_parameters()},

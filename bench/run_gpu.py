@@ -148,6 +148,7 @@ def main():
             (2, "chatmill-engine+fused+cudagraph", fused),
             (2, "chatmill-engine+fused(persistent)+cudagraph", fused_with("--persistent")),
             (1, "chatmill-engine+fused(L2 prefetch)(persistent)+cudagraph", fused_with("--persistent", "--l2-prefetch")),
+            (1, "chatmill-engine+fused(persistent)(no o prefetch)+cudagraph", fused_with("--persistent", "--no-o-prefetch")),
             (1, "chatmill-engine+fused(L2 prefetch)+cudagraph", fused_with("--l2-prefetch")),
             (16, "chatmill-engine+fused(L2 prefetch)+cudagraph", fused_with("--l2-prefetch")),
             (1, "chatmill-engine+fused(no fold)+cudagraph", fused_with("--no-fold")),

@@ -356,7 +356,8 @@ void Engine::body(int64_t n) {
   const at::Tensor ids = ids_.narrow(0, 0, n), columns = columns_.narrow(0, 0, n), lengths = lengths_.narrow(0, 0, n);
   if (fused_) {  // each row attends to its own lengths[b] columns, whatever the capacity
     at::Tensor h = model::fused_decode_hidden(m_, ids, columns, columns, lengths, rows_cache,
-                                              {o_.skinny_gemm, o_.programmatic_launch, o_.fold, o_.l2_prefetch, o_.persistent});  // (n, C)
+                                              {o_.skinny_gemm, o_.programmatic_launch, o_.fold, o_.l2_prefetch, o_.persistent,
+                                               o_.persistent_o_prefetch});  // (n, C)
     // The LM head through the same skinny GEMM, launched as the step's projections; copy_ widens to float32 as
     // lm_logits does.
     const model::fused::LaunchOptions launch{o_.programmatic_launch, o_.l2_prefetch};

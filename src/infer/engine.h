@@ -46,6 +46,7 @@ struct EngineOptions {
   bool fold = true;  // fused step: norms, SwiGLU, rotary and the attention combine folded into neighbours
   bool l2_prefetch = false;  // fused step: the skinny GEMM prefetches its first rows into L2 (fused::LaunchOptions)
   bool persistent = false;  // fused step: all layers in one cooperative kernel where it applies (FusedStepOptions)
+  bool persistent_o_prefetch = true;  // persistent step: o-projection rows into L2 during attention
 };
 
 // "auto" | "eager" | "fused" (for CLI flags); throws chatmill::Error naming the choices.

@@ -28,7 +28,8 @@ at::Tensor fused_decode_hidden(const Model& m, const at::Tensor& ids, const at::
 
   if (options.persistent && options.fold && options.skinny_gemm && fused::persistent_applies(m, cache, ids.size(0))) {
     fused::prepare_persistent(m, cache);  // nothing to do when the cache's table is current
-    const at::Tensor delta = fused::persistent_layers(m, x, positions, columns, lengths, cache, options.l2_prefetch);
+    const at::Tensor delta = fused::persistent_layers(m, x, positions, columns, lengths, cache, options.l2_prefetch,
+                                                        options.persistent_o_prefetch);
     return fused::add_rms_norm(x, delta, m.weights.norm, eps, {}, launch);  // x += MLP, the final norm
   }
   // The folded kernels are the skinny GEMM's: without it (the cuBLAS comparison) the step stays unfolded.

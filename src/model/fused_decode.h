@@ -33,6 +33,9 @@ struct FusedStepOptions {
   // kernel, grid barriers instead of kernel boundaries. Off until measured faster on a GPU. The cache's layer
   // table is built on first use (fused::prepare_persistent): under a CUDA graph, prepare it before capturing.
   bool persistent = false;
+  // The persistent step's warps ask L2 for their o-projection rows during attention (PersistentStep::o_prefetch);
+  // off to measure what it gains.
+  bool persistent_o_prefetch = true;
 };
 
 // ids, positions, columns, lengths: (B) int64 on the model's device. Row b's token at rotary position

@@ -77,7 +77,7 @@ void prepare_persistent(const Model& m, KVCache& cache) {
 }
 
 at::Tensor persistent_layers(const Model& m, at::Tensor& x, const at::Tensor& positions, const at::Tensor& columns,
-                             const at::Tensor& lengths, KVCache& cache, bool l2_prefetch) {
+                             const at::Tensor& lengths, KVCache& cache, bool l2_prefetch, bool o_prefetch) {
   const LlamaConfig& c = m.config;
   const int64_t M = x.size(0);
   CHATMILL_CHECK(persistent_applies(m, cache, M), "persistent step: does not apply to this model, cache and ", M,
@@ -111,6 +111,7 @@ at::Tensor persistent_layers(const Model& m, at::Tensor& x, const at::Tensor& po
   s.S = cache.k[0].size(2);
   s.eps = c.rms_norm_eps;
   s.l2_prefetch = l2_prefetch;
+  s.o_prefetch = o_prefetch;
 #ifdef CHATMILL_CUDA
   cuda::persistent_step(s);
 #endif

@@ -34,6 +34,7 @@ struct PersistentStep {
   int64_t H = 0, Hkv = 0, D = 0, F = 0, S = 0;
   double eps = 1e-5;
   bool l2_prefetch = false;  // each warp's next rows into L2 before a barrier (LaunchOptions::l2_prefetch)
+  bool o_prefetch = true;    // during attention, each warp's o-projection rows into L2 (DRAM idles there)
 };
 
 // The table of PersistentStep for these weights and caches, on the caches' device.
@@ -52,7 +53,9 @@ void prepare_persistent(const Model& m, KVCache& cache);
 // The layers of the step for embeddings x (M, C), updated in place to the residual after the last layer;
 // returns the last layer's MLP output (M, C). positions, columns, lengths as fused_decode_hidden's. Needs
 // persistent_applies and prepare_persistent.
+// l2_prefetch, o_prefetch: PersistentStep's.
 at::Tensor persistent_layers(const Model& m, at::Tensor& x, const at::Tensor& positions, const at::Tensor& columns,
-                             const at::Tensor& lengths, KVCache& cache, bool l2_prefetch = false);
+                             const at::Tensor& lengths, KVCache& cache, bool l2_prefetch = false,
+                             bool o_prefetch = true);
 
 }  // namespace chatmill::model::fused

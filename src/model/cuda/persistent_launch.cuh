@@ -74,6 +74,7 @@ void persistent_step(const L& launch, const PersistentStep& s) {
     a.eps = static_cast<float>(s.eps);
     a.scale = 1.f / std::sqrt(static_cast<float>(s.D));
     a.l2_lines = s.l2_prefetch ? 24 : 0;  // as the folded step's two-row projections
+    a.o_prefetch = s.o_prefetch;
     launch.cooperative(kernel, dim3(static_cast<unsigned>(grid)), block, a);
   });
 }

@@ -306,6 +306,23 @@ __device__ __forceinline__ void skinny_items(const uint4* xs, const Plan& plan, 
   }
 }
 
+// Every line of the warp's items of `plan` (first, first + stride, ...) into L2, but for the lines of the first
+// item that skinny_begin's loads already cover: for a stage that leaves DRAM idle (the persistent step's
+// attention), so that the projection after it reads from L2.
+template <typename T, typename Plan>
+__device__ __forceinline__ void prefetch_items(const Plan& plan, int64_t K, int64_t first, int64_t stride) {
+  const int lane = threadIdx.x % 32;
+  const int64_t lines = (K / 8 + 7) / 8;  // 8 chunks of 16 bytes a line
+  for (int64_t n = first; n < plan.items(); n += stride) {
+    const uint4* w[2];
+    item_rows<T>(plan, n, K, w);
+    const int64_t from = n == first ? 32 * kInFlight / 8 : 0;
+#pragma unroll
+    for (int r = 0; r < Plan::kRows; ++r)
+      for (int64_t i = from + lane; i < lines; i += 32) prefetch_l2(w[r] + i * 8);
+  }
+}
+
 // Items n = blockIdx.x * kSkinnyWarps + warp, then every gridDim.x * kSkinnyWarps further on. x: (M, K)
 // in global memory, unused when kNorm (then `norm` gives it). l2_lines: lines of each first-item row to
 // prefetch into L2 beyond the first loads (0: none).
