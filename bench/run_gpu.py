@@ -169,7 +169,12 @@ def main():
     print("| batch | engine | TTFT ms | decode tok/s | vs HF | % of bandwidth limit (batch 1) |")
     print("|---|---|---|---|---|---|", flush=True)
     for batch, name, cmd in jobs:
-        p = subprocess.run(cmd(batch), capture_output=True, text=True)
+        # A row that hangs (a new kernel's bug) costs its own 120 s, not the rows after it.
+        try:
+            p = subprocess.run(cmd(batch), capture_output=True, text=True, timeout=120)
+        except subprocess.TimeoutExpired:
+            print(f"{name} batch {batch} timed out after 120 s", file=sys.stderr, flush=True)
+            continue
         if p.returncode != 0:
             print(f"{name} batch {batch} failed:\n{p.stderr[-3000:]}", file=sys.stderr, flush=True)
             continue

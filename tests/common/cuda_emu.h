@@ -129,6 +129,7 @@ inline void __syncthreads() { ::chatmill::testing::cuda_emu::sync_block(); }
 inline void __syncwarp(unsigned mask = 0xffffffffu) { ::chatmill::testing::cuda_emu::exchange(mask, 0, 0); }
 inline void __threadfence() { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
 inline void __nanosleep(unsigned) { ::chatmill::testing::cuda_emu::spin_pause(); }
+[[noreturn]] inline void __trap() { throw std::runtime_error("cuda_emu: __trap (the kernel gave up)"); }
 
 template <typename T>
 T __shfl_xor_sync(unsigned mask, T v, int lane_mask, int width = 32) {

@@ -392,24 +392,43 @@ TEST(GpuFused, FusedStepEqualsTheFullForwardOnTheGpu) {
       // Four rows: the unfolded kernels; one and two: the folded ones (bf16/fp16), then unfolded.
       for (const std::vector<int64_t>& lengths :
            {std::vector<int64_t>{5, 12, 1, 9}, std::vector<int64_t>{7}, std::vector<int64_t>{3, 11}})
-        // Folded, folded with the skinny GEMM's L2 prefetch (off by default), unfolded; the persistent step
-        // (one cooperative kernel for all layers), without and with the prefetch.
-        for (auto [fold, prefetch, persistent] : std::vector<std::tuple<bool, bool, bool>>{
-                 {true, false, false}, {true, true, false}, {false, false, false}, {true, false, true}, {true, true, true}}) {
-          if ((!fold || prefetch || persistent) && lengths.size() > 2) continue;  // the same path as the default
+        // Folded, folded with the skinny GEMM's L2 prefetch (off by default), unfolded.
+        for (auto [fold, prefetch] : std::vector<std::pair<bool, bool>>{{true, false}, {true, true}, {false, false}}) {
+          if ((!fold || prefetch) && lengths.size() > 2) continue;  // the same path as the default
           model::FusedStepOptions options;
           options.fold = fold;
           options.l2_prefetch = prefetch;
-          options.persistent = persistent;
           const double d = fused_step_vs_full_forward(cfg, dtype, dev, lengths, options);
           std::cout << "GPU fused step vs full forward, hidden " << cfg.hidden_size << ", " << dtype << ", "
                     << lengths.size() << " rows" << (fold ? "" : " (no fold)") << (prefetch ? " (L2 prefetch)" : "")
-                    << (persistent ? " (persistent)" : "") << ": max |diff| " << d << "\n";
+                    << ": max |diff| " << d << "\n";
           EXPECT_LE(d, tol) << cfg.hidden_size << " " << dtype << " " << lengths.size() << " rows, fold " << fold
-                            << ", L2 prefetch " << prefetch << ", persistent " << persistent;
+                            << ", L2 prefetch " << prefetch;
         }
     }
   }
+}
+
+// The persistent step (model/persistent_decode.h: every layer in one cooperative kernel) against the full
+// forward, at 1 and 2 rows, with and without the L2 prefetches; a test of its own, so that gpu_check.sh can run
+// it under its own time limit.
+TEST(GpuFused, PersistentStepEqualsTheFullForwardOnTheGpu) {
+  SKIP_WITHOUT_GPU_KERNELS();
+  const at::Device dev("cuda:0");
+  for (auto cfg : {small_config(512, 8, 2), small_config(1024, 8, 8)})  // head dims 64 and 128
+    for (auto [dtype, tol] : std::vector<std::pair<at::ScalarType, double>>{{at::kBFloat16, 0.1}, {at::kHalf, 0.05}})
+      for (const std::vector<int64_t>& lengths : {std::vector<int64_t>{7}, std::vector<int64_t>{3, 11}})
+        for (auto [l2, o] : std::vector<std::pair<bool, bool>>{{false, true}, {true, true}, {false, false}}) {
+          model::FusedStepOptions options;
+          options.persistent = true;
+          options.l2_prefetch = l2;
+          options.persistent_o_prefetch = o;
+          const double d = fused_step_vs_full_forward(cfg, dtype, dev, lengths, options);
+          std::cout << "GPU persistent step vs full forward, hidden " << cfg.hidden_size << ", " << dtype << ", "
+                    << lengths.size() << " rows" << (l2 ? " (L2 prefetch)" : "") << (o ? "" : " (no o prefetch)")
+                    << ": max |diff| " << d << "\n";
+          EXPECT_LE(d, tol) << cfg.hidden_size << " " << dtype << " " << lengths.size() << " rows";
+        }
 }
 
 }  // namespace

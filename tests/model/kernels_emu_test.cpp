@@ -142,6 +142,23 @@ TEST(CudaEmu, CooperativeLaunchRunsBlocksTogetherThroughGridBarriers) {
                std::invalid_argument);
 }
 
+// Block 1 leaves without reaching the barrier that the others wait at (which gives up after 1000 polls here,
+// not the GPU's million).
+__global__ void barrier_one_block_skips(unsigned* bar) {
+  if (blockIdx.x == 1) return;
+  model::cuda_launch::grid_sync(bar, 1000);
+}
+
+TEST(CudaEmu, ABarrierSomeBlockNeverReachesTrapsInsteadOfHanging) {
+  at::Tensor bar = at::zeros({1}, at::kInt);
+  try {
+    emu::launch_cooperative(barrier_one_block_skips, dim3(3), dim3(32), reinterpret_cast<unsigned*>(bar.data_ptr<int>()));
+    ADD_FAILURE() << "a barrier short of a block returned";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("__trap"), std::string::npos) << e.what();
+  }
+}
+
 TEST(CudaEmu, CooperativeLaunchReportsABrokenBlockInsteadOfHanging) {
   at::Tensor bar = at::zeros({1}, at::kInt);
   try {
