@@ -149,26 +149,24 @@ __global__ void barrier_one_block_skips(unsigned* bar) {
   model::cuda_launch::grid_sync(bar, 1000);
 }
 
-TEST(CudaEmu, ABarrierSomeBlockNeverReachesTrapsInsteadOfHanging) {
+// A cooperative launch of `kernel` on `blocks` blocks of 32 threads with a fresh barrier word must fail with an
+// error that names `part`.
+void expect_cooperative_failure(void (*kernel)(unsigned*), unsigned blocks, const std::string& part) {
   at::Tensor bar = at::zeros({1}, at::kInt);
   try {
-    emu::launch_cooperative(barrier_one_block_skips, dim3(3), dim3(32), reinterpret_cast<unsigned*>(bar.data_ptr<int>()));
-    ADD_FAILURE() << "a barrier short of a block returned";
+    emu::launch_cooperative(kernel, dim3(blocks), dim3(32), reinterpret_cast<unsigned*>(bar.data_ptr<int>()));
+    ADD_FAILURE() << "the launch returned; expected an error naming: " << part;
   } catch (const std::runtime_error& e) {
-    EXPECT_NE(std::string(e.what()).find("__trap"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
   }
 }
 
+TEST(CudaEmu, ABarrierSomeBlockNeverReachesTrapsInsteadOfHanging) {
+  expect_cooperative_failure(barrier_one_block_skips, 3, "__trap");
+}
+
 TEST(CudaEmu, CooperativeLaunchReportsABrokenBlockInsteadOfHanging) {
-  at::Tensor bar = at::zeros({1}, at::kInt);
-  try {
-    emu::launch_cooperative(barrier_with_a_broken_block, dim3(4), dim3(32), reinterpret_cast<unsigned*>(bar.data_ptr<int>()));
-    ADD_FAILURE() << "the broken block went unnoticed";
-  } catch (const std::runtime_error& e) {
-    EXPECT_NE(std::string(e.what()).find("__syncthreads reached after some threads of the block exited"),
-              std::string::npos)
-        << e.what();
-  }
+  expect_cooperative_failure(barrier_with_a_broken_block, 4, "__syncthreads reached after some threads of the block exited");
 }
 
 // ---- the decode kernels ----------------------------------------------------------------------------------
