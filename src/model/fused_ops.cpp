@@ -256,8 +256,11 @@ at::Tensor normed_unfolded(const NormedInput& in, ForceReference ref, LaunchOpti
 
 bool folds_apply(const NormedInput& in, const std::vector<at::Tensor>& weights, ForceReference ref) {
   const at::Tensor& r = in.residual_in;
+  auto aligned = [](const at::Tensor& t) { return reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0; };
+  // The norm in the kernel's prologue loads 16 bytes at a time: rows of delta and the weight aligned too.
   return r.defined() && r.dim() == 2 && r.size(1) <= kMaxFoldedWidth && skinny_applies(r, weights, ref) &&
-         (!in.delta.defined() || reinterpret_cast<uintptr_t>(in.delta.data_ptr()) % 16 == 0);
+         in.weight.is_contiguous() && aligned(in.weight) && aligned(in.residual_out) &&
+         (!in.delta.defined() || (aligned(in.delta) && in.delta.stride(0) % 8 == 0));
 }
 
 at::Tensor qkv_rope_append(const NormedInput& in, const at::Tensor& wq, const at::Tensor& wk, const at::Tensor& wv,

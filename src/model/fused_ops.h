@@ -91,8 +91,9 @@ struct NormedInput {
 constexpr int64_t kMaxFoldedWidth = 8192;
 
 // Whether qkv_rope_append and gate_up_silu run as one skinny-GEMM kernel each for this input and these
-// weights: CUDA kernels built, CUDA bf16/fp16 tensors, N <= kSkinnyRows rows, C <= kMaxFoldedWidth, and the
-// skinny GEMM's layout conditions. Where not, they run as the unfolded ops, with the same results.
+// weights: CUDA kernels built, CUDA bf16/fp16 tensors, N <= kSkinnyRows rows, C <= kMaxFoldedWidth, the
+// skinny GEMM's layout conditions, and the norm weight and delta's rows 16-byte aligned. Where not, they run as
+// the unfolded ops, with the same results.
 bool folds_apply(const NormedInput& in, const std::vector<at::Tensor>& weights, ForceReference ref = {});
 
 // q, k, v projections of the normalised input (wq: (H*D, C), wk, wv: (Hkv*D, C)), then rope_append: returns
