@@ -336,10 +336,12 @@ TEST(Engine, RefusesBadRequestsClearly) {
 // in a CUDA graph or not, gives HF transformers' greedy tokens in float32; in bf16 the fused step replayed
 // from a graph gives exactly the tokens of the same step run eagerly.
 // Each request's chosen-token log-probabilities, through submit_all.
-std::vector<std::vector<double>> logprobs_through(infer::Engine& engine, std::vector<infer::EngineRequest> reqs) {
+// Each request's new tokens with their log-probabilities (2 alternatives asked), all submitted at once.
+std::vector<std::vector<model::TokenLogprob>> token_logprobs_through(infer::Engine& engine,
+                                                                    std::vector<infer::EngineRequest> reqs) {
   for (auto& r : reqs) r.logprobs = 2;
   auto hs = engine.submit_all(reqs);
-  std::vector<std::vector<double>> out(reqs.size());
+  std::vector<std::vector<model::TokenLogprob>> out(reqs.size());
   for (size_t i = 0; i < reqs.size(); ++i) {
     infer::EngineEvent e;
     do {
@@ -347,8 +349,17 @@ std::vector<std::vector<double>> logprobs_through(infer::Engine& engine, std::ve
         ADD_FAILURE() << "no event within 60 s";
         return out;
       }
-      for (const auto& lp : e.logprobs) out[i].push_back(lp.logprob);
+      out[i].insert(out[i].end(), e.logprobs.begin(), e.logprobs.end());
     } while (!e.finished);
+  }
+  return out;
+}
+
+std::vector<std::vector<double>> logprobs_through(infer::Engine& engine, std::vector<infer::EngineRequest> reqs) {
+  std::vector<std::vector<double>> out;
+  for (const auto& seq : token_logprobs_through(engine, std::move(reqs))) {
+    out.emplace_back();
+    for (const auto& lp : seq) out.back().push_back(lp.logprob);
   }
   return out;
 }
@@ -406,7 +417,7 @@ TEST(GpuEngine, CudaGraphStepEqualsEagerAndTransformers) {
 
 // The persistent step (one cooperative kernel for all layers) in the engine, at 1 and 2 rows: captured in a CUDA
 // graph it gives the tokens it gives eagerly (the same kernel, deterministic), and its log-probabilities stay
-// within bf16 rounding of the folded step's (attention reduces in another order).
+// within bf16 rounding of the folded step's (attention reduces in another order) while both choose alike.
 TEST(GpuEngine, PersistentStepRunsInACudaGraphAndMatchesTheFoldedStep) {
   if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device here; scripts/gpu_check.sh runs this on the GPU machine";
   if (!model::cuda_graphs_built()) GTEST_SKIP() << "built without -DCHATMILL_CUDA=ON";
@@ -436,11 +447,16 @@ TEST(GpuEngine, PersistentStepRunsInACudaGraphAndMatchesTheFoldedStep) {
     for (size_t i = 0; i < reqs.size(); ++i)
       EXPECT_EQ(graph_tokens[i].tokens, eager_tokens[i].tokens) << "batch " << batch << " request " << i;
     infer::Engine c(m, nullptr, persistent), d(m, nullptr, folded);
-    const auto got = logprobs_through(c, reqs), want = logprobs_through(d, reqs);
+    const auto got = token_logprobs_through(c, reqs), want = token_logprobs_through(d, reqs);
+    // Random weights in bf16 leave near-ties that the two reduction orders may break differently: compare up to
+    // and including the first token where the two choose differently (both near the top there), not after.
     double worst = 0;
     for (size_t i = 0; i < reqs.size(); ++i) {
       ASSERT_EQ(got[i].size(), want[i].size()) << i;
-      for (size_t j = 0; j < got[i].size(); ++j) worst = std::max(worst, std::abs(got[i][j] - want[i][j]));
+      for (size_t j = 0; j < got[i].size(); ++j) {
+        worst = std::max(worst, std::abs(got[i][j].logprob - want[i][j].logprob));
+        if (got[i][j].id != want[i][j].id) break;
+      }
     }
     std::printf("batch %ld: worst |logprob persistent - folded| %.2e\n", static_cast<long>(batch), worst);
     EXPECT_LT(worst, 0.05) << "batch " << batch;
