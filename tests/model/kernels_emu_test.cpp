@@ -178,7 +178,7 @@ TEST(EmulatedKernels, AddRmsNormAndSiluMulEqualTheReference) {
   const emu::Launcher launch;
   for (at::ScalarType dtype : kAllTypes) {
     at::manual_seed(3);
-    for (int64_t C : {72, 1000}) {
+    for (int64_t C : {72, 1000, 1001}) {  // 16-byte loads, then (1001) one element at a time
       at::Tensor r = at::randn({3, C}, dtype), w = at::randn({C}, dtype);
       at::Tensor wide = at::randn({3, 2 * C}, dtype), d = wide.narrow(1, C, C);  // rows 2C apart
       at::Tensor r_ref = r.clone(), out = at::empty_like(r);

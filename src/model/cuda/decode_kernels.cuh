@@ -19,7 +19,9 @@ using cuda_math::rnd;
 using cuda_math::rotate_pair;
 
 // ---- residual add + RMSNorm: one block per row ------------------------------------------------------------
-template <typename T>
+// kVec: 16 bytes a load (C a multiple of 16 / sizeof(T), rows and weight 16-byte aligned), so that a thread's
+// loads go out together rather than one round trip per element; otherwise one element at a time.
+template <typename T, bool kVec>
 __global__ void add_rms_norm_kernel(T* __restrict__ residual, const T* __restrict__ delta, int64_t delta_stride,
                                     const T* __restrict__ w, T* __restrict__ out, int64_t C, float eps) {
   wait_for_previous_kernel();
@@ -28,18 +30,51 @@ __global__ void add_rms_norm_kernel(T* __restrict__ residual, const T* __restric
   const T* d = delta ? delta + blockIdx.x * delta_stride : nullptr;
   T* o = out + blockIdx.x * C;
   float ss = 0.f;
-  for (int64_t i = threadIdx.x; i < C; i += blockDim.x) {
-    float h = static_cast<float>(r[i]);
-    if (d) {
-      h = rnd<T>(h + static_cast<float>(d[i]));  // HF: residual + hidden, stored in T
-      r[i] = static_cast<T>(h);
+  if constexpr (kVec) {
+    constexpr int kN = 16 / sizeof(T);
+    const int64_t chunks = C / kN;
+    uint4* rv = reinterpret_cast<uint4*>(r);
+    const uint4* dv = reinterpret_cast<const uint4*>(d);
+#pragma unroll 4
+    for (int64_t c = threadIdx.x; c < chunks; c += blockDim.x) {
+      float h[kN];
+      cuda_math::unpack16<T>(rv[c], h);
+      if (d) {
+        float dd[kN];
+        cuda_math::unpack16<T>(dv[c], dd);
+#pragma unroll
+        for (int e = 0; e < kN; ++e) h[e] = rnd<T>(h[e] + dd[e]);  // HF: residual + hidden, stored in T
+        rv[c] = cuda_math::pack16<T>(h);
+      }
+#pragma unroll
+      for (int e = 0; e < kN; ++e) ss += h[e] * h[e];
     }
-    ss += h * h;
-  }
-  const float inv = rsqrtf(block_sum(ss) / static_cast<float>(C) + eps);
-  for (int64_t i = threadIdx.x; i < C; i += blockDim.x) {  // each thread rereads what it wrote itself
-    const float h = static_cast<float>(r[i]);
-    o[i] = static_cast<T>(static_cast<float>(w[i]) * rnd<T>(h * inv));  // normalised in f32, cast, scaled in T
+    const float inv = rsqrtf(block_sum(ss) / static_cast<float>(C) + eps);
+    const uint4* wv = reinterpret_cast<const uint4*>(w);
+    uint4* ov = reinterpret_cast<uint4*>(o);
+#pragma unroll 4
+    for (int64_t c = threadIdx.x; c < chunks; c += blockDim.x) {  // each thread rereads what it wrote itself
+      float h[kN], g[kN];
+      cuda_math::unpack16<T>(rv[c], h);
+      cuda_math::unpack16<T>(wv[c], g);
+#pragma unroll
+      for (int e = 0; e < kN; ++e) h[e] = g[e] * rnd<T>(h[e] * inv);  // normalised in f32, cast, scaled in T
+      ov[c] = cuda_math::pack16<T>(h);
+    }
+  } else {
+    for (int64_t i = threadIdx.x; i < C; i += blockDim.x) {
+      float h = static_cast<float>(r[i]);
+      if (d) {
+        h = rnd<T>(h + static_cast<float>(d[i]));  // HF: residual + hidden, stored in T
+        r[i] = static_cast<T>(h);
+      }
+      ss += h * h;
+    }
+    const float inv = rsqrtf(block_sum(ss) / static_cast<float>(C) + eps);
+    for (int64_t i = threadIdx.x; i < C; i += blockDim.x) {  // each thread rereads what it wrote itself
+      const float h = static_cast<float>(r[i]);
+      o[i] = static_cast<T>(static_cast<float>(w[i]) * rnd<T>(h * inv));  // normalised in f32, cast, scaled in T
+    }
   }
 }
 

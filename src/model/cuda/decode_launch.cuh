@@ -35,10 +35,19 @@ void add_rms_norm(const L& launch, const at::Tensor& residual, const at::Tensor&
   if (N == 0) return;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, residual.scalar_type(), "add_rms_norm", [&] {
     const scalar_t* d = delta.defined() ? delta.data_ptr<scalar_t>() : nullptr;
-    launch(kernels::add_rms_norm_kernel<scalar_t>, dim3(static_cast<unsigned>(N)),
-           dim3(std::min(cuda_math::threads_for(C), 512)), residual.data_ptr<scalar_t>(), d,
-           delta.defined() ? delta.stride(0) : int64_t{0}, weight.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), C,
-           static_cast<float>(eps));
+    const int64_t d_stride = delta.defined() ? delta.stride(0) : 0;
+    // 16-byte loads where every row and the weight allow them.
+    constexpr int64_t kN = 16 / sizeof(scalar_t);
+    auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
+    const bool vec = C % kN == 0 && aligned(residual.data_ptr()) && aligned(weight.data_ptr()) &&
+                     aligned(out.data_ptr()) && (d == nullptr || (aligned(d) && d_stride % kN == 0));
+    auto go = [&](auto kernel, int64_t work) {
+      launch(kernel, dim3(static_cast<unsigned>(N)), dim3(std::min(cuda_math::threads_for(work), 512)),
+             residual.data_ptr<scalar_t>(), d, d_stride, weight.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), C,
+             static_cast<float>(eps));
+    };
+    if (vec) go(kernels::add_rms_norm_kernel<scalar_t, true>, C / kN);
+    else go(kernels::add_rms_norm_kernel<scalar_t, false>, C);
   });
 }
 
