@@ -51,17 +51,4 @@ __device__ __forceinline__ uint4 pack16(const float (&in)[16 / sizeof(T)]) {
   return bits.u;
 }
 
-// *p through L2 only (__ldcg), for a 2-byte T (bf16, fp16), which __ldcg has no overload for: coherent with
-// writes that other blocks of the same kernel made before a grid barrier.
-template <typename T>
-__device__ __forceinline__ T load_cg(const T* p) {
-  static_assert(sizeof(T) == 2, "load_cg takes 2-byte values");
-  union {
-    unsigned short u;
-    T t;
-  } bits;
-  bits.u = __ldcg(reinterpret_cast<const unsigned short*>(p));
-  return bits.t;
-}
-
 }  // namespace chatmill::model::cuda_math
