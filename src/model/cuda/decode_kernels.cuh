@@ -9,6 +9,7 @@
 #include "model/cuda/device_math.cuh"
 #include "model/cuda/pdl.cuh"
 #include "model/cuda/reduce.cuh"
+#include "model/cuda/rms_norm_row.cuh"
 
 namespace chatmill::model::fused::kernels {
 
@@ -29,39 +30,13 @@ __global__ void add_rms_norm_kernel(T* __restrict__ residual, const T* __restric
   T* r = residual + blockIdx.x * C;
   const T* d = delta ? delta + blockIdx.x * delta_stride : nullptr;
   T* o = out + blockIdx.x * C;
-  float ss = 0.f;
   if constexpr (kVec) {
     constexpr int kN = 16 / sizeof(T);
-    const int64_t chunks = C / kN;
     uint4* rv = reinterpret_cast<uint4*>(r);
-    const uint4* dv = reinterpret_cast<const uint4*>(d);
-#pragma unroll 4
-    for (int64_t c = threadIdx.x; c < chunks; c += blockDim.x) {
-      float h[kN];
-      cuda_math::unpack16<T>(rv[c], h);
-      if (d) {
-        float dd[kN];
-        cuda_math::unpack16<T>(dv[c], dd);
-#pragma unroll
-        for (int e = 0; e < kN; ++e) h[e] = rnd<T>(h[e] + dd[e]);  // HF: residual + hidden, stored in T
-        rv[c] = cuda_math::pack16<T>(h);
-      }
-#pragma unroll
-      for (int e = 0; e < kN; ++e) ss += h[e] * h[e];
-    }
-    const float inv = rsqrtf(block_sum(ss) / static_cast<float>(C) + eps);
-    const uint4* wv = reinterpret_cast<const uint4*>(w);
-    uint4* ov = reinterpret_cast<uint4*>(o);
-#pragma unroll 4
-    for (int64_t c = threadIdx.x; c < chunks; c += blockDim.x) {  // each thread rereads what it wrote itself
-      float h[kN], g[kN];
-      cuda_math::unpack16<T>(rv[c], h);
-      cuda_math::unpack16<T>(wv[c], g);
-#pragma unroll
-      for (int e = 0; e < kN; ++e) h[e] = g[e] * rnd<T>(h[e] * inv);  // normalised in f32, cast, scaled in T
-      ov[c] = cuda_math::pack16<T>(h);
-    }
+    cuda_math::add_rms_norm_row<T>(rv, reinterpret_cast<const uint4*>(d), d ? rv : nullptr, reinterpret_cast<uint4*>(o),
+                                   reinterpret_cast<const uint4*>(w), C / kN, eps);
   } else {
+    float ss = 0.f;
     for (int64_t i = threadIdx.x; i < C; i += blockDim.x) {
       float h = static_cast<float>(r[i]);
       if (d) {

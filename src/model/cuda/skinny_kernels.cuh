@@ -26,6 +26,7 @@
 #include "model/cuda/device_math.cuh"
 #include "model/cuda/pdl.cuh"
 #include "model/cuda/reduce.cuh"
+#include "model/cuda/rms_norm_row.cuh"
 
 namespace chatmill::model::fused::kernels {
 
@@ -213,47 +214,15 @@ __device__ __forceinline__ void dot_rows(const uint4* const (&w)[2], const uint4
 }
 
 // x = rms_norm(residual_in + delta) into xs (shared memory: M rows of K values), by all threads of the block;
-// block 0 also writes residual_out. 16 bytes a load (K % 8 == 0, rows and the weight 16-byte aligned), so
-// that a thread's loads go out together: the norm is the prologue of its projection, on every block's critical
-// path. The residual and delta are read through L2: in the persistent step an earlier stage of the same kernel
-// wrote them.
+// block 0 also writes residual_out. K % 8 == 0, rows and the weight 16-byte aligned.
 template <typename T, int M>
 __device__ void normalise_into(const NormIn<T>& in, int64_t K, uint4* xs) {
   const int64_t chunks = K / 8;
-  const uint4* weight = reinterpret_cast<const uint4*>(in.weight);
-  for (int m = 0; m < M; ++m) {
-    const uint4* r = reinterpret_cast<const uint4*>(in.residual_in + m * K);
-    const uint4* d = in.delta ? reinterpret_cast<const uint4*>(in.delta + m * in.delta_stride) : nullptr;
-    uint4* ro = blockIdx.x == 0 ? reinterpret_cast<uint4*>(in.residual_out + m * K) : nullptr;
-    uint4* row = xs + m * chunks;
-    float ss = 0.f;
-#pragma unroll 4
-    for (int64_t c = threadIdx.x; c < chunks; c += blockDim.x) {
-      float h[8];
-      cuda_math::unpack16<T>(__ldcg(r + c), h);
-      if (d) {
-        float dv[8];
-        cuda_math::unpack16<T>(__ldcg(d + c), dv);
-#pragma unroll
-        for (int e = 0; e < 8; ++e) h[e] = cuda_math::rnd<T>(h[e] + dv[e]);  // HF: residual + hidden, stored in T
-      }
-      const uint4 packed = cuda_math::pack16<T>(h);  // exact: each h is a T already
-      if (ro) ro[c] = packed;
-      row[c] = packed;
-#pragma unroll
-      for (int e = 0; e < 8; ++e) ss += h[e] * h[e];
-    }
-    const float inv = rsqrtf(cuda_math::block_sum(ss) / static_cast<float>(K) + in.eps);
-#pragma unroll 4
-    for (int64_t c = threadIdx.x; c < chunks; c += blockDim.x) {  // each thread rewrites what it wrote itself
-      float h[8], g[8];
-      cuda_math::unpack16<T>(row[c], h);
-      cuda_math::unpack16<T>(__ldg(weight + c), g);
-#pragma unroll
-      for (int e = 0; e < 8; ++e) h[e] = g[e] * cuda_math::rnd<T>(h[e] * inv);  // normalised in f32, cast, scaled
-      row[c] = cuda_math::pack16<T>(h);
-    }
-  }
+  for (int m = 0; m < M; ++m)
+    cuda_math::add_rms_norm_row<T>(reinterpret_cast<const uint4*>(in.residual_in + m * K),
+                                   in.delta ? reinterpret_cast<const uint4*>(in.delta + m * in.delta_stride) : nullptr,
+                                   blockIdx.x == 0 ? reinterpret_cast<uint4*>(in.residual_out + m * K) : nullptr,
+                                   xs + m * chunks, reinterpret_cast<const uint4*>(in.weight), chunks, in.eps);
   __syncthreads();
 }
 
