@@ -154,14 +154,17 @@ __device__ __forceinline__ void prefetch_l2(const void* p) {
 #endif
 }
 
-// Lines [kFirst, kFirst + lines) of R rows into L2, kFirst being the lines the first loads cover.
+constexpr int64_t kFirstLines = 32 * kInFlight / 8;  // the 128-byte lines of a row a warp's first loads cover
+
+// Lines [from, min(end, the row's)) of R rows of `chunks` 16-byte chunks into L2, spread over the warp's lanes.
 template <int R>
-__device__ __forceinline__ void prefetch_rows(const uint4* const (&w)[2], int64_t chunks, int lane, int lines) {
-  constexpr int64_t kFirst = 32 * kInFlight / 8;  // 8 chunks of 16 bytes a line
-  const int64_t row_lines = (chunks + 7) / 8, end = kFirst + lines < row_lines ? kFirst + lines : row_lines;
+__device__ __forceinline__ void prefetch_lines(const uint4* const (&w)[2], int64_t chunks, int lane, int64_t from,
+                                               int64_t end) {
+  const int64_t row_lines = (chunks + 7) / 8;  // 8 chunks a line
+  if (end > row_lines) end = row_lines;
 #pragma unroll
   for (int r = 0; r < R; ++r)
-    for (int64_t i = kFirst + lane; i < end; i += 32) prefetch_l2(w[r] + i * 8);
+    for (int64_t i = from + lane; i < end; i += 32) prefetch_l2(w[r] + i * 8);
 }
 
 // Loads chunks c0, c0 + 32, ... (kInFlight of them) of R rows; zeros past the row's end. Streamed: never reused.
@@ -262,7 +265,7 @@ __device__ __forceinline__ void skinny_begin(const Plan& plan, int64_t K, int64_
   item_rows<T>(plan, first, K, c.w);
   if (c.w[0] != nullptr) {
     load_chunks<Plan::kRows>(c.w, c.buf, lane, K / 8);
-    if (l2_lines > 0) prefetch_rows<Plan::kRows>(c.w, K / 8, lane, l2_lines);
+    if (l2_lines > 0) prefetch_lines<Plan::kRows>(c.w, K / 8, lane, kFirstLines, kFirstLines + l2_lines);
   }
 }
 
@@ -298,14 +301,10 @@ __device__ __forceinline__ void skinny_items(const uint4* xs, const Plan& plan, 
 template <typename T, typename Plan>
 __device__ __forceinline__ void prefetch_items(const Plan& plan, int64_t K, int64_t first, int64_t stride) {
   const int lane = threadIdx.x % 32;
-  const int64_t lines = (K / 8 + 7) / 8;  // 8 chunks of 16 bytes a line
   for (int64_t n = first; n < plan.items(); n += stride) {
     const uint4* w[2];
     item_rows<T>(plan, n, K, w);
-    const int64_t from = n == first ? 32 * kInFlight / 8 : 0;
-#pragma unroll
-    for (int r = 0; r < Plan::kRows; ++r)
-      for (int64_t i = from + lane; i < lines; i += 32) prefetch_l2(w[r] + i * 8);
+    prefetch_lines<Plan::kRows>(w, K / 8, lane, n == first ? kFirstLines : 0, INT64_MAX);
   }
 }
 
