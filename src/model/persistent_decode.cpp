@@ -3,7 +3,8 @@
 
 #include <ATen/ATen.h>
 
-#include <vector>
+#include <array>
+#include <cstdint>
 
 #include "common/error.h"
 #include "model/fused_ops.h"
@@ -22,6 +23,13 @@ constexpr int64_t kTableWidth = 11;          // kernels::kLayerRefsWidth
 
 int64_t address(const at::Tensor& t) { return static_cast<int64_t>(reinterpret_cast<uintptr_t>(t.data_ptr())); }
 
+// Layer l's tensors in the order of PersistentStep::table's rows.
+std::array<const at::Tensor*, kTableWidth> layer_tensors(const Model& m, const KVCache& cache, size_t l) {
+  const LayerWeights& w = m.weights.layers[l];
+  return {&w.q_proj,   &w.k_proj,     &w.v_proj,     &w.o_proj,     &w.gate_proj, &w.up_proj,
+          &w.down_proj, &w.input_norm, &w.post_norm, &cache.k[l], &cache.v[l]};
+}
+
 // The table's rows on the CPU: the addresses PersistentStep::table documents.
 at::Tensor host_table(const Model& m, const KVCache& cache) {
   const auto& layers = m.weights.layers;
@@ -29,12 +37,8 @@ at::Tensor host_table(const Model& m, const KVCache& cache) {
                  cache.k.size(), " layers, the model ", layers.size());
   at::Tensor t = at::empty({static_cast<int64_t>(layers.size()), kTableWidth}, at::kLong);
   int64_t* p = t.data_ptr<int64_t>();
-  for (size_t l = 0; l < layers.size(); ++l) {
-    const LayerWeights& w = layers[l];
-    for (const at::Tensor* x : {&w.q_proj, &w.k_proj, &w.v_proj, &w.o_proj, &w.gate_proj, &w.up_proj, &w.down_proj,
-                                &w.input_norm, &w.post_norm, &cache.k[l], &cache.v[l]})
-      *p++ = address(*x);
-  }
+  for (size_t l = 0; l < layers.size(); ++l)
+    for (const at::Tensor* x : layer_tensors(m, cache, l)) *p++ = address(*x);
   return t;
 }
 
@@ -57,9 +61,7 @@ bool persistent_applies(const Model& m, const KVCache& cache, int64_t rows) {
   if (rows * std::max({C, F, HD}) > kMaxStagedValues || C % 8 != 0 || F % 8 != 0 || HD % 8 != 0) return false;
   if (!cache.split_counters.defined() || cache.split_counters.numel() < rows * c.num_heads) return false;
   for (size_t l = 0; l < cache.k.size(); ++l) {
-    const LayerWeights& w = m.weights.layers[l];
-    for (const at::Tensor* x : {&w.q_proj, &w.k_proj, &w.v_proj, &w.o_proj, &w.gate_proj, &w.up_proj, &w.down_proj,
-                                &w.input_norm, &w.post_norm, &cache.k[l], &cache.v[l]})
+    for (const at::Tensor* x : layer_tensors(m, cache, l))
       if (!aligned(*x) || x->scalar_type() != dt || x->device() != m.device()) return false;
     if (cache.k[l].size(0) < rows) return false;
   }
