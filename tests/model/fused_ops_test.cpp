@@ -381,9 +381,18 @@ TEST(GpuFused, KernelsEqualTheReference) {
   for (const auto& [op, d] : worst) std::cout << "kernel vs reference, " << op << ": max relative diff " << d << "\n";
 }
 
+// fused_step_vs_full_forward on the GPU with these options, printed as `what`, within tol.
+void expect_step_near_full_forward(const model::LlamaConfig& cfg, at::ScalarType dtype, double tol,
+                                   const std::vector<int64_t>& lengths, const model::FusedStepOptions& options,
+                                   const std::string& what) {
+  const double d = fused_step_vs_full_forward(cfg, dtype, at::Device("cuda:0"), lengths, options);
+  std::cout << "GPU " << what << " vs full forward, hidden " << cfg.hidden_size << ", " << dtype << ", "
+            << lengths.size() << " rows: max |diff| " << d << "\n";
+  EXPECT_LE(d, tol) << what << ", hidden " << cfg.hidden_size << ", " << dtype << ", " << lengths.size() << " rows";
+}
+
 TEST(GpuFused, FusedStepEqualsTheFullForwardOnTheGpu) {
   SKIP_WITHOUT_GPU_KERNELS();
-  const at::Device dev("cuda:0");
   for (auto cfg : {small_config(512, 8, 2), small_config(1024, 8, 8)}) {
     // bf16/fp16: both paths round at the same places; what differs is reduction order inside matmuls and
     // attention, amplified through 3 layers. The hidden states are O(1) after the final norm.
@@ -398,12 +407,9 @@ TEST(GpuFused, FusedStepEqualsTheFullForwardOnTheGpu) {
           model::FusedStepOptions options;
           options.fold = fold;
           options.l2_prefetch = prefetch;
-          const double d = fused_step_vs_full_forward(cfg, dtype, dev, lengths, options);
-          std::cout << "GPU fused step vs full forward, hidden " << cfg.hidden_size << ", " << dtype << ", "
-                    << lengths.size() << " rows" << (fold ? "" : " (no fold)") << (prefetch ? " (L2 prefetch)" : "")
-                    << ": max |diff| " << d << "\n";
-          EXPECT_LE(d, tol) << cfg.hidden_size << " " << dtype << " " << lengths.size() << " rows, fold " << fold
-                            << ", L2 prefetch " << prefetch;
+          expect_step_near_full_forward(cfg, dtype, tol, lengths, options,
+                                        std::string("fused step") + (fold ? "" : " (no fold)") +
+                                            (prefetch ? " (L2 prefetch)" : ""));
         }
     }
   }
@@ -414,7 +420,6 @@ TEST(GpuFused, FusedStepEqualsTheFullForwardOnTheGpu) {
 // it under its own time limit.
 TEST(GpuFused, PersistentStepEqualsTheFullForwardOnTheGpu) {
   SKIP_WITHOUT_GPU_KERNELS();
-  const at::Device dev("cuda:0");
   for (auto cfg : {small_config(512, 8, 2), small_config(1024, 8, 8)})  // head dims 64 and 128
     for (auto [dtype, tol] : std::vector<std::pair<at::ScalarType, double>>{{at::kBFloat16, 0.1}, {at::kHalf, 0.05}})
       for (const std::vector<int64_t>& lengths : {std::vector<int64_t>{7}, std::vector<int64_t>{3, 11}})
@@ -423,11 +428,9 @@ TEST(GpuFused, PersistentStepEqualsTheFullForwardOnTheGpu) {
           options.persistent = true;
           options.l2_prefetch = l2;
           options.persistent_o_prefetch = o;
-          const double d = fused_step_vs_full_forward(cfg, dtype, dev, lengths, options);
-          std::cout << "GPU persistent step vs full forward, hidden " << cfg.hidden_size << ", " << dtype << ", "
-                    << lengths.size() << " rows" << (l2 ? " (L2 prefetch)" : "") << (o ? "" : " (no o prefetch)")
-                    << ": max |diff| " << d << "\n";
-          EXPECT_LE(d, tol) << cfg.hidden_size << " " << dtype << " " << lengths.size() << " rows";
+          expect_step_near_full_forward(cfg, dtype, tol, lengths, options,
+                                        std::string("persistent step") + (l2 ? " (L2 prefetch)" : "") +
+                                            (o ? "" : " (no o prefetch)"));
         }
 }
 
