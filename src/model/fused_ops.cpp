@@ -188,10 +188,9 @@ namespace {
 bool skinny_applies(const at::Tensor& x, at::TensorList weights, ForceReference ref) {
   const int64_t M = x.size(0), K = x.size(1);
   bool ok = use_kernel(x, ref) && (x.scalar_type() == at::kBFloat16 || x.scalar_type() == at::kHalf) && M >= 1 &&
-            M <= kSkinnyRows && K % 8 == 0 && x.is_contiguous() && reinterpret_cast<uintptr_t>(x.data_ptr()) % 16 == 0;
+            M <= kSkinnyRows && K % 8 == 0 && x.is_contiguous() && aligned16(x);
   for (const at::Tensor& w : weights)
-    ok = ok && w.scalar_type() == x.scalar_type() && w.device() == x.device() && w.is_contiguous() &&
-         reinterpret_cast<uintptr_t>(w.data_ptr()) % 16 == 0;
+    ok = ok && w.scalar_type() == x.scalar_type() && w.device() == x.device() && w.is_contiguous() && aligned16(w);
   return ok;
 }
 
@@ -256,11 +255,10 @@ at::Tensor normed_unfolded(const NormedInput& in, ForceReference ref, LaunchOpti
 
 bool folds_apply(const NormedInput& in, const std::vector<at::Tensor>& weights, ForceReference ref) {
   const at::Tensor& r = in.residual_in;
-  auto aligned = [](const at::Tensor& t) { return reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0; };
   // The norm in the kernel's prologue loads 16 bytes at a time: rows of delta and the weight aligned too.
   return r.defined() && r.dim() == 2 && r.size(1) <= kMaxFoldedWidth && skinny_applies(r, weights, ref) &&
-         in.weight.is_contiguous() && aligned(in.weight) && aligned(in.residual_out) &&
-         (!in.delta.defined() || (aligned(in.delta) && in.delta.stride(0) % 8 == 0));
+         in.weight.is_contiguous() && aligned16(in.weight) && aligned16(in.residual_out) &&
+         (!in.delta.defined() || (aligned16(in.delta) && in.delta.stride(0) % 8 == 0));
 }
 
 at::Tensor qkv_rope_append(const NormedInput& in, const at::Tensor& wq, const at::Tensor& wk, const at::Tensor& wv,

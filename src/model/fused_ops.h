@@ -8,9 +8,14 @@
 #pragma once
 #include <ATen/core/Tensor.h>
 
+#include <cstdint>
 #include <vector>
 
 namespace chatmill::model::fused {
+
+// Whether p is 16-byte aligned, as the kernels' 16-byte loads need.
+inline bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+inline bool aligned16(const at::Tensor& t) { return aligned16(t.data_ptr()); }
 
 // Whether the CUDA kernels were compiled in (else every op runs as LibTorch ops, CUDA tensors included).
 bool kernels_built();

@@ -42,8 +42,6 @@ at::Tensor host_table(const Model& m, const KVCache& cache) {
   return t;
 }
 
-bool aligned(const at::Tensor& t) { return t.is_contiguous() && address(t) % 16 == 0; }
-
 }  // namespace
 
 at::Tensor layer_table(const Model& m, const KVCache& cache) {
@@ -62,7 +60,7 @@ bool persistent_applies(const Model& m, const KVCache& cache, int64_t rows) {
   if (!cache.split_counters.defined() || cache.split_counters.numel() < rows * c.num_heads) return false;
   for (size_t l = 0; l < cache.k.size(); ++l) {
     for (const at::Tensor* x : layer_tensors(m, cache, l))
-      if (!aligned(*x) || x->scalar_type() != dt || x->device() != m.device()) return false;
+      if (!x->is_contiguous() || !aligned16(*x) || x->scalar_type() != dt || x->device() != m.device()) return false;
     if (cache.k[l].size(0) < rows) return false;
   }
   return true;

@@ -38,9 +38,8 @@ void add_rms_norm(const L& launch, const at::Tensor& residual, const at::Tensor&
     const int64_t d_stride = delta.defined() ? delta.stride(0) : 0;
     // 16-byte loads where every row and the weight allow them.
     constexpr int64_t kN = 16 / sizeof(scalar_t);
-    auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
-    const bool vec = C % kN == 0 && aligned(residual.data_ptr()) && aligned(weight.data_ptr()) &&
-                     aligned(out.data_ptr()) && (d == nullptr || (aligned(d) && d_stride % kN == 0));
+    const bool vec = C % kN == 0 && aligned16(residual) && aligned16(weight) && aligned16(out) &&
+                     (d == nullptr || (aligned16(d) && d_stride % kN == 0));
     auto go = [&](auto kernel, int64_t work) {
       launch(kernel, dim3(static_cast<unsigned>(N)), dim3(std::min(cuda_math::threads_for(work), 512)),
              residual.data_ptr<scalar_t>(), d, d_stride, weight.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), C,
@@ -203,7 +202,7 @@ int vec_group(int64_t D, const at::Tensor& q, const at::Tensor& k_cache, const a
   const int64_t g = D / kVec;
   if (g < 1 || g > 32 || (g & (g - 1)) != 0) return 0;
   for (const at::Tensor* t : {&q, &k_cache, &v_cache})
-    if (reinterpret_cast<uintptr_t>(t->data_ptr()) % 16 != 0) return 0;
+    if (!aligned16(*t)) return 0;
   return static_cast<int>(g);
 }
 
