@@ -16,6 +16,8 @@
 #include <functional>
 #include <iostream>
 #include <string>
+#include <tuple>
+#include <vector>
 
 #include "model/cuda/persistent_kernels.h"
 #include "model/fused_ops.h"
@@ -52,6 +54,77 @@ double seconds_per_call_in_graph(const std::function<void()>& f, int iters) {
   for (int r = 0; r < 5; ++r) graph.replay();
   c10::cuda::device_synchronize();
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / (5.0 * iters);
+}
+
+// The persistent step's stages apart (PersistentStep::stages): 8 layers of the 7B shape at one row, bf16, a
+// 256-column cache at the decode benchmark's mean length (192), each mask's step in a CUDA graph. Every mask
+// keeps all barriers, so a stage's cost is its mask's time less the barriers-only time: what the stage adds
+// inside the step, its first loads already in flight at its barrier. The masked kernel spills a little where
+// the step's does not; "every stage, masked kernel" against "the step" says what that costs.
+void persistent_stages(const at::Device& dev, double copy_bw, std::ofstream& out) {
+  namespace mf = model::fused;
+  const int64_t L = 8, C = 4096, F = 11008, H = 32, D = 128, S = 256, len = 192;
+  auto bf16 = at::TensorOptions().dtype(at::kBFloat16).device(dev);
+  auto longs = at::TensorOptions().dtype(at::kLong).device(dev);
+  std::vector<at::Tensor> keep;  // the tensors the table points at
+  at::Tensor table = at::empty({L, 11}, at::kLong);
+  auto rows = table.accessor<int64_t, 2>();
+  for (int64_t l = 0; l < L; ++l) {
+    const std::vector<at::Tensor> t = {
+        at::randn({H * D, C}, bf16) * 0.02, at::randn({H * D, C}, bf16) * 0.02, at::randn({H * D, C}, bf16) * 0.02,
+        at::randn({C, H * D}, bf16) * 0.02, at::randn({F, C}, bf16) * 0.02,     at::randn({F, C}, bf16) * 0.02,
+        at::randn({C, F}, bf16) * 0.02,     at::ones({C}, bf16),                at::ones({C}, bf16),
+        at::randn({1, H, S, D}, bf16),      at::randn({1, H, S, D}, bf16)};
+    for (size_t i = 0; i < t.size(); ++i) {
+      rows[l][static_cast<int64_t>(i)] = static_cast<int64_t>(reinterpret_cast<uintptr_t>(t[i].data_ptr()));
+      keep.push_back(t[i]);
+    }
+  }
+  model::RotaryEmbedding rope(D, 10000, dev);
+  mf::PersistentStep s;
+  s.table = table.to(dev);
+  s.barrier = at::zeros({1}, at::TensorOptions().dtype(at::kInt).device(dev));
+  s.x = at::randn({1, C}, bf16);
+  s.delta = at::zeros({1, C}, bf16);
+  s.positions = s.columns = at::full({1}, len - 1, longs);
+  s.lengths = at::full({1}, len, longs);
+  s.inv_freq = rope.inv_freq();
+  s.counters = at::zeros({H}, at::TensorOptions().dtype(at::kInt).device(dev));
+  s.H = s.Hkv = H;
+  s.D = D;
+  s.F = F;
+  s.S = S;
+  auto time = [&](unsigned stages) {
+    s.stages = stages;
+    return seconds_per_call_in_graph([&] { mf::cuda::persistent_step(s); }, 20);
+  };
+  const double t0 = time(0), barriers = 5.0 * L - 1;
+  std::cout << "\npersistent step by stage (" << L << " layers of 7B, one row, bf16, length " << len << " of " << S
+            << "; " << barriers << " barriers: " << t0 * 1e6 / barriers << " us each with nothing between them)\n\n";
+  std::cout << "| stages | bytes a layer | us a step | us a layer beyond the barriers | GB/s | % of copy bandwidth |\n";
+  std::cout << "|---|---|---|---|---|---|\n";
+  const double qkv = 2.0 * 3 * H * D * C, o = 2.0 * C * H * D, gu = 2.0 * 2 * F * C, down = 2.0 * C * F;
+  const double attn = 2.0 * 2 * H * len * D;
+  const std::vector<std::tuple<std::string, unsigned, double>> masks = {
+      {"none (barriers only)", 0u, 0.0},
+      {"q,k,v", mf::kQkvStage, qkv},
+      {"attention", mf::kAttentionStage, attn},
+      {"o", mf::kOStage, o},
+      {"attention + o (o prefetched during attention)", mf::kAttentionStage | mf::kOStage, attn + o},
+      {"gate,up", mf::kGateUpStage, gu},
+      {"down", mf::kDownStage, down},
+      {"every stage, masked kernel", mf::kAllStages | mf::kStagedKernel, qkv + attn + o + gu + down},
+      {"the step", mf::kAllStages, qkv + attn + o + gu + down}};
+  for (const auto& [name, stages, bytes] : masks) {
+    const double t = stages == 0 ? t0 : time(stages), per_layer = (t - t0) / L;
+    const double gbs = per_layer > 0 ? bytes / per_layer / 1e9 : 0.0;
+    std::cout << "| " << name << " | " << bytes / 1e6 << " MB | " << t * 1e6 << " | " << per_layer * 1e6 << " | "
+              << gbs << " | " << 100 * gbs * 1e9 / copy_bw << "% |\n";
+    if (out.is_open())
+      out << nlohmann::json{{"case", "persistent stages: " + name}, {"stages", stages}, {"layers", L},
+                            {"step_s", t}, {"barriers_only_s", t0}, {"bytes_per_layer", bytes}}.dump()
+          << "\n";
+  }
 }
 
 }  // namespace
@@ -210,5 +283,6 @@ int main(int argc, char** argv) {
             << "launch " << t_none * 1e6 << " us\n";
   if (out.is_open())
     out << nlohmann::json{{"case", "grid barrier"}, {"barrier_s", per_barrier}, {"empty_launch_s", t_none}}.dump() << "\n";
+  persistent_stages(dev, copy_bw, out);
   return 0;
 }

@@ -76,6 +76,28 @@ void prepare_persistent(const Model& m, KVCache& cache) {
     cache.grid_barrier = at::zeros({1}, at::TensorOptions().dtype(at::kInt).device(cache.k[0].device()));
 }
 
+PersistentStep persistent_step_args(const Model& m, const KVCache& cache, const at::Tensor& x,
+                                    const at::Tensor& positions, const at::Tensor& columns, const at::Tensor& lengths) {
+  const LlamaConfig& c = m.config;
+  PersistentStep s;
+  s.table = cache.persistent_table;
+  s.barrier = cache.grid_barrier;
+  s.x = x;
+  s.delta = at::empty_like(x);
+  s.positions = positions;
+  s.columns = columns;
+  s.lengths = lengths;
+  s.inv_freq = m.rope.inv_freq();
+  s.counters = cache.split_counters;
+  s.H = c.num_heads;
+  s.Hkv = c.num_kv_heads;
+  s.D = c.head_dim();
+  s.F = c.intermediate_size;
+  s.S = cache.k[0].size(2);
+  s.eps = c.rms_norm_eps;
+  return s;
+}
+
 at::Tensor persistent_layers(const Model& m, at::Tensor& x, const at::Tensor& positions, const at::Tensor& columns,
                              const at::Tensor& lengths, KVCache& cache, bool l2_prefetch, bool o_prefetch) {
   const LlamaConfig& c = m.config;
@@ -94,22 +116,7 @@ at::Tensor persistent_layers(const Model& m, at::Tensor& x, const at::Tensor& po
                      cache.grid_barrier.defined(),
                  "persistent step: the cache's layer table is missing or was built for other weights or caches; call "
                  "fused::prepare_persistent(model, cache) first (not while capturing a CUDA graph)");
-  PersistentStep s;
-  s.table = cache.persistent_table;
-  s.barrier = cache.grid_barrier;
-  s.x = x;
-  s.delta = at::empty_like(x);
-  s.positions = positions;
-  s.columns = columns;
-  s.lengths = lengths;
-  s.inv_freq = m.rope.inv_freq();
-  s.counters = cache.split_counters;
-  s.H = c.num_heads;
-  s.Hkv = c.num_kv_heads;
-  s.D = c.head_dim();
-  s.F = c.intermediate_size;
-  s.S = cache.k[0].size(2);
-  s.eps = c.rms_norm_eps;
+  PersistentStep s = persistent_step_args(m, cache, x, positions, columns, lengths);
   s.l2_prefetch = l2_prefetch;
   s.o_prefetch = o_prefetch;
 #ifdef CHATMILL_CUDA

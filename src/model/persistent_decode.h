@@ -20,6 +20,17 @@ namespace chatmill::model::fused {
 
 constexpr int64_t kPersistentRows = 2;
 
+// The five stages of a layer (model/cuda/persistent_kernels.cuh), as bits of PersistentStep::stages.
+enum PersistentStage : unsigned {
+  kQkvStage = 1,        // q, k, v of the normalised residual, rotary, the cache append
+  kAttentionStage = 2,  // attention with the last-block combine
+  kOStage = 4,          // the o projection
+  kGateUpStage = 8,     // gate, up of the normalised residual, SwiGLU
+  kDownStage = 16,      // the down projection
+  kAllStages = 31,
+  kStagedKernel = 32,   // with kAllStages: the masked kernel computing every stage (what the mask costs it)
+};
+
 // What one launch takes; every tensor on one device (the CPU only in the emulator's tests), dtype T where not
 // said. Checked by persistent_layers; the launch code (model/cuda/persistent_launch.cuh) trusts it.
 struct PersistentStep {
@@ -35,6 +46,10 @@ struct PersistentStep {
   double eps = 1e-5;
   bool l2_prefetch = false;  // each warp's next rows into L2 before a barrier (LaunchOptions::l2_prefetch)
   bool o_prefetch = true;    // during attention, each warp's o-projection rows into L2 (DRAM idles there)
+  // The stages that run, the others skipped with their barriers kept: anything but kAllStages runs a second
+  // kernel, which reads the mask, and, short of every stage, computes no model: it times the stages apart
+  // (bench_kernels), at one row in bf16 with head dim 128 only.
+  unsigned stages = kAllStages;
 };
 
 // The table of PersistentStep for these weights and caches, on the caches' device.
@@ -49,6 +64,11 @@ bool persistent_applies(const Model& m, const KVCache& cache, int64_t rows);
 // Fills cache.persistent_table and cache.grid_barrier for `m` where missing or built for other weights or
 // caches. Synchronous: call it before capturing a step in a CUDA graph.
 void prepare_persistent(const Model& m, KVCache& cache);
+
+// One launch's arguments for m and cache (the table and barrier prepare_persistent left in it) at x (M, C),
+// the rows' positions, columns and lengths; delta allocated. Unchecked: persistent_layers checks.
+PersistentStep persistent_step_args(const Model& m, const KVCache& cache, const at::Tensor& x,
+                                    const at::Tensor& positions, const at::Tensor& columns, const at::Tensor& lengths);
 
 // The layers of the step for embeddings x (M, C), updated in place to the residual after the last layer;
 // returns the last layer's MLP output (M, C). positions, columns, lengths as fused_decode_hidden's. Needs

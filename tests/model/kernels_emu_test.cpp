@@ -311,6 +311,18 @@ TEST(EmulatedKernels, DecodeAttentionEqualsTheReferenceWithAndWithoutCounters) {
     }
 }
 
+// The persistent step's arguments for model m and cache at the tokens ids (M), each written at and attending
+// up to its position: the step's own (persistent_step_args), with zero deltas, so that a stage mask's untouched
+// outputs are known.
+model::fused::PersistentStep persistent_step_of(const model::Model& m, model::KVCache& cache, const at::Tensor& ids,
+                                                const at::Tensor& positions, const at::Tensor& lengths) {
+  model::fused::prepare_persistent(m, cache);
+  model::fused::PersistentStep s = model::fused::persistent_step_args(
+      m, cache, at::embedding(m.weights.embed, ids).contiguous(), positions, positions, lengths);
+  s.delta.zero_();
+  return s;
+}
+
 // The persistent step (every layer in one cooperative kernel, grid barriers between its stages) against the
 // step's reference composition (fused_decode_hidden on the CPU): the final hidden states, and every cache
 // column (the written one within rounding, the others untouched). Blocks: one for everything, a few, and more
@@ -345,22 +357,7 @@ TEST(EmulatedKernels, PersistentStepEqualsTheReferenceStep) {
           const at::Tensor ids = at::tensor(std::vector<int64_t>{11, 200}, at::kLong).narrow(0, 0, M);
           const at::Tensor want = model::fused_decode_hidden(m, ids, positions, positions, lengths, ref);  // (M, C)
 
-          model::fused::PersistentStep s;
-          s.table = model::fused::layer_table(m, cache);
-          s.barrier = at::zeros({1}, at::kInt);
-          s.x = at::embedding(m.weights.embed, ids).contiguous();
-          s.delta = at::empty_like(s.x);
-          s.positions = positions;
-          s.columns = positions;
-          s.lengths = lengths;
-          s.inv_freq = m.rope.inv_freq();
-          s.counters = at::zeros({M * H}, at::kInt);
-          s.H = H;
-          s.Hkv = Hkv;
-          s.D = D;
-          s.F = cfg.intermediate_size;
-          s.S = S;
-          s.eps = cfg.rms_norm_eps;
+          model::fused::PersistentStep s = persistent_step_of(m, cache, ids, positions, lengths);
           launchers::persistent_step(emu::Launcher{resident}, s);
           const at::Tensor got = model::fused::add_rms_norm(s.x, s.delta, m.weights.norm, cfg.rms_norm_eps, kRef);
           // Two layers of one-ulp differences (matmul and attention reduction orders) through the norms.
@@ -380,6 +377,54 @@ TEST(EmulatedKernels, PersistentStepEqualsTheReferenceStep) {
           // Five barriers a layer, the last one the kernel's end: 9, an odd number of top-bit flips.
           EXPECT_EQ(static_cast<unsigned>(s.barrier[0].item<int>()), 0x80000000u) << where;
         }
+}
+
+// A stage mask (bench_kernels times the stages apart with it): the masked kernel with every stage computes the
+// step; with the q,k,v stage alone, the first layer writes its cache column as the step does, and nothing else
+// moves; with no stage, nothing moves; every barrier is kept (the word's final value).
+TEST(EmulatedKernels, PersistentStepStageMaskRunsOnlyTheStagesItNames) {
+  namespace mf = model::fused;
+  model::LlamaConfig cfg = model::llama2_debug();
+  cfg.num_heads = 2;
+  cfg.num_kv_heads = 1;
+  cfg.hidden_size = 256;  // head dim 128: the masked kernel's one instantiation
+  cfg.intermediate_size = 200;
+  cfg.num_layers = 2;
+  const at::ScalarType dtype = at::kBFloat16;
+  model::Model m(cfg, model::init_weights(cfg, 0.05, 7, dtype, at::kCPU));
+  const at::Tensor ids = at::tensor(std::vector<int64_t>{11}, at::kLong), positions = at::tensor(std::vector<int64_t>{9}, at::kLong);
+  const at::Tensor lengths = positions + 1;
+  auto fresh_cache = [&] {
+    model::KVCache c = model::KVCache::allocate(cfg, 1, 16, dtype, at::kCPU);
+    at::manual_seed(9);
+    for (size_t l = 0; l < c.k.size(); ++l) {
+      c.k[l].normal_();
+      c.v[l].normal_();
+    }
+    return c;
+  };
+  model::KVCache ref = fresh_cache();
+  const at::Tensor want = model::fused_decode_hidden(m, ids, positions, positions, lengths, ref);
+  for (unsigned stages : {mf::kAllStages | mf::kStagedKernel, unsigned{mf::kQkvStage}, 0u}) {
+    const std::string where = c10::str("stages ", stages);
+    model::KVCache cache = fresh_cache(), before = fresh_cache();
+    mf::PersistentStep s = persistent_step_of(m, cache, ids, positions, lengths);
+    s.stages = stages;
+    const at::Tensor x0 = s.x.clone();
+    launchers::persistent_step(emu::Launcher{3}, s);
+    EXPECT_EQ(static_cast<unsigned>(s.barrier[0].item<int>()), 0x80000000u) << where << ": every barrier kept";
+    if (stages & mf::kDownStage) {
+      const at::Tensor got = mf::add_rms_norm(s.x, s.delta, m.weights.norm, cfg.rms_norm_eps, kRef);
+      EXPECT_LE(rel_diff(got, want), kernel_tolerance(dtype, 4)) << where;
+      continue;
+    }
+    EXPECT_TRUE(s.x.equal(x0)) << where << ": the residual moved";
+    EXPECT_EQ(s.delta.count_nonzero().item<int64_t>(), 0) << where << ": the MLP ran";
+    const bool qkv = stages & mf::kQkvStage;
+    EXPECT_LE(rel_diff(cache.k[0], qkv ? ref.k[0] : before.k[0]), kernel_tolerance(dtype, 2)) << where << ": layer 0 k";
+    EXPECT_LE(rel_diff(cache.v[0], qkv ? ref.v[0] : before.v[0]), kernel_tolerance(dtype, 2)) << where << ": layer 0 v";
+    if (!qkv) EXPECT_TRUE(cache.k[0].equal(before.k[0]) && cache.k[1].equal(before.k[1])) << where << ": a cache moved";
+  }
 }
 
 // The training ops' kernels (model/fused_autograd.h) against the ops' CPU forms, forward and backward (the

@@ -23,6 +23,7 @@
 #include "model/cuda/attention_kernels.cuh"
 #include "model/cuda/grid_sync.cuh"
 #include "model/cuda/skinny_kernels.cuh"
+#include "model/persistent_decode.h"
 
 namespace chatmill::model::fused::kernels {
 
@@ -70,6 +71,7 @@ struct StepRefs {
   float eps, scale;
   int l2_lines;
   bool o_prefetch;  // during attention, each warp's o-projection rows into L2
+  unsigned stages;  // PersistentStep::stages: PersistentStage bits (model/persistent_decode.h)
 };
 
 // x (n values, a multiple of 16 bytes) into xs, by all threads of the block.
@@ -112,9 +114,16 @@ __device__ __forceinline__ PartsPlan<T> one_plan(const T* w, T* out, int64_t N) 
   return p;
 }
 
+// Whether a stage runs: always, but in the kStaged instantiation, which reads StepRefs::stages (a run-time
+// mask there costs the step's registers: spills at one row).
+template <bool kStaged>
+__device__ __forceinline__ bool runs(unsigned stages, unsigned stage) {
+  return !kStaged || (stages & stage) != 0;
+}
+
 // G: lanes per attention column (D = G * 16 / sizeof(T)). Blocks of kSkinnyWarps warps; at most 2 a SM
-// (128 registers a thread), as the two-row projections need.
-template <typename T, int M, int G>
+// (128 registers a thread), as the two-row projections need. kStaged: the stages of StepRefs::stages only.
+template <typename T, int M, int G, bool kStaged = false>
 __global__ void __launch_bounds__(kSkinnyWarps * 32, 2) persistent_step_kernel(StepRefs<T> a) {
   __shared__ uint4 xs[kMaxStagedX * sizeof(T) / 16];
   __shared__ SplitShared<kSkinnyWarps> attn_sh;
@@ -127,26 +136,29 @@ __global__ void __launch_bounds__(kSkinnyWarps * 32, 2) persistent_step_kernel(S
   // The layer's addresses are read where used, not held: 11 pointers live across every stage would take
   // registers the projections' loads need.
   const LayerRefs<T>* w = a.layers;
-  skinny_begin<T>(qkv_plan(a, *w, D), a.C, first, a.l2_lines, c2);
+  if (runs<kStaged>(a.stages, kQkvStage)) skinny_begin<T>(qkv_plan(a, *w, D), a.C, first, a.l2_lines, c2);
   cuda_launch::wait_for_previous_kernel();  // the embeddings come from the kernel before
   for (int l = 0; l < a.num_layers; ++l, ++w) {
     // 1. q, k, v of rms_norm(x + delta) (layer 0: of x), rotated, k and v into the cache; block 0: other.
-    NormIn<T> attn_in;
-    attn_in.residual_in = a.x;
-    attn_in.delta = l > 0 ? a.delta : nullptr;
-    attn_in.delta_stride = a.C;
-    attn_in.weight = w->input_norm;
-    attn_in.residual_out = a.other;
-    attn_in.eps = a.eps;
-    normalise_into<T, M>(attn_in, a.C, xs);
-    skinny_items<T, M, RopePlan<T>, true>(xs, qkv_plan(a, *w, D), a.C, stride, c2);
-    skinny_begin<T>(one_plan(w->wo, a.o, a.C), HD, first, a.l2_lines, c1);
+    if (runs<kStaged>(a.stages, kQkvStage)) {
+      NormIn<T> attn_in;
+      attn_in.residual_in = a.x;
+      attn_in.delta = l > 0 ? a.delta : nullptr;
+      attn_in.delta_stride = a.C;
+      attn_in.weight = w->input_norm;
+      attn_in.residual_out = a.other;
+      attn_in.eps = a.eps;
+      normalise_into<T, M>(attn_in, a.C, xs);
+      skinny_items<T, M, RopePlan<T>, true>(xs, qkv_plan(a, *w, D), a.C, stride, c2);
+    }
+    if (runs<kStaged>(a.stages, kOStage)) skinny_begin<T>(one_plan(w->wo, a.o, a.C), HD, first, a.l2_lines, c1);
     cuda_launch::grid_sync(a.barrier);
 
     // 2. attention: virtual blocks (row and head, split). A chain of dependent round trips that leaves DRAM
     // idle: meanwhile L2 takes the o projection's weights (33.5 MB for 7B, within an H100's 50 MB of L2).
-    if (a.o_prefetch) prefetch_items<T>(one_plan(w->wo, a.o, a.C), HD, first, stride);
-    for (int vb = blockIdx.x; vb < vblocks; vb += gridDim.x) {
+    if (runs<kStaged>(a.stages, kOStage) && a.o_prefetch)
+      prefetch_items<T>(one_plan(w->wo, a.o, a.C), HD, first, stride);
+    for (int vb = blockIdx.x; runs<kStaged>(a.stages, kAttentionStage) && vb < vblocks; vb += gridDim.x) {
       __syncthreads();  // attn_sh is free again
       split_vec_block<T, G, kSkinnyWarps>(attn_sh, a.q, w->k_cache, w->v_cache, a.lengths, a.part_acc, a.part_ml,
                                           a.attn, a.counters, a.H, a.Hkv, a.S, a.scale, vb / a.splits,
@@ -155,31 +167,38 @@ __global__ void __launch_bounds__(kSkinnyWarps * 32, 2) persistent_step_kernel(S
     cuda_launch::grid_sync(a.barrier);
 
     // 3. o = attention wo^T.
-    stage_x<T>(a.attn, M * HD, xs);
-    skinny_items<T, M, PartsPlan<T>, true>(xs, one_plan(w->wo, a.o, a.C), HD, stride, c1);
-    skinny_begin<T>(SiluPlan<T>{w->wg, w->wu, a.act, a.F}, a.C, first, a.l2_lines, c2);
+    if (runs<kStaged>(a.stages, kOStage)) {
+      stage_x<T>(a.attn, M * HD, xs);
+      skinny_items<T, M, PartsPlan<T>, true>(xs, one_plan(w->wo, a.o, a.C), HD, stride, c1);
+    }
+    if (runs<kStaged>(a.stages, kGateUpStage))
+      skinny_begin<T>(SiluPlan<T>{w->wg, w->wu, a.act, a.F}, a.C, first, a.l2_lines, c2);
     cuda_launch::grid_sync(a.barrier);
 
     // 4. act = silu(h wg^T) * (h wu^T), h = rms_norm(other + o); block 0: x = other + o.
-    NormIn<T> mlp_in;
-    mlp_in.residual_in = a.other;
-    mlp_in.delta = a.o;
-    mlp_in.delta_stride = a.C;
-    mlp_in.weight = w->post_norm;
-    mlp_in.residual_out = a.x;
-    mlp_in.eps = a.eps;
-    normalise_into<T, M>(mlp_in, a.C, xs);
-    skinny_items<T, M, SiluPlan<T>, true>(xs, SiluPlan<T>{w->wg, w->wu, a.act, a.F}, a.C, stride, c2);
-    skinny_begin<T>(one_plan(w->wd, a.delta, a.C), a.F, first, a.l2_lines, c1);
+    if (runs<kStaged>(a.stages, kGateUpStage)) {
+      NormIn<T> mlp_in;
+      mlp_in.residual_in = a.other;
+      mlp_in.delta = a.o;
+      mlp_in.delta_stride = a.C;
+      mlp_in.weight = w->post_norm;
+      mlp_in.residual_out = a.x;
+      mlp_in.eps = a.eps;
+      normalise_into<T, M>(mlp_in, a.C, xs);
+      skinny_items<T, M, SiluPlan<T>, true>(xs, SiluPlan<T>{w->wg, w->wu, a.act, a.F}, a.C, stride, c2);
+    }
+    if (runs<kStaged>(a.stages, kDownStage)) skinny_begin<T>(one_plan(w->wd, a.delta, a.C), a.F, first, a.l2_lines, c1);
     cuda_launch::grid_sync(a.barrier);
 
     // 5. delta = act wd^T. In the last layer, the kernel after this one (the final norm, launched with PDL) may
     // be scheduled now: it waits for this kernel's end before it reads anything.
     if (l + 1 == a.num_layers) cuda_launch::allow_next_kernel();
-    stage_x<T>(a.act, M * a.F, xs);
-    skinny_items<T, M, PartsPlan<T>, true>(xs, one_plan(w->wd, a.delta, a.C), a.F, stride, c1);
+    if (runs<kStaged>(a.stages, kDownStage)) {
+      stage_x<T>(a.act, M * a.F, xs);
+      skinny_items<T, M, PartsPlan<T>, true>(xs, one_plan(w->wd, a.delta, a.C), a.F, stride, c1);
+    }
     if (l + 1 < a.num_layers) {  // after the last layer, the kernel's end is the barrier
-      skinny_begin<T>(qkv_plan(a, w[1], D), a.C, first, a.l2_lines, c2);
+      if (runs<kStaged>(a.stages, kQkvStage)) skinny_begin<T>(qkv_plan(a, w[1], D), a.C, first, a.l2_lines, c2);
       cuda_launch::grid_sync(a.barrier);
     }
   }

@@ -41,6 +41,12 @@ void persistent_step(const L& launch, const PersistentStep& s) {
     TORCH_INTERNAL_ASSERT((M == 1 || M == 2) && (G == 8 || G == 16), "persistent step: rows ", M, ", head dim ", s.D);
     auto kernel = M == 1 ? (G == 8 ? kernels::persistent_step_kernel<T, 1, 8> : kernels::persistent_step_kernel<T, 1, 16>)
                          : (G == 8 ? kernels::persistent_step_kernel<T, 2, 8> : kernels::persistent_step_kernel<T, 2, 16>);
+    if (s.stages != kAllStages) {  // timing stages apart: the 7B shape's bf16 one-row step only
+      constexpr bool kBf16 = std::is_same_v<T, at::BFloat16>;
+      TORCH_CHECK(kBf16 && M == 1 && G == 16,
+                  "persistent step: a stage mask times the one-row bf16 step at head dim 128 only");
+      if constexpr (kBf16) kernel = kernels::persistent_step_kernel<T, 1, 16, true>;
+    }
     const dim3 block(kernels::kSkinnyWarps * 32);
     const int64_t grid = launch.resident_blocks(kernel, static_cast<int>(block.x));
     TORCH_CHECK(grid >= 1, "the persistent decode step does not fit on this device (0 resident blocks)");
@@ -75,6 +81,7 @@ void persistent_step(const L& launch, const PersistentStep& s) {
     a.scale = 1.f / std::sqrt(static_cast<float>(s.D));
     a.l2_lines = s.l2_prefetch ? 24 : 0;  // as the folded step's two-row projections
     a.o_prefetch = s.o_prefetch;
+    a.stages = s.stages;
     launch.cooperative(kernel, dim3(static_cast<unsigned>(grid)), block, a);
   });
 }
