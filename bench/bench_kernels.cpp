@@ -4,6 +4,7 @@
 // runs it, back to back in a CUDA graph (no launch costs, each kernel overlapping the one before through PDL).
 // Prints a markdown table; --out appends one JSON line per case.
 #include <ATen/ATen.h>
+#include <ATen/cuda/CUDAContext.h>
 #include <ATen/cuda/CUDAGraph.h>
 #include <c10/cuda/CUDAFunctions.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -20,6 +21,7 @@
 #include <vector>
 
 #include "model/cuda/persistent_kernels.h"
+#include "read_streams.h"
 #include "model/fused_ops.h"
 #include "model/rope.h"
 
@@ -123,6 +125,30 @@ void persistent_stages(const at::Device& dev, double copy_bw, std::ofstream& out
     if (out.is_open())
       out << nlohmann::json{{"case", "persistent stages: " + name}, {"stages", stages}, {"layers", L},
                             {"step_s", t}, {"barriers_only_s", t0}, {"bytes_per_layer", bytes}}.dump()
+          << "\n";
+  }
+}
+
+// Read bandwidth by access pattern (bench/read_streams.h), 1 GiB read once a call: what the skinny GEMM's way of
+// streaming rows leaves against a sweep of the same bytes, and what bulk copies into shared memory reach. Last in
+// the run: a kernel here that fails leaves the rows above intact.
+void read_patterns(const at::Device& dev, double copy_bw, std::ofstream& out) {
+  at::Tensor buf = at::zeros({int64_t{1} << 30}, at::TensorOptions().dtype(at::kByte).device(dev));
+  at::Tensor sink = at::zeros({1}, at::TensorOptions().dtype(at::kFloat).device(dev));
+  std::cout << "\nread bandwidth by pattern (1 GiB, read only)\n\n| pattern | GB/s | % of copy bandwidth |\n|---|---|---|\n";
+  for (auto p : {bench::ReadPattern::Sweep, bench::ReadPattern::Rows, bench::ReadPattern::RowPairs,
+                 bench::ReadPattern::Bulk}) {
+    const double t = seconds_per_call(
+        [&] {
+          bench::read_once(p, buf.data_ptr(), static_cast<size_t>(buf.nbytes()), sink.data_ptr<float>(),
+                           at::cuda::getCurrentCUDAStream());
+        },
+        10);
+    const double gbs = static_cast<double>(buf.nbytes()) / t / 1e9;
+    std::cout << "| " << bench::describe(p) << " | " << gbs << " | " << 100 * gbs * 1e9 / copy_bw << "% |\n";
+    if (out.is_open())
+      out << nlohmann::json{{"case", std::string("read pattern: ") + bench::describe(p)}, {"seconds", t},
+                            {"bytes", buf.nbytes()}, {"copy_bandwidth", copy_bw}}.dump()
           << "\n";
   }
 }
@@ -284,5 +310,6 @@ int main(int argc, char** argv) {
   if (out.is_open())
     out << nlohmann::json{{"case", "grid barrier"}, {"barrier_s", per_barrier}, {"empty_launch_s", t_none}}.dump() << "\n";
   persistent_stages(dev, copy_bw, out);
+  read_patterns(dev, copy_bw, out);
   return 0;
 }
