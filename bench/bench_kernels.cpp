@@ -136,8 +136,8 @@ void read_patterns(const at::Device& dev, double copy_bw, std::ofstream& out) {
   at::Tensor buf = at::zeros({int64_t{1} << 30}, at::TensorOptions().dtype(at::kByte).device(dev));
   at::Tensor sink = at::zeros({1}, at::TensorOptions().dtype(at::kFloat).device(dev));
   std::cout << "\nread bandwidth by pattern (1 GiB, read only)\n\n| pattern | GB/s | % of copy bandwidth |\n|---|---|---|\n";
-  for (auto p : {bench::ReadPattern::Sweep, bench::ReadPattern::Rows, bench::ReadPattern::RowPairs,
-                 bench::ReadPattern::Bulk}) {
+  for (auto p : {bench::ReadPattern::Sweep, bench::ReadPattern::Rows, bench::ReadPattern::RowsDeep,
+                 bench::ReadPattern::RowPairs, bench::ReadPattern::BlockRows, bench::ReadPattern::Bulk}) {
     const double t = seconds_per_call(
         [&] {
           bench::read_once(p, buf.data_ptr(), static_cast<size_t>(buf.nbytes()), sink.data_ptr<float>(),

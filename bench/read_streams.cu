@@ -34,33 +34,65 @@ __global__ void __launch_bounds__(256) sweep_kernel(const uint4* __restrict__ p,
 
 // Rows as the skinny GEMM streams them: warp w of the grid takes items w, w + warps, ...; an item is a row of
 // kRowChunks 16-byte pieces (R = 2: that row of each half of the buffer). Lanes read pieces lane, lane + 32, ...,
-// four a row at a time with the next four in flight, and the last round of an item loads the next item's first.
+// kDepth a row at a time with the next kDepth in flight, and the last round of an item loads the next item's
+// first (the skinny GEMM: kDepth 4).
 constexpr int kRowChunks = 512;  // 8 KB: a 4096-wide bf16 row
-template <int R>
+template <int R, int kDepth>
 __global__ void __launch_bounds__(256, 2) rows_kernel(const uint4* __restrict__ p, size_t n, float* sink) {
   const size_t half = n / R, items = half / kRowChunks, stride = static_cast<size_t>(gridDim.x) * 8;
+  constexpr int kBatch = 32 * kDepth;  // pieces of a row a round covers
   const int lane = threadIdx.x % 32;
   unsigned acc = 0;
   size_t item = static_cast<size_t>(blockIdx.x) * 8 + threadIdx.x / 32;
-  uint4 cur[R][4], nxt[R][4];
-  auto load = [&](uint4 (&dst)[R][4], size_t it, int c0) {
+  uint4 cur[R][kDepth], nxt[R][kDepth];
+  auto load = [&](uint4 (&dst)[R][kDepth], size_t it, int c0) {
 #pragma unroll
     for (int r = 0; r < R; ++r)
 #pragma unroll
-      for (int u = 0; u < 4; ++u) dst[r][u] = __ldcs(p + r * half + it * kRowChunks + c0 + u * 32);
+      for (int u = 0; u < kDepth; ++u) dst[r][u] = __ldcs(p + r * half + it * kRowChunks + c0 + u * 32);
   };
   if (item < items) load(cur, item, lane);
   for (; item < items; item += stride) {
-    for (int c0 = lane; c0 < kRowChunks; c0 += 128) {
-      if (c0 + 128 < kRowChunks) load(nxt, item, c0 + 128);
+    for (int c0 = lane; c0 < kRowChunks; c0 += kBatch) {
+      if (c0 + kBatch < kRowChunks) load(nxt, item, c0 + kBatch);
       else if (item + stride < items) load(nxt, item + stride, lane);
 #pragma unroll
       for (int r = 0; r < R; ++r)
 #pragma unroll
-        for (int u = 0; u < 4; ++u) {
+        for (int u = 0; u < kDepth; ++u) {
           acc ^= fold(cur[r][u]);
           cur[r][u] = nxt[r][u];
         }
+    }
+  }
+  if (acc == kImpossible) *sink = static_cast<float>(acc);
+}
+
+// Block rows: block b takes the regions of 8 rows (64 KB) b, b + blocks, ... and its 8 warps read each region
+// front to back together, 4 KB a step (warp w the w-th 512 bytes of it), 4 steps at a time with the next 4 in
+// flight: the rows' bytes in the order a sweep reads them, each warp then holding partial sums of all 8 rows.
+constexpr int kRegionChunks = 8 * kRowChunks;
+__global__ void __launch_bounds__(256, 2) block_rows_kernel(const uint4* __restrict__ p, size_t n, float* sink) {
+  const size_t regions = n / kRegionChunks;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  constexpr int kStep = 256;  // pieces a step: 8 warps x 32 lanes
+  unsigned acc = 0;
+  uint4 cur[4], nxt[4];
+  size_t region = blockIdx.x;
+  auto load = [&](uint4 (&dst)[4], size_t rg, int step) {
+#pragma unroll
+    for (int u = 0; u < 4; ++u) dst[u] = __ldcs(p + rg * kRegionChunks + (step + u) * kStep + warp * 32 + lane);
+  };
+  if (region < regions) load(cur, region, 0);
+  for (; region < regions; region += gridDim.x) {
+    for (int step = 0; step < kRegionChunks / kStep; step += 4) {
+      if (step + 4 < kRegionChunks / kStep) load(nxt, region, step + 4);
+      else if (region + gridDim.x < regions) load(nxt, region + gridDim.x, 0);
+#pragma unroll
+      for (int u = 0; u < 4; ++u) {
+        acc ^= fold(cur[u]);
+        cur[u] = nxt[u];
+      }
     }
   }
   if (acc == kImpossible) *sink = static_cast<float>(acc);
@@ -128,7 +160,9 @@ const char* describe(ReadPattern p) {
   switch (p) {
     case ReadPattern::Sweep: return "sweep: the grid front to back, 8 x 16-byte loads a thread in flight";
     case ReadPattern::Rows: return "rows: a warp an 8 KB row at a time, as the skinny GEMM (one row an item)";
+    case ReadPattern::RowsDeep: return "rows, 16 loads a lane in flight (twice the skinny GEMM's)";
     case ReadPattern::RowPairs: return "row pairs: a warp two 8 KB rows at once, as gate,up";
+    case ReadPattern::BlockRows: return "block rows: a block's 8 warps read its 8 rows' 64 KB front to back together";
     case ReadPattern::Bulk: return "bulk: cp.async.bulk of 16 KB into 4 shared-memory stages a block";
   }
   return "?";
@@ -144,10 +178,16 @@ void read_once(ReadPattern p, const void* buf, size_t bytes, float* sink, cudaSt
       sweep_kernel<<<resident(sweep_kernel, 256, 0), 256, 0, stream>>>(u, n, sink);
       break;
     case ReadPattern::Rows:
-      rows_kernel<1><<<resident(rows_kernel<1>, 256, 0), 256, 0, stream>>>(u, n, sink);
+      rows_kernel<1, 4><<<resident(rows_kernel<1, 4>, 256, 0), 256, 0, stream>>>(u, n, sink);
+      break;
+    case ReadPattern::RowsDeep:
+      rows_kernel<1, 8><<<resident(rows_kernel<1, 8>, 256, 0), 256, 0, stream>>>(u, n, sink);
       break;
     case ReadPattern::RowPairs:
-      rows_kernel<2><<<resident(rows_kernel<2>, 256, 0), 256, 0, stream>>>(u, n, sink);
+      rows_kernel<2, 4><<<resident(rows_kernel<2, 4>, 256, 0), 256, 0, stream>>>(u, n, sink);
+      break;
+    case ReadPattern::BlockRows:
+      block_rows_kernel<<<resident(block_rows_kernel, 256, 0), 256, 0, stream>>>(u, n, sink);
       break;
     case ReadPattern::Bulk: {
       const size_t smem = kStages * kChunk;

@@ -11,10 +11,12 @@
 namespace chatmill::bench {
 
 enum class ReadPattern {
-  Sweep,     // every thread 8 loads of 16 bytes in flight, the grid sweeping the buffer front to back
-  Rows,      // a warp a row of 8 KB at a time (the skinny GEMM at K 4096), 8 loads a lane in flight
-  RowPairs,  // a warp two rows at once from the buffer's two halves (gate and up), 8 loads a lane each
-  Bulk,      // a block a ring of 4 shared-memory stages of 16 KB, each filled by one bulk copy (cp.async.bulk)
+  Sweep,      // every thread 8 loads of 16 bytes in flight, the grid sweeping the buffer front to back
+  Rows,       // a warp a row of 8 KB at a time (the skinny GEMM at K 4096), 8 loads a lane in flight
+  RowsDeep,   // the same with 16 loads a lane in flight
+  RowPairs,   // a warp two rows at once from the buffer's two halves (gate and up), 8 loads a lane each
+  BlockRows,  // a block's 8 warps read its 8 rows' 64 KB front to back together, 4 KB a step
+  Bulk,       // a block a ring of 4 shared-memory stages of 16 KB, each filled by one bulk copy (cp.async.bulk)
 };
 
 const char* describe(ReadPattern p);
