@@ -311,6 +311,33 @@ TEST(EmulatedKernels, DecodeAttentionEqualsTheReferenceWithAndWithoutCounters) {
     }
 }
 
+// The vectorised split kernel with few splits, so that each warp runs many iterations and the pipelined loads
+// (each iteration's issued before the previous one's arithmetic) carry across them; launched directly, as the
+// launch code picks many splits at these sizes. The last split block combines (counters).
+TEST(EmulatedKernels, PipelinedSplitAttentionOverManyIterationsEqualsTheReference) {
+  namespace fk = model::fused::kernels;
+  for (at::ScalarType dtype : kHalfTypes) {
+    const int64_t B = 2, H = 2, Hkv = 1, D = 64, S = 200;
+    at::manual_seed(12);
+    at::Tensor q = at::randn({B, H, D}, dtype), kc = at::randn({B, Hkv, S, D}, dtype), vc = at::randn({B, Hkv, S, D}, dtype);
+    for (int64_t splits : {1, 2, 3}) {
+      const at::Tensor lengths = at::tensor(std::vector<int64_t>{200, 37}, at::kLong);
+      const at::Tensor want = model::fused::decode_attention(q, kc, vc, lengths, kRef);
+      at::Tensor part_acc = at::empty({B * H * splits, D}, at::kFloat), part_ml = at::empty({B * H * splits, 2}, at::kFloat);
+      at::Tensor out = at::empty({B, H * D}, dtype), counters = at::zeros({B * H}, at::kInt);
+      AT_DISPATCH_REDUCED_FLOATING_TYPES(dtype, "pipelined attention", [&] {
+        emu::launch(fk::split_vec_kernel<scalar_t, 8>, dim3(B * H, splits), dim3(fk::kWarps * 32),
+                    q.data_ptr<scalar_t>(), kc.data_ptr<scalar_t>(), vc.data_ptr<scalar_t>(),
+                    lengths.data_ptr<int64_t>(), part_acc.data_ptr<float>(), part_ml.data_ptr<float>(),
+                    out.data_ptr<scalar_t>(), counters.data_ptr<int>(), static_cast<int>(H), static_cast<int>(Hkv), S,
+                    1.f / std::sqrt(static_cast<float>(D)));
+      });
+      EXPECT_LE(rel_diff(out, want), kernel_tolerance(dtype, 2)) << dtype << " splits " << splits;
+      EXPECT_EQ(counters.count_nonzero().item<int64_t>(), 0) << dtype << " splits " << splits;
+    }
+  }
+}
+
 // The persistent step's arguments for model m and cache at the tokens ids (M), each written at and attending
 // up to its position: the step's own (persistent_step_args), with zero deltas, so that a stage mask's untouched
 // outputs are known.

@@ -171,9 +171,30 @@ __global__ void split_scalar_kernel(const T* __restrict__ q, const T* __restrict
 // 16-byte load of k and one of v per column); a warp works on 32 / G columns at once, two rounds of them per
 // iteration, with all four loads issued before any arithmetic. Columns are interleaved over splits, warps and
 // groups as in the scalar kernel. Each group keeps its own online softmax; the groups of a warp merge at the end.
+// kPipelined: each iteration's loads go out before the previous iteration's arithmetic, so that a warp with
+// several iterations (batch 16: three at length 192) waits about one round trip instead of one an iteration; it
+// costs 16 registers, which the persistent step's attention (one iteration at batch 1) cannot spare.
 // q, k and v are read through L2 (__ldcg): in the persistent step an earlier stage of the same kernel wrote them.
+
+// One iteration's k and v: the columns s0 and s0 + round of a group (zeros past the length).
+struct KvPair {
+  uint4 k0, k1, v0, v1;
+};
+template <typename T>
+__device__ __forceinline__ KvPair load_kv_pair(const T* kh, const T* vh, int64_t s0, int64_t round, int64_t len,
+                                               int D) {
+  const uint4 zero = make_uint4(0, 0, 0, 0);
+  const int64_t s1 = s0 + round;
+  KvPair p;
+  p.k0 = s0 < len ? __ldcg(reinterpret_cast<const uint4*>(kh + s0 * D)) : zero;
+  p.k1 = s1 < len ? __ldcg(reinterpret_cast<const uint4*>(kh + s1 * D)) : zero;
+  p.v0 = s0 < len ? __ldcg(reinterpret_cast<const uint4*>(vh + s0 * D)) : zero;
+  p.v1 = s1 < len ? __ldcg(reinterpret_cast<const uint4*>(vh + s1 * D)) : zero;
+  return p;
+}
+
 // Split `split` of (row, head) bh by a block of kW warps.
-template <typename T, int G, int kW>
+template <typename T, int G, int kW, bool kPipelined = false>
 __device__ __forceinline__ void split_vec_block(SplitShared<kW>& sh, const T* __restrict__ q,
                                                 const T* __restrict__ k_cache, const T* __restrict__ v_cache,
                                                 const int64_t* __restrict__ lengths, float* __restrict__ part_acc,
@@ -200,17 +221,22 @@ __device__ __forceinline__ void split_vec_block(SplitShared<kW>& sh, const T* __
   const T* vh = v_cache + (static_cast<int64_t>(b) * Hkv + kvh) * S * D + gl * kVec;
   // Warp-uniform loop (the group shuffles need every lane); a lane whose column is past the length loads
   // nothing and leaves its state alone.
-  for (int64_t base = (static_cast<int64_t>(split) * kW + warp) * kCols; base < len; base += 2 * round) {
+  const int64_t first = (static_cast<int64_t>(split) * kW + warp) * kCols;
+  KvPair next;
+  if constexpr (kPipelined) next = load_kv_pair<T>(kh, vh, first + group, round, len, D);
+  for (int64_t base = first; base < len; base += 2 * round) {
     const int64_t s0 = base + group, s1 = s0 + round;
     const bool ok0 = s0 < len, ok1 = s1 < len;
-    const uint4 zero = make_uint4(0, 0, 0, 0);
-    const uint4 k0 = ok0 ? __ldcg(reinterpret_cast<const uint4*>(kh + s0 * D)) : zero;
-    const uint4 k1 = ok1 ? __ldcg(reinterpret_cast<const uint4*>(kh + s1 * D)) : zero;
-    const uint4 v0 = ok0 ? __ldcg(reinterpret_cast<const uint4*>(vh + s0 * D)) : zero;
-    const uint4 v1 = ok1 ? __ldcg(reinterpret_cast<const uint4*>(vh + s1 * D)) : zero;
+    KvPair kv;
+    if constexpr (kPipelined) {
+      kv = next;
+      if (base + 2 * round < len) next = load_kv_pair<T>(kh, vh, s0 + 2 * round, round, len, D);
+    } else {
+      kv = load_kv_pair<T>(kh, vh, s0, round, len, D);
+    }
     float k0f[kVec], k1f[kVec], v0f[kVec], v1f[kVec];
-    cuda_math::unpack16<T>(k0, k0f);
-    cuda_math::unpack16<T>(k1, k1f);
+    cuda_math::unpack16<T>(kv.k0, k0f);
+    cuda_math::unpack16<T>(kv.k1, k1f);
     float dot0 = 0.f, dot1 = 0.f;
 #pragma unroll
     for (int e = 0; e < kVec; ++e) {
@@ -223,8 +249,8 @@ __device__ __forceinline__ void split_vec_block(SplitShared<kW>& sh, const T* __
     const float m_new = fmaxf(m, ok1 ? fmaxf(dot0, dot1) : dot0);
     const float corr = rescale(m, m_new), p0 = expf(dot0 - m_new), p1 = ok1 ? expf(dot1 - m_new) : 0.f;
     l = l * corr + p0 + p1;
-    cuda_math::unpack16<T>(v0, v0f);
-    cuda_math::unpack16<T>(v1, v1f);
+    cuda_math::unpack16<T>(kv.v0, v0f);
+    cuda_math::unpack16<T>(kv.v1, v1f);
 #pragma unroll
     for (int e = 0; e < kVec; ++e)
       acc[e] = acc[e] * corr + p0 * v0f[e] + p1 * v1f[e];
@@ -247,18 +273,19 @@ __device__ __forceinline__ void split_vec_block(SplitShared<kW>& sh, const T* __
   finish_split<T, kW>(sh, m, l, part_acc, part_ml, out, counters, bh, split, splits, D);
 }
 
-// Block (b*H + h, split): split_vec_block with kWarps warps.
+// Block (b*H + h, split): split_vec_block with kWarps warps, pipelined. At most 64 registers (ptxas, sm_90: no
+// spills), so that 8 blocks fit a SM: the pipeline alone took 71, and 7 blocks.
 template <typename T, int G>
-__global__ void split_vec_kernel(const T* __restrict__ q, const T* __restrict__ k_cache,
-                                 const T* __restrict__ v_cache, const int64_t* __restrict__ lengths,
-                                 float* __restrict__ part_acc, float* __restrict__ part_ml, T* __restrict__ out,
-                                 int* __restrict__ counters, int H, int Hkv, int64_t S, float scale) {
+__global__ void __launch_bounds__(kWarps * 32, 8)
+    split_vec_kernel(const T* __restrict__ q, const T* __restrict__ k_cache, const T* __restrict__ v_cache,
+                     const int64_t* __restrict__ lengths, float* __restrict__ part_acc, float* __restrict__ part_ml,
+                     T* __restrict__ out, int* __restrict__ counters, int H, int Hkv, int64_t S, float scale) {
   __shared__ SplitShared<kWarps> sh;
   wait_for_previous_kernel();  // q and the cache's new column come from the kernel before
   allow_next_kernel();
-  split_vec_block<T, G, kWarps>(sh, q, k_cache, v_cache, lengths, part_acc, part_ml, out, counters, H, Hkv, S, scale,
-                                static_cast<int>(blockIdx.x), static_cast<int>(blockIdx.y),
-                                static_cast<int>(gridDim.y));
+  split_vec_block<T, G, kWarps, true>(sh, q, k_cache, v_cache, lengths, part_acc, part_ml, out, counters, H, Hkv, S,
+                                      scale, static_cast<int>(blockIdx.x), static_cast<int>(blockIdx.y),
+                                      static_cast<int>(gridDim.y));
 }
 
 template <typename T>
