@@ -21,6 +21,9 @@ export CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file
 cmake -S . -B "$B" "${GEN[@]}" -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$TORCH_PREFIX" \
   -DCHATMILL_CUDA=ON -DTORCH_CUDA_ARCH_LIST=9.0 -DCMAKE_CUDA_ARCHITECTURES=90 -DPython3_EXECUTABLE="$PY" > /dev/null
 cmake --build "$B" -j "$(nproc)"
+# The persistent kernel must read nothing its own stages write through the read-only path, which the CPU
+# emulator cannot see: checked on its SASS.
+"$PY" scripts/check_sass_coherence.py "$B/CMakeFiles/chatmill_cuda_kernels.dir/src/model/cuda/persistent_kernels.cu.o"
 # CTest discovers the gtest cases by running the test binary; do it here, so the GPU machine needs neither this
 # CMake's GoogleTestAddTests module nor a configure step.
 (cd "$B" && ctest -N > /dev/null)
