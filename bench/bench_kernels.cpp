@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <fstream>
 #include <functional>
 #include <iostream>
@@ -21,6 +22,7 @@
 #include <vector>
 
 #include "model/cuda/persistent_kernels.h"
+#include "block_gemv.h"
 #include "read_streams.h"
 #include "model/fused_ops.h"
 #include "model/rope.h"
@@ -149,6 +151,42 @@ void read_patterns(const at::Device& dev, double copy_bw, std::ofstream& out) {
     if (out.is_open())
       out << nlohmann::json{{"case", std::string("read pattern: ") + bench::describe(p)}, {"seconds", t},
                             {"bytes", buf.nbytes()}, {"copy_bandwidth", copy_bw}}.dump()
+          << "\n";
+  }
+}
+
+// The skinny GEMM against a GEMV in block order (bench/block_gemv.h), one row, bf16, on the 7B shapes, each in a
+// CUDA graph of 50 calls that cycles through copies of the weight worth over 256 MB, so that L2 does not serve
+// them (as in a real step, where the other layers' weights pass through it in between).
+void block_order_gemv(const at::Device& dev, double copy_bw, std::ofstream& out) {
+  auto bf16 = at::TensorOptions().dtype(at::kBFloat16).device(dev);
+  std::cout << "\none-row GEMV, skinny (a warp a row) against block order (a block's warps 8 rows together), "
+               "weights cycled past L2\n\n| shape | copies | skinny us | skinny % of copy | block us | block % of copy "
+               "| block vs skinny | block rel. error vs at::linear |\n|---|---|---|---|---|---|---|---|\n";
+  for (auto [N, K] : std::vector<std::pair<int64_t, int64_t>>{{4096, 4096}, {11008, 4096}, {4096, 11008}, {32000, 4096}}) {
+    const double bytes = 2.0 * N * K;
+    const int copies = std::max(2, static_cast<int>(std::ceil(256e6 / bytes)));
+    std::vector<at::Tensor> ws;
+    for (int i = 0; i < copies; ++i) ws.push_back(at::randn({N, K}, bf16) * 0.02);
+    at::Tensor x = at::randn({1, K}, bf16), y = at::empty({N}, bf16);
+    int next = 0;
+    const double ts = seconds_per_call_in_graph([&] { model::fused::linear(x, ws[next++ % copies]); }, 50);
+    next = 0;
+    const double tb = seconds_per_call_in_graph(
+        [&] {
+          bench::block_gemv_bf16(ws[next++ % copies].data_ptr(), x.data_ptr(), y.data_ptr(), N, K,
+                                 at::cuda::getCurrentCUDAStream());
+        },
+        50);
+    bench::block_gemv_bf16(ws[0].data_ptr(), x.data_ptr(), y.data_ptr(), N, K, at::cuda::getCurrentCUDAStream());
+    const at::Tensor want = at::linear(x, ws[0]).reshape({N}).to(at::kFloat);
+    const double err = ((y.to(at::kFloat) - want).abs().max() / want.abs().max()).item<double>();
+    const std::string shape = std::to_string(N) + "x" + std::to_string(K);
+    std::cout << "| " << shape << " | " << copies << " | " << ts * 1e6 << " | " << 100 * bytes / ts / copy_bw << "% | "
+              << tb * 1e6 << " | " << 100 * bytes / tb / copy_bw << "% | " << ts / tb << "x | " << err << " |\n";
+    if (out.is_open())
+      out << nlohmann::json{{"case", "gemv order " + shape}, {"bytes", bytes}, {"skinny_in_graph_s", ts},
+                            {"block_in_graph_s", tb}, {"block_rel_error", err}, {"copy_bandwidth", copy_bw}}.dump()
           << "\n";
   }
 }
@@ -311,5 +349,6 @@ int main(int argc, char** argv) {
     out << nlohmann::json{{"case", "grid barrier"}, {"barrier_s", per_barrier}, {"empty_launch_s", t_none}}.dump() << "\n";
   persistent_stages(dev, copy_bw, out);
   read_patterns(dev, copy_bw, out);
+  block_order_gemv(dev, copy_bw, out);
   return 0;
 }
