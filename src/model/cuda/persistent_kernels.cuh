@@ -190,9 +190,7 @@ __global__ void __launch_bounds__(kSkinnyWarps * 32, 2) persistent_step_kernel(S
     if (runs<kStaged>(a.stages, kDownStage)) skinny_begin<T>(one_plan(w->wd, a.delta, a.C), a.F, first, a.l2_lines, c1);
     cuda_launch::grid_sync(a.barrier);
 
-    // 5. delta = act wd^T. In the last layer, the kernel after this one (the final norm, launched with PDL) may
-    // be scheduled now: it waits for this kernel's end before it reads anything.
-    if (l + 1 == a.num_layers) cuda_launch::allow_next_kernel();
+    // 5. delta = act wd^T.
     if (runs<kStaged>(a.stages, kDownStage)) {
       stage_x<T>(a.act, M * a.F, xs);
       skinny_items<T, M, PartsPlan<T>, true>(xs, one_plan(w->wd, a.delta, a.C), a.F, stride, c1);
