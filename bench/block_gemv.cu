@@ -7,6 +7,7 @@
 #include <string>
 
 #include "block_gemv.h"
+#include "cuda_util.cuh"
 
 namespace chatmill::bench {
 
@@ -84,21 +85,14 @@ __global__ void __launch_bounds__(kWarps * 32, 2)
   }
 }
 
-void check(cudaError_t e, const char* what) {
-  if (e != cudaSuccess) throw std::runtime_error(std::string("block_gemv: ") + what + ": " + cudaGetErrorString(e));
-}
-
 template <int J>
 void launch(const void* w, const void* x, void* out, int64_t N, int64_t K, cudaStream_t stream) {
-  int device = 0, sms = 0, per_sm = 0;
-  check(cudaGetDevice(&device), "cudaGetDevice");
-  check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device), "multiprocessor count");
-  check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, block_gemv_kernel<J>, kWarps * 32, 0), "occupancy");
-  const int64_t items = N / 8, grid = std::min<int64_t>(items, static_cast<int64_t>(per_sm) * sms);
+  const int64_t items = N / 8;
+  const int64_t grid = std::min<int64_t>(items, cuda_util::resident(block_gemv_kernel<J>, kWarps * 32, 0, "block_gemv"));
   block_gemv_kernel<J><<<static_cast<unsigned>(grid), kWarps * 32, 0, stream>>>(
       static_cast<const uint4*>(w), static_cast<const uint4*>(x), static_cast<__nv_bfloat16*>(out), items,
       static_cast<int>(K / 8));
-  check(cudaGetLastError(), "launch");
+  cuda_util::check(cudaGetLastError(), "block_gemv", "launch");
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "cuda_util.cuh"
 #include "read_streams.h"
 
 namespace chatmill::bench {
@@ -140,18 +141,11 @@ __global__ void __launch_bounds__(256) bulk_kernel(const unsigned char* __restri
   if (acc == kImpossible) *sink = static_cast<float>(acc);
 }
 
-void check(cudaError_t e, const char* what) {
-  if (e != cudaSuccess) throw std::runtime_error(std::string("read_streams: ") + what + ": " + cudaGetErrorString(e));
-}
+void check(cudaError_t e, const char* what) { cuda_util::check(e, "read_streams", what); }
 
-// Blocks of `kernel` the device holds at once, at `threads` threads and `smem` bytes of dynamic shared memory.
 template <typename K>
 int resident(K kernel, int threads, size_t smem) {
-  int device = 0, sms = 0, per_sm = 0;
-  check(cudaGetDevice(&device), "cudaGetDevice");
-  check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device), "multiprocessor count");
-  check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, smem), "occupancy");
-  return per_sm * sms;
+  return cuda_util::resident(kernel, threads, smem, "read_streams");
 }
 
 }  // namespace

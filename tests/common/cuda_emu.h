@@ -173,11 +173,6 @@ T atomicAdd(T* p, T v) {
   static_assert(std::is_integral_v<T>, "cuda_emu emulates integer atomics");
   return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST);
 }
-template <typename T>
-T atomicExch(T* p, T v) {
-  static_assert(std::is_integral_v<T>, "cuda_emu emulates integer atomics");
-  return __atomic_exchange_n(p, v, __ATOMIC_SEQ_CST);
-}
 
 inline float rsqrtf(float x) { return 1.f / std::sqrt(x); }
 inline float __expf(float x) { return std::exp(x); }

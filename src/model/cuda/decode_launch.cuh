@@ -107,7 +107,7 @@ kernels::NormIn<T> norm_in(const NormedInput& t) {
 template <typename T, bool kNorm, class L, class Plan>
 void launch_skinny(const L& launch, int64_t M, const T* x, const kernels::NormIn<T>& norm, const Plan& plan,
                    int64_t K, bool l2_prefetch) {
-  const int l2_lines = l2_prefetch ? 48 / Plan::kRows : 0;
+  const int l2_lines = l2_prefetch ? kernels::kL2PrefetchLines / Plan::kRows : 0;
   const int64_t items = plan.items();
   if (items == 0) return;
   const dim3 block(kernels::kSkinnyWarps * 32);

@@ -8,8 +8,8 @@
 // per block, no reset step, any grid size from one launch to the next. (Cooperative groups' grid sync works this
 // way.) Writes before the barrier are visible to every block after it: the arriving thread fences after its
 // block's __syncthreads, and the waiting one loads the word with acquire semantics before its block's
-// __syncthreads. A barrier some block never reaches traps after kMaxBarrierSpins polls. Loads after the barrier of data written before it must not use the read-only path (__ldg),
-// which nothing makes coherent.
+// __syncthreads. A barrier some block never reaches traps after kMaxBarrierSpins polls. Loads after the barrier
+// of data written before it must not use the read-only path (__ldg), which nothing makes coherent.
 // Plain device code: compiled by nvcc and, in the tests, for the CPU emulator (tests/common/cuda_emu.h).
 #pragma once
 

@@ -79,7 +79,7 @@ void persistent_step(const L& launch, const PersistentStep& s) {
     a.splits = static_cast<int>(splits);
     a.eps = static_cast<float>(s.eps);
     a.scale = 1.f / std::sqrt(static_cast<float>(s.D));
-    a.l2_lines = s.l2_prefetch ? 24 : 0;  // as the folded step's two-row projections
+    a.l2_lines = s.l2_prefetch ? kernels::kL2PrefetchLines / 2 : 0;  // as the folded step's two-row projections
     a.o_prefetch = s.o_prefetch;
     a.stages = s.stages;
     launch.cooperative(kernel, dim3(static_cast<unsigned>(grid)), block, a);

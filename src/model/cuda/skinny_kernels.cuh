@@ -155,6 +155,9 @@ __device__ __forceinline__ void prefetch_l2(const void* p) {
 }
 
 constexpr int64_t kFirstLines = 32 * kInFlight / 8;  // the 128-byte lines of a row a warp's first loads cover
+// With an L2 prefetch (LaunchOptions::l2_prefetch), the 128-byte lines beyond those an item asks for, shared
+// out over its rows: 6 KB a warp.
+constexpr int kL2PrefetchLines = 48;
 
 // Lines [from, min(end, the row's)) of R rows of `chunks` 16-byte chunks into L2, spread over the warp's lanes.
 template <int R>
