@@ -47,6 +47,7 @@ struct EngineOptions {
   bool l2_prefetch = false;  // fused step: the skinny GEMM prefetches its first rows into L2 (fused::LaunchOptions)
   bool persistent = false;  // fused step: all layers in one cooperative kernel where it applies (FusedStepOptions)
   bool persistent_o_prefetch = true;  // persistent step: o-projection rows into L2 during attention
+  bool tile_gemm = false;  // fused step: 3-16 rows through the tensor-core tile GEMM (FusedStepOptions::tile_gemm)
 };
 
 // "auto" | "eager" | "fused" (for CLI flags); throws chatmill::Error naming the choices.

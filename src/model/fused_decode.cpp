@@ -17,7 +17,7 @@ at::Tensor fused_decode_hidden(const Model& m, const at::Tensor& ids, const at::
   CHATMILL_CHECK(static_cast<int64_t>(cache.k.size()) == cfg.num_layers, "the cache has ", cache.k.size(),
                  " layers, the model ", cfg.num_layers);
   const auto& layers = m.weights.layers;
-  const fused::LaunchOptions launch{options.programmatic_launch, options.l2_prefetch};
+  const fused::LaunchOptions launch{options.programmatic_launch, options.l2_prefetch, options.tile_gemm};
   const fused::ForceReference projections{!options.skinny_gemm};  // the reference of fused::linear is at::linear
   const at::Tensor counters = options.fold ? cache.split_counters : at::Tensor();
   auto linear = [&](const at::Tensor& a, const at::Tensor& w) { return fused::linear(a, w, projections, launch); };
@@ -59,14 +59,27 @@ at::Tensor fused_decode_hidden(const Model& m, const at::Tensor& ids, const at::
   auto linears = [&](const at::Tensor& a, const std::vector<at::Tensor>& ws) {
     return fused::linear_parts(a, ws, projections, launch);
   };
+  // Past the skinny GEMM's rows, the tile GEMM's epilogues take the rotary and SwiGLU kernels' place.
+  const bool tiles = options.tile_gemm && ids.size(0) > fused::kSkinnyRows;
   for (int64_t l = 0; l < cfg.num_layers; ++l) {
     const LayerWeights& w = layers[l];
-    const std::vector<at::Tensor> qkv = linears(normed, {w.q_proj, w.k_proj, w.v_proj});  // (B, H*D), 2x (B, Hkv*D)
-    at::Tensor q = fused::rope_append(qkv[0], qkv[1], qkv[2], positions, columns, m.rope.inv_freq(), cache.k[l],
-                                      cache.v[l], {}, launch);                              // (B, H, D)
+    at::Tensor q;  // (B, H, D)
+    if (tiles) {
+      q = fused::qkv_rope_append(normed, w.q_proj, w.k_proj, w.v_proj, positions, columns, m.rope.inv_freq(),
+                                 cache.k[l], cache.v[l], {}, launch);
+    } else {
+      const std::vector<at::Tensor> qkv = linears(normed, {w.q_proj, w.k_proj, w.v_proj});  // (B, H*D), 2x (B, Hkv*D)
+      q = fused::rope_append(qkv[0], qkv[1], qkv[2], positions, columns, m.rope.inv_freq(), cache.k[l], cache.v[l],
+                             {}, launch);
+    }
     normed = fused::add_rms_norm(x, linear(attention(q, l), w.o_proj), w.post_norm, eps, {}, launch);  // x += attention
-    const std::vector<at::Tensor> gate_up = linears(normed, {w.gate_proj, w.up_proj});  // 2x (B, F)
-    at::Tensor act = fused::silu_mul(gate_up[0], gate_up[1], {}, launch);                // (B, F)
+    at::Tensor act;  // (B, F)
+    if (tiles) {
+      act = fused::gate_up_silu(normed, w.gate_proj, w.up_proj, {}, launch);
+    } else {
+      const std::vector<at::Tensor> gate_up = linears(normed, {w.gate_proj, w.up_proj});  // 2x (B, F)
+      act = fused::silu_mul(gate_up[0], gate_up[1], {}, launch);
+    }
     const at::Tensor& next_norm = l + 1 < cfg.num_layers ? layers[l + 1].input_norm : m.weights.norm;
     normed = fused::add_rms_norm(x, linear(act, w.down_proj), next_norm, eps, {}, launch);  // x += MLP
   }

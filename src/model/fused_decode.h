@@ -36,6 +36,11 @@ struct FusedStepOptions {
   // The persistent step's warps ask L2 for their o-projection rows during attention (PersistentStep::o_prefetch);
   // off to measure what it gains.
   bool persistent_o_prefetch = true;
+  // Past kSkinnyRows rows (up to fused::kTileRows), the projections through the tensor-core tile GEMM
+  // (fused::LaunchOptions::tile_gemm), rotary + cache append and SwiGLU in its epilogues: seven kernels a layer
+  // (norm, q/k/v, attention, o, norm, gate/up, down) instead of cuBLAS's GEMMs (some split-K, with a reduce
+  // kernel each) and the rotary and SwiGLU kernels. Off until measured faster on a GPU.
+  bool tile_gemm = false;
 };
 
 // ids, positions, columns, lengths: (B) int64 on the model's device. Row b's token at rotary position

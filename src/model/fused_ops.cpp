@@ -184,14 +184,18 @@ at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k_cache, cons
 
 namespace {
 
-// Whether x w^T for each weight runs as the skinny GEMM (model/cuda/fused_kernels.h's conditions).
-bool skinny_applies(const at::Tensor& x, at::TensorList weights, ForceReference ref) {
-  const int64_t M = x.size(0), K = x.size(1);
-  bool ok = use_kernel(x, ref) && (x.scalar_type() == at::kBFloat16 || x.scalar_type() == at::kHalf) && M >= 1 &&
-            M <= kSkinnyRows && K % 8 == 0 && x.is_contiguous() && aligned16(x);
+// The layout both GEMM kernels need: 16-bit floats, rows of whole 16-byte chunks, contiguous and aligned.
+bool gemm_layout(const at::Tensor& x, at::TensorList weights) {
+  bool ok = (x.scalar_type() == at::kBFloat16 || x.scalar_type() == at::kHalf) && x.size(1) % 8 == 0 &&
+            x.is_contiguous() && aligned16(x);
   for (const at::Tensor& w : weights)
     ok = ok && w.scalar_type() == x.scalar_type() && w.device() == x.device() && w.is_contiguous() && aligned16(w);
   return ok;
+}
+
+// Whether x w^T for each weight runs as the skinny GEMM (model/cuda/fused_kernels.h's conditions).
+bool skinny_applies(const at::Tensor& x, at::TensorList weights, ForceReference ref) {
+  return use_kernel(x, ref) && x.size(0) >= 1 && x.size(0) <= kSkinnyRows && gemm_layout(x, weights);
 }
 
 void check_multiplies(const at::Tensor& x, const at::Tensor& weight) {
@@ -200,6 +204,12 @@ void check_multiplies(const at::Tensor& x, const at::Tensor& weight) {
 }
 
 }  // namespace
+
+bool tile_applies(const at::Tensor& x, const std::vector<at::Tensor>& weights, ForceReference ref,
+                  LaunchOptions launch) {
+  return launch.tile_gemm && use_kernel(x, ref) && x.dim() == 2 && x.size(0) > kSkinnyRows &&
+         x.size(0) <= kTileRows && gemm_layout(x, weights);
+}
 
 at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, ForceReference ref, LaunchOptions launch) {
   return linear_parts(x, {weight}, ref, launch)[0];  // one part: the whole (M, N) output
@@ -211,7 +221,8 @@ std::vector<at::Tensor> linear_parts(const at::Tensor& x, const std::vector<at::
                  weights.size());
   for (const at::Tensor& w : weights) check_multiplies(x, w);
   std::vector<at::Tensor> outs;
-  if (!skinny_applies(x, weights, ref)) {
+  const bool skinny = skinny_applies(x, weights, ref), tile = !skinny && tile_applies(x, weights, ref, launch);
+  if (!skinny && !tile) {
     for (const at::Tensor& w : weights) outs.push_back(at::linear(x, w));
     return outs;
   }
@@ -219,7 +230,8 @@ std::vector<at::Tensor> linear_parts(const at::Tensor& x, const std::vector<at::
   int64_t N = 0;
   for (const at::Tensor& w : weights) N += w.size(0);
   at::Tensor out = at::empty({x.size(0), N}, x.options());
-  cuda::skinny_linear(x, weights, out, launch);
+  if (skinny) cuda::skinny_linear(x, weights, out, launch);
+  else cuda::tile_linear(x, weights, out, launch);
   int64_t at_col = 0;
   for (const at::Tensor& w : weights) {
     outs.push_back(out.narrow(1, at_col, w.size(0)));
@@ -296,6 +308,44 @@ at::Tensor gate_up_silu(const NormedInput& in, const at::Tensor& wg, const at::T
 #ifdef CHATMILL_CUDA
   at::Tensor out = at::empty({in.residual_in.size(0), wg.size(0)}, in.residual_in.options());
   cuda::skinny_gate_up_silu(in, wg, wu, out, launch);
+  return out;
+#else
+  TORCH_INTERNAL_ASSERT(false);
+#endif
+}
+
+at::Tensor qkv_rope_append(const at::Tensor& x, const at::Tensor& wq, const at::Tensor& wk, const at::Tensor& wv,
+                           const at::Tensor& positions, const at::Tensor& columns, const at::Tensor& inv_freq,
+                           at::Tensor& k_cache, at::Tensor& v_cache, ForceReference ref, LaunchOptions launch) {
+  for (const at::Tensor* w : {&wq, &wk, &wv}) check_multiplies(x, *w);
+  if (!tile_applies(x, {wq, wk, wv}, ref, launch)) {
+    const std::vector<at::Tensor> qkv = linear_parts(x, {wq, wk, wv}, ref, launch);
+    return rope_append(qkv[0], qkv[1], qkv[2], positions, columns, inv_freq, k_cache, v_cache, ref, launch);
+  }
+  const int64_t N = x.size(0);
+  const int64_t D = check_rope_inputs(x, N, wq.size(0), wk.size(0), positions, columns, inv_freq, k_cache, v_cache);
+  CHATMILL_CHECK(wv.size(0) == wk.size(0), "fused op: v weight ", wv.sizes(), " differs from k weight ", wk.sizes());
+#ifdef CHATMILL_CUDA
+  at::Tensor q_out = at::empty({N, wq.size(0) / D, D}, x.options());
+  cuda::tile_qkv_rope(x, wq, wk, wv, positions, columns, inv_freq, k_cache, v_cache, q_out, launch);
+  return q_out;
+#else
+  TORCH_INTERNAL_ASSERT(false, D);
+#endif
+}
+
+at::Tensor gate_up_silu(const at::Tensor& x, const at::Tensor& wg, const at::Tensor& wu, ForceReference ref,
+                        LaunchOptions launch) {
+  check_multiplies(x, wg);
+  check_multiplies(x, wu);
+  CHATMILL_CHECK(wg.size(0) == wu.size(0), "fused op: gate ", wg.sizes(), " and up ", wu.sizes(), " differ in rows");
+  if (!tile_applies(x, {wg, wu}, ref, launch)) {
+    const std::vector<at::Tensor> gu = linear_parts(x, {wg, wu}, ref, launch);
+    return silu_mul(gu[0], gu[1], ref, launch);
+  }
+#ifdef CHATMILL_CUDA
+  at::Tensor out = at::empty({x.size(0), wg.size(0)}, x.options());
+  cuda::tile_gate_up_silu(x, wg, wu, out, launch);
   return out;
 #else
   TORCH_INTERNAL_ASSERT(false);

@@ -31,9 +31,13 @@ struct ForceReference {
 // `l2_prefetch`: the skinny GEMM's warps ask L2 for more of their first rows before waiting on the kernel
 // before (model/cuda/skinny_kernels.cuh). Off by default: on an H200 it made the batch-1 decode step 3% slower
 // (bench/README.md), though each projection alone ran as fast or faster.
+// `tile_gemm`: projections of kSkinnyRows < M <= kTileRows rows through the tensor-core tile GEMM
+// (model/cuda/tile_kernels.cuh) instead of at::linear, with the rotary + cache append and SwiGLU in its
+// epilogue (qkv_rope_append and gate_up_silu on a plain x). Off until a GPU measures it faster than cuBLAS.
 struct LaunchOptions {
   bool programmatic = true;
   bool l2_prefetch = false;
+  bool tile_gemm = false;
 };
 
 // Whether an op on `t` runs this project's CUDA kernel: a CUDA build, a CUDA tensor, and no ForceReference.
@@ -73,13 +77,30 @@ at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k_cache, cons
 // 1 row, 0.93-2.0x at 2, 0.61-1.29x at 4, 0.48-0.89x at 8 (its CUDA-core FMAs and x re-reads bind past 2 rows);
 // the engine at batch 8 decoded 894 tokens/s skinny vs 1503 through cuBLAS.
 constexpr int64_t kSkinnyRows = 2;
+// The most rows the tile GEMM takes (LaunchOptions::tile_gemm): one mma's 16 rows of A, x as its two n = 8 halves.
+constexpr int64_t kTileRows = 16;
 at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, ForceReference ref = {}, LaunchOptions launch = {});
 
 // x: (M, K), weights: 1 to 3 of (N_i, K) -> x w_i^T for each, (M, N_i). Where linear() would take the skinny
-// GEMM, one launch serves all weights (q, k, v; gate, up) and the results are column views of one (M, sum N_i)
-// buffer (rows sum N_i apart); otherwise one at::linear each.
+// GEMM or the tile GEMM, one launch serves all weights (q, k, v; gate, up) and the results are column views of
+// one (M, sum N_i) buffer (rows sum N_i apart); otherwise one at::linear each.
 std::vector<at::Tensor> linear_parts(const at::Tensor& x, const std::vector<at::Tensor>& weights,
                                      ForceReference ref = {}, LaunchOptions launch = {});
+
+// Whether x w^T for these weights runs as the tile GEMM: launch.tile_gemm, CUDA kernels built, CUDA bf16/fp16
+// tensors, kSkinnyRows < M <= kTileRows, K % 8 == 0, x and the weights contiguous and 16-byte aligned.
+bool tile_applies(const at::Tensor& x, const std::vector<at::Tensor>& weights, ForceReference ref, LaunchOptions launch);
+
+// x: (N, C), already normalised. linear_parts(x, {wq, wk, wv}) then rope_append: returns rotated q (N, H, D) and
+// writes k and v into the caches. One kernel where tile_applies (the rotation and cache writes in its epilogue);
+// otherwise those ops.
+at::Tensor qkv_rope_append(const at::Tensor& x, const at::Tensor& wq, const at::Tensor& wk, const at::Tensor& wv,
+                           const at::Tensor& positions, const at::Tensor& columns, const at::Tensor& inv_freq,
+                           at::Tensor& k_cache, at::Tensor& v_cache, ForceReference ref = {}, LaunchOptions launch = {});
+
+// x: (N, C), already normalised -> silu(x wg^T) * (x wu^T): (N, F). One kernel where tile_applies.
+at::Tensor gate_up_silu(const at::Tensor& x, const at::Tensor& wg, const at::Tensor& wu, ForceReference ref = {},
+                        LaunchOptions launch = {});
 
 // ---- projections with their neighbours folded in (decode at up to kSkinnyRows rows) ----------------------
 

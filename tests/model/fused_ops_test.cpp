@@ -187,6 +187,39 @@ TEST(FusedOps, LinearIsATLinearOffTheGpu) {
   testing::expect_error([&] { model::fused::linear(x, at::randn({5, 15})); }, {"do not multiply"});
 }
 
+// The tile GEMM's ops on a plain x (model/fused_ops.h): off the GPU the composition they stand for, with the
+// same checks.
+TEST(FusedOps, TileOpsAreTheUnfoldedCompositionOffTheGpu) {
+  at::manual_seed(3);
+  const int64_t M = 5, H = 4, Hkv = 2, D = 8, C = H * D, S = 6;
+  at::Tensor x = at::randn({M, C}, at::kBFloat16), wq = at::randn({H * D, C}, at::kBFloat16),
+             wk = at::randn({Hkv * D, C}, at::kBFloat16), wv = at::randn({Hkv * D, C}, at::kBFloat16);
+  model::fused::LaunchOptions tiled;
+  tiled.tile_gemm = true;
+  EXPECT_FALSE(model::fused::tile_applies(x, {wq, wk, wv}, {}, tiled)) << "no CUDA kernels for CPU tensors";
+  at::Tensor positions = at::tensor(std::vector<int64_t>{4, 0, 9, 2, 7}, at::kLong);
+  at::Tensor columns = at::tensor(std::vector<int64_t>{1, 0, 5, 2, 3}, at::kLong);
+  model::RotaryEmbedding rope(D, 10000, at::kCPU);
+  at::Tensor kc = at::randn({M, Hkv, S, D}, at::kBFloat16), vc = at::randn({M, Hkv, S, D}, at::kBFloat16);
+  at::Tensor kc_ref = kc.clone(), vc_ref = vc.clone();
+  at::Tensor q = model::fused::qkv_rope_append(x, wq, wk, wv, positions, columns, rope.inv_freq(), kc, vc, {}, tiled);
+  const std::vector<at::Tensor> qkv = {at::linear(x, wq), at::linear(x, wk), at::linear(x, wv)};
+  at::Tensor q_ref = model::fused::rope_append(qkv[0], qkv[1], qkv[2], positions, columns, rope.inv_freq(), kc_ref, vc_ref);
+  EXPECT_TRUE(q.equal(q_ref));
+  EXPECT_TRUE(kc.equal(kc_ref) && vc.equal(vc_ref));
+  at::Tensor wg = at::randn({24, C}, at::kBFloat16), wu = at::randn({24, C}, at::kBFloat16);
+  EXPECT_TRUE(model::fused::gate_up_silu(x, wg, wu, {}, tiled)
+                  .equal(model::fused::silu_mul(at::linear(x, wg), at::linear(x, wu))));
+  testing::expect_error([&] { model::fused::gate_up_silu(x, wg, at::randn({23, C}, at::kBFloat16)); },
+                        {"differ in rows"});
+  testing::expect_error([&] { model::fused::gate_up_silu(x, wg, at::randn({24, C + 8}, at::kBFloat16)); },
+                        {"do not multiply"});
+  testing::expect_error([&] {
+    model::fused::qkv_rope_append(x, wq, wk, at::randn({Hkv * D, C - 1}, at::kBFloat16), positions, columns,
+                                  rope.inv_freq(), kc, vc);
+  }, {"do not multiply"});
+}
+
 TEST(FusedOps, LinearPartsIsATLinearOfEachWeightOffTheGpu) {
   at::Tensor x = at::randn({3, 16}), a = at::randn({5, 16}), b = at::randn({7, 16});
   const std::vector<at::Tensor> parts = model::fused::linear_parts(x, {a, b});
@@ -287,17 +320,26 @@ TEST(GpuFused, KernelsEqualTheReference) {
       close("linear", dtype, model::fused::linear(x, view, {}, launch), at::linear(x, view), 4,
             c10::str("view N ", N, " K ", K));
     }
-    // Several weights in one launch (7B's q, k, v with GQA-sized k and v; gate, up), each part against at::linear.
+    // Several weights in one launch (7B's q, k, v with GQA-sized k and v; gate, up), each part against at::linear;
+    // past 2 rows, through cuBLAS and through the tile GEMM (3 to 16 rows, bf16/fp16: LaunchOptions::tile_gemm).
+    model::fused::LaunchOptions tiled = launch;
+    tiled.tile_gemm = true;
     for (auto [K, Ns] : std::vector<std::pair<int64_t, std::vector<int64_t>>>{
-             {4096, {4096, 1024, 1024}}, {4096, {11008, 11008}}, {264, {13, 5, 40}}, {96, {1000}}}) {
+             {4096, {4096, 1024, 1024}}, {4096, {11008, 11008}}, {11008, {4096}}, {4096, {32000}}, {264, {13, 5, 40}},
+             {96, {1000}}}) {
       std::vector<at::Tensor> ws;
       for (int64_t N : Ns) ws.push_back(at::randn({N, K}, opts) * 0.05);
-      for (int64_t M : {1, 2, 3, 8, 16}) {
+      for (int64_t M : {1, 2, 3, 8, 9, 16}) {
         at::Tensor x = at::randn({M, K}, opts);
-        const std::vector<at::Tensor> parts = model::fused::linear_parts(x, ws, {}, launch);
-        ASSERT_EQ(parts.size(), ws.size());
-        for (size_t i = 0; i < ws.size(); ++i)
-          close("linear_parts", dtype, parts[i], at::linear(x, ws[i]), 4, c10::str("M ", M, " K ", K, " part ", i));
+        for (bool tile : {false, true}) {
+          if (tile && (dtype == at::kFloat || M <= model::fused::kSkinnyRows)) continue;
+          if (tile) EXPECT_TRUE(model::fused::tile_applies(x, ws, {}, tiled)) << dtype << " M " << M << " K " << K;
+          const std::vector<at::Tensor> parts = model::fused::linear_parts(x, ws, {}, tile ? tiled : launch);
+          ASSERT_EQ(parts.size(), ws.size());
+          for (size_t i = 0; i < ws.size(); ++i)
+            close(tile ? "linear_parts (tile GEMM)" : "linear_parts", dtype, parts[i], at::linear(x, ws[i]), 4,
+                  c10::str("M ", M, " K ", K, " part ", i));
+        }
       }
     }
 
@@ -331,6 +373,27 @@ TEST(GpuFused, KernelsEqualTheReference) {
           close("decode_attention (last-block combine)", dtype,
                 model::fused::decode_attention(qa, kc, vc, lengths, {}, launch, counters), attn_ref, 2, where);
         EXPECT_EQ(counters.count_nonzero().item<int64_t>(), 0) << where << ": counters left at zero";
+
+        // The tile GEMM's epilogues (3 to 16 rows): q/k/v with rotary and cache append, gate/up with SwiGLU, on a
+        // plain x, against the unfolded ops.
+        if (dtype != at::kFloat && B > model::fused::kSkinnyRows) {
+          const int64_t C = H * D, F = 352;
+          at::Tensor x = at::randn({B, C}, opts);
+          at::Tensor wq = at::randn({H * D, C}, opts) * 0.05, wk = at::randn({Hkv * D, C}, opts) * 0.05,
+                     wv = at::randn({Hkv * D, C}, opts) * 0.05;
+          at::Tensor wg = at::randn({F, C}, opts) * 0.05, wu = at::randn({F, C}, opts) * 0.05;
+          ASSERT_TRUE(model::fused::tile_applies(x, {wq, wk, wv}, {}, tiled)) << where;
+          at::Tensor kf = kc.clone(), vf = vc.clone(), kf_ref = kc.clone(), vf_ref = vc.clone();
+          at::Tensor qf = model::fused::qkv_rope_append(x, wq, wk, wv, positions, columns, rope.inv_freq(), kf, vf, {},
+                                                        tiled);
+          at::Tensor qf_ref =
+              model::fused::qkv_rope_append(x, wq, wk, wv, positions, columns, rope.inv_freq(), kf_ref, vf_ref, ref);
+          close("qkv_rope_append (tile GEMM)", dtype, qf, qf_ref, 4, where);
+          close("qkv_rope_append (tile GEMM) k cache", dtype, kf, kf_ref, 4, where);
+          close("qkv_rope_append (tile GEMM) v cache", dtype, vf, vf_ref, 4, where);
+          close("gate_up_silu (tile GEMM)", dtype, model::fused::gate_up_silu(x, wg, wu, {}, tiled),
+                model::fused::gate_up_silu(x, wg, wu, ref), 4, where);
+        }
 
         // The folded q/k/v projection (norm prologue, rotary and cache epilogue) and gate/up/SwiGLU, where the
         // skinny GEMM applies (bf16/fp16, up to 2 rows), against the unfolded ops.
@@ -398,18 +461,24 @@ TEST(GpuFused, FusedStepEqualsTheFullForwardOnTheGpu) {
     // attention, amplified through 3 layers. The hidden states are O(1) after the final norm.
     for (auto [dtype, tol] : std::vector<std::pair<at::ScalarType, double>>{
              {at::kFloat, 1e-4}, {at::kBFloat16, 0.1}, {at::kHalf, 0.05}}) {
-      // Four rows: the unfolded kernels; one and two: the folded ones (bf16/fp16), then unfolded.
+      // Four and sixteen rows: the unfolded kernels, then with the tile GEMM (bf16/fp16); one and two: the folded
+      // ones (bf16/fp16), then unfolded.
       for (const std::vector<int64_t>& lengths :
-           {std::vector<int64_t>{5, 12, 1, 9}, std::vector<int64_t>{7}, std::vector<int64_t>{3, 11}})
-        // Folded, folded with the skinny GEMM's L2 prefetch (off by default), unfolded.
-        for (auto [fold, prefetch] : std::vector<std::pair<bool, bool>>{{true, false}, {true, true}, {false, false}}) {
-          if ((!fold || prefetch) && lengths.size() > 2) continue;  // the same path as the default
+           {std::vector<int64_t>{5, 12, 1, 9}, std::vector<int64_t>{5, 12, 1, 9, 16, 3, 7, 2, 11, 4, 8, 6, 13, 10, 15, 14},
+            std::vector<int64_t>{7}, std::vector<int64_t>{3, 11}})
+        // Folded, folded with the skinny GEMM's L2 prefetch (off by default), unfolded; the tile GEMM.
+        for (auto [fold, prefetch, tile] : std::vector<std::tuple<bool, bool, bool>>{
+                 {true, false, false}, {true, true, false}, {false, false, false}, {true, false, true}}) {
+          const bool many = lengths.size() > 2;
+          if ((!fold || prefetch) && many) continue;  // the same path as the default
+          if (tile && (!many || dtype == at::kFloat)) continue;  // the tile GEMM serves 3-16 rows of bf16/fp16
           model::FusedStepOptions options;
           options.fold = fold;
           options.l2_prefetch = prefetch;
+          options.tile_gemm = tile;
           expect_step_near_full_forward(cfg, dtype, tol, lengths, options,
                                         std::string("fused step") + (fold ? "" : " (no fold)") +
-                                            (prefetch ? " (L2 prefetch)" : ""));
+                                            (prefetch ? " (L2 prefetch)" : "") + (tile ? " (tile GEMM)" : ""));
         }
     }
   }

@@ -217,26 +217,47 @@ TEST(EmulatedKernels, RopeAppendEqualsTheReference) {
     }
 }
 
+// gemm(x, weights, out) for 1 to 3 weights against at::linear of each: one weight at each (N, K) and M, then
+// q, k, v in one launch at M = qkv_rows.
+template <class Gemm>
+void expect_gemm_equals_linear(const Gemm& gemm, at::ScalarType dtype,
+                               const std::vector<std::pair<int64_t, int64_t>>& shapes, const std::vector<int64_t>& rows,
+                               int64_t qkv_rows, const std::string& what) {
+  for (auto [N, K] : shapes)
+    for (int64_t M : rows) {
+      at::Tensor x = at::randn({M, K}, dtype), w = at::randn({N, K}, dtype) * 0.05, out = at::empty({M, N}, dtype);
+      gemm(x, std::vector<at::Tensor>{w}, out);
+      EXPECT_LE(rel_diff(out, at::linear(x, w)), kernel_tolerance(dtype, 2))
+          << what << " " << dtype << " M " << M << " N " << N << " K " << K;
+    }
+  const int64_t K = 96;
+  std::vector<at::Tensor> ws = {at::randn({24, K}, dtype), at::randn({8, K}, dtype), at::randn({8, K}, dtype)};
+  at::Tensor x = at::randn({qkv_rows, K}, dtype), out = at::empty({qkv_rows, 40}, dtype);
+  gemm(x, ws, out);
+  for (int64_t i = 0, col = 0; i < 3; col += ws[i].size(0), ++i)
+    EXPECT_LE(rel_diff(out.narrow(1, col, ws[i].size(0)), at::linear(x, ws[i])), kernel_tolerance(dtype, 2))
+        << what << " " << dtype << " part " << i;
+}
+
 TEST(EmulatedKernels, SkinnyGemmEqualsATLinear) {
   const emu::Launcher launch;
   for (at::ScalarType dtype : kHalfTypes) {
     at::manual_seed(5);
     // Widths that leave a partial last block of rows or of in-flight chunks, and one past a whole round.
-    for (auto [N, K] : std::vector<std::pair<int64_t, int64_t>>{{13, 264}, {40, 64}, {9, 1040}})
-      for (int64_t M : {1, 2}) {
-        at::Tensor x = at::randn({M, K}, dtype), w = at::randn({N, K}, dtype) * 0.05, out = at::empty({M, N}, dtype);
-        launchers::skinny_linear(launch, x, {w}, out);
-        EXPECT_LE(rel_diff(out, at::linear(x, w)), kernel_tolerance(dtype, 2)) << dtype << " M " << M << " N " << N << " K " << K;
-      }
-    // q, k, v in one launch, each part against at::linear.
-    const int64_t K = 96;
-    std::vector<at::Tensor> ws = {at::randn({24, K}, dtype), at::randn({8, K}, dtype), at::randn({8, K}, dtype)};
-    at::Tensor x = at::randn({2, K}, dtype), out = at::empty({2, 40}, dtype);
-    launchers::skinny_linear(launch, x, ws, out);
-    for (int64_t i = 0, col = 0; i < 3; col += ws[i].size(0), ++i)
-      EXPECT_LE(rel_diff(out.narrow(1, col, ws[i].size(0)), at::linear(x, ws[i])), kernel_tolerance(dtype, 2))
-          << dtype << " part " << i;
+    expect_gemm_equals_linear(
+        [&](const at::Tensor& x, const std::vector<at::Tensor>& ws, const at::Tensor& out) {
+          launchers::skinny_linear(launch, x, ws, out);
+        },
+        dtype, {{13, 264}, {40, 64}, {9, 1040}}, {1, 2}, 2, "skinny");
   }
+}
+
+// A q/k/v projection's rotated q and cache writes against the reference's, within two steps of the dtype.
+void expect_qkv_near(const at::Tensor& q, const at::Tensor& q_ref, const at::Tensor& kc, const at::Tensor& kc_ref,
+                     const at::Tensor& vc, const at::Tensor& vc_ref, at::ScalarType dtype, const std::string& where) {
+  EXPECT_LE(rel_diff(q, q_ref), kernel_tolerance(dtype, 2)) << where << ": q";
+  EXPECT_LE(rel_diff(kc, kc_ref), kernel_tolerance(dtype, 2)) << where << ": k cache";
+  EXPECT_LE(rel_diff(vc, vc_ref), kernel_tolerance(dtype, 2)) << where << ": v cache";
 }
 
 // The folded projections against the unfolded composition (fused_ops.h's reference).
@@ -270,9 +291,7 @@ TEST(EmulatedKernels, FoldedProjectionsEqualTheUnfoldedOps) {
             const std::string w2 = where + (with_delta ? " with delta" : " norm alone");
             EXPECT_TRUE(r.equal(r0)) << w2 << ": residual_in is left alone";
             EXPECT_LE(max_abs_diff(in.residual_out, in_ref.residual_out), 0.0) << w2 << ": residual_out";
-            EXPECT_LE(rel_diff(q_out, want), kernel_tolerance(dtype, 2)) << w2 << ": q";
-            EXPECT_LE(rel_diff(kc, kc_ref), kernel_tolerance(dtype, 2)) << w2 << ": k cache";
-            EXPECT_LE(rel_diff(vc, vc_ref), kernel_tolerance(dtype, 2)) << w2 << ": v cache";
+            expect_qkv_near(q_out, want, kc, kc_ref, vc, vc_ref, dtype, w2);
 
             at::Tensor wg = at::randn({F, C}, dtype) * 0.1, wu = at::randn({F, C}, dtype) * 0.1;
             at::Tensor act = at::empty({M, F}, dtype);
@@ -282,6 +301,93 @@ TEST(EmulatedKernels, FoldedProjectionsEqualTheUnfoldedOps) {
           }
         }
   }
+}
+
+// One warp: D (16 x 8) = A (16 x 16) B (16 x 8) through mma_16816, every fragment loaded and stored by the PTX
+// ISA's formulas (model/cuda/mma.cuh), written out here independently of the tile GEMM's own bookkeeping.
+template <typename T, bool kBf16>
+__global__ void mma_by_the_book(const T* a, const T* b, float* d) {  // a: (16, 16) row-major, b: (16, 8) row-major
+  const int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+  auto pack = [](T lo, T hi) {
+    union {
+      uint32_t u;
+      T v[2];
+    } bits;
+    bits.v[0] = lo;
+    bits.v[1] = hi;
+    return bits.u;
+  };
+  uint32_t af[4], bf[2];
+  for (int r = 0; r < 4; ++r) {  // register r holds a_{2r}, a_{2r+1}
+    const int i = 2 * r, row = (i < 2 || (i >= 4 && i < 6)) ? g : g + 8, col = t * 2 + (i >= 4 ? 8 : 0);
+    af[r] = pack(a[row * 16 + col], a[row * 16 + col + 1]);
+  }
+  for (int r = 0; r < 2; ++r) {  // b_{2r}, b_{2r+1}: rows 2t (+8), column g
+    const int row = t * 2 + (r == 1 ? 8 : 0);
+    bf[r] = pack(b[row * 8 + g], b[(row + 1) * 8 + g]);
+  }
+  float acc[4] = {1.f, 2.f, 3.f, 4.f};  // accumulates onto what D held
+  model::cuda_math::mma_16816<T, kBf16>(acc, af, bf);
+  for (int i = 0; i < 4; ++i) d[(i < 2 ? g : g + 8) * 8 + t * 2 + (i & 1)] = acc[i] - static_cast<float>(i + 1);
+}
+
+TEST(EmulatedKernels, MmaFollowsThePtxFragmentLayout) {
+  for (at::ScalarType dtype : kHalfTypes) {
+    at::manual_seed(11);
+    at::Tensor a = at::randn({16, 16}, dtype), b = at::randn({16, 8}, dtype), d = at::empty({16, 8}, at::kFloat);
+    if (dtype == at::kBFloat16)
+      emu::launch(mma_by_the_book<c10::BFloat16, true>, dim3(1), dim3(32), a.data_ptr<c10::BFloat16>(),
+                  b.data_ptr<c10::BFloat16>(), d.data_ptr<float>());
+    else
+      emu::launch(mma_by_the_book<c10::Half, false>, dim3(1), dim3(32), a.data_ptr<c10::Half>(), b.data_ptr<c10::Half>(),
+                  d.data_ptr<float>());
+    EXPECT_LE(rel_diff(d, at::matmul(a.to(at::kFloat), b.to(at::kFloat))), 1e-6) << dtype;
+  }
+}
+
+// The tile GEMM (3 to 16 rows of x) against at::linear: one n = 8 half of x and two, partial tiles, partial
+// 32-value slabs (K of 33 chunks), rows over several rounds; blocks looping over tiles (resident 1 and 3).
+TEST(EmulatedKernels, TileGemmEqualsATLinear) {
+  for (int64_t resident : {1, 3}) {
+    const emu::Launcher launch{resident};
+    for (at::ScalarType dtype : kHalfTypes) {
+      at::manual_seed(12);
+      expect_gemm_equals_linear(
+          [&](const at::Tensor& x, const std::vector<at::Tensor>& ws, const at::Tensor& out) {
+            launchers::tile_linear(launch, x, ws, out);
+          },
+          dtype, {{13, 264}, {40, 64}, {20, 2064}}, {3, 8, 9, 16}, 5, c10::str("tile, resident ", resident));
+    }
+  }
+}
+
+// The tile GEMM's epilogues (rotary + cache append, SwiGLU) against the unfolded ops on the same x.
+TEST(EmulatedKernels, TileEpiloguesEqualTheUnfoldedOps) {
+  const emu::Launcher launch{2};
+  for (at::ScalarType dtype : kHalfTypes)
+    for (auto [H, Hkv, D] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{{4, 2, 16}, {2, 1, 48}})
+      for (int64_t M : {3, 16}) {
+        const int64_t C = H * D, F = 40, S = 17;
+        const std::string where = c10::str(dtype, " M ", M, " H ", H, " Hkv ", Hkv, " D ", D);
+        at::manual_seed(13);
+        at::Tensor x = at::randn({M, C}, dtype);
+        at::Tensor wq = at::randn({H * D, C}, dtype) * 0.1, wk = at::randn({Hkv * D, C}, dtype) * 0.1,
+                   wv = at::randn({Hkv * D, C}, dtype) * 0.1;
+        at::Tensor positions = at::randint(0, 500, {M}, at::kLong), columns = at::randperm(S, at::kLong).narrow(0, 0, M);
+        model::RotaryEmbedding rope(D, 10000, at::kCPU);
+        at::Tensor kc = at::randn({M, Hkv, S, D}, dtype), vc = at::randn({M, Hkv, S, D}, dtype);
+        at::Tensor kc_ref = kc.clone(), vc_ref = vc.clone(), q_out = at::empty({M, H, D}, dtype);
+        launchers::tile_qkv_rope(launch, x, wq, wk, wv, positions, columns, rope.inv_freq(), kc, vc, q_out);
+        at::Tensor want = model::fused::qkv_rope_append(x, wq, wk, wv, positions, columns, rope.inv_freq(), kc_ref,
+                                                        vc_ref, kRef);
+        expect_qkv_near(q_out, want, kc, kc_ref, vc, vc_ref, dtype, where);
+
+        at::Tensor wg = at::randn({F, C}, dtype) * 0.1, wu = at::randn({F, C}, dtype) * 0.1;
+        at::Tensor act = at::empty({M, F}, dtype);
+        launchers::tile_gate_up_silu(launch, x, wg, wu, act);
+        EXPECT_LE(rel_diff(act, model::fused::gate_up_silu(x, wg, wu, kRef)), kernel_tolerance(dtype, 2))
+            << where << ": gate_up_silu";
+      }
 }
 
 TEST(EmulatedKernels, DecodeAttentionEqualsTheReferenceWithAndWithoutCounters) {

@@ -22,6 +22,7 @@
 #include "model/cuda/decode_kernels.cuh"
 #include "model/cuda/reduce.cuh"
 #include "model/cuda/skinny_kernels.cuh"
+#include "model/cuda/tile_kernels.cuh"
 #include "model/fused_ops.h"
 
 namespace chatmill::model::fused::launchers {
@@ -127,26 +128,62 @@ void launch_skinny(const L& launch, int64_t M, const T* x, const kernels::NormIn
 
 }  // namespace detail
 
+namespace detail {
+
+// The plans of the skinny and tile GEMMs (skinny_kernels.cuh) from the ops' tensors.
+template <typename T>
+kernels::PartsPlan<T> parts_plan(at::TensorList weights, const at::Tensor& out) {
+  TORCH_INTERNAL_ASSERT(!weights.empty() && weights.size() <= kernels::kMaxParts, "the GEMM plans take 1 to 3 weights");
+  const int64_t N = out.size(1);
+  kernels::PartsPlan<T> plan{};
+  int64_t end = 0;
+  for (size_t i = 0; i < static_cast<size_t>(kernels::kMaxParts); ++i) {
+    const size_t j = std::min(i, weights.size() - 1);  // unused parts repeat the last, empty
+    if (i == j) end += weights[i].size(0);
+    plan.w[i] = weights[j].data_ptr<T>();
+    plan.end[i] = end;
+  }
+  TORCH_INTERNAL_ASSERT(end == N, "the GEMM plans: out has ", N, " columns for ", end, " weight rows");
+  plan.out = out.data_ptr<T>();
+  plan.N = N;
+  return plan;
+}
+
+template <typename T>
+kernels::RopePlan<T> rope_plan(const at::Tensor& wq, const at::Tensor& wk, const at::Tensor& wv,
+                               const at::Tensor& positions, const at::Tensor& columns, const at::Tensor& inv_freq,
+                               const at::Tensor& k_cache, const at::Tensor& v_cache, const at::Tensor& q_out) {
+  kernels::RopePlan<T> plan{};
+  plan.wq = wq.data_ptr<T>();
+  plan.wk = wk.data_ptr<T>();
+  plan.wv = wv.data_ptr<T>();
+  plan.positions = positions.data_ptr<int64_t>();
+  plan.columns = columns.data_ptr<int64_t>();
+  plan.inv_freq = inv_freq.data_ptr<float>();
+  plan.q_out = q_out.data_ptr<T>();
+  plan.k_cache = k_cache.data_ptr<T>();
+  plan.v_cache = v_cache.data_ptr<T>();
+  plan.H = static_cast<int>(q_out.size(1));
+  plan.Hkv = static_cast<int>(k_cache.size(1));
+  plan.D = static_cast<int>(k_cache.size(3));
+  plan.S = k_cache.size(2);
+  return plan;
+}
+
+template <typename T>
+kernels::SiluPlan<T> silu_plan(const at::Tensor& wg, const at::Tensor& wu, const at::Tensor& out) {
+  return {wg.data_ptr<T>(), wu.data_ptr<T>(), out.data_ptr<T>(), out.size(1)};
+}
+
+}  // namespace detail
+
 // x: (M, K); weights: 1 to 3 of (N_i, K); out: (M, sum N_i) gets x w_0^T, x w_1^T, ... side by side.
 template <class L>
 void skinny_linear(const L& launch, const at::Tensor& x, at::TensorList weights, const at::Tensor& out,
                    bool l2_prefetch = false) {
-  TORCH_INTERNAL_ASSERT(!weights.empty() && weights.size() <= kernels::kMaxParts, "skinny_linear takes 1 to 3 weights");
-  const int64_t N = out.size(1);
   AT_DISPATCH_REDUCED_FLOATING_TYPES(x.scalar_type(), "skinny_linear", [&] {
-    kernels::PartsPlan<scalar_t> plan{};
-    int64_t end = 0;
-    for (size_t i = 0; i < static_cast<size_t>(kernels::kMaxParts); ++i) {
-      const size_t j = std::min(i, weights.size() - 1);  // unused parts repeat the last, empty
-      if (i == j) end += weights[i].size(0);
-      plan.w[i] = weights[j].data_ptr<scalar_t>();
-      plan.end[i] = end;
-    }
-    TORCH_INTERNAL_ASSERT(end == N, "skinny_linear: out has ", N, " columns for ", end, " weight rows");
-    plan.out = out.data_ptr<scalar_t>();
-    plan.N = N;
-    detail::launch_skinny<scalar_t, false>(launch, x.size(0), x.data_ptr<scalar_t>(), kernels::NormIn<scalar_t>{}, plan,
-                                           x.size(1), l2_prefetch);
+    detail::launch_skinny<scalar_t, false>(launch, x.size(0), x.data_ptr<scalar_t>(), kernels::NormIn<scalar_t>{},
+                                           detail::parts_plan<scalar_t>(weights, out), x.size(1), l2_prefetch);
   });
 }
 
@@ -158,22 +195,10 @@ void skinny_qkv_rope(const L& launch, const NormedInput& in, const at::Tensor& w
                      const at::Tensor& inv_freq, const at::Tensor& k_cache, const at::Tensor& v_cache,
                      const at::Tensor& q_out, bool l2_prefetch = false) {
   AT_DISPATCH_REDUCED_FLOATING_TYPES(q_out.scalar_type(), "skinny_qkv_rope", [&] {
-    kernels::RopePlan<scalar_t> plan{};
-    plan.wq = wq.data_ptr<scalar_t>();
-    plan.wk = wk.data_ptr<scalar_t>();
-    plan.wv = wv.data_ptr<scalar_t>();
-    plan.positions = positions.data_ptr<int64_t>();
-    plan.columns = columns.data_ptr<int64_t>();
-    plan.inv_freq = inv_freq.data_ptr<float>();
-    plan.q_out = q_out.data_ptr<scalar_t>();
-    plan.k_cache = k_cache.data_ptr<scalar_t>();
-    plan.v_cache = v_cache.data_ptr<scalar_t>();
-    plan.H = static_cast<int>(q_out.size(1));
-    plan.Hkv = static_cast<int>(k_cache.size(1));
-    plan.D = static_cast<int>(k_cache.size(3));
-    plan.S = k_cache.size(2);
-    detail::launch_skinny<scalar_t, true>(launch, q_out.size(0), nullptr, detail::norm_in<scalar_t>(in), plan,
-                                          wq.size(1), l2_prefetch);
+    detail::launch_skinny<scalar_t, true>(
+        launch, q_out.size(0), nullptr, detail::norm_in<scalar_t>(in),
+        detail::rope_plan<scalar_t>(wq, wk, wv, positions, columns, inv_freq, k_cache, v_cache, q_out), wq.size(1),
+        l2_prefetch);
   });
 }
 
@@ -182,10 +207,58 @@ template <class L>
 void skinny_gate_up_silu(const L& launch, const NormedInput& in, const at::Tensor& wg, const at::Tensor& wu,
                          const at::Tensor& out, bool l2_prefetch = false) {
   AT_DISPATCH_REDUCED_FLOATING_TYPES(out.scalar_type(), "skinny_gate_up_silu", [&] {
-    kernels::SiluPlan<scalar_t> plan{wg.data_ptr<scalar_t>(), wu.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(),
-                                     out.size(1)};
-    detail::launch_skinny<scalar_t, true>(launch, out.size(0), nullptr, detail::norm_in<scalar_t>(in), plan, wg.size(1),
-                                          l2_prefetch);
+    detail::launch_skinny<scalar_t, true>(launch, out.size(0), nullptr, detail::norm_in<scalar_t>(in),
+                                          detail::silu_plan<scalar_t>(wg, wu, out), wg.size(1), l2_prefetch);
+  });
+}
+
+// ---- the tile GEMM (3 to 16 rows; model/cuda/tile_kernels.cuh) --------------------------------------------
+
+namespace detail {
+
+// At most the blocks the device holds at once, each looping over tiles (its loads run ahead into the next).
+template <typename T, class L, class Plan>
+void launch_tile(const L& launch, const at::Tensor& x, const Plan& plan) {
+  const int64_t M = x.size(0), tiles = kernels::tile_count(plan);
+  TORCH_INTERNAL_ASSERT(M >= 1 && M <= kernels::kTileRows, "the tile GEMM takes 1 to 16 rows, got ", M);
+  if (tiles == 0) return;
+  const dim3 block(kernels::kTileWarps * 32);
+  auto go = [&](auto kernel) {
+    const int64_t grid = std::min(tiles, std::max<int64_t>(1, launch.resident_blocks(kernel, block.x)));
+    launch(kernel, dim3(static_cast<unsigned>(grid)), block, x.data_ptr<T>(), static_cast<int>(M), plan, x.size(1));
+  };
+  if (M <= 8) go(kernels::tile_kernel<T, 1, Plan>);
+  else go(kernels::tile_kernel<T, 2, Plan>);
+}
+
+}  // namespace detail
+
+// skinny_linear's product through the tile GEMM.
+template <class L>
+void tile_linear(const L& launch, const at::Tensor& x, at::TensorList weights, const at::Tensor& out) {
+  AT_DISPATCH_REDUCED_FLOATING_TYPES(x.scalar_type(), "tile_linear", [&] {
+    detail::launch_tile<scalar_t>(launch, x, detail::parts_plan<scalar_t>(weights, out));
+  });
+}
+
+// skinny_qkv_rope's results for x (M, K) as it is (already normalised), through the tile GEMM.
+template <class L>
+void tile_qkv_rope(const L& launch, const at::Tensor& x, const at::Tensor& wq, const at::Tensor& wk,
+                   const at::Tensor& wv, const at::Tensor& positions, const at::Tensor& columns,
+                   const at::Tensor& inv_freq, const at::Tensor& k_cache, const at::Tensor& v_cache,
+                   const at::Tensor& q_out) {
+  AT_DISPATCH_REDUCED_FLOATING_TYPES(q_out.scalar_type(), "tile_qkv_rope", [&] {
+    detail::launch_tile<scalar_t>(
+        launch, x, detail::rope_plan<scalar_t>(wq, wk, wv, positions, columns, inv_freq, k_cache, v_cache, q_out));
+  });
+}
+
+// skinny_gate_up_silu's results for x (M, K) as it is, through the tile GEMM.
+template <class L>
+void tile_gate_up_silu(const L& launch, const at::Tensor& x, const at::Tensor& wg, const at::Tensor& wu,
+                       const at::Tensor& out) {
+  AT_DISPATCH_REDUCED_FLOATING_TYPES(out.scalar_type(), "tile_gate_up_silu", [&] {
+    detail::launch_tile<scalar_t>(launch, x, detail::silu_plan<scalar_t>(wg, wu, out));
   });
 }
 

@@ -49,4 +49,23 @@ void skinny_gate_up_silu(const NormedInput& in, const at::Tensor& wg, const at::
   launchers::skinny_gate_up_silu(StreamLauncher::current(launch.programmatic), in, wg, wu, out, launch.l2_prefetch);
 }
 
+void tile_linear(const at::Tensor& x, at::TensorList weights, const at::Tensor& out, LaunchOptions launch) {
+  const c10::cuda::CUDAGuard guard(x.device());
+  launchers::tile_linear(StreamLauncher::current(launch.programmatic), x, weights, out);
+}
+
+void tile_qkv_rope(const at::Tensor& x, const at::Tensor& wq, const at::Tensor& wk, const at::Tensor& wv,
+                   const at::Tensor& positions, const at::Tensor& columns, const at::Tensor& inv_freq,
+                   const at::Tensor& k_cache, const at::Tensor& v_cache, const at::Tensor& q_out, LaunchOptions launch) {
+  const c10::cuda::CUDAGuard guard(x.device());
+  launchers::tile_qkv_rope(StreamLauncher::current(launch.programmatic), x, wq, wk, wv, positions, columns, inv_freq,
+                           k_cache, v_cache, q_out);
+}
+
+void tile_gate_up_silu(const at::Tensor& x, const at::Tensor& wg, const at::Tensor& wu, const at::Tensor& out,
+                       LaunchOptions launch) {
+  const c10::cuda::CUDAGuard guard(x.device());
+  launchers::tile_gate_up_silu(StreamLauncher::current(launch.programmatic), x, wg, wu, out);
+}
+
 }  // namespace chatmill::model::fused::cuda
