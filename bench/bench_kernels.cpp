@@ -255,6 +255,30 @@ int main(int argc, char** argv) {
           200);
     }
   }
+  // The tile GEMM (3 to 16 rows, LaunchOptions::tile_gemm) against cuBLAS at 8 and 16 rows: the projections and
+  // LM head, then with its epilogues against the kernels they replace (cuBLAS + rope_append, cuBLAS + silu_mul).
+  model::fused::LaunchOptions tiled;
+  tiled.tile_gemm = true;
+  for (int64_t M : {8, 16}) {
+    for (auto [N, K] : std::vector<std::pair<int64_t, int64_t>>{{4096, 4096}, {11008, 4096}, {4096, 11008}, {32000, 4096}}) {
+      at::Tensor w = at::randn({N, K}, bf16), x = at::randn({M, K}, bf16);
+      row("tile GEMM vs cuBLAS, M " + std::to_string(M) + " " + std::to_string(N) + "x" + std::to_string(K),
+          2.0 * (N * K + M * K + M * N), [&] { model::fused::linear(x, w, {}, tiled); }, [&] { at::linear(x, w); }, 200);
+    }
+    const int64_t C = 4096, F = 11008, H = 32, D = 128, S = 256;
+    at::Tensor x = at::randn({M, C}, bf16);
+    std::vector<at::Tensor> qkv_w, gu_w;
+    for (int i = 0; i < 3; ++i) qkv_w.push_back(at::randn({H * D, C}, bf16) * 0.02);
+    for (int i = 0; i < 2; ++i) gu_w.push_back(at::randn({F, C}, bf16) * 0.02);
+    at::Tensor kc = at::zeros({M, H, S, D}, bf16), vc = at::zeros({M, H, S, D}, bf16), pos = at::full({M}, 100, longs);
+    model::RotaryEmbedding rope(D, 10000, dev);
+    row("tile q,k,v+rope vs cuBLAS + rope_append, M " + std::to_string(M), 2.0 * (3 * H * D * C + 4 * M * C),
+        [&] { model::fused::qkv_rope_append(x, qkv_w[0], qkv_w[1], qkv_w[2], pos, pos, rope.inv_freq(), kc, vc, {}, tiled); },
+        [&] { model::fused::qkv_rope_append(x, qkv_w[0], qkv_w[1], qkv_w[2], pos, pos, rope.inv_freq(), kc, vc); }, 200);
+    row("tile gate,up+silu vs cuBLAS + silu_mul, M " + std::to_string(M), 2.0 * (2 * F * C + M * C + M * F),
+        [&] { model::fused::gate_up_silu(x, gu_w[0], gu_w[1], {}, tiled); },
+        [&] { model::fused::gate_up_silu(x, gu_w[0], gu_w[1]); }, 200);
+  }
   // The folded projections (norm prologue; rotary + cache append or SwiGLU epilogue; fused_ops.h) against the
   // unfolded kernels they replace (the "LibTorch" column here: add_rms_norm, the skinny GEMM, rope_append or
   // silu_mul). 7B's MHA shape.

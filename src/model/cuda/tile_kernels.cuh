@@ -106,9 +106,8 @@ __global__ void __launch_bounds__(kTileWarps * 32, 2)
       tile_load(w_next, next, s_next, chunks, t);
 #pragma unroll
       for (int u = 0; u < kTileDepth; ++u) {
-        const int64_t s = warp + (round * kTileDepth + u) * kTileWarps;
-        if (s >= slabs) break;  // the same for the whole warp
-        const int64_t c = s * 4 + t;
+        // Past the last slab, zeros in both operands: no branch, so that x's loads can be issued together.
+        const int64_t c = (warp + (round * kTileDepth + u) * kTileWarps) * 4 + t;
         const uint32_t a0[4] = {buf[u][0].x, buf[u][1].x, buf[u][0].y, buf[u][1].y};
         const uint32_t a1[4] = {buf[u][0].z, buf[u][1].z, buf[u][0].w, buf[u][1].w};
 #pragma unroll
