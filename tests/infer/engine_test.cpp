@@ -415,6 +415,24 @@ TEST(GpuEngine, CudaGraphStepEqualsEagerAndTransformers) {
   for (size_t i = 0; i < reqs.size(); ++i) EXPECT_EQ(b[i].tokens, a[i].tokens) << "request " << i << " (bf16 fused)";
 }
 
+// The largest |log-probability| gap between the tokens two engines on `m` choose for `reqs` (options a and b).
+// Random weights in bf16 leave near-ties that two reduction orders may break differently: each request is
+// compared up to and including the first token where the two choose differently (both near the top there).
+double worst_logprob_gap(const model::Model& m, const std::vector<infer::EngineRequest>& reqs,
+                         const infer::EngineOptions& a, const infer::EngineOptions& b) {
+  infer::Engine c(m, nullptr, a), d(m, nullptr, b);
+  const auto got = token_logprobs_through(c, reqs), want = token_logprobs_through(d, reqs);
+  double worst = 0;
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    EXPECT_EQ(got[i].size(), want[i].size()) << i;
+    for (size_t j = 0; j < std::min(got[i].size(), want[i].size()); ++j) {
+      worst = std::max(worst, std::abs(got[i][j].logprob - want[i][j].logprob));
+      if (got[i][j].id != want[i][j].id) break;
+    }
+  }
+  return worst;
+}
+
 // The persistent step (one cooperative kernel for all layers) in the engine, at 1 and 2 rows: captured in a CUDA
 // graph it gives the tokens it gives eagerly (the same kernel, deterministic), and its log-probabilities stay
 // within bf16 rounding of the folded step's (attention reduces in another order) while both choose alike.
@@ -446,19 +464,37 @@ TEST(GpuEngine, PersistentStepRunsInACudaGraphAndMatchesTheFoldedStep) {
     const auto graph_tokens = a.run(reqs), eager_tokens = b.run(reqs);
     for (size_t i = 0; i < reqs.size(); ++i)
       EXPECT_EQ(graph_tokens[i].tokens, eager_tokens[i].tokens) << "batch " << batch << " request " << i;
-    infer::Engine c(m, nullptr, persistent), d(m, nullptr, folded);
-    const auto got = token_logprobs_through(c, reqs), want = token_logprobs_through(d, reqs);
-    // Random weights in bf16 leave near-ties that the two reduction orders may break differently: compare up to
-    // and including the first token where the two choose differently (both near the top there), not after.
-    double worst = 0;
-    for (size_t i = 0; i < reqs.size(); ++i) {
-      ASSERT_EQ(got[i].size(), want[i].size()) << i;
-      for (size_t j = 0; j < got[i].size(); ++j) {
-        worst = std::max(worst, std::abs(got[i][j].logprob - want[i][j].logprob));
-        if (got[i][j].id != want[i][j].id) break;
-      }
-    }
+    const double worst = worst_logprob_gap(m, reqs, persistent, folded);
     std::printf("batch %ld: worst |logprob persistent - folded| %.2e\n", static_cast<long>(batch), worst);
+    EXPECT_LT(worst, 0.05) << "batch " << batch;
+  }
+}
+
+// The tile GEMM (FusedStepOptions::tile_gemm, 3 to 16 rows) in the engine's CUDA graphs: within bf16 rounding of
+// the default step's (cuBLAS, and rotary and SwiGLU kernels of their own).
+TEST(GpuEngine, TileGemmStepRunsInACudaGraphAndMatchesTheDefaultStep) {
+  if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device here; scripts/gpu_check.sh runs this on the GPU machine";
+  if (!model::cuda_graphs_built()) GTEST_SKIP() << "built without -DCHATMILL_CUDA=ON";
+  model::LlamaConfig cfg = model::llama2_debug();
+  cfg.hidden_size = 256;
+  cfg.num_heads = 4;
+  cfg.num_kv_heads = 2;
+  cfg.intermediate_size = 688;
+  cfg.num_layers = 3;
+  const at::Device dev("cuda:0");
+  model::Model m(cfg, model::init_weights(cfg, 0.05, 12, at::kBFloat16, dev));
+  std::vector<infer::EngineRequest> reqs(12);  // more than 8 slots: rows join and leave the batch
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    for (int64_t t = 0; t < 3 + 5 * static_cast<int64_t>(i); ++t) reqs[i].prompt.push_back(3 + (t * 41 + i) % 200);
+    reqs[i].max_new_tokens = 12 + static_cast<int64_t>(i % 4) * 6;
+    reqs[i].stop_on_eos = false;
+  }
+  for (int64_t batch : {8, 16}) {
+    infer::EngineOptions plain{batch, 160, true, infer::StepKind::Fused};
+    infer::EngineOptions tiled = plain;
+    tiled.tile_gemm = true;
+    const double worst = worst_logprob_gap(m, reqs, tiled, plain);
+    std::printf("batch %ld: worst |logprob tile GEMM - default| %.2e\n", static_cast<long>(batch), worst);
     EXPECT_LT(worst, 0.05) << "batch " << batch;
   }
 }
