@@ -278,6 +278,20 @@ int main(int argc, char** argv) {
     row("tile gate,up+silu vs cuBLAS + silu_mul, M " + std::to_string(M), 2.0 * (2 * F * C + M * C + M * F),
         [&] { model::fused::gate_up_silu(x, gu_w[0], gu_w[1], {}, tiled); },
         [&] { model::fused::gate_up_silu(x, gu_w[0], gu_w[1]); }, 200);
+    // The folded step's pieces (FusedStepOptions::tile_gemm with fold): the o projection with the residual add
+    // and row sums in its epilogue against cuBLAS + add_rms_norm (the kernels it replaces), and gate/up
+    // normalising x as it loads it against the same on a plain x (what the norm in the loads costs).
+    at::Tensor wo = at::randn({C, H * D}, bf16) * 0.02, attn = at::randn({M, H * D}, bf16), nw = at::randn({C}, bf16);
+    at::Tensor residual = at::randn({M, C}, bf16);
+    at::Tensor sumsq = at::zeros({model::fused::sumsq_parts(C), model::fused::kTileRows}, bf16.dtype(at::kFloat));
+    row("tile o + residual add + row sums vs cuBLAS + add_rms_norm, M " + std::to_string(M),
+        2.0 * (H * D * C + M * H * D + 2 * M * C), [&] { model::fused::residual_add_linear(residual, attn, wo, sumsq, {}, tiled); },
+        [&] { model::fused::add_rms_norm(residual, at::linear(attn, wo), nw, 1e-5); }, 200);
+    model::fused::residual_add_linear(residual, attn, wo, sumsq, {}, tiled);  // sums of this residual
+    const model::fused::TileNormedInput normed{residual, nw, sumsq, 1e-5};
+    row("tile gate,up+silu normalised in the loads vs on a plain x, M " + std::to_string(M),
+        2.0 * (2 * F * C + M * C + M * F), [&] { model::fused::gate_up_silu(normed, gu_w[0], gu_w[1], {}, tiled); },
+        [&] { model::fused::gate_up_silu(x, gu_w[0], gu_w[1], {}, tiled); }, 200);
   }
   // The folded projections (norm prologue; rotary + cache append or SwiGLU epilogue; fused_ops.h) against the
   // unfolded kernels they replace (the "LibTorch" column here: add_rms_norm, the skinny GEMM, rope_append or

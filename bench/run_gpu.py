@@ -155,6 +155,7 @@ def main():
             (16, "chatmill-engine+fused(L2 prefetch)+cudagraph", fused_with("--l2-prefetch")),
             (1, "chatmill-engine+fused(no fold)+cudagraph", fused_with("--no-fold")),
             (16, "chatmill-engine+fused(no fold)+cudagraph", fused_with("--no-fold")),
+            (16, "chatmill-engine+fused(no fold)(tile GEMM)+cudagraph", fused_with("--no-fold", "--tile-gemm")),
             (1, "chatmill-engine+fused(cublas)+cudagraph", fused_with("--no-skinny-gemm"))]
     if not a.quick:  # what each other part gains, and model::generate's own loop (no engine), eager and in a graph
         jobs += [(1, "chatmill-engine+fused(no PDL)+cudagraph", fused_with("--no-pdl")),

@@ -37,9 +37,11 @@ struct FusedStepOptions {
   // off to measure what it gains.
   bool persistent_o_prefetch = true;
   // Past kSkinnyRows rows (up to fused::kTileRows), the projections through the tensor-core tile GEMM
-  // (fused::LaunchOptions::tile_gemm), rotary + cache append and SwiGLU in its epilogues: seven kernels a layer
-  // (norm, q/k/v, attention, o, norm, gate/up, down) instead of cuBLAS's GEMMs (some split-K, with a reduce
-  // kernel each) and the rotary and SwiGLU kernels. Off until measured faster on a GPU.
+  // (fused::LaunchOptions::tile_gemm) instead of cuBLAS's GEMMs (some split-K, with a reduce kernel each), rotary
+  // + cache append and SwiGLU in its epilogues. With fold, also each norm in the loads of the projection after
+  // it and each residual add in the epilogue of the o and down projections (fused::TileNormedInput,
+  // residual_add_linear): five kernels a layer (q/k/v, attention, o, gate/up, down); without, seven (the two
+  // norms as kernels). Off until measured faster on a GPU.
   bool tile_gemm = false;
 };
 

@@ -314,42 +314,135 @@ at::Tensor gate_up_silu(const NormedInput& in, const at::Tensor& wg, const at::T
 #endif
 }
 
-at::Tensor qkv_rope_append(const at::Tensor& x, const at::Tensor& wq, const at::Tensor& wk, const at::Tensor& wv,
-                           const at::Tensor& positions, const at::Tensor& columns, const at::Tensor& inv_freq,
-                           at::Tensor& k_cache, at::Tensor& v_cache, ForceReference ref, LaunchOptions launch) {
-  for (const at::Tensor* w : {&wq, &wk, &wv}) check_multiplies(x, *w);
-  if (!tile_applies(x, {wq, wk, wv}, ref, launch)) {
-    const std::vector<at::Tensor> qkv = linear_parts(x, {wq, wk, wv}, ref, launch);
-    return rope_append(qkv[0], qkv[1], qkv[2], positions, columns, inv_freq, k_cache, v_cache, ref, launch);
-  }
-  const int64_t N = x.size(0);
-  const int64_t D = check_rope_inputs(x, N, wq.size(0), wk.size(0), positions, columns, inv_freq, k_cache, v_cache);
+namespace {
+
+// The tile GEMM's q/k/v + rotary and gate/up + SwiGLU on In: x (N, C) as it is, or a TileNormedInput (`like`:
+// x, or the residual). Callers checked that the tile GEMM applies.
+template <class In>
+at::Tensor tile_qkv([[maybe_unused]] const In& in, const at::Tensor& like, const at::Tensor& wq, const at::Tensor& wk,
+                    const at::Tensor& wv, const at::Tensor& positions, const at::Tensor& columns,
+                    const at::Tensor& inv_freq, at::Tensor& k_cache, at::Tensor& v_cache,
+                    [[maybe_unused]] LaunchOptions launch) {
+  const int64_t N = like.size(0);
+  const int64_t D = check_rope_inputs(like, N, wq.size(0), wk.size(0), positions, columns, inv_freq, k_cache, v_cache);
   CHATMILL_CHECK(wv.size(0) == wk.size(0), "fused op: v weight ", wv.sizes(), " differs from k weight ", wk.sizes());
 #ifdef CHATMILL_CUDA
-  at::Tensor q_out = at::empty({N, wq.size(0) / D, D}, x.options());
-  cuda::tile_qkv_rope(x, wq, wk, wv, positions, columns, inv_freq, k_cache, v_cache, q_out, launch);
+  at::Tensor q_out = at::empty({N, wq.size(0) / D, D}, like.options());
+  cuda::tile_qkv_rope(in, wq, wk, wv, positions, columns, inv_freq, k_cache, v_cache, q_out, launch);
   return q_out;
 #else
   TORCH_INTERNAL_ASSERT(false, D);
 #endif
 }
 
-at::Tensor gate_up_silu(const at::Tensor& x, const at::Tensor& wg, const at::Tensor& wu, ForceReference ref,
-                        LaunchOptions launch) {
-  check_multiplies(x, wg);
-  check_multiplies(x, wu);
-  CHATMILL_CHECK(wg.size(0) == wu.size(0), "fused op: gate ", wg.sizes(), " and up ", wu.sizes(), " differ in rows");
-  if (!tile_applies(x, {wg, wu}, ref, launch)) {
-    const std::vector<at::Tensor> gu = linear_parts(x, {wg, wu}, ref, launch);
-    return silu_mul(gu[0], gu[1], ref, launch);
-  }
+template <class In>
+at::Tensor tile_silu([[maybe_unused]] const In& in, [[maybe_unused]] const at::Tensor& like,
+                     [[maybe_unused]] const at::Tensor& wg, [[maybe_unused]] const at::Tensor& wu,
+                     [[maybe_unused]] LaunchOptions launch) {
 #ifdef CHATMILL_CUDA
-  at::Tensor out = at::empty({x.size(0), wg.size(0)}, x.options());
-  cuda::tile_gate_up_silu(x, wg, wu, out, launch);
+  at::Tensor out = at::empty({like.size(0), wg.size(0)}, like.options());
+  cuda::tile_gate_up_silu(in, wg, wu, out, launch);
   return out;
 #else
   TORCH_INTERNAL_ASSERT(false);
 #endif
+}
+
+void check_gate_up(const at::Tensor& x, const at::Tensor& wg, const at::Tensor& wu) {
+  check_multiplies(x, wg);
+  check_multiplies(x, wu);
+  CHATMILL_CHECK(wg.size(0) == wu.size(0), "fused op: gate ", wg.sizes(), " and up ", wu.sizes(), " differ in rows");
+}
+
+void check_sumsq(const at::Tensor& sumsq, int64_t C, const at::Tensor& like) {
+  CHATMILL_CHECK(sumsq.defined() && sumsq.dim() == 2 && sumsq.size(0) == sumsq_parts(C) &&
+                     sumsq.size(1) == kTileRows && sumsq.scalar_type() == at::kFloat && sumsq.is_contiguous() &&
+                     sumsq.device() == like.device(),
+                 "fused op: sumsq must be a contiguous (", sumsq_parts(C), ", ", kTileRows, ") float32 tensor on ",
+                 like.device(), " for a residual of ", C, " columns (fused::sumsq_parts), got ",
+                 sumsq.defined() ? c10::str(sumsq.sizes(), " ", sumsq.scalar_type(), " on ", sumsq.device())
+                                 : std::string("none"));
+}
+
+void check_tile_normed(const TileNormedInput& in) {
+  check_residual_norm(in.residual, at::Tensor(), in.weight);
+  CHATMILL_CHECK(in.residual.size(0) <= kTileRows, "fused op: a TileNormedInput holds up to ", kTileRows,
+                 " rows (its sums of squares), got ", in.residual.size(0));
+  check_sumsq(in.sumsq, in.residual.size(1), in.residual);
+}
+
+bool tile_norm_applies(const TileNormedInput& in, const std::vector<at::Tensor>& weights, ForceReference ref,
+                       LaunchOptions launch) {
+  return tile_applies(in.residual, weights, ref, launch) && aligned16(in.weight);
+}
+
+// x itself, through add_rms_norm (the residual is left alone: no delta).
+at::Tensor normed_plain(const TileNormedInput& in, ForceReference ref, LaunchOptions launch) {
+  at::Tensor r = in.residual;
+  return add_rms_norm(r, at::Tensor(), in.weight, in.eps, ref, launch);
+}
+
+}  // namespace
+
+at::Tensor qkv_rope_append(const at::Tensor& x, const at::Tensor& wq, const at::Tensor& wk, const at::Tensor& wv,
+                           const at::Tensor& positions, const at::Tensor& columns, const at::Tensor& inv_freq,
+                           at::Tensor& k_cache, at::Tensor& v_cache, ForceReference ref, LaunchOptions launch) {
+  for (const at::Tensor* w : {&wq, &wk, &wv}) check_multiplies(x, *w);
+  if (tile_applies(x, {wq, wk, wv}, ref, launch))
+    return tile_qkv(x, x, wq, wk, wv, positions, columns, inv_freq, k_cache, v_cache, launch);
+  const std::vector<at::Tensor> qkv = linear_parts(x, {wq, wk, wv}, ref, launch);
+  return rope_append(qkv[0], qkv[1], qkv[2], positions, columns, inv_freq, k_cache, v_cache, ref, launch);
+}
+
+at::Tensor gate_up_silu(const at::Tensor& x, const at::Tensor& wg, const at::Tensor& wu, ForceReference ref,
+                        LaunchOptions launch) {
+  check_gate_up(x, wg, wu);
+  if (tile_applies(x, {wg, wu}, ref, launch)) return tile_silu(x, x, wg, wu, launch);
+  const std::vector<at::Tensor> gu = linear_parts(x, {wg, wu}, ref, launch);
+  return silu_mul(gu[0], gu[1], ref, launch);
+}
+
+int64_t sumsq_parts(int64_t C) { return (C + kTileRows - 1) / kTileRows; }
+
+void residual_add_linear(at::Tensor& residual, const at::Tensor& x, const at::Tensor& w, at::Tensor& sumsq,
+                         ForceReference ref, LaunchOptions launch) {
+  check_multiplies(x, w);
+  const int64_t N = x.size(0), C = w.size(0);
+  check_rows(residual, "the residual", N, C, x);
+  CHATMILL_CHECK(residual.is_contiguous(), "fused op: the residual must be contiguous");
+  CHATMILL_CHECK(N <= kTileRows, "fused residual_add_linear: up to ", kTileRows, " rows (sumsq holds that many), got ", N);
+  check_sumsq(sumsq, C, x);
+  if (!tile_applies(x, {w}, ref, launch)) {
+    residual.add_(linear(x, w, ref, launch));  // one rounding of residual + o, as HF's
+    const int64_t P = sumsq_parts(C);
+    const at::Tensor sq = at::constant_pad_nd(residual.to(at::kFloat).square(), {0, P * kTileRows - C});  // (N, P*16)
+    sumsq.narrow(1, 0, N).copy_(sq.view({N, P, kTileRows}).sum(-1).t());
+    return;
+  }
+#ifdef CHATMILL_CUDA
+  cuda::tile_residual_linear(residual, x, w, sumsq, launch);
+#else
+  TORCH_INTERNAL_ASSERT(false);
+#endif
+}
+
+at::Tensor qkv_rope_append(const TileNormedInput& in, const at::Tensor& wq, const at::Tensor& wk, const at::Tensor& wv,
+                           const at::Tensor& positions, const at::Tensor& columns, const at::Tensor& inv_freq,
+                           at::Tensor& k_cache, at::Tensor& v_cache, ForceReference ref, LaunchOptions launch) {
+  check_tile_normed(in);
+  for (const at::Tensor* w : {&wq, &wk, &wv}) check_multiplies(in.residual, *w);
+  if (tile_norm_applies(in, {wq, wk, wv}, ref, launch))
+    return tile_qkv(in, in.residual, wq, wk, wv, positions, columns, inv_freq, k_cache, v_cache, launch);
+  return qkv_rope_append(normed_plain(in, ref, launch), wq, wk, wv, positions, columns, inv_freq, k_cache, v_cache, ref,
+                         launch);
+}
+
+at::Tensor gate_up_silu(const TileNormedInput& in, const at::Tensor& wg, const at::Tensor& wu, ForceReference ref,
+                        LaunchOptions launch) {
+  check_tile_normed(in);
+  check_gate_up(in.residual, wg, wu);
+  if (tile_norm_applies(in, {wg, wu}, ref, launch)) return tile_silu(in, in.residual, wg, wu, launch);
+  return gate_up_silu(normed_plain(in, ref, launch), wg, wu, ref, launch);
 }
 
 }  // namespace chatmill::model::fused

@@ -102,6 +102,34 @@ at::Tensor qkv_rope_append(const at::Tensor& x, const at::Tensor& wq, const at::
 at::Tensor gate_up_silu(const at::Tensor& x, const at::Tensor& wg, const at::Tensor& wu, ForceReference ref = {},
                         LaunchOptions launch = {});
 
+// ---- the tile GEMM's folded step (3 to 16 rows: no norm kernels between layers) --------------------------
+
+// The partial sums of squares residual_add_linear leaves for an (N, C) residual: (ceil(C / kTileRows),
+// kTileRows) float32, entry [p][n] the sum over columns 16p..16p+15 of row n.
+int64_t sumsq_parts(int64_t C);
+
+// residual (N, C) += x w^T (x: (N, K), w: (C, K)), rounded as HF's `residual + o_proj(...)` (the projection's
+// output to the dtype, then the sum); sumsq (sumsq_parts(C), kTileRows) float32 gets the new rows' partial sums
+// of squares (rows past N left alone). One tile-GEMM kernel where tile_applies (the add in its epilogue);
+// otherwise LibTorch ops.
+void residual_add_linear(at::Tensor& residual, const at::Tensor& x, const at::Tensor& w, at::Tensor& sumsq,
+                         ForceReference ref = {}, LaunchOptions launch = {});
+
+// The input of a projection, normalised as the tile GEMM loads it: x = rms_norm(residual) * weight (rounded as
+// add_rms_norm), where sumsq holds the partial sums of squares residual_add_linear left for this residual.
+struct TileNormedInput {
+  at::Tensor residual, weight, sumsq;
+  double eps = 1e-5;
+};
+
+// qkv_rope_append and gate_up_silu of that x: one kernel each where tile_applies (to the residual), the norm
+// in its loads; otherwise add_rms_norm, then the ops on a plain x.
+at::Tensor qkv_rope_append(const TileNormedInput& in, const at::Tensor& wq, const at::Tensor& wk, const at::Tensor& wv,
+                           const at::Tensor& positions, const at::Tensor& columns, const at::Tensor& inv_freq,
+                           at::Tensor& k_cache, at::Tensor& v_cache, ForceReference ref = {}, LaunchOptions launch = {});
+at::Tensor gate_up_silu(const TileNormedInput& in, const at::Tensor& wg, const at::Tensor& wu, ForceReference ref = {},
+                        LaunchOptions launch = {});
+
 // ---- projections with their neighbours folded in (decode at up to kSkinnyRows rows) ----------------------
 
 // The input of a normalised projection: x = rms_norm(residual_in + delta) * weight (rounded as add_rms_norm);

@@ -13,6 +13,7 @@
 #include "model/fused_decode.h"
 #include "model/fused_ops.h"
 #include "model/persistent_decode.h"
+#include "model/rms_norm.h"
 #include "model/rope.h"
 #include "model/transformer.h"
 #include "model/weights.h"
@@ -218,6 +219,37 @@ TEST(FusedOps, TileOpsAreTheUnfoldedCompositionOffTheGpu) {
     model::fused::qkv_rope_append(x, wq, wk, at::randn({Hkv * D, C - 1}, at::kBFloat16), positions, columns,
                                   rope.inv_freq(), kc, vc);
   }, {"do not multiply"});
+
+  // The residual add with its row sums: residual += x w^T rounded once, sums of squares by 16-column groups
+  // (C = 40: a partial last group), computed here element by element.
+  at::Tensor wo = at::randn({40, C}, at::kBFloat16) * 0.1, residual = at::randn({M, 40}, at::kBFloat16);
+  const at::Tensor before = residual.clone();
+  ASSERT_EQ(model::fused::sumsq_parts(40), 3);
+  at::Tensor sumsq = at::full({3, model::fused::kTileRows}, -1.f);
+  model::fused::residual_add_linear(residual, x, wo, sumsq, {}, tiled);
+  EXPECT_TRUE(residual.equal(before + at::linear(x, wo)));
+  for (int64_t n = 0; n < M; ++n)
+    for (int64_t p = 0; p < 3; ++p) {
+      double want = 0;
+      for (int64_t c = 16 * p; c < std::min<int64_t>(40, 16 * p + 16); ++c) {
+        const double v = residual[n][c].item<float>();
+        want += v * v;
+      }
+      EXPECT_NEAR(sumsq[p][n].item<float>(), want, 1e-5 * (1 + want)) << "row " << n << " part " << p;
+    }
+  EXPECT_EQ(sumsq.narrow(1, M, model::fused::kTileRows - M).ne(-1.f).sum().item<int64_t>(), 0) << "rows past M";
+  // x normalised from those sums: the norm, then the ops.
+  at::Tensor nw = at::randn({40}, at::kBFloat16);
+  const model::fused::TileNormedInput in{residual, nw, sumsq, 1e-5};
+  const at::Tensor normed = model::rms_norm(residual, nw, 1e-5);
+  at::Tensor wg40 = at::randn({24, 40}, at::kBFloat16), wu40 = at::randn({24, 40}, at::kBFloat16);
+  EXPECT_TRUE(model::fused::gate_up_silu(in, wg40, wu40, {}, tiled).equal(model::fused::gate_up_silu(normed, wg40, wu40)));
+  testing::expect_error([&] { model::fused::residual_add_linear(residual, x, wo, kc); }, {"sumsq", "sumsq_parts"});
+  at::Tensor wide = at::randn({17, C}, at::kBFloat16), rows17 = at::randn({17, 40}, at::kBFloat16);
+  testing::expect_error([&] { model::fused::residual_add_linear(rows17, wide, wo, sumsq); }, {"up to 16 rows"});
+  testing::expect_error([&] { model::fused::residual_add_linear(rows17, x, wo, sumsq); }, {"the residual", "must be ("});
+  const model::fused::TileNormedInput short_sums{residual, nw, at::zeros({2, 16}), 1e-5};
+  testing::expect_error([&] { model::fused::gate_up_silu(short_sums, wg40, wu40); }, {"sumsq", "(3, 16)"});
 }
 
 TEST(FusedOps, LinearPartsIsATLinearOfEachWeightOffTheGpu) {
@@ -383,16 +415,33 @@ TEST(GpuFused, KernelsEqualTheReference) {
                      wv = at::randn({Hkv * D, C}, opts) * 0.05;
           at::Tensor wg = at::randn({F, C}, opts) * 0.05, wu = at::randn({F, C}, opts) * 0.05;
           ASSERT_TRUE(model::fused::tile_applies(x, {wq, wk, wv}, {}, tiled)) << where;
-          at::Tensor kf = kc.clone(), vf = vc.clone(), kf_ref = kc.clone(), vf_ref = vc.clone();
-          at::Tensor qf = model::fused::qkv_rope_append(x, wq, wk, wv, positions, columns, rope.inv_freq(), kf, vf, {},
-                                                        tiled);
-          at::Tensor qf_ref =
-              model::fused::qkv_rope_append(x, wq, wk, wv, positions, columns, rope.inv_freq(), kf_ref, vf_ref, ref);
-          close("qkv_rope_append (tile GEMM)", dtype, qf, qf_ref, 4, where);
-          close("qkv_rope_append (tile GEMM) k cache", dtype, kf, kf_ref, 4, where);
-          close("qkv_rope_append (tile GEMM) v cache", dtype, vf, vf_ref, 4, where);
-          close("gate_up_silu (tile GEMM)", dtype, model::fused::gate_up_silu(x, wg, wu, {}, tiled),
-                model::fused::gate_up_silu(x, wg, wu, ref), 4, where);
+          // q/k/v with rotary and cache append, gate/up with SwiGLU, on `in` (x, or a TileNormedInput).
+          auto epilogues = [&](const auto& in, const std::string& what) {
+            at::Tensor kf = kc.clone(), vf = vc.clone(), kf_ref = kc.clone(), vf_ref = vc.clone();
+            at::Tensor qf = model::fused::qkv_rope_append(in, wq, wk, wv, positions, columns, rope.inv_freq(), kf, vf,
+                                                          {}, tiled);
+            at::Tensor qf_ref =
+                model::fused::qkv_rope_append(in, wq, wk, wv, positions, columns, rope.inv_freq(), kf_ref, vf_ref, ref);
+            close("qkv_rope_append (" + what + ")", dtype, qf, qf_ref, 4, where);
+            close("qkv_rope_append (" + what + ") k cache", dtype, kf, kf_ref, 4, where);
+            close("qkv_rope_append (" + what + ") v cache", dtype, vf, vf_ref, 4, where);
+            close("gate_up_silu (" + what + ")", dtype, model::fused::gate_up_silu(in, wg, wu, {}, tiled),
+                  model::fused::gate_up_silu(in, wg, wu, ref), 4, where);
+          };
+          epilogues(x, "tile GEMM");
+          // The folded step's pieces: the residual add with its row sums (o), then x normalised from those sums
+          // as it is loaded, against the norm and the ops.
+          at::Tensor wo = at::randn({C, H * D}, opts) * 0.05, attn = at::randn({B, H * D}, opts);
+          at::Tensor residual = at::randn({B, C}, opts), residual_ref = residual.clone();
+          const int64_t P = model::fused::sumsq_parts(C);
+          at::Tensor sumsq = at::empty({P, model::fused::kTileRows}, opts.dtype(at::kFloat)), sumsq_ref = sumsq.clone();
+          model::fused::residual_add_linear(residual, attn, wo, sumsq, {}, tiled);
+          model::fused::residual_add_linear(residual_ref, attn, wo, sumsq_ref, ref);
+          close("residual_add_linear (tile GEMM)", dtype, residual, residual_ref, 4, where);
+          close("residual_add_linear (tile GEMM) sums of squares", dtype, sumsq.narrow(1, 0, B),
+                sumsq_ref.narrow(1, 0, B), 4, where);
+          at::Tensor nw = at::randn({C}, opts);
+          epilogues(model::fused::TileNormedInput{residual_ref, nw, sumsq_ref, 1e-5}, "tile GEMM, normalised");
         }
 
         // The folded q/k/v projection (norm prologue, rotary and cache epilogue) and gate/up/SwiGLU, where the
@@ -466,11 +515,13 @@ TEST(GpuFused, FusedStepEqualsTheFullForwardOnTheGpu) {
       for (const std::vector<int64_t>& lengths :
            {std::vector<int64_t>{5, 12, 1, 9}, std::vector<int64_t>{5, 12, 1, 9, 16, 3, 7, 2, 11, 4, 8, 6, 13, 10, 15, 14},
             std::vector<int64_t>{7}, std::vector<int64_t>{3, 11}})
-        // Folded, folded with the skinny GEMM's L2 prefetch (off by default), unfolded; the tile GEMM.
+        // Folded, folded with the skinny GEMM's L2 prefetch (off by default), unfolded; the tile GEMM folded
+        // (five kernels a layer) and not (seven).
         for (auto [fold, prefetch, tile] : std::vector<std::tuple<bool, bool, bool>>{
-                 {true, false, false}, {true, true, false}, {false, false, false}, {true, false, true}}) {
+                 {true, false, false}, {true, true, false}, {false, false, false}, {true, false, true},
+                 {false, false, true}}) {
           const bool many = lengths.size() > 2;
-          if ((!fold || prefetch) && many) continue;  // the same path as the default
+          if ((!fold || prefetch) && many && !tile) continue;  // the same path as the default
           if (tile && (!many || dtype == at::kFloat)) continue;  // the tile GEMM serves 3-16 rows of bf16/fp16
           model::FusedStepOptions options;
           options.fold = fold;

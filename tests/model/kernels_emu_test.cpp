@@ -361,33 +361,78 @@ TEST(EmulatedKernels, TileGemmEqualsATLinear) {
   }
 }
 
-// The tile GEMM's epilogues (rotary + cache append, SwiGLU) against the unfolded ops on the same x.
+// The tile GEMM's epilogues (rotary + cache append, SwiGLU) on `in` (x itself, or a TileNormedInput) against the
+// reference ops on the same input; M rows of C = H * D.
+template <class In>
+void expect_tile_epilogues(const emu::Launcher& launch, const In& in, int64_t M, int64_t H, int64_t Hkv, int64_t D,
+                           at::ScalarType dtype, const std::string& where) {
+  const int64_t C = H * D, F = 40, S = 17;
+  at::Tensor wq = at::randn({H * D, C}, dtype) * 0.1, wk = at::randn({Hkv * D, C}, dtype) * 0.1,
+             wv = at::randn({Hkv * D, C}, dtype) * 0.1;
+  at::Tensor positions = at::randint(0, 500, {M}, at::kLong), columns = at::randperm(S, at::kLong).narrow(0, 0, M);
+  model::RotaryEmbedding rope(D, 10000, at::kCPU);
+  at::Tensor kc = at::randn({M, Hkv, S, D}, dtype), vc = at::randn({M, Hkv, S, D}, dtype);
+  at::Tensor kc_ref = kc.clone(), vc_ref = vc.clone(), q_out = at::empty({M, H, D}, dtype);
+  launchers::tile_qkv_rope(launch, in, wq, wk, wv, positions, columns, rope.inv_freq(), kc, vc, q_out);
+  at::Tensor want =
+      model::fused::qkv_rope_append(in, wq, wk, wv, positions, columns, rope.inv_freq(), kc_ref, vc_ref, kRef);
+  expect_qkv_near(q_out, want, kc, kc_ref, vc, vc_ref, dtype, where);
+  at::Tensor wg = at::randn({F, C}, dtype) * 0.1, wu = at::randn({F, C}, dtype) * 0.1;
+  at::Tensor act = at::empty({M, F}, dtype);
+  launchers::tile_gate_up_silu(launch, in, wg, wu, act);
+  EXPECT_LE(rel_diff(act, model::fused::gate_up_silu(in, wg, wu, kRef)), kernel_tolerance(dtype, 2))
+      << where << ": gate_up_silu";
+}
+
 TEST(EmulatedKernels, TileEpiloguesEqualTheUnfoldedOps) {
   const emu::Launcher launch{2};
   for (at::ScalarType dtype : kHalfTypes)
     for (auto [H, Hkv, D] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{{4, 2, 16}, {2, 1, 48}})
       for (int64_t M : {3, 16}) {
-        const int64_t C = H * D, F = 40, S = 17;
-        const std::string where = c10::str(dtype, " M ", M, " H ", H, " Hkv ", Hkv, " D ", D);
         at::manual_seed(13);
-        at::Tensor x = at::randn({M, C}, dtype);
-        at::Tensor wq = at::randn({H * D, C}, dtype) * 0.1, wk = at::randn({Hkv * D, C}, dtype) * 0.1,
-                   wv = at::randn({Hkv * D, C}, dtype) * 0.1;
-        at::Tensor positions = at::randint(0, 500, {M}, at::kLong), columns = at::randperm(S, at::kLong).narrow(0, 0, M);
-        model::RotaryEmbedding rope(D, 10000, at::kCPU);
-        at::Tensor kc = at::randn({M, Hkv, S, D}, dtype), vc = at::randn({M, Hkv, S, D}, dtype);
-        at::Tensor kc_ref = kc.clone(), vc_ref = vc.clone(), q_out = at::empty({M, H, D}, dtype);
-        launchers::tile_qkv_rope(launch, x, wq, wk, wv, positions, columns, rope.inv_freq(), kc, vc, q_out);
-        at::Tensor want = model::fused::qkv_rope_append(x, wq, wk, wv, positions, columns, rope.inv_freq(), kc_ref,
-                                                        vc_ref, kRef);
-        expect_qkv_near(q_out, want, kc, kc_ref, vc, vc_ref, dtype, where);
-
-        at::Tensor wg = at::randn({F, C}, dtype) * 0.1, wu = at::randn({F, C}, dtype) * 0.1;
-        at::Tensor act = at::empty({M, F}, dtype);
-        launchers::tile_gate_up_silu(launch, x, wg, wu, act);
-        EXPECT_LE(rel_diff(act, model::fused::gate_up_silu(x, wg, wu, kRef)), kernel_tolerance(dtype, 2))
-            << where << ": gate_up_silu";
+        expect_tile_epilogues(launch, at::randn({M, H * D}, dtype), M, H, Hkv, D, dtype,
+                              c10::str(dtype, " M ", M, " H ", H, " Hkv ", Hkv, " D ", D));
       }
+}
+
+// The tile GEMM's residual add (o and down at 3-16 rows): residual += x w^T in place, rounded as HF's, and each
+// 16-column group's sums of squares of the new rows; partial last tiles (N 40) and blocks looping over tiles.
+TEST(EmulatedKernels, TileResidualLinearAddsAsHFAndLeavesTheRowSums) {
+  for (int64_t resident : {1, 3}) {
+    const emu::Launcher launch{resident};
+    for (at::ScalarType dtype : kHalfTypes)
+      for (auto [N, K] : std::vector<std::pair<int64_t, int64_t>>{{40, 264}, {64, 96}})
+        for (int64_t M : {3, 16}) {
+          const std::string where = c10::str(dtype, " M ", M, " N ", N, " K ", K, " resident ", resident);
+          at::manual_seed(14);
+          at::Tensor x = at::randn({M, K}, dtype), w = at::randn({N, K}, dtype) * 0.05;
+          at::Tensor residual = at::randn({M, N}, dtype), residual_ref = residual.clone();
+          const int64_t P = model::fused::sumsq_parts(N);
+          at::Tensor sumsq = at::full({P, 16}, NAN, at::kFloat), sumsq_ref = sumsq.clone();
+          launchers::tile_residual_linear(launch, residual, x, w, sumsq);
+          model::fused::residual_add_linear(residual_ref, x, w, sumsq_ref, kRef);
+          EXPECT_LE(rel_diff(residual, residual_ref), kernel_tolerance(dtype, 2)) << where << ": residual";
+          EXPECT_LE(rel_diff(sumsq.narrow(1, 0, M), sumsq_ref.narrow(1, 0, M)), kernel_tolerance(dtype, 2))
+              << where << ": sums of squares";
+          if (M < 16) EXPECT_TRUE(sumsq.narrow(1, M, 16 - M).isnan().all().item<bool>()) << where << ": rows past M";
+        }
+  }
+}
+
+// The tile GEMM with x normalised as it loads it (fused::TileNormedInput) against the norm, then the ops.
+TEST(EmulatedKernels, TileNormedInputEqualsTheNormThenTheOps) {
+  const emu::Launcher launch{2};
+  for (at::ScalarType dtype : kHalfTypes)
+    for (int64_t M : {3, 16}) {
+      const int64_t H = 4, Hkv = 2, D = 24, C = H * D;
+      at::manual_seed(15);
+      at::Tensor residual = at::randn({M, C}, dtype) * 3, nw = at::randn({C}, dtype);
+      // The sums of squares as the residual add leaves them (here: of a zero projection's).
+      at::Tensor sumsq = at::empty({model::fused::sumsq_parts(C), 16}, at::kFloat);
+      model::fused::residual_add_linear(residual, at::zeros({M, 8}, dtype), at::zeros({C, 8}, dtype), sumsq, kRef);
+      expect_tile_epilogues(launch, model::fused::TileNormedInput{residual, nw, sumsq, 1e-5}, M, H, Hkv, D, dtype,
+                            c10::str(dtype, " M ", M, " normalised"));
+    }
 }
 
 TEST(EmulatedKernels, DecodeAttentionEqualsTheReferenceWithAndWithoutCounters) {

@@ -217,18 +217,40 @@ void skinny_gate_up_silu(const L& launch, const NormedInput& in, const at::Tenso
 namespace detail {
 
 // At most the blocks the device holds at once, each looping over tiles (its loads run ahead into the next).
-template <typename T, class L, class Plan>
-void launch_tile(const L& launch, const at::Tensor& x, const Plan& plan) {
-  const int64_t M = x.size(0), tiles = kernels::tile_count(plan);
+// x: (M, K), or with kNormX the residual that `norm` normalises.
+template <typename T, bool kNormX, class L, class Plan>
+void launch_tile(const L& launch, int64_t M, int64_t K, const T* x, const kernels::NormX<T>& norm, const Plan& plan) {
+  const int64_t tiles = kernels::tile_count(plan);
   TORCH_INTERNAL_ASSERT(M >= 1 && M <= kernels::kTileRows, "the tile GEMM takes 1 to 16 rows, got ", M);
   if (tiles == 0) return;
   const dim3 block(kernels::kTileWarps * 32);
   auto go = [&](auto kernel) {
     const int64_t grid = std::min(tiles, std::max<int64_t>(1, launch.resident_blocks(kernel, block.x)));
-    launch(kernel, dim3(static_cast<unsigned>(grid)), block, x.data_ptr<T>(), static_cast<int>(M), plan, x.size(1));
+    launch(kernel, dim3(static_cast<unsigned>(grid)), block, x, norm, static_cast<int>(M), plan, K);
   };
-  if (M <= 8) go(kernels::tile_kernel<T, 1, Plan>);
-  else go(kernels::tile_kernel<T, 2, Plan>);
+  if (M <= 8) go(kernels::tile_kernel<T, 1, Plan, kNormX>);
+  else go(kernels::tile_kernel<T, 2, Plan, kNormX>);
+}
+
+template <typename T>
+kernels::NormX<T> norm_x(const TileNormedInput& in) {
+  kernels::NormX<T> n;
+  n.residual = in.residual.data_ptr<T>();
+  n.weight = in.weight.data_ptr<T>();
+  n.sumsq = in.sumsq.data_ptr<float>();
+  n.parts = in.sumsq.size(0);
+  n.eps = static_cast<float>(in.eps);
+  return n;
+}
+
+// A plan through the tile GEMM on x as it is (a tensor) or normalised as it is loaded (a TileNormedInput).
+template <typename T, class L, class Plan>
+void tile_plan(const L& launch, const at::Tensor& x, const Plan& plan) {
+  launch_tile<T, false>(launch, x.size(0), x.size(1), x.data_ptr<T>(), kernels::NormX<T>{}, plan);
+}
+template <typename T, class L, class Plan>
+void tile_plan(const L& launch, const TileNormedInput& in, const Plan& plan) {
+  launch_tile<T, true>(launch, in.residual.size(0), in.residual.size(1), nullptr, norm_x<T>(in), plan);
 }
 
 }  // namespace detail
@@ -237,28 +259,39 @@ void launch_tile(const L& launch, const at::Tensor& x, const Plan& plan) {
 template <class L>
 void tile_linear(const L& launch, const at::Tensor& x, at::TensorList weights, const at::Tensor& out) {
   AT_DISPATCH_REDUCED_FLOATING_TYPES(x.scalar_type(), "tile_linear", [&] {
-    detail::launch_tile<scalar_t>(launch, x, detail::parts_plan<scalar_t>(weights, out));
+    detail::tile_plan<scalar_t>(launch, x, detail::parts_plan<scalar_t>(weights, out));
   });
 }
 
-// skinny_qkv_rope's results for x (M, K) as it is (already normalised), through the tile GEMM.
-template <class L>
-void tile_qkv_rope(const L& launch, const at::Tensor& x, const at::Tensor& wq, const at::Tensor& wk,
-                   const at::Tensor& wv, const at::Tensor& positions, const at::Tensor& columns,
-                   const at::Tensor& inv_freq, const at::Tensor& k_cache, const at::Tensor& v_cache,
-                   const at::Tensor& q_out) {
+// skinny_qkv_rope's results through the tile GEMM, for In: x (M, K) as it is (a tensor, already normalised) or
+// a TileNormedInput.
+template <class L, class In>
+void tile_qkv_rope(const L& launch, const In& x, const at::Tensor& wq, const at::Tensor& wk, const at::Tensor& wv,
+                   const at::Tensor& positions, const at::Tensor& columns, const at::Tensor& inv_freq,
+                   const at::Tensor& k_cache, const at::Tensor& v_cache, const at::Tensor& q_out) {
   AT_DISPATCH_REDUCED_FLOATING_TYPES(q_out.scalar_type(), "tile_qkv_rope", [&] {
-    detail::launch_tile<scalar_t>(
+    detail::tile_plan<scalar_t>(
         launch, x, detail::rope_plan<scalar_t>(wq, wk, wv, positions, columns, inv_freq, k_cache, v_cache, q_out));
   });
 }
 
-// skinny_gate_up_silu's results for x (M, K) as it is, through the tile GEMM.
-template <class L>
-void tile_gate_up_silu(const L& launch, const at::Tensor& x, const at::Tensor& wg, const at::Tensor& wu,
-                       const at::Tensor& out) {
+// skinny_gate_up_silu's results through the tile GEMM, In as for tile_qkv_rope.
+template <class L, class In>
+void tile_gate_up_silu(const L& launch, const In& x, const at::Tensor& wg, const at::Tensor& wu, const at::Tensor& out) {
   AT_DISPATCH_REDUCED_FLOATING_TYPES(out.scalar_type(), "tile_gate_up_silu", [&] {
-    detail::launch_tile<scalar_t>(launch, x, detail::silu_plan<scalar_t>(wg, wu, out));
+    detail::tile_plan<scalar_t>(launch, x, detail::silu_plan<scalar_t>(wg, wu, out));
+  });
+}
+
+// residual (M, N) += x w^T (w: (N, K)) in place, rounded as HF's residual add; sumsq (ceil(N / 16), 16) float32
+// gets each 16-column group's sums of squares of the new rows (rows past M left alone).
+template <class L>
+void tile_residual_linear(const L& launch, const at::Tensor& residual, const at::Tensor& x, const at::Tensor& w,
+                          const at::Tensor& sumsq) {
+  AT_DISPATCH_REDUCED_FLOATING_TYPES(x.scalar_type(), "tile_residual_linear", [&] {
+    const kernels::ResidualPlan<scalar_t> plan{w.data_ptr<scalar_t>(), residual.data_ptr<scalar_t>(),
+                                               sumsq.data_ptr<float>(), w.size(0)};
+    detail::tile_plan<scalar_t>(launch, x, plan);
   });
 }
 

@@ -54,18 +54,53 @@ void tile_linear(const at::Tensor& x, at::TensorList weights, const at::Tensor& 
   launchers::tile_linear(StreamLauncher::current(launch.programmatic), x, weights, out);
 }
 
-void tile_qkv_rope(const at::Tensor& x, const at::Tensor& wq, const at::Tensor& wk, const at::Tensor& wv,
-                   const at::Tensor& positions, const at::Tensor& columns, const at::Tensor& inv_freq,
-                   const at::Tensor& k_cache, const at::Tensor& v_cache, const at::Tensor& q_out, LaunchOptions launch) {
-  const c10::cuda::CUDAGuard guard(x.device());
+namespace {
+
+template <class In>
+void qkv_rope_through_tiles(const In& x, const at::Tensor& wq, const at::Tensor& wk, const at::Tensor& wv,
+                            const at::Tensor& positions, const at::Tensor& columns, const at::Tensor& inv_freq,
+                            const at::Tensor& k_cache, const at::Tensor& v_cache, const at::Tensor& q_out,
+                            LaunchOptions launch) {
+  const c10::cuda::CUDAGuard guard(q_out.device());
   launchers::tile_qkv_rope(StreamLauncher::current(launch.programmatic), x, wq, wk, wv, positions, columns, inv_freq,
                            k_cache, v_cache, q_out);
 }
 
+template <class In>
+void gate_up_silu_through_tiles(const In& x, const at::Tensor& wg, const at::Tensor& wu, const at::Tensor& out,
+                                LaunchOptions launch) {
+  const c10::cuda::CUDAGuard guard(out.device());
+  launchers::tile_gate_up_silu(StreamLauncher::current(launch.programmatic), x, wg, wu, out);
+}
+
+}  // namespace
+
+void tile_qkv_rope(const at::Tensor& x, const at::Tensor& wq, const at::Tensor& wk, const at::Tensor& wv,
+                   const at::Tensor& positions, const at::Tensor& columns, const at::Tensor& inv_freq,
+                   const at::Tensor& k_cache, const at::Tensor& v_cache, const at::Tensor& q_out, LaunchOptions launch) {
+  qkv_rope_through_tiles(x, wq, wk, wv, positions, columns, inv_freq, k_cache, v_cache, q_out, launch);
+}
+
+void tile_qkv_rope(const TileNormedInput& in, const at::Tensor& wq, const at::Tensor& wk, const at::Tensor& wv,
+                   const at::Tensor& positions, const at::Tensor& columns, const at::Tensor& inv_freq,
+                   const at::Tensor& k_cache, const at::Tensor& v_cache, const at::Tensor& q_out, LaunchOptions launch) {
+  qkv_rope_through_tiles(in, wq, wk, wv, positions, columns, inv_freq, k_cache, v_cache, q_out, launch);
+}
+
 void tile_gate_up_silu(const at::Tensor& x, const at::Tensor& wg, const at::Tensor& wu, const at::Tensor& out,
                        LaunchOptions launch) {
+  gate_up_silu_through_tiles(x, wg, wu, out, launch);
+}
+
+void tile_gate_up_silu(const TileNormedInput& in, const at::Tensor& wg, const at::Tensor& wu, const at::Tensor& out,
+                       LaunchOptions launch) {
+  gate_up_silu_through_tiles(in, wg, wu, out, launch);
+}
+
+void tile_residual_linear(const at::Tensor& residual, const at::Tensor& x, const at::Tensor& w, const at::Tensor& sumsq,
+                          LaunchOptions launch) {
   const c10::cuda::CUDAGuard guard(x.device());
-  launchers::tile_gate_up_silu(StreamLauncher::current(launch.programmatic), x, wg, wu, out);
+  launchers::tile_residual_linear(StreamLauncher::current(launch.programmatic), residual, x, w, sumsq);
 }
 
 }  // namespace chatmill::model::fused::cuda

@@ -37,5 +37,13 @@ void tile_qkv_rope(const at::Tensor& x, const at::Tensor& wq, const at::Tensor& 
                    const at::Tensor& k_cache, const at::Tensor& v_cache, const at::Tensor& q_out, LaunchOptions launch);
 void tile_gate_up_silu(const at::Tensor& x, const at::Tensor& wg, const at::Tensor& wu, const at::Tensor& out,
                        LaunchOptions launch);
+// The same with x normalised as it is loaded (fused::TileNormedInput), and fused::residual_add_linear.
+void tile_qkv_rope(const TileNormedInput& in, const at::Tensor& wq, const at::Tensor& wk, const at::Tensor& wv,
+                   const at::Tensor& positions, const at::Tensor& columns, const at::Tensor& inv_freq,
+                   const at::Tensor& k_cache, const at::Tensor& v_cache, const at::Tensor& q_out, LaunchOptions launch);
+void tile_gate_up_silu(const TileNormedInput& in, const at::Tensor& wg, const at::Tensor& wu, const at::Tensor& out,
+                       LaunchOptions launch);
+void tile_residual_linear(const at::Tensor& residual, const at::Tensor& x, const at::Tensor& w, const at::Tensor& sumsq,
+                          LaunchOptions launch);
 
 }  // namespace chatmill::model::fused::cuda

@@ -16,10 +16,15 @@
 // is read by the 4 lanes of a group, 64 contiguous bytes an instruction a row.
 //
 // x (M, K) comes from global memory through the read-only path (every block reads all of it; L1 and L2 serve
-// the re-reads). The norm stays a kernel of its own before it (fused::add_rms_norm): at 16 rows, each block
-// normalising x for itself, as the skinny kernel's prologue does, would read ~256 KB a block from L2.
+// the re-reads). Each block normalising x for itself from the residual, as the skinny kernel's prologue does,
+// would read the residual twice (~256 KB a block at 16 rows of 4096) before its first multiply. Instead, with a
+// NormX (kNormX), the normalisation happens as x is loaded, from each row's sum of squares, which the kernel
+// that last added to the residual left as partial sums, one a tile (ResidualPlan: residual += x W^T in the
+// epilogue, HF's rounding). So the step at 3 to 16 rows needs no norm kernels between layers: q/k/v with the
+// norm and rotary, attention, o with the residual add, gate/up with the norm and SwiGLU, down with the residual
+// add. The partial sums are added in a fixed order: the same step gives the same bits every time.
 // Plain device code: compiled by nvcc (fused_kernels.cu) and, in the tests, for the CPU emulator.
-// Shape legend: M rows of x, K inner dim.
+// Shape legend: M rows of x, K inner dim, C hidden.
 #pragma once
 #include <c10/util/BFloat16.h>
 
@@ -35,6 +40,90 @@ namespace chatmill::model::fused::kernels {
 constexpr int kTileRows = 16;  // most rows of x: two n = 8 halves of the mma
 constexpr int kTileWarps = 8;  // warps a block, splitting K
 constexpr int kTileDepth = 4;  // slabs (32 values of a row) each lane has in flight
+
+// x = rms_norm(residual) * weight, row by row, rounded as fused::add_rms_norm rounds, from sumsq: parts x
+// kTileRows partial sums of each row's squares (ResidualPlan's, one part a tile of its output).
+template <typename T>
+struct NormX {
+  const T* residual = nullptr;  // (M, K)
+  const T* weight = nullptr;    // (K)
+  const float* sumsq = nullptr;
+  int64_t parts = 0;
+  float eps = 0.f;
+};
+
+// residual (M, N) += x W^T, rounded as HF's residual + o_proj(...) is (the projection's output to T, then the
+// sum to T), in place: each element is read and written by the one lane that computes it. One row per item.
+// Each tile also leaves the sums of squares of its 16 columns of every row in sumsq (tiles x kTileRows),
+// what a NormX needs of the new residual.
+template <typename T>
+struct ResidualPlan {
+  const T* w;     // (N, K)
+  T* residual;    // (M, N)
+  float* sumsq;   // (tiles, kTileRows)
+  int64_t N;
+
+  static constexpr int kRows = 1;
+  static constexpr bool kStats = true;
+  __host__ __device__ __forceinline__ int64_t items() const { return N; }
+  __device__ __forceinline__ void rows(int64_t n, int64_t K, const T*& r0, const T*& r1) const {
+    r0 = w + n * K;
+    r1 = r0;
+  }
+  // Returns the new element's square, for the row's sum.
+  __device__ __forceinline__ float store(int64_t n, int m, float a0, float) const {
+    const float h = cuda_math::rnd<T>(static_cast<float>(residual[m * N + n]) + cuda_math::rnd<T>(a0));
+    residual[m * N + n] = static_cast<T>(h);
+    return h * h;
+  }
+  __device__ __forceinline__ void row_stat(int64_t tile, int m, float v) const { sumsq[tile * kTileRows + m] = v; }
+};
+
+// Whether a plan leaves row statistics (ResidualPlan); the others' store returns nothing.
+template <typename Plan, typename = void>
+struct PlanStats : std::false_type {};
+template <typename Plan>
+struct PlanStats<Plan, std::void_t<decltype(Plan::kStats)>> : std::integral_constant<bool, Plan::kStats> {};
+
+template <typename Plan>
+__device__ __forceinline__ float store_item(const Plan& plan, int64_t n, int m, float a0, float a1) {
+  if constexpr (PlanStats<Plan>::value) {
+    return plan.store(n, m, a0, a1);
+  } else {
+    plan.store(n, m, a0, a1);
+    return 0.f;
+  }
+}
+
+// inv[m] = 1 / sqrt(mean of row m's squares + eps) for m < kTileRows, from a NormX's partial sums, added in a
+// fixed order (16 threads a row, then one). Every thread of the block calls it (blockDim.x == 256).
+template <typename T>
+__device__ __forceinline__ void row_inv_rms(const NormX<T>& in, int64_t K, float* inv) {
+  __shared__ float part[16][kTileRows];
+  const int m = threadIdx.x % kTileRows, p = threadIdx.x / kTileRows;
+  float s = 0.f;
+  for (int64_t i = p; i < in.parts; i += 16) s += in.sumsq[i * kTileRows + m];
+  part[p][m] = s;
+  __syncthreads();
+  if (threadIdx.x < kTileRows) {
+    float total = 0.f;
+    for (int q = 0; q < 16; ++q) total += part[q][threadIdx.x];
+    inv[threadIdx.x] = rsqrtf(total / static_cast<float>(K) + in.eps);
+  }
+  __syncthreads();
+}
+
+// Chunk c of x's row m normalised: weight * rnd(residual * inv), as add_rms_norm_row rounds. g: the weight's chunk.
+template <typename T>
+__device__ __forceinline__ uint4 normalised_chunk(const uint4& residual, const uint4& weight, float inv) {
+  constexpr int kN = 16 / sizeof(T);
+  float h[kN], g[kN];
+  cuda_math::unpack16<T>(residual, h);
+  cuda_math::unpack16<T>(weight, g);
+#pragma unroll
+  for (int e = 0; e < kN; ++e) h[e] = g[e] * cuda_math::rnd<T>(h[e] * inv);
+  return cuda_math::pack16<T>(h);
+}
 
 // The tiles of a plan: 16 / kRows items each.
 template <typename Plan>
@@ -71,10 +160,12 @@ __device__ __forceinline__ void tile_load(const uint4* const (&w)[2], uint4 (&bu
   }
 }
 
-// NT: halves of 8 rows of x (1: M <= 8, 2: M <= 16). Tiles blockIdx.x, + gridDim.x, ...
-template <typename T, int NT, typename Plan>
+// NT: halves of 8 rows of x (1: M <= 8, 2: M <= 16). Tiles blockIdx.x, + gridDim.x, ... x: (M, K), or with
+// kNormX the rows `norm` describes (x unused).
+template <typename T, int NT, typename Plan, bool kNormX>
 __global__ void __launch_bounds__(kTileWarps * 32, 2)
-    tile_kernel(const T* __restrict__ x, int M, Plan plan, int64_t K) {
+    tile_kernel(const T* __restrict__ x, NormX<T> norm, int M, Plan plan, int64_t K) {
+  static_assert(kTileWarps * 32 == 16 * kTileRows, "row_inv_rms: 16 threads a row");
   constexpr bool kBf16 = std::is_same<T, c10::BFloat16>::value;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   const int64_t chunks = K / 8, slabs = (chunks + 3) / 4, tiles = tile_count(plan);
@@ -87,9 +178,16 @@ __global__ void __launch_bounds__(kTileWarps * 32, 2)
   tile_load(w, buf, warp, chunks, t);  // weights: no kernel's output, so before the wait
   cuda_launch::wait_for_previous_kernel();
   cuda_launch::allow_next_kernel();
-  const uint4* xr[2];  // the rows of x this lane's B fragments take: g, and g + 8
+  __shared__ float inv_rms[kTileRows];
+  if constexpr (kNormX) row_inv_rms(norm, K, inv_rms);
+  const uint4* xr[2];  // the rows of x (or of the residual) this lane's B fragments take: g, and g + 8
+  float xinv[2];       // with kNormX, those rows' 1 / rms
 #pragma unroll
-  for (int j = 0; j < 2; ++j) xr[j] = g + 8 * j < M ? reinterpret_cast<const uint4*>(x) + (g + 8 * j) * chunks : nullptr;
+  for (int j = 0; j < 2; ++j) {
+    const T* base = kNormX ? norm.residual : x;
+    xr[j] = g + 8 * j < M ? reinterpret_cast<const uint4*>(base) + (g + 8 * j) * chunks : nullptr;
+    xinv[j] = kNormX ? inv_rms[(g + 8 * j) % kTileRows] : 0.f;
+  }
   for (; tile < tiles; tile += gridDim.x) {
     float d[NT][4];
 #pragma unroll
@@ -111,8 +209,14 @@ __global__ void __launch_bounds__(kTileWarps * 32, 2)
         const uint32_t a0[4] = {buf[u][0].x, buf[u][1].x, buf[u][0].y, buf[u][1].y};
         const uint32_t a1[4] = {buf[u][0].z, buf[u][1].z, buf[u][0].w, buf[u][1].w};
 #pragma unroll
+        uint4 wn = make_uint4(0, 0, 0, 0);  // with kNormX, the norm weight's chunk c
+        if constexpr (kNormX) {
+          if (c < chunks) wn = __ldg(reinterpret_cast<const uint4*>(norm.weight) + c);
+        }
+#pragma unroll
         for (int j = 0; j < NT; ++j) {
-          const uint4 xv = xr[j] != nullptr && c < chunks ? __ldg(xr[j] + c) : make_uint4(0, 0, 0, 0);
+          uint4 xv = xr[j] != nullptr && c < chunks ? __ldg(xr[j] + c) : make_uint4(0, 0, 0, 0);
+          if constexpr (kNormX) xv = normalised_chunk<T>(xv, wn, xinv[j]);  // zeros stay zeros
           const uint32_t b0[2] = {xv.x, xv.y}, b1[2] = {xv.z, xv.w};
           cuda_math::mma_16816<T, kBf16>(d[j], a0, b0);
           cuda_math::mma_16816<T, kBf16>(d[j], a1, b1);
@@ -135,6 +239,7 @@ __global__ void __launch_bounds__(kTileWarps * 32, 2)
     __syncthreads();
     if (warp == 0) {
       const int64_t items = plan.items();
+      float stat[NT][2];  // a stats plan's: this lane's share of each of its rows' sums
 #pragma unroll
       for (int j = 0; j < NT; ++j) {
         float sum[4];
@@ -147,16 +252,29 @@ __global__ void __launch_bounds__(kTileWarps * 32, 2)
 #pragma unroll
         for (int e = 0; e < 2; ++e) {
           const int m = 8 * j + 2 * t + e;
+          stat[j][e] = 0.f;
           if (m >= M) continue;
           if constexpr (Plan::kRows == 2) {
             const int64_t n = tile * 8 + g;
-            if (n < items) plan.store(n, m, sum[e], sum[2 + e]);
+            if (n < items) stat[j][e] += store_item(plan, n, m, sum[e], sum[2 + e]);
           } else {
             const int64_t n = tile * 16 + g;
-            if (n < items) plan.store(n, m, sum[e], 0.f);
-            if (n + 8 < items) plan.store(n + 8, m, sum[2 + e], 0.f);
+            if (n < items) stat[j][e] += store_item(plan, n, m, sum[e], 0.f);
+            if (n + 8 < items) stat[j][e] += store_item(plan, n + 8, m, sum[2 + e], 0.f);
           }
         }
+      }
+      if constexpr (PlanStats<Plan>::value) {
+        // Each row's sum over the tile's columns: over the 8 lanes of the same t (g = 0..7), by the whole warp.
+#pragma unroll
+        for (int j = 0; j < NT; ++j)
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            float v = stat[j][e];
+            for (int offset = 4; offset < 32; offset *= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);
+            const int m = 8 * j + 2 * t + e;
+            if (g == 0 && m < M) plan.row_stat(tile, m, v);
+          }
       }
     }
     __syncthreads();  // partial is the next tile's
