@@ -435,6 +435,71 @@ TEST(EmulatedKernels, TileNormedInputEqualsTheNormThenTheOps) {
     }
 }
 
+// The folded tile step (fused_decode.cpp's branch for 3 to 16 rows with FusedStepOptions::tile_gemm: five
+// kernels a layer) composed here from the emulated kernels in that order, against the step's reference
+// composition (fused_decode_hidden on the CPU): the norms come only from the sums of squares the residual adds
+// leave, so a sum read from the wrong kernel, or a residual updated out of turn, shows in the hidden states and
+// the cache.
+TEST(EmulatedKernels, FoldedTileStepEqualsTheReferenceStep) {
+  const emu::Launcher launch{3};
+  // One n = 8 half of the mma in fp16, both in bf16 (the emulator's mma is slow: one case each).
+  for (auto [dtype, M] : std::vector<std::pair<at::ScalarType, int64_t>>{{at::kHalf, 3}, {at::kBFloat16, 16}}) {
+    model::LlamaConfig cfg = model::llama2_debug();
+    cfg.hidden_size = 128;
+    cfg.num_heads = 4;  // head dim 32
+    cfg.num_kv_heads = 2;
+    cfg.intermediate_size = 200;
+    cfg.num_layers = 2;
+    cfg.rope_theta = 50000;
+    cfg.rms_norm_eps = 1e-6;
+    const double eps = cfg.rms_norm_eps;
+    const std::string where = c10::str(dtype, " M ", M);
+    model::Model m(cfg, model::init_weights(cfg, 0.05, 7, dtype, at::kCPU));
+    const int64_t S = 24, C = cfg.hidden_size, H = cfg.num_heads, D = C / H;
+    at::manual_seed(9);
+    model::KVCache cache = model::KVCache::allocate(cfg, M, S, dtype, at::kCPU), ref;
+    for (size_t l = 0; l < cache.k.size(); ++l) {
+      cache.k[l].normal_();
+      cache.v[l].normal_();
+      ref.k.push_back(cache.k[l].clone());
+      ref.v.push_back(cache.v[l].clone());
+    }
+    const at::Tensor positions = at::randint(0, S, {M}, at::kLong), lengths = positions + 1;
+    const at::Tensor ids = at::randint(3, cfg.vocab_size, {M}, at::kLong);
+    const at::Tensor want = model::fused_decode_hidden(m, ids, positions, positions, lengths, ref);  // (M, C)
+
+    at::Tensor x = at::embedding(m.weights.embed, ids).contiguous();  // the residual, updated in place
+    at::Tensor sumsq = at::full({model::fused::sumsq_parts(C), 16}, NAN, at::kFloat);
+    at::Tensor first = at::empty_like(x);
+    launchers::add_rms_norm(launch, x, at::Tensor(), m.weights.layers[0].input_norm, eps, first);
+    for (int64_t l = 0; l < cfg.num_layers; ++l) {
+      const model::LayerWeights& w = m.weights.layers[l];
+      at::Tensor q = at::empty({M, H, D}, dtype), attn = at::empty({M, H * D}, dtype);
+      if (l == 0)
+        launchers::tile_qkv_rope(launch, first, w.q_proj, w.k_proj, w.v_proj, positions, positions,
+                                 m.rope.inv_freq(), cache.k[l], cache.v[l], q);
+      else
+        launchers::tile_qkv_rope(launch, model::fused::TileNormedInput{x, w.input_norm, sumsq, eps}, w.q_proj,
+                                 w.k_proj, w.v_proj, positions, positions, m.rope.inv_freq(), cache.k[l],
+                                 cache.v[l], q);
+      launchers::decode_attention(launch, q, cache.k[l], cache.v[l], lengths, at::Tensor(), attn);
+      launchers::tile_residual_linear(launch, x, attn, w.o_proj, sumsq);
+      at::Tensor act = at::empty({M, cfg.intermediate_size}, dtype);
+      launchers::tile_gate_up_silu(launch, model::fused::TileNormedInput{x, w.post_norm, sumsq, eps}, w.gate_proj,
+                                   w.up_proj, act);
+      launchers::tile_residual_linear(launch, x, act, w.down_proj, sumsq);
+    }
+    at::Tensor got = at::empty_like(x);
+    launchers::add_rms_norm(launch, x, at::Tensor(), m.weights.norm, eps, got);
+    // Two layers of one-ulp differences (matmul and attention reduction orders) through the norms.
+    EXPECT_LE(rel_diff(got, want), kernel_tolerance(dtype, 4)) << where;
+    for (size_t l = 0; l < cache.k.size(); ++l) {
+      EXPECT_LE(rel_diff(cache.k[l], ref.k[l]), kernel_tolerance(dtype, 2)) << where << " layer " << l;
+      EXPECT_LE(rel_diff(cache.v[l], ref.v[l]), kernel_tolerance(dtype, 2)) << where << " layer " << l;
+    }
+  }
+}
+
 TEST(EmulatedKernels, DecodeAttentionEqualsTheReferenceWithAndWithoutCounters) {
   const emu::Launcher launch;
   for (at::ScalarType dtype : kAllTypes)
