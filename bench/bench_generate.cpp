@@ -34,6 +34,7 @@ struct Args {
   bool persistent = false;     // fused step: all layers in one cooperative kernel (model/persistent_decode.h)
   bool no_o_prefetch = false;  // persistent step: no L2 prefetch of the o projection during attention
   bool tile_gemm = false;      // fused step: 3-16 rows through the tensor-core tile GEMM
+  int64_t tile_min_rows = 3;   // the fewest rows it takes (1: also against the skinny GEMM)
   std::string profile;         // profile one more run after the timed ones, write its table here
 };
 
@@ -81,6 +82,8 @@ int main(int argc, char** argv) {
                "rows during attention (FusedStepOptions::persistent_o_prefetch)");
   app.add_flag("--tile-gemm", a.tile_gemm, "fused step: 3 to 16 rows through the tensor-core tile GEMM, rotary and "
                "SwiGLU in its epilogues (FusedStepOptions::tile_gemm)");
+  app.add_option("--tile-min-rows", a.tile_min_rows, "fused step: the fewest rows the tile GEMM takes (1 or 2: in "
+                 "place of the skinny GEMM too; FusedStepOptions::tile_min_rows)");
   app.add_option("--profile", a.profile,
                  "profile one more run and write a per-kernel table here (the engine's CPU work runs in its own "
                  "thread, which the CPU table leaves out; GPU kernels are all there)");
@@ -111,7 +114,8 @@ int main(int argc, char** argv) {
     if (a.engine) engine = std::make_unique<infer::Engine>(m, nullptr, infer::EngineOptions{a.batch, a.prompt_len + a.new_tokens, a.cuda_graph,
                                                                            infer::parse_step_kind(a.step), !a.no_skinny,
                                                                            !a.no_pdl, !a.no_fold, a.l2_prefetch,
-                                                                           a.persistent, !a.no_o_prefetch, a.tile_gemm});
+                                                                           a.persistent, !a.no_o_prefetch, a.tile_gemm,
+                                                                           a.tile_min_rows});
     const int profiled = a.profile.empty() ? 0 : 1;
     std::unique_ptr<bench::OpProfile> prof;
     for (int i = 0; engine && i < a.warmup + a.repeats + profiled; ++i) {
@@ -163,6 +167,7 @@ int main(int argc, char** argv) {
                                           (a.engine && a.step == "fused" && a.persistent ? "(persistent)" : "") +
                                           (a.engine && a.step == "fused" && a.persistent && a.no_o_prefetch ? "(no o prefetch)" : "") +
                                           (a.engine && a.step == "fused" && a.tile_gemm ? "(tile GEMM)" : "") +
+                                          (a.engine && a.step == "fused" && a.tile_gemm && a.tile_min_rows < 3 ? "(from 1 row)" : "") +
                                           (a.cuda_graph ? "+cudagraph" : "")},
                           {"model", a.preset.empty() ? a.model_dir : a.preset},
                           {"params", m.config.num_parameters()},

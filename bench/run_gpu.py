@@ -147,6 +147,7 @@ def main():
             (16, "chatmill-engine+fused(tile GEMM)+cudagraph",
              lambda batch: profiled(fused_with("--tile-gemm")(batch), a.profile_dir, f"profile_decode_b{batch}_tile.md")),
             (1, "hf", hf),
+            (1, "chatmill-engine+fused(tile GEMM)(from 1 row)+cudagraph", fused_with("--tile-gemm", "--tile-min-rows", "1")),
             (2, "chatmill-engine+fused+cudagraph", fused),
             (2, "chatmill-engine+fused(persistent)+cudagraph", fused_with("--persistent")),
             (1, "chatmill-engine+fused(L2 prefetch)(persistent)+cudagraph", fused_with("--persistent", "--l2-prefetch")),

@@ -357,10 +357,10 @@ void Engine::body(int64_t n) {
   if (fused_) {  // each row attends to its own lengths[b] columns, whatever the capacity
     at::Tensor h = model::fused_decode_hidden(m_, ids, columns, columns, lengths, rows_cache,
                                               {o_.skinny_gemm, o_.programmatic_launch, o_.fold, o_.l2_prefetch, o_.persistent,
-                                               o_.persistent_o_prefetch, o_.tile_gemm});  // (n, C)
+                                               o_.persistent_o_prefetch, o_.tile_gemm, o_.tile_min_rows});  // (n, C)
     // The LM head through the same skinny (or tile) GEMM, launched as the step's projections; copy_ widens to
     // float32 as lm_logits does.
-    const model::fused::LaunchOptions launch{o_.programmatic_launch, o_.l2_prefetch, o_.tile_gemm};
+    const model::fused::LaunchOptions launch{o_.programmatic_launch, o_.l2_prefetch, o_.tile_gemm, o_.tile_min_rows};
     logits_.narrow(0, 0, n).copy_(o_.skinny_gemm ? model::fused::linear(h, m_.weights.lm_head, {}, launch)
                                                  : model::lm_logits(m_, h));
     return;

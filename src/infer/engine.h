@@ -48,6 +48,7 @@ struct EngineOptions {
   bool persistent = false;  // fused step: all layers in one cooperative kernel where it applies (FusedStepOptions)
   bool persistent_o_prefetch = true;  // persistent step: o-projection rows into L2 during attention
   bool tile_gemm = false;  // fused step: 3-16 rows through the tensor-core tile GEMM (FusedStepOptions::tile_gemm)
+  int64_t tile_min_rows = 3;  // the fewest rows the tile GEMM takes (FusedStepOptions::tile_min_rows)
 };
 
 // "auto" | "eager" | "fused" (for CLI flags); throws chatmill::Error naming the choices.

@@ -17,7 +17,8 @@ at::Tensor fused_decode_hidden(const Model& m, const at::Tensor& ids, const at::
   CHATMILL_CHECK(static_cast<int64_t>(cache.k.size()) == cfg.num_layers, "the cache has ", cache.k.size(),
                  " layers, the model ", cfg.num_layers);
   const auto& layers = m.weights.layers;
-  const fused::LaunchOptions launch{options.programmatic_launch, options.l2_prefetch, options.tile_gemm};
+  const fused::LaunchOptions launch{options.programmatic_launch, options.l2_prefetch, options.tile_gemm,
+                                    options.tile_min_rows};
   const fused::ForceReference projections{!options.skinny_gemm};  // the reference of fused::linear is at::linear
   const at::Tensor counters = options.fold ? cache.split_counters : at::Tensor();
   auto linear = [&](const at::Tensor& a, const at::Tensor& w) { return fused::linear(a, w, projections, launch); };
@@ -35,6 +36,27 @@ at::Tensor fused_decode_hidden(const Model& m, const at::Tensor& ids, const at::
     // boundary (~3 us) a token.
     return fused::add_rms_norm(x, delta, m.weights.norm, eps, {}, fused::LaunchOptions{false, options.l2_prefetch});
   }
+  // tile_min_rows to 16 rows through the tile GEMM, folded: each norm in the loads of the projection after it
+  // (from the sums of squares the residual add before it left), each residual add in the epilogue of the o and
+  // down projections, rotary and SwiGLU in the q/k/v and gate/up epilogues: five kernels a layer.
+  if (options.tile_gemm && options.fold && fused::tile_applies(x, {layers[0].q_proj}, {}, launch)) {
+    at::Tensor sumsq = at::empty({fused::sumsq_parts(cfg.hidden_size), fused::kTileRows}, x.options().dtype(at::kFloat));
+    const at::Tensor first = fused::add_rms_norm(x, at::Tensor(), layers[0].input_norm, eps, {}, launch);  // (B, C)
+    for (int64_t l = 0; l < cfg.num_layers; ++l) {
+      const LayerWeights& w = layers[l];
+      at::Tensor q = l == 0 ? fused::qkv_rope_append(first, w.q_proj, w.k_proj, w.v_proj, positions, columns,
+                                                     m.rope.inv_freq(), cache.k[l], cache.v[l], {}, launch)
+                            : fused::qkv_rope_append(fused::TileNormedInput{x, w.input_norm, sumsq, eps}, w.q_proj,
+                                                     w.k_proj, w.v_proj, positions, columns, m.rope.inv_freq(),
+                                                     cache.k[l], cache.v[l], {}, launch);  // (B, H, D)
+      fused::residual_add_linear(x, attention(q, l), w.o_proj, sumsq, {}, launch);  // x += attention
+      const at::Tensor act = fused::gate_up_silu(fused::TileNormedInput{x, w.post_norm, sumsq, eps}, w.gate_proj,
+                                                 w.up_proj, {}, launch);  // (B, F)
+      fused::residual_add_linear(x, act, w.down_proj, sumsq, {}, launch);  // x += MLP
+    }
+    return fused::add_rms_norm(x, at::Tensor(), m.weights.norm, eps, {}, launch);  // the final norm
+  }
+
   // The folded kernels are the skinny GEMM's: without it (the cuBLAS comparison) the step stays unfolded.
   if (options.fold && options.skinny_gemm && ids.size(0) <= fused::kSkinnyRows) {
     // Each norm in the prologue of the projection after it, SwiGLU and rotary in their epilogues: five kernels
@@ -54,35 +76,13 @@ at::Tensor fused_decode_hidden(const Model& m, const at::Tensor& ids, const at::
     return fused::add_rms_norm(x, delta, m.weights.norm, eps, {}, launch);  // x += MLP, the final norm
   }
 
-  // 3 to 16 rows through the tile GEMM, folded: each norm in the loads of the projection after it (from the
-  // sums of squares the residual add before it left), each residual add in the epilogue of the o and down
-  // projections, rotary and SwiGLU in the q/k/v and gate/up epilogues: five kernels a layer.
-  if (options.tile_gemm && options.fold && ids.size(0) > fused::kSkinnyRows &&
-      fused::tile_applies(x, {layers[0].q_proj}, {}, launch)) {
-    at::Tensor sumsq = at::empty({fused::sumsq_parts(cfg.hidden_size), fused::kTileRows}, x.options().dtype(at::kFloat));
-    const at::Tensor first = fused::add_rms_norm(x, at::Tensor(), layers[0].input_norm, eps, {}, launch);  // (B, C)
-    for (int64_t l = 0; l < cfg.num_layers; ++l) {
-      const LayerWeights& w = layers[l];
-      at::Tensor q = l == 0 ? fused::qkv_rope_append(first, w.q_proj, w.k_proj, w.v_proj, positions, columns,
-                                                     m.rope.inv_freq(), cache.k[l], cache.v[l], {}, launch)
-                            : fused::qkv_rope_append(fused::TileNormedInput{x, w.input_norm, sumsq, eps}, w.q_proj,
-                                                     w.k_proj, w.v_proj, positions, columns, m.rope.inv_freq(),
-                                                     cache.k[l], cache.v[l], {}, launch);  // (B, H, D)
-      fused::residual_add_linear(x, attention(q, l), w.o_proj, sumsq, {}, launch);  // x += attention
-      const at::Tensor act = fused::gate_up_silu(fused::TileNormedInput{x, w.post_norm, sumsq, eps}, w.gate_proj,
-                                                 w.up_proj, {}, launch);  // (B, F)
-      fused::residual_add_linear(x, act, w.down_proj, sumsq, {}, launch);  // x += MLP
-    }
-    return fused::add_rms_norm(x, at::Tensor(), m.weights.norm, eps, {}, launch);  // the final norm
-  }
-
   at::Tensor normed = fused::add_rms_norm(x, at::Tensor(), layers[0].input_norm, eps, {}, launch);
   // Projections that share their input: one skinny launch for all where it applies.
   auto linears = [&](const at::Tensor& a, const std::vector<at::Tensor>& ws) {
     return fused::linear_parts(a, ws, projections, launch);
   };
-  // Past the skinny GEMM's rows, unfolded, the tile GEMM's epilogues take the rotary and SwiGLU kernels' place.
-  const bool tiles = options.tile_gemm && ids.size(0) > fused::kSkinnyRows;
+  // Unfolded, the tile GEMM's epilogues take the rotary and SwiGLU kernels' place where it applies.
+  const bool tiles = fused::tile_applies(x, {layers[0].q_proj}, {}, launch);
   for (int64_t l = 0; l < cfg.num_layers; ++l) {
     const LayerWeights& w = layers[l];
     at::Tensor q;  // (B, H, D)

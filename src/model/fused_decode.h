@@ -41,8 +41,12 @@ struct FusedStepOptions {
   // + cache append and SwiGLU in its epilogues. With fold, also each norm in the loads of the projection after
   // it and each residual add in the epilogue of the o and down projections (fused::TileNormedInput,
   // residual_add_linear): five kernels a layer (q/k/v, attention, o, gate/up, down); without, seven (the two
-  // norms as kernels). Off until measured faster on a GPU.
+  // norms as kernels). Where it applies it takes precedence over skinny_gemm (on or off). Off until measured
+  // faster on a GPU.
   bool tile_gemm = false;
+  // The fewest rows the tile GEMM takes (LaunchOptions::tile_min_rows): 1 to measure it against the skinny GEMM's
+  // folded step at 1 and 2 rows too.
+  int64_t tile_min_rows = 3;
 };
 
 // ids, positions, columns, lengths: (B) int64 on the model's device. Row b's token at rotary position

@@ -2,6 +2,7 @@
 #include "model/fused_ops.h"
 
 #include <ATen/ATen.h>
+#include <ATen/MemoryOverlap.h>
 
 #include "common/error.h"
 #include "model/attention.h"
@@ -207,8 +208,8 @@ void check_multiplies(const at::Tensor& x, const at::Tensor& weight) {
 
 bool tile_applies(const at::Tensor& x, const std::vector<at::Tensor>& weights, ForceReference ref,
                   LaunchOptions launch) {
-  return launch.tile_gemm && use_kernel(x, ref) && x.dim() == 2 && x.size(0) > kSkinnyRows &&
-         x.size(0) <= kTileRows && gemm_layout(x, weights);
+  return launch.tile_gemm && use_kernel(x, ref) && x.dim() == 2 &&
+         x.size(0) >= std::max<int64_t>(1, launch.tile_min_rows) && x.size(0) <= kTileRows && gemm_layout(x, weights);
 }
 
 at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, ForceReference ref, LaunchOptions launch) {
@@ -221,7 +222,7 @@ std::vector<at::Tensor> linear_parts(const at::Tensor& x, const std::vector<at::
                  weights.size());
   for (const at::Tensor& w : weights) check_multiplies(x, w);
   std::vector<at::Tensor> outs;
-  const bool skinny = skinny_applies(x, weights, ref), tile = !skinny && tile_applies(x, weights, ref, launch);
+  const bool tile = tile_applies(x, weights, ref, launch), skinny = !tile && skinny_applies(x, weights, ref);
   if (!skinny && !tile) {
     for (const at::Tensor& w : weights) outs.push_back(at::linear(x, w));
     return outs;
@@ -412,6 +413,10 @@ void residual_add_linear(at::Tensor& residual, const at::Tensor& x, const at::Te
   CHATMILL_CHECK(residual.is_contiguous(), "fused op: the residual must be contiguous");
   CHATMILL_CHECK(N <= kTileRows, "fused residual_add_linear: up to ", kTileRows, " rows (sumsq holds that many), got ", N);
   check_sumsq(sumsq, C, x);
+  // The kernel reads x and w through the read-only path while it writes the residual.
+  for (const at::Tensor* t : {&x, &w, static_cast<const at::Tensor*>(&sumsq)})
+    CHATMILL_CHECK(at::get_overlap_status(residual, *t) == at::MemOverlapStatus::No,
+                   "fused residual_add_linear: the residual shares memory with another argument; give it its own buffer");
   if (!tile_applies(x, {w}, ref, launch)) {
     residual.add_(linear(x, w, ref, launch));  // one rounding of residual + o, as HF's
     const int64_t P = sumsq_parts(C);

@@ -31,13 +31,15 @@ struct ForceReference {
 // `l2_prefetch`: the skinny GEMM's warps ask L2 for more of their first rows before waiting on the kernel
 // before (model/cuda/skinny_kernels.cuh). Off by default: on an H200 it made the batch-1 decode step 3% slower
 // (bench/README.md), though each projection alone ran as fast or faster.
-// `tile_gemm`: projections of kSkinnyRows < M <= kTileRows rows through the tensor-core tile GEMM
-// (model/cuda/tile_kernels.cuh) instead of at::linear, with the rotary + cache append and SwiGLU in its
-// epilogue (qkv_rope_append and gate_up_silu on a plain x). Off until a GPU measures it faster than cuBLAS.
+// `tile_gemm`: projections of tile_min_rows <= M <= kTileRows rows through the tensor-core tile GEMM
+// (model/cuda/tile_kernels.cuh) instead of at::linear (or, from 1 or 2 rows, instead of the skinny GEMM: its
+// block-ordered reads against the skinny GEMM's row-ordered ones), with the rotary + cache append and SwiGLU in
+// its epilogue (qkv_rope_append and gate_up_silu on a plain x). Off until a GPU measures it faster.
 struct LaunchOptions {
   bool programmatic = true;
   bool l2_prefetch = false;
   bool tile_gemm = false;
+  int64_t tile_min_rows = 3;  // kSkinnyRows + 1: the skinny GEMM's rows stay its own
 };
 
 // Whether an op on `t` runs this project's CUDA kernel: a CUDA build, a CUDA tensor, and no ForceReference.
@@ -79,6 +81,7 @@ at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k_cache, cons
 constexpr int64_t kSkinnyRows = 2;
 // The most rows the tile GEMM takes (LaunchOptions::tile_gemm): one mma's 16 rows of A, x as its two n = 8 halves.
 constexpr int64_t kTileRows = 16;
+static_assert(LaunchOptions{}.tile_min_rows == kSkinnyRows + 1, "by default the tile GEMM starts past the skinny GEMM");
 at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, ForceReference ref = {}, LaunchOptions launch = {});
 
 // x: (M, K), weights: 1 to 3 of (N_i, K) -> x w_i^T for each, (M, N_i). Where linear() would take the skinny
@@ -88,7 +91,8 @@ std::vector<at::Tensor> linear_parts(const at::Tensor& x, const std::vector<at::
                                      ForceReference ref = {}, LaunchOptions launch = {});
 
 // Whether x w^T for these weights runs as the tile GEMM: launch.tile_gemm, CUDA kernels built, CUDA bf16/fp16
-// tensors, kSkinnyRows < M <= kTileRows, K % 8 == 0, x and the weights contiguous and 16-byte aligned.
+// tensors, max(1, launch.tile_min_rows) <= M <= kTileRows, K % 8 == 0, x and the weights contiguous and 16-byte
+// aligned. Where it applies it takes precedence over the skinny GEMM.
 bool tile_applies(const at::Tensor& x, const std::vector<at::Tensor>& weights, ForceReference ref, LaunchOptions launch);
 
 // x: (N, C), already normalised. linear_parts(x, {wq, wk, wv}) then rope_append: returns rotated q (N, H, D) and

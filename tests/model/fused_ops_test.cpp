@@ -188,8 +188,9 @@ TEST(FusedOps, LinearIsATLinearOffTheGpu) {
   testing::expect_error([&] { model::fused::linear(x, at::randn({5, 15})); }, {"do not multiply"});
 }
 
-// The tile GEMM's ops on a plain x (model/fused_ops.h): off the GPU the composition they stand for, with the
-// same checks.
+// The tile GEMM's ops (model/fused_ops.h) off the GPU: they dispatch to the compositions they stand for (so
+// most comparisons here check dispatch; the kernels' own are the emulator's and the GPU's), the sums of squares
+// are checked element by element, and bad arguments are refused with messages.
 TEST(FusedOps, TileOpsAreTheUnfoldedCompositionOffTheGpu) {
   at::manual_seed(3);
   const int64_t M = 5, H = 4, Hkv = 2, D = 8, C = H * D, S = 6;
@@ -245,6 +246,9 @@ TEST(FusedOps, TileOpsAreTheUnfoldedCompositionOffTheGpu) {
   at::Tensor wg40 = at::randn({24, 40}, at::kBFloat16), wu40 = at::randn({24, 40}, at::kBFloat16);
   EXPECT_TRUE(model::fused::gate_up_silu(in, wg40, wu40, {}, tiled).equal(model::fused::gate_up_silu(normed, wg40, wu40)));
   testing::expect_error([&] { model::fused::residual_add_linear(residual, x, wo, kc); }, {"sumsq", "sumsq_parts"});
+  at::Tensor own = residual.clone();  // x a view of the residual's own memory
+  testing::expect_error([&] { model::fused::residual_add_linear(own, own.narrow(1, 0, C), wo, sumsq); },
+                        {"shares memory", "own buffer"});
   at::Tensor wide = at::randn({17, C}, at::kBFloat16), rows17 = at::randn({17, 40}, at::kBFloat16);
   testing::expect_error([&] { model::fused::residual_add_linear(rows17, wide, wo, sumsq); }, {"up to 16 rows"});
   testing::expect_error([&] { model::fused::residual_add_linear(rows17, x, wo, sumsq); }, {"the residual", "must be ("});
@@ -356,6 +360,7 @@ TEST(GpuFused, KernelsEqualTheReference) {
     // past 2 rows, through cuBLAS and through the tile GEMM (3 to 16 rows, bf16/fp16: LaunchOptions::tile_gemm).
     model::fused::LaunchOptions tiled = launch;
     tiled.tile_gemm = true;
+    tiled.tile_min_rows = 1;  // from one row: in place of the skinny GEMM too
     for (auto [K, Ns] : std::vector<std::pair<int64_t, std::vector<int64_t>>>{
              {4096, {4096, 1024, 1024}}, {4096, {11008, 11008}}, {11008, {4096}}, {4096, {32000}}, {264, {13, 5, 40}},
              {96, {1000}}}) {
@@ -364,7 +369,8 @@ TEST(GpuFused, KernelsEqualTheReference) {
       for (int64_t M : {1, 2, 3, 8, 9, 16}) {
         at::Tensor x = at::randn({M, K}, opts);
         for (bool tile : {false, true}) {
-          if (tile && (dtype == at::kFloat || M <= model::fused::kSkinnyRows)) continue;
+          if (tile && dtype == at::kFloat) continue;
+          if (!tile && M > model::fused::kSkinnyRows) continue;  // at::linear itself
           if (tile) EXPECT_TRUE(model::fused::tile_applies(x, ws, {}, tiled)) << dtype << " M " << M << " K " << K;
           const std::vector<at::Tensor> parts = model::fused::linear_parts(x, ws, {}, tile ? tiled : launch);
           ASSERT_EQ(parts.size(), ws.size());
@@ -406,9 +412,9 @@ TEST(GpuFused, KernelsEqualTheReference) {
                 model::fused::decode_attention(qa, kc, vc, lengths, {}, launch, counters), attn_ref, 2, where);
         EXPECT_EQ(counters.count_nonzero().item<int64_t>(), 0) << where << ": counters left at zero";
 
-        // The tile GEMM's epilogues (3 to 16 rows): q/k/v with rotary and cache append, gate/up with SwiGLU, on a
+        // The tile GEMM's epilogues (1 to 16 rows): q/k/v with rotary and cache append, gate/up with SwiGLU, on a
         // plain x, against the unfolded ops.
-        if (dtype != at::kFloat && B > model::fused::kSkinnyRows) {
+        if (dtype != at::kFloat) {
           const int64_t C = H * D, F = 352;
           at::Tensor x = at::randn({B, C}, opts);
           at::Tensor wq = at::randn({H * D, C}, opts) * 0.05, wk = at::randn({Hkv * D, C}, opts) * 0.05,
@@ -522,11 +528,12 @@ TEST(GpuFused, FusedStepEqualsTheFullForwardOnTheGpu) {
                  {false, false, true}}) {
           const bool many = lengths.size() > 2;
           if ((!fold || prefetch) && many && !tile) continue;  // the same path as the default
-          if (tile && (!many || dtype == at::kFloat)) continue;  // the tile GEMM serves 3-16 rows of bf16/fp16
+          if (tile && dtype == at::kFloat) continue;  // the tile GEMM serves bf16/fp16
           model::FusedStepOptions options;
           options.fold = fold;
           options.l2_prefetch = prefetch;
           options.tile_gemm = tile;
+          options.tile_min_rows = 1;  // at 1 and 2 rows too, in place of the skinny GEMM
           expect_step_near_full_forward(cfg, dtype, tol, lengths, options,
                                         std::string("fused step") + (fold ? "" : " (no fold)") +
                                             (prefetch ? " (L2 prefetch)" : "") + (tile ? " (tile GEMM)" : ""));

@@ -356,7 +356,7 @@ TEST(EmulatedKernels, TileGemmEqualsATLinear) {
           [&](const at::Tensor& x, const std::vector<at::Tensor>& ws, const at::Tensor& out) {
             launchers::tile_linear(launch, x, ws, out);
           },
-          dtype, {{13, 264}, {40, 64}, {20, 2064}}, {3, 8, 9, 16}, 5, c10::str("tile, resident ", resident));
+          dtype, {{13, 264}, {40, 64}, {20, 2064}}, {1, 2, 3, 8, 9, 16}, 5, c10::str("tile, resident ", resident));
     }
   }
 }
@@ -417,6 +417,17 @@ TEST(EmulatedKernels, TileResidualLinearAddsAsHFAndLeavesTheRowSums) {
           if (M < 16) EXPECT_TRUE(sumsq.narrow(1, M, 16 - M).isnan().all().item<bool>()) << where << ": rows past M";
         }
   }
+  // HF rounds the projection's output before the add: o = 257 (exact in the accumulator, 256 in bf16) onto a
+  // residual of 0.5 gives 256; one rounding of the sum would give 258.
+  at::Tensor x = at::ones({3, 8}, at::kBFloat16), w = at::zeros({16, 8}, at::kBFloat16);
+  w[0][0] = 200;
+  w[0][1] = 57;
+  at::Tensor residual = at::full({3, 16}, 0.5, at::kBFloat16), residual_ref = residual.clone();
+  at::Tensor sumsq = at::empty({1, 16}, at::kFloat), sumsq_ref = at::empty({1, 16}, at::kFloat);
+  launchers::tile_residual_linear(emu::Launcher{}, residual, x, w, sumsq);
+  model::fused::residual_add_linear(residual_ref, x, w, sumsq_ref, kRef);
+  EXPECT_EQ(residual[0][0].item<float>(), 256.f);
+  EXPECT_TRUE(residual.equal(residual_ref));
 }
 
 // The tile GEMM with x normalised as it loads it (fused::TileNormedInput) against the norm, then the ops.
@@ -442,8 +453,10 @@ TEST(EmulatedKernels, TileNormedInputEqualsTheNormThenTheOps) {
 // the cache.
 TEST(EmulatedKernels, FoldedTileStepEqualsTheReferenceStep) {
   const emu::Launcher launch{3};
-  // One n = 8 half of the mma in fp16, both in bf16 (the emulator's mma is slow: one case each).
-  for (auto [dtype, M] : std::vector<std::pair<at::ScalarType, int64_t>>{{at::kHalf, 3}, {at::kBFloat16, 16}}) {
+  // One n = 8 half of the mma in fp16, both in bf16, and one row (FusedStepOptions::tile_min_rows 1); the
+  // emulator's mma is slow: one case each.
+  for (auto [dtype, M] :
+       std::vector<std::pair<at::ScalarType, int64_t>>{{at::kHalf, 3}, {at::kBFloat16, 16}, {at::kBFloat16, 1}}) {
     model::LlamaConfig cfg = model::llama2_debug();
     cfg.hidden_size = 128;
     cfg.num_heads = 4;  // head dim 32

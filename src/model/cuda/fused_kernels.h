@@ -29,7 +29,7 @@ void skinny_qkv_rope(const NormedInput& in, const at::Tensor& wq, const at::Tens
 void skinny_gate_up_silu(const NormedInput& in, const at::Tensor& wg, const at::Tensor& wu, const at::Tensor& out,
                          LaunchOptions launch);
 
-// The same products at kSkinnyRows < M <= kTileRows through the tile GEMM (fused::tile_applies), x (M, K) as it
+// The same products at 1 <= M <= kTileRows through the tile GEMM (fused::tile_applies), x (M, K) as it
 // is: linear_parts, then qkv_rope_append's and gate_up_silu's epilogues on an already normalised x.
 void tile_linear(const at::Tensor& x, at::TensorList weights, const at::Tensor& out, LaunchOptions launch);
 void tile_qkv_rope(const at::Tensor& x, const at::Tensor& wq, const at::Tensor& wk, const at::Tensor& wv,

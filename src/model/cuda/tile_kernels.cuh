@@ -8,7 +8,8 @@
 // first result holds its second too, for the epilogue; for a one-row plan, 16 items. The block's 8 warps split
 // K: warp w reads 32-value slabs w, w + 8, ... of the 16 rows, so that together they read every row front to back,
 // 512 bytes a round, kTileDepth slabs a lane in flight, the last round of a tile loading the next tile's first.
-// Then the warps' partial sums meet in shared memory, and warp 0 stores the results through the plan.
+// Then the warps' partial sums meet in shared memory, and 2 or 4 warps (one for each half of x and column parity)
+// store the results through the plan.
 //
 // The order of k within a dot product is free, so each lane loads 8 consecutive values of a row (16 bytes) and
 // the 16 bytes of x at the same k, and these fill the A and B fragments of two mma's: values 0-3 stand for
@@ -186,7 +187,7 @@ __global__ void __launch_bounds__(kTileWarps * 32, 2)
   for (int j = 0; j < 2; ++j) {
     const T* base = kNormX ? norm.residual : x;
     xr[j] = g + 8 * j < M ? reinterpret_cast<const uint4*>(base) + (g + 8 * j) * chunks : nullptr;
-    xinv[j] = kNormX ? inv_rms[(g + 8 * j) % kTileRows] : 0.f;
+    xinv[j] = kNormX && g + 8 * j < M ? inv_rms[g + 8 * j] : 0.f;  // rows past M: their sums are nobody's
   }
   for (; tile < tiles; tile += gridDim.x) {
     float d[NT][4];
@@ -208,7 +209,6 @@ __global__ void __launch_bounds__(kTileWarps * 32, 2)
         const int64_t c = (warp + (round * kTileDepth + u) * kTileWarps) * 4 + t;
         const uint32_t a0[4] = {buf[u][0].x, buf[u][1].x, buf[u][0].y, buf[u][1].y};
         const uint32_t a1[4] = {buf[u][0].z, buf[u][1].z, buf[u][0].w, buf[u][1].w};
-#pragma unroll
         uint4 wn = make_uint4(0, 0, 0, 0);  // with kNormX, the norm weight's chunk c
         if constexpr (kNormX) {
           if (c < chunks) wn = __ldg(reinterpret_cast<const uint4*>(norm.weight) + c);
@@ -216,7 +216,7 @@ __global__ void __launch_bounds__(kTileWarps * 32, 2)
 #pragma unroll
         for (int j = 0; j < NT; ++j) {
           uint4 xv = xr[j] != nullptr && c < chunks ? __ldg(xr[j] + c) : make_uint4(0, 0, 0, 0);
-          if constexpr (kNormX) xv = normalised_chunk<T>(xv, wn, xinv[j]);  // zeros stay zeros
+          if constexpr (kNormX) xv = normalised_chunk<T>(xv, wn, xinv[j]);  // zeros stay zeros (xinv finite)
           const uint32_t b0[2] = {xv.x, xv.y}, b1[2] = {xv.z, xv.w};
           cuda_math::mma_16816<T, kBf16>(d[j], a0, b0);
           cuda_math::mma_16816<T, kBf16>(d[j], a1, b1);
@@ -237,44 +237,31 @@ __global__ void __launch_bounds__(kTileWarps * 32, 2)
 #pragma unroll
       for (int i = 0; i < 4; ++i) partial[warp][j * 4 + i][lane] = d[j][i];
     __syncthreads();
-    if (warp == 0) {
+    // The epilogue, one warp for each (half j of x, column parity e) of the lanes' accumulators: warp 2j + e
+    // adds up the 8 warps' D[g][2t + e] and D[g + 8][2t + e], for x row m = 8j + 2t + e, and stores them.
+    if (warp < 2 * NT) {
+      const int j = warp / 2, e = warp % 2, m = 8 * j + 2 * t + e;
+      float lo = 0.f, hi = 0.f;
+      for (int v = 0; v < kTileWarps; ++v) {
+        lo += partial[v][j * 4 + e][lane];
+        hi += partial[v][j * 4 + 2 + e][lane];
+      }
       const int64_t items = plan.items();
-      float stat[NT][2];  // a stats plan's: this lane's share of each of its rows' sums
-#pragma unroll
-      for (int j = 0; j < NT; ++j) {
-        float sum[4];
-#pragma unroll
-        for (int i = 0; i < 4; ++i) {
-          sum[i] = 0.f;
-          for (int v = 0; v < kTileWarps; ++v) sum[i] += partial[v][j * 4 + i][lane];
-        }
-        // sum[e]: D[g][2t + e], sum[2 + e]: D[g + 8][2t + e], for x row m = 8j + 2t + e.
-#pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          const int m = 8 * j + 2 * t + e;
-          stat[j][e] = 0.f;
-          if (m >= M) continue;
-          if constexpr (Plan::kRows == 2) {
-            const int64_t n = tile * 8 + g;
-            if (n < items) stat[j][e] += store_item(plan, n, m, sum[e], sum[2 + e]);
-          } else {
-            const int64_t n = tile * 16 + g;
-            if (n < items) stat[j][e] += store_item(plan, n, m, sum[e], 0.f);
-            if (n + 8 < items) stat[j][e] += store_item(plan, n + 8, m, sum[2 + e], 0.f);
-          }
+      float stat = 0.f;  // a stats plan's: this lane's share of row m's sum
+      if (m < M) {
+        if constexpr (Plan::kRows == 2) {
+          const int64_t n = tile * 8 + g;
+          if (n < items) stat += store_item(plan, n, m, lo, hi);
+        } else {
+          const int64_t n = tile * 16 + g;
+          if (n < items) stat += store_item(plan, n, m, lo, 0.f);
+          if (n + 8 < items) stat += store_item(plan, n + 8, m, hi, 0.f);
         }
       }
       if constexpr (PlanStats<Plan>::value) {
-        // Each row's sum over the tile's columns: over the 8 lanes of the same t (g = 0..7), by the whole warp.
-#pragma unroll
-        for (int j = 0; j < NT; ++j)
-#pragma unroll
-          for (int e = 0; e < 2; ++e) {
-            float v = stat[j][e];
-            for (int offset = 4; offset < 32; offset *= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);
-            const int m = 8 * j + 2 * t + e;
-            if (g == 0 && m < M) plan.row_stat(tile, m, v);
-          }
+        // Row m's sum over the tile's columns: over the 8 lanes of the same t (g = 0..7), by the whole warp.
+        for (int offset = 4; offset < 32; offset *= 2) stat += __shfl_xor_sync(0xffffffffu, stat, offset);
+        if (g == 0 && m < M) plan.row_stat(tile, m, stat);
       }
     }
     __syncthreads();  // partial is the next tile's
