@@ -259,6 +259,14 @@ int main(int argc, char** argv) {
   // LM head, then with its epilogues against the kernels they replace (cuBLAS + rope_append, cuBLAS + silu_mul).
   model::fused::LaunchOptions tiled;
   tiled.tile_gemm = true;
+  tiled.tile_min_rows = 1;
+  // At one row against the skinny GEMM (FusedStepOptions::tile_min_rows 1): block-ordered reads (a block's 8
+  // warps over 16 rows, 512 bytes of each a round) against row-ordered ones (a warp an 8 KB row).
+  for (auto [N, K] : std::vector<std::pair<int64_t, int64_t>>{{4096, 4096}, {11008, 4096}, {4096, 11008}, {32000, 4096}}) {
+    at::Tensor w = at::randn({N, K}, bf16), x = at::randn({1, K}, bf16);
+    row("tile GEMM vs skinny GEMM, M 1 " + std::to_string(N) + "x" + std::to_string(K), 2.0 * (N * K + K + N),
+        [&] { model::fused::linear(x, w, {}, tiled); }, [&] { model::fused::linear(x, w); }, 200);
+  }
   for (int64_t M : {8, 16}) {
     for (auto [N, K] : std::vector<std::pair<int64_t, int64_t>>{{4096, 4096}, {11008, 4096}, {4096, 11008}, {32000, 4096}}) {
       at::Tensor w = at::randn({N, K}, bf16), x = at::randn({M, K}, bf16);
