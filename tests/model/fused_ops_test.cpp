@@ -356,28 +356,17 @@ TEST(GpuFused, KernelsEqualTheReference) {
       close("linear", dtype, model::fused::linear(x, view, {}, launch), at::linear(x, view), 4,
             c10::str("view N ", N, " K ", K));
     }
-    // Several weights in one launch (7B's q, k, v with GQA-sized k and v; gate, up), each part against at::linear;
-    // past 2 rows, through cuBLAS and through the tile GEMM (3 to 16 rows, bf16/fp16: LaunchOptions::tile_gemm).
-    model::fused::LaunchOptions tiled = launch;
-    tiled.tile_gemm = true;
-    tiled.tile_min_rows = 1;  // from one row: in place of the skinny GEMM too
+    // Several weights in one launch (7B's q, k, v with GQA-sized k and v; gate, up), each part against at::linear.
     for (auto [K, Ns] : std::vector<std::pair<int64_t, std::vector<int64_t>>>{
-             {4096, {4096, 1024, 1024}}, {4096, {11008, 11008}}, {11008, {4096}}, {4096, {32000}}, {264, {13, 5, 40}},
-             {96, {1000}}}) {
+             {4096, {4096, 1024, 1024}}, {4096, {11008, 11008}}, {264, {13, 5, 40}}, {96, {1000}}}) {
       std::vector<at::Tensor> ws;
       for (int64_t N : Ns) ws.push_back(at::randn({N, K}, opts) * 0.05);
-      for (int64_t M : {1, 2, 3, 8, 9, 16}) {
+      for (int64_t M : {1, 2}) {
         at::Tensor x = at::randn({M, K}, opts);
-        for (bool tile : {false, true}) {
-          if (tile && dtype == at::kFloat) continue;
-          if (!tile && M > model::fused::kSkinnyRows) continue;  // at::linear itself
-          if (tile) EXPECT_TRUE(model::fused::tile_applies(x, ws, {}, tiled)) << dtype << " M " << M << " K " << K;
-          const std::vector<at::Tensor> parts = model::fused::linear_parts(x, ws, {}, tile ? tiled : launch);
-          ASSERT_EQ(parts.size(), ws.size());
-          for (size_t i = 0; i < ws.size(); ++i)
-            close(tile ? "linear_parts (tile GEMM)" : "linear_parts", dtype, parts[i], at::linear(x, ws[i]), 4,
-                  c10::str("M ", M, " K ", K, " part ", i));
-        }
+        const std::vector<at::Tensor> parts = model::fused::linear_parts(x, ws, {}, launch);
+        ASSERT_EQ(parts.size(), ws.size());
+        for (size_t i = 0; i < ws.size(); ++i)
+          close("linear_parts", dtype, parts[i], at::linear(x, ws[i]), 4, c10::str("M ", M, " K ", K, " part ", i));
       }
     }
 
@@ -411,44 +400,6 @@ TEST(GpuFused, KernelsEqualTheReference) {
           close("decode_attention (last-block combine)", dtype,
                 model::fused::decode_attention(qa, kc, vc, lengths, {}, launch, counters), attn_ref, 2, where);
         EXPECT_EQ(counters.count_nonzero().item<int64_t>(), 0) << where << ": counters left at zero";
-
-        // The tile GEMM's epilogues (1 to 16 rows): q/k/v with rotary and cache append, gate/up with SwiGLU, on a
-        // plain x, against the unfolded ops.
-        if (dtype != at::kFloat) {
-          const int64_t C = H * D, F = 352;
-          at::Tensor x = at::randn({B, C}, opts);
-          at::Tensor wq = at::randn({H * D, C}, opts) * 0.05, wk = at::randn({Hkv * D, C}, opts) * 0.05,
-                     wv = at::randn({Hkv * D, C}, opts) * 0.05;
-          at::Tensor wg = at::randn({F, C}, opts) * 0.05, wu = at::randn({F, C}, opts) * 0.05;
-          ASSERT_TRUE(model::fused::tile_applies(x, {wq, wk, wv}, {}, tiled)) << where;
-          // q/k/v with rotary and cache append, gate/up with SwiGLU, on `in` (x, or a TileNormedInput).
-          auto epilogues = [&](const auto& in, const std::string& what) {
-            at::Tensor kf = kc.clone(), vf = vc.clone(), kf_ref = kc.clone(), vf_ref = vc.clone();
-            at::Tensor qf = model::fused::qkv_rope_append(in, wq, wk, wv, positions, columns, rope.inv_freq(), kf, vf,
-                                                          {}, tiled);
-            at::Tensor qf_ref =
-                model::fused::qkv_rope_append(in, wq, wk, wv, positions, columns, rope.inv_freq(), kf_ref, vf_ref, ref);
-            close("qkv_rope_append (" + what + ")", dtype, qf, qf_ref, 4, where);
-            close("qkv_rope_append (" + what + ") k cache", dtype, kf, kf_ref, 4, where);
-            close("qkv_rope_append (" + what + ") v cache", dtype, vf, vf_ref, 4, where);
-            close("gate_up_silu (" + what + ")", dtype, model::fused::gate_up_silu(in, wg, wu, {}, tiled),
-                  model::fused::gate_up_silu(in, wg, wu, ref), 4, where);
-          };
-          epilogues(x, "tile GEMM");
-          // The folded step's pieces: the residual add with its row sums (o), then x normalised from those sums
-          // as it is loaded, against the norm and the ops.
-          at::Tensor wo = at::randn({C, H * D}, opts) * 0.05, attn = at::randn({B, H * D}, opts);
-          at::Tensor residual = at::randn({B, C}, opts), residual_ref = residual.clone();
-          const int64_t P = model::fused::sumsq_parts(C);
-          at::Tensor sumsq = at::empty({P, model::fused::kTileRows}, opts.dtype(at::kFloat)), sumsq_ref = sumsq.clone();
-          model::fused::residual_add_linear(residual, attn, wo, sumsq, {}, tiled);
-          model::fused::residual_add_linear(residual_ref, attn, wo, sumsq_ref, ref);
-          close("residual_add_linear (tile GEMM)", dtype, residual, residual_ref, 4, where);
-          close("residual_add_linear (tile GEMM) sums of squares", dtype, sumsq.narrow(1, 0, B),
-                sumsq_ref.narrow(1, 0, B), 4, where);
-          at::Tensor nw = at::randn({C}, opts);
-          epilogues(model::fused::TileNormedInput{residual_ref, nw, sumsq_ref, 1e-5}, "tile GEMM, normalised");
-        }
 
         // The folded q/k/v projection (norm prologue, rotary and cache epilogue) and gate/up/SwiGLU, where the
         // skinny GEMM applies (bf16/fp16, up to 2 rows), against the unfolded ops.
@@ -499,6 +450,87 @@ TEST(GpuFused, KernelsEqualTheReference) {
   for (const auto& [op, d] : worst) std::cout << "kernel vs reference, " << op << ": max relative diff " << d << "\n";
 }
 
+// The tile GEMM (LaunchOptions::tile_gemm, here from one row) against the reference on the GPU: projections at
+// 7B's shapes and the LM head, and small widths that leave partial tiles and slabs; its epilogues (rotary + cache
+// append, SwiGLU, the residual add with its row sums) and its loads that normalise x, at 1, 3 and 16 rows, MHA
+// and GQA, head dims 16 to 256, with PDL and without. A test of its own, so that gpu_check.sh runs it in its own
+// process: a fault here cannot take the other GPU tests' results with it.
+TEST(GpuFused, TileGemmEqualsTheReference) {
+  SKIP_WITHOUT_GPU_KERNELS();
+  const at::Device dev("cuda:0");
+  ForceReference ref{true};
+  std::map<std::string, double> worst;
+  for (bool programmatic : {true, false})
+    for (at::ScalarType dtype : {at::kBFloat16, at::kHalf}) {
+      model::fused::LaunchOptions tiled{programmatic};
+      tiled.tile_gemm = true;
+      tiled.tile_min_rows = 1;  // from one row: in place of the skinny GEMM too
+      auto close = [&](const std::string& op, const at::Tensor& got, const at::Tensor& want, const std::string& where) {
+        const double d = rel_diff(got, want);
+        worst[c10::str(op, " ", dtype)] = std::max(worst[c10::str(op, " ", dtype)], d);
+        // cuBLAS may reduce partly in the dtype; both round the outputs: 4 ulps.
+        EXPECT_LE(d, kernel_tolerance(dtype, 4)) << op << " " << dtype << " " << where << (programmatic ? " (PDL)" : "");
+      };
+      auto opts = at::TensorOptions().dtype(dtype).device(dev);
+      at::manual_seed(4);
+      for (auto [K, Ns] : std::vector<std::pair<int64_t, std::vector<int64_t>>>{
+               {4096, {4096, 1024, 1024}}, {4096, {11008, 11008}}, {11008, {4096}}, {4096, {32000}},
+               {264, {13, 5, 40}}, {96, {1000}}}) {
+        std::vector<at::Tensor> ws;
+        for (int64_t N : Ns) ws.push_back(at::randn({N, K}, opts) * 0.05);
+        for (int64_t M : {1, 2, 3, 8, 9, 16}) {
+          at::Tensor x = at::randn({M, K}, opts);
+          ASSERT_TRUE(model::fused::tile_applies(x, ws, {}, tiled)) << dtype << " M " << M << " K " << K;
+          const std::vector<at::Tensor> parts = model::fused::linear_parts(x, ws, {}, tiled);
+          ASSERT_EQ(parts.size(), ws.size());
+          for (size_t i = 0; i < ws.size(); ++i)
+            close("linear_parts", parts[i], at::linear(x, ws[i]), c10::str("M ", M, " K ", K, " part ", i));
+        }
+      }
+      for (auto [H, Hkv, D] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{
+               {32, 32, 128}, {8, 2, 64}, {6, 3, 16}, {4, 2, 96}, {4, 4, 256}})
+        for (int64_t B : {1, 3, 16}) {
+          const int64_t C = H * D, F = 352, S = 300;
+          const std::string where = c10::str("B ", B, " H ", H, " Hkv ", Hkv, " D ", D);
+          at::Tensor positions = at::randint(0, 4000, {B}, at::TensorOptions().dtype(at::kLong).device(dev));
+          at::Tensor columns = at::randint(0, S, {B}, at::TensorOptions().dtype(at::kLong).device(dev));
+          model::RotaryEmbedding rope(D, 10000, dev);
+          at::Tensor kc = at::randn({B, Hkv, S, D}, opts), vc = at::randn({B, Hkv, S, D}, opts);
+          at::Tensor wq = at::randn({H * D, C}, opts) * 0.05, wk = at::randn({Hkv * D, C}, opts) * 0.05,
+                     wv = at::randn({Hkv * D, C}, opts) * 0.05;
+          at::Tensor wg = at::randn({F, C}, opts) * 0.05, wu = at::randn({F, C}, opts) * 0.05;
+          // q/k/v with rotary and cache append, gate/up with SwiGLU, on `in` (x, or a TileNormedInput).
+          auto epilogues = [&](const auto& in, const std::string& what) {
+            at::Tensor kf = kc.clone(), vf = vc.clone(), kf_ref = kc.clone(), vf_ref = vc.clone();
+            at::Tensor qf = model::fused::qkv_rope_append(in, wq, wk, wv, positions, columns, rope.inv_freq(), kf, vf,
+                                                          {}, tiled);
+            at::Tensor qf_ref =
+                model::fused::qkv_rope_append(in, wq, wk, wv, positions, columns, rope.inv_freq(), kf_ref, vf_ref, ref);
+            close("qkv_rope_append (" + what + ")", qf, qf_ref, where);
+            close("qkv_rope_append (" + what + ") k cache", kf, kf_ref, where);
+            close("qkv_rope_append (" + what + ") v cache", vf, vf_ref, where);
+            close("gate_up_silu (" + what + ")", model::fused::gate_up_silu(in, wg, wu, {}, tiled),
+                  model::fused::gate_up_silu(in, wg, wu, ref), where);
+          };
+          at::Tensor x = at::randn({B, C}, opts);
+          ASSERT_TRUE(model::fused::tile_applies(x, {wq, wk, wv}, {}, tiled)) << where;
+          epilogues(x, "plain x");
+          // The folded step's pieces: the residual add with its row sums (o), then x normalised from those sums
+          // as it is loaded, against the norm and the ops.
+          at::Tensor wo = at::randn({C, H * D}, opts) * 0.05, attn = at::randn({B, H * D}, opts);
+          at::Tensor residual = at::randn({B, C}, opts), residual_ref = residual.clone();
+          at::Tensor sumsq = at::empty({model::fused::sumsq_parts(C), model::fused::kTileRows}, opts.dtype(at::kFloat));
+          at::Tensor sumsq_ref = sumsq.clone();
+          model::fused::residual_add_linear(residual, attn, wo, sumsq, {}, tiled);
+          model::fused::residual_add_linear(residual_ref, attn, wo, sumsq_ref, ref);
+          close("residual_add_linear", residual, residual_ref, where);
+          close("residual_add_linear sums of squares", sumsq.narrow(1, 0, B), sumsq_ref.narrow(1, 0, B), where);
+          epilogues(model::fused::TileNormedInput{residual_ref, at::randn({C}, opts), sumsq_ref, 1e-5}, "normalised");
+        }
+    }
+  for (const auto& [op, d] : worst) std::cout << "tile GEMM vs reference, " << op << ": max relative diff " << d << "\n";
+}
+
 // fused_step_vs_full_forward on the GPU with these options, printed as `what`, within tol.
 void expect_step_near_full_forward(const model::LlamaConfig& cfg, at::ScalarType dtype, double tol,
                                    const std::vector<int64_t>& lengths, const model::FusedStepOptions& options,
@@ -516,30 +548,41 @@ TEST(GpuFused, FusedStepEqualsTheFullForwardOnTheGpu) {
     // attention, amplified through 3 layers. The hidden states are O(1) after the final norm.
     for (auto [dtype, tol] : std::vector<std::pair<at::ScalarType, double>>{
              {at::kFloat, 1e-4}, {at::kBFloat16, 0.1}, {at::kHalf, 0.05}}) {
-      // Four and sixteen rows: the unfolded kernels, then with the tile GEMM (bf16/fp16); one and two: the folded
-      // ones (bf16/fp16), then unfolded.
+      // Four rows: the unfolded kernels; one and two: the folded ones (bf16/fp16), then unfolded.
       for (const std::vector<int64_t>& lengths :
-           {std::vector<int64_t>{5, 12, 1, 9}, std::vector<int64_t>{5, 12, 1, 9, 16, 3, 7, 2, 11, 4, 8, 6, 13, 10, 15, 14},
-            std::vector<int64_t>{7}, std::vector<int64_t>{3, 11}})
-        // Folded, folded with the skinny GEMM's L2 prefetch (off by default), unfolded; the tile GEMM folded
-        // (five kernels a layer) and not (seven).
-        for (auto [fold, prefetch, tile] : std::vector<std::tuple<bool, bool, bool>>{
-                 {true, false, false}, {true, true, false}, {false, false, false}, {true, false, true},
-                 {false, false, true}}) {
-          const bool many = lengths.size() > 2;
-          if ((!fold || prefetch) && many && !tile) continue;  // the same path as the default
-          if (tile && dtype == at::kFloat) continue;  // the tile GEMM serves bf16/fp16
+           {std::vector<int64_t>{5, 12, 1, 9}, std::vector<int64_t>{7}, std::vector<int64_t>{3, 11}})
+        // Folded, folded with the skinny GEMM's L2 prefetch (off by default), unfolded.
+        for (auto [fold, prefetch] : std::vector<std::pair<bool, bool>>{{true, false}, {true, true}, {false, false}}) {
+          if ((!fold || prefetch) && lengths.size() > 2) continue;  // the same path as the default
           model::FusedStepOptions options;
           options.fold = fold;
           options.l2_prefetch = prefetch;
-          options.tile_gemm = tile;
-          options.tile_min_rows = 1;  // at 1 and 2 rows too, in place of the skinny GEMM
           expect_step_near_full_forward(cfg, dtype, tol, lengths, options,
                                         std::string("fused step") + (fold ? "" : " (no fold)") +
-                                            (prefetch ? " (L2 prefetch)" : "") + (tile ? " (tile GEMM)" : ""));
+                                            (prefetch ? " (L2 prefetch)" : ""));
         }
     }
   }
+}
+
+// The tile GEMM's step (FusedStepOptions::tile_gemm, from one row) against the full forward: folded (five
+// kernels a layer: the norms in the projections' loads, the residual adds in their epilogues) and not (seven),
+// at 1, 2, 4 and 16 rows. A test of its own, for gpu_check.sh's separate process.
+TEST(GpuFused, TileStepEqualsTheFullForwardOnTheGpu) {
+  SKIP_WITHOUT_GPU_KERNELS();
+  for (auto cfg : {small_config(512, 8, 2), small_config(1024, 8, 8)})
+    for (auto [dtype, tol] : std::vector<std::pair<at::ScalarType, double>>{{at::kBFloat16, 0.1}, {at::kHalf, 0.05}})
+      for (const std::vector<int64_t>& lengths :
+           {std::vector<int64_t>{5, 12, 1, 9}, std::vector<int64_t>{5, 12, 1, 9, 16, 3, 7, 2, 11, 4, 8, 6, 13, 10, 15, 14},
+            std::vector<int64_t>{7}, std::vector<int64_t>{3, 11}})
+        for (bool fold : {true, false}) {
+          model::FusedStepOptions options;
+          options.fold = fold;
+          options.tile_gemm = true;
+          options.tile_min_rows = 1;
+          expect_step_near_full_forward(cfg, dtype, tol, lengths, options,
+                                        std::string("fused step (tile GEMM)") + (fold ? "" : " (no fold)"));
+        }
 }
 
 // The persistent step (model/persistent_decode.h: every layer in one cooperative kernel) against the full
