@@ -114,7 +114,8 @@ __device__ __forceinline__ void row_inv_rms(const NormX<T>& in, int64_t K, float
   __syncthreads();
 }
 
-// Chunk c of x's row m normalised: weight * rnd(residual * inv), as add_rms_norm_row rounds. g: the weight's chunk.
+// A 16-byte chunk of x normalised from the same chunk of the residual and of the norm weight: weight *
+// rnd(residual * inv), as add_rms_norm_row rounds.
 template <typename T>
 __device__ __forceinline__ uint4 normalised_chunk(const uint4& residual, const uint4& weight, float inv) {
   constexpr int kN = 16 / sizeof(T);
