@@ -415,6 +415,17 @@ TEST(GpuEngine, CudaGraphStepEqualsEagerAndTransformers) {
   for (size_t i = 0; i < reqs.size(); ++i) EXPECT_EQ(b[i].tokens, a[i].tokens) << "request " << i << " (bf16 fused)";
 }
 
+// The GPU engine tests' Llama: head dim 64 (the persistent step's), GQA, 3 layers.
+model::LlamaConfig gpu_engine_config() {
+  model::LlamaConfig cfg = model::llama2_debug();
+  cfg.hidden_size = 256;
+  cfg.num_heads = 4;  // head dim 64
+  cfg.num_kv_heads = 2;
+  cfg.intermediate_size = 688;
+  cfg.num_layers = 3;
+  return cfg;
+}
+
 // The largest |log-probability| gap between the tokens two engines on `m` choose for `reqs` (options a and b).
 // Random weights in bf16 leave near-ties that two reduction orders may break differently: each request is
 // compared up to and including the first token where the two choose differently (both near the top there).
@@ -439,12 +450,7 @@ double worst_logprob_gap(const model::Model& m, const std::vector<infer::EngineR
 TEST(GpuEngine, PersistentStepRunsInACudaGraphAndMatchesTheFoldedStep) {
   if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device here; scripts/gpu_check.sh runs this on the GPU machine";
   if (!model::cuda_graphs_built()) GTEST_SKIP() << "built without -DCHATMILL_CUDA=ON";
-  model::LlamaConfig cfg = model::llama2_debug();
-  cfg.hidden_size = 256;
-  cfg.num_heads = 4;  // head dim 64
-  cfg.num_kv_heads = 2;
-  cfg.intermediate_size = 688;
-  cfg.num_layers = 3;
+  const model::LlamaConfig cfg = gpu_engine_config();
   const at::Device dev("cuda:0");
   model::Model m(cfg, model::init_weights(cfg, 0.05, 11, at::kBFloat16, dev));
   ASSERT_TRUE(model::fused::persistent_applies(m, model::KVCache::allocate(cfg, 2, 8, at::kBFloat16, dev), 2));
@@ -475,12 +481,7 @@ TEST(GpuEngine, PersistentStepRunsInACudaGraphAndMatchesTheFoldedStep) {
 TEST(GpuEngine, TileGemmStepRunsInACudaGraphAndMatchesTheDefaultStep) {
   if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device here; scripts/gpu_check.sh runs this on the GPU machine";
   if (!model::cuda_graphs_built()) GTEST_SKIP() << "built without -DCHATMILL_CUDA=ON";
-  model::LlamaConfig cfg = model::llama2_debug();
-  cfg.hidden_size = 256;
-  cfg.num_heads = 4;
-  cfg.num_kv_heads = 2;
-  cfg.intermediate_size = 688;
-  cfg.num_layers = 3;
+  const model::LlamaConfig cfg = gpu_engine_config();
   const at::Device dev("cuda:0");
   model::Model m(cfg, model::init_weights(cfg, 0.05, 12, at::kBFloat16, dev));
   std::vector<infer::EngineRequest> reqs(12);  // more than 8 slots: rows join and leave the batch
