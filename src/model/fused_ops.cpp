@@ -257,6 +257,70 @@ void check_normed_input(const NormedInput& in) {
                  "fused op: residual_out must be another buffer than residual_in (the kernel reads one, writes the other)");
 }
 
+#ifdef CHATMILL_CUDA
+// The one kernel of q/k/v + rotary and of gate/up + SwiGLU for each kind of input: the skinny GEMM with its
+// norm prologue (NormedInput), the tile GEMM on x as it is (a tensor) or normalised in its loads (TileNormedInput).
+void qkv_kernel(const NormedInput& in, const at::Tensor& wq, const at::Tensor& wk, const at::Tensor& wv,
+                const at::Tensor& positions, const at::Tensor& columns, const at::Tensor& inv_freq,
+                const at::Tensor& k_cache, const at::Tensor& v_cache, const at::Tensor& q_out, LaunchOptions launch) {
+  cuda::skinny_qkv_rope(in, wq, wk, wv, positions, columns, inv_freq, k_cache, v_cache, q_out, launch);
+}
+template <class In>
+void qkv_kernel(const In& in, const at::Tensor& wq, const at::Tensor& wk, const at::Tensor& wv,
+                const at::Tensor& positions, const at::Tensor& columns, const at::Tensor& inv_freq,
+                const at::Tensor& k_cache, const at::Tensor& v_cache, const at::Tensor& q_out, LaunchOptions launch) {
+  cuda::tile_qkv_rope(in, wq, wk, wv, positions, columns, inv_freq, k_cache, v_cache, q_out, launch);
+}
+void gate_up_kernel(const NormedInput& in, const at::Tensor& wg, const at::Tensor& wu, const at::Tensor& out,
+                    LaunchOptions launch) {
+  cuda::skinny_gate_up_silu(in, wg, wu, out, launch);
+}
+template <class In>
+void gate_up_kernel(const In& in, const at::Tensor& wg, const at::Tensor& wu, const at::Tensor& out,
+                    LaunchOptions launch) {
+  cuda::tile_gate_up_silu(in, wg, wu, out, launch);
+}
+#endif
+
+// q/k/v + rotary + cache append as one kernel on `in` (`like`: its (N, C) tensor). Callers checked that the
+// kernel applies.
+template <class In>
+at::Tensor one_kernel_qkv([[maybe_unused]] const In& in, const at::Tensor& like, const at::Tensor& wq,
+                          const at::Tensor& wk, const at::Tensor& wv, const at::Tensor& positions,
+                          const at::Tensor& columns, const at::Tensor& inv_freq, at::Tensor& k_cache,
+                          at::Tensor& v_cache, [[maybe_unused]] LaunchOptions launch) {
+  const int64_t N = like.size(0);
+  const int64_t D = check_rope_inputs(like, N, wq.size(0), wk.size(0), positions, columns, inv_freq, k_cache, v_cache);
+  CHATMILL_CHECK(wv.size(0) == wk.size(0), "fused op: v weight ", wv.sizes(), " differs from k weight ", wk.sizes());
+#ifdef CHATMILL_CUDA
+  at::Tensor q_out = at::empty({N, wq.size(0) / D, D}, like.options());
+  qkv_kernel(in, wq, wk, wv, positions, columns, inv_freq, k_cache, v_cache, q_out, launch);
+  return q_out;
+#else
+  TORCH_INTERNAL_ASSERT(false, D);
+#endif
+}
+
+// gate/up + SwiGLU as one kernel on `in`, as one_kernel_qkv.
+template <class In>
+at::Tensor one_kernel_gate_up([[maybe_unused]] const In& in, [[maybe_unused]] const at::Tensor& like,
+                              [[maybe_unused]] const at::Tensor& wg, [[maybe_unused]] const at::Tensor& wu,
+                              [[maybe_unused]] LaunchOptions launch) {
+#ifdef CHATMILL_CUDA
+  at::Tensor out = at::empty({like.size(0), wg.size(0)}, like.options());
+  gate_up_kernel(in, wg, wu, out, launch);
+  return out;
+#else
+  TORCH_INTERNAL_ASSERT(false);
+#endif
+}
+
+void check_gate_up(const at::Tensor& x, const at::Tensor& wg, const at::Tensor& wu) {
+  check_multiplies(x, wg);
+  check_multiplies(x, wu);
+  CHATMILL_CHECK(wg.size(0) == wu.size(0), "fused op: gate ", wg.sizes(), " and up ", wu.sizes(), " differ in rows");
+}
+
 // The unfolded composition: residual_out = residual_in + delta, x = its norm.
 at::Tensor normed_unfolded(const NormedInput& in, ForceReference ref, LaunchOptions launch) {
   at::Tensor out = in.residual_out;
@@ -283,77 +347,21 @@ at::Tensor qkv_rope_append(const NormedInput& in, const at::Tensor& wq, const at
     const std::vector<at::Tensor> qkv = linear_parts(normed_unfolded(in, ref, launch), {wq, wk, wv}, ref, launch);
     return rope_append(qkv[0], qkv[1], qkv[2], positions, columns, inv_freq, k_cache, v_cache, ref, launch);
   }
-  const int64_t N = in.residual_in.size(0);
-  const int64_t D = check_rope_inputs(in.residual_in, N, wq.size(0), wk.size(0), positions, columns, inv_freq,
-                                      k_cache, v_cache);
-  CHATMILL_CHECK(wv.size(0) == wk.size(0), "fused op: v weight ", wv.sizes(), " differs from k weight ", wk.sizes());
-#ifdef CHATMILL_CUDA
-  at::Tensor q_out = at::empty({N, wq.size(0) / D, D}, in.residual_in.options());
-  cuda::skinny_qkv_rope(in, wq, wk, wv, positions, columns, inv_freq, k_cache, v_cache, q_out, launch);
-  return q_out;
-#else
-  TORCH_INTERNAL_ASSERT(false, D);
-#endif
+  return one_kernel_qkv(in, in.residual_in, wq, wk, wv, positions, columns, inv_freq, k_cache, v_cache, launch);
 }
 
 at::Tensor gate_up_silu(const NormedInput& in, const at::Tensor& wg, const at::Tensor& wu, ForceReference ref,
                         LaunchOptions launch) {
   check_normed_input(in);
-  check_multiplies(in.residual_in, wg);
-  check_multiplies(in.residual_in, wu);
-  CHATMILL_CHECK(wg.size(0) == wu.size(0), "fused op: gate ", wg.sizes(), " and up ", wu.sizes(), " differ in rows");
+  check_gate_up(in.residual_in, wg, wu);
   if (!folds_apply(in, {wg, wu}, ref)) {
     const std::vector<at::Tensor> gu = linear_parts(normed_unfolded(in, ref, launch), {wg, wu}, ref, launch);
     return silu_mul(gu[0], gu[1], ref, launch);
   }
-#ifdef CHATMILL_CUDA
-  at::Tensor out = at::empty({in.residual_in.size(0), wg.size(0)}, in.residual_in.options());
-  cuda::skinny_gate_up_silu(in, wg, wu, out, launch);
-  return out;
-#else
-  TORCH_INTERNAL_ASSERT(false);
-#endif
+  return one_kernel_gate_up(in, in.residual_in, wg, wu, launch);
 }
 
 namespace {
-
-// The tile GEMM's q/k/v + rotary and gate/up + SwiGLU on In: x (N, C) as it is, or a TileNormedInput (`like`:
-// x, or the residual). Callers checked that the tile GEMM applies.
-template <class In>
-at::Tensor tile_qkv([[maybe_unused]] const In& in, const at::Tensor& like, const at::Tensor& wq, const at::Tensor& wk,
-                    const at::Tensor& wv, const at::Tensor& positions, const at::Tensor& columns,
-                    const at::Tensor& inv_freq, at::Tensor& k_cache, at::Tensor& v_cache,
-                    [[maybe_unused]] LaunchOptions launch) {
-  const int64_t N = like.size(0);
-  const int64_t D = check_rope_inputs(like, N, wq.size(0), wk.size(0), positions, columns, inv_freq, k_cache, v_cache);
-  CHATMILL_CHECK(wv.size(0) == wk.size(0), "fused op: v weight ", wv.sizes(), " differs from k weight ", wk.sizes());
-#ifdef CHATMILL_CUDA
-  at::Tensor q_out = at::empty({N, wq.size(0) / D, D}, like.options());
-  cuda::tile_qkv_rope(in, wq, wk, wv, positions, columns, inv_freq, k_cache, v_cache, q_out, launch);
-  return q_out;
-#else
-  TORCH_INTERNAL_ASSERT(false, D);
-#endif
-}
-
-template <class In>
-at::Tensor tile_silu([[maybe_unused]] const In& in, [[maybe_unused]] const at::Tensor& like,
-                     [[maybe_unused]] const at::Tensor& wg, [[maybe_unused]] const at::Tensor& wu,
-                     [[maybe_unused]] LaunchOptions launch) {
-#ifdef CHATMILL_CUDA
-  at::Tensor out = at::empty({like.size(0), wg.size(0)}, like.options());
-  cuda::tile_gate_up_silu(in, wg, wu, out, launch);
-  return out;
-#else
-  TORCH_INTERNAL_ASSERT(false);
-#endif
-}
-
-void check_gate_up(const at::Tensor& x, const at::Tensor& wg, const at::Tensor& wu) {
-  check_multiplies(x, wg);
-  check_multiplies(x, wu);
-  CHATMILL_CHECK(wg.size(0) == wu.size(0), "fused op: gate ", wg.sizes(), " and up ", wu.sizes(), " differ in rows");
-}
 
 void check_sumsq(const at::Tensor& sumsq, int64_t C, const at::Tensor& like) {
   CHATMILL_CHECK(sumsq.defined() && sumsq.dim() == 2 && sumsq.size(0) == sumsq_parts(C) &&
@@ -390,7 +398,7 @@ at::Tensor qkv_rope_append(const at::Tensor& x, const at::Tensor& wq, const at::
                            at::Tensor& k_cache, at::Tensor& v_cache, ForceReference ref, LaunchOptions launch) {
   for (const at::Tensor* w : {&wq, &wk, &wv}) check_multiplies(x, *w);
   if (tile_applies(x, {wq, wk, wv}, ref, launch))
-    return tile_qkv(x, x, wq, wk, wv, positions, columns, inv_freq, k_cache, v_cache, launch);
+    return one_kernel_qkv(x, x, wq, wk, wv, positions, columns, inv_freq, k_cache, v_cache, launch);
   const std::vector<at::Tensor> qkv = linear_parts(x, {wq, wk, wv}, ref, launch);
   return rope_append(qkv[0], qkv[1], qkv[2], positions, columns, inv_freq, k_cache, v_cache, ref, launch);
 }
@@ -398,7 +406,7 @@ at::Tensor qkv_rope_append(const at::Tensor& x, const at::Tensor& wq, const at::
 at::Tensor gate_up_silu(const at::Tensor& x, const at::Tensor& wg, const at::Tensor& wu, ForceReference ref,
                         LaunchOptions launch) {
   check_gate_up(x, wg, wu);
-  if (tile_applies(x, {wg, wu}, ref, launch)) return tile_silu(x, x, wg, wu, launch);
+  if (tile_applies(x, {wg, wu}, ref, launch)) return one_kernel_gate_up(x, x, wg, wu, launch);
   const std::vector<at::Tensor> gu = linear_parts(x, {wg, wu}, ref, launch);
   return silu_mul(gu[0], gu[1], ref, launch);
 }
@@ -437,7 +445,7 @@ at::Tensor qkv_rope_append(const TileNormedInput& in, const at::Tensor& wq, cons
   check_tile_normed(in);
   for (const at::Tensor* w : {&wq, &wk, &wv}) check_multiplies(in.residual, *w);
   if (tile_norm_applies(in, {wq, wk, wv}, ref, launch))
-    return tile_qkv(in, in.residual, wq, wk, wv, positions, columns, inv_freq, k_cache, v_cache, launch);
+    return one_kernel_qkv(in, in.residual, wq, wk, wv, positions, columns, inv_freq, k_cache, v_cache, launch);
   return qkv_rope_append(normed_plain(in, ref, launch), wq, wk, wv, positions, columns, inv_freq, k_cache, v_cache, ref,
                          launch);
 }
@@ -446,7 +454,7 @@ at::Tensor gate_up_silu(const TileNormedInput& in, const at::Tensor& wg, const a
                         LaunchOptions launch) {
   check_tile_normed(in);
   check_gate_up(in.residual, wg, wu);
-  if (tile_norm_applies(in, {wg, wu}, ref, launch)) return tile_silu(in, in.residual, wg, wu, launch);
+  if (tile_norm_applies(in, {wg, wu}, ref, launch)) return one_kernel_gate_up(in, in.residual, wg, wu, launch);
   return gate_up_silu(normed_plain(in, ref, launch), wg, wu, ref, launch);
 }
 
