@@ -10,6 +10,20 @@
 
 namespace chatmill::model::cuda_math {
 
+// A 16-byte chunk of rms_norm's output from the same chunk of the residual row and of the norm weight, given the
+// row's 1 / rms: weight * rnd(residual * inv), normalised in float32, cast, scaled (HF's order). Shared with the
+// tile GEMM, which normalises x as it loads it (tile_kernels.cuh).
+template <typename T>
+__device__ __forceinline__ uint4 normalise_chunk(const uint4& residual, const uint4& weight, float inv) {
+  constexpr int kN = 16 / sizeof(T);
+  float h[kN], g[kN];
+  unpack16<T>(residual, h);
+  unpack16<T>(weight, g);
+#pragma unroll
+  for (int e = 0; e < kN; ++e) h[e] = g[e] * rnd<T>(h[e] * inv);
+  return pack16<T>(h);
+}
+
 // h = residual + delta (rounded to T; delta may be null) into residual_out (may be null, or residual itself) and
 // into dst; then dst = rms_norm(h) * weight (normalised in float32, cast, scaled). Rows of `chunks` 16-byte
 // chunks, all 16-byte aligned. Every thread of the block calls it; each rereads only what it wrote. The residual
@@ -37,14 +51,7 @@ __device__ __forceinline__ void add_rms_norm_row(const uint4* residual, const ui
   }
   const float inv = rsqrtf(block_sum(ss) / static_cast<float>(chunks * kN) + eps);
 #pragma unroll 4
-  for (int64_t c = threadIdx.x; c < chunks; c += blockDim.x) {
-    float h[kN], g[kN];
-    unpack16<T>(dst[c], h);
-    unpack16<T>(__ldg(weight + c), g);
-#pragma unroll
-    for (int e = 0; e < kN; ++e) h[e] = g[e] * rnd<T>(h[e] * inv);
-    dst[c] = pack16<T>(h);
-  }
+  for (int64_t c = threadIdx.x; c < chunks; c += blockDim.x) dst[c] = normalise_chunk<T>(dst[c], __ldg(weight + c), inv);
 }
 
 }  // namespace chatmill::model::cuda_math

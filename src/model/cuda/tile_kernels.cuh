@@ -34,6 +34,7 @@
 
 #include "model/cuda/mma.cuh"
 #include "model/cuda/pdl.cuh"
+#include "model/cuda/rms_norm_row.cuh"
 #include "model/cuda/skinny_kernels.cuh"
 
 namespace chatmill::model::fused::kernels {
@@ -112,19 +113,6 @@ __device__ __forceinline__ void row_inv_rms(const NormX<T>& in, int64_t K, float
     inv[threadIdx.x] = rsqrtf(total / static_cast<float>(K) + in.eps);
   }
   __syncthreads();
-}
-
-// A 16-byte chunk of x normalised from the same chunk of the residual and of the norm weight: weight *
-// rnd(residual * inv), as add_rms_norm_row rounds.
-template <typename T>
-__device__ __forceinline__ uint4 normalised_chunk(const uint4& residual, const uint4& weight, float inv) {
-  constexpr int kN = 16 / sizeof(T);
-  float h[kN], g[kN];
-  cuda_math::unpack16<T>(residual, h);
-  cuda_math::unpack16<T>(weight, g);
-#pragma unroll
-  for (int e = 0; e < kN; ++e) h[e] = g[e] * cuda_math::rnd<T>(h[e] * inv);
-  return cuda_math::pack16<T>(h);
 }
 
 // The tiles of a plan: 16 / kRows items each.
@@ -217,7 +205,7 @@ __global__ void __launch_bounds__(kTileWarps * 32, 2)
 #pragma unroll
         for (int j = 0; j < NT; ++j) {
           uint4 xv = xr[j] != nullptr && c < chunks ? __ldg(xr[j] + c) : make_uint4(0, 0, 0, 0);
-          if constexpr (kNormX) xv = normalised_chunk<T>(xv, wn, xinv[j]);  // zeros stay zeros (xinv finite)
+          if constexpr (kNormX) xv = cuda_math::normalise_chunk<T>(xv, wn, xinv[j]);  // zeros stay zeros (xinv finite)
           const uint32_t b0[2] = {xv.x, xv.y}, b1[2] = {xv.z, xv.w};
           cuda_math::mma_16816<T, kBf16>(d[j], a0, b0);
           cuda_math::mma_16816<T, kBf16>(d[j], a1, b1);
