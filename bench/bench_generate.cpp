@@ -35,6 +35,7 @@ struct Args {
   bool no_o_prefetch = false;  // persistent step: no L2 prefetch of the o projection during attention
   bool tile_gemm = false;      // fused step: 3-16 rows through the tensor-core tile GEMM
   int64_t tile_min_rows = 3;   // the fewest rows it takes (1: also against the skinny GEMM)
+  bool autotune = false;       // engine with CUDA graphs: per bucket, the fastest verified step variant
   std::string profile;         // profile one more run after the timed ones, write its table here
 };
 
@@ -82,6 +83,9 @@ int main(int argc, char** argv) {
                "rows during attention (FusedStepOptions::persistent_o_prefetch)");
   app.add_flag("--tile-gemm", a.tile_gemm, "fused step: 3 to 16 rows through the tensor-core tile GEMM, rotary and "
                "SwiGLU in its epilogues (FusedStepOptions::tile_gemm)");
+  app.add_flag("--autotune", a.autotune, "engine, CUDA graphs, fused step: per batch bucket, time every step "
+               "variant that applies and keep the fastest that matches the configured step (EngineOptions::autotune); "
+               "the row's \"step_choices\" lists the timings");
   app.add_option("--tile-min-rows", a.tile_min_rows, "fused step: the fewest rows the tile GEMM takes (1 or 2: in "
                  "place of the skinny GEMM too; FusedStepOptions::tile_min_rows)");
   app.add_option("--profile", a.profile,
@@ -115,7 +119,7 @@ int main(int argc, char** argv) {
                                                                            infer::parse_step_kind(a.step), !a.no_skinny,
                                                                            !a.no_pdl, !a.no_fold, a.l2_prefetch,
                                                                            a.persistent, !a.no_o_prefetch, a.tile_gemm,
-                                                                           a.tile_min_rows});
+                                                                           a.tile_min_rows, a.autotune});
     const int profiled = a.profile.empty() ? 0 : 1;
     std::unique_ptr<bench::OpProfile> prof;
     for (int i = 0; engine && i < a.warmup + a.repeats + profiled; ++i) {
@@ -168,6 +172,7 @@ int main(int argc, char** argv) {
                                           (a.engine && a.step == "fused" && a.persistent && a.no_o_prefetch ? "(no o prefetch)" : "") +
                                           (a.engine && a.step == "fused" && a.tile_gemm ? "(tile GEMM)" : "") +
                                           (a.engine && a.step == "fused" && a.tile_gemm && a.tile_min_rows < 3 ? "(from 1 row)" : "") +
+                                          (a.engine && a.step == "fused" && a.autotune ? "(autotune)" : "") +
                                           (a.cuda_graph ? "+cudagraph" : "")},
                           {"model", a.preset.empty() ? a.model_dir : a.preset},
                           {"params", m.config.num_parameters()},
@@ -182,6 +187,10 @@ int main(int argc, char** argv) {
                           {"decode_tokens_per_s", median(decode_tps)},
                           {"total_tokens_per_s", median(total_tps)},
                           {"repeats", a.repeats}};
+    if (engine && a.autotune) {
+      out["step_choices"] = nlohmann::json::array();
+      for (const auto& c : engine->step_choices()) out["step_choices"].push_back(infer::describe(c));
+    }
     std::cout << out.dump() << "\n";
     if (!a.out.empty()) std::ofstream(a.out, std::ios::app) << out.dump() << "\n";
   } catch (const Error& e) {

@@ -147,6 +147,10 @@ def main():
             (16, "chatmill-engine+fused(tile GEMM)+cudagraph",
              lambda batch: profiled(fused_with("--tile-gemm")(batch), a.profile_dir, f"profile_decode_b{batch}_tile.md")),
             (1, "hf", hf),
+            # Each variant that applies, timed in one process at the bucket's first step (EngineOptions::autotune):
+            # the rows' step_choices, listed under the table.
+            (1, "chatmill-engine+fused(autotune)+cudagraph", fused_with("--autotune")),
+            (16, "chatmill-engine+fused(autotune)+cudagraph", fused_with("--autotune")),
             (1, "chatmill-engine+fused(tile GEMM)(from 1 row)+cudagraph", fused_with("--tile-gemm", "--tile-min-rows", "1")),
             (2, "chatmill-engine+fused+cudagraph", fused),
             (2, "chatmill-engine+fused(persistent)+cudagraph", fused_with("--persistent")),
@@ -171,6 +175,7 @@ def main():
                  (1, "chatmill", ours()),
                  (16, "chatmill", ours())]
     res = {1: {}, 2: {}, 8: {}, 16: {}}
+    choices = []  # autotune's lines, printed after the table
     print("| batch | engine | TTFT ms | decode tok/s | vs HF | % of bandwidth limit (batch 1) |")
     print("|---|---|---|---|---|---|", flush=True)
     for batch, name, cmd in jobs:
@@ -189,6 +194,11 @@ def main():
         ratio = f"{d / hf_d:.2f}x" if hf_d else "n/a"
         pct = f"{100 * d / limit:.0f}%" if batch == 1 else ""
         print(f"| {batch} | {name} | {1e3 * r['ttft_s']:.1f} | {d:.1f} | {ratio} | {pct} |", flush=True)
+        choices += [f"batch {batch}, {name}: {c}" for c in r.get("step_choices", [])]
+    if choices:
+        print("\nautotune's step timings (each variant's CUDA graph at the bucket's first step, median of 5 rounds):")
+        for c in choices:
+            print(f"- {c}", flush=True)
     if a.part == "all":
         train_rows(a.bin, a.out, a.profile_dir)
 

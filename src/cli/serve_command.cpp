@@ -24,7 +24,7 @@ struct ServeArgs {
   int port = 8000, threads = 0;
   int64_t max_batch = 8, context = 0, max_tokens = 0, max_in_flight = 64;
   size_t max_body_bytes = 1 << 20;
-  bool cuda_graph = false;
+  bool cuda_graph = false, autotune = false;
   std::string step = "auto";
   double drain_timeout_s = 600;
 };
@@ -40,7 +40,10 @@ void run_serve(const ServeArgs& a) {
 
   model::Model m = model::load_hf_model(a.model, {model::parse_dtype(a.dtype), parse_device(a.device)});
   auto tok = model::resolve_tokenizer(a.model, a.tokenizer.empty() ? std::nullopt : std::optional<std::filesystem::path>(a.tokenizer));
-  infer::Engine engine(m, &tok, {a.max_batch, a.context, a.cuda_graph, infer::parse_step_kind(a.step)});
+  infer::EngineOptions eo{a.max_batch, a.context, a.cuda_graph, infer::parse_step_kind(a.step)};
+  CHATMILL_CHECK(!a.autotune || a.cuda_graph, "--autotune times CUDA graphs of the decode step: add --cuda-graph");
+  eo.autotune = a.autotune;
+  infer::Engine engine(m, &tok, eo);
   serve::ServerOptions o;
   o.host = a.host;
   o.port = a.port;
@@ -70,6 +73,7 @@ void run_serve(const ServeArgs& a) {
   engine.shutdown();
   const auto s = engine.stats();
   std::cout << "stopped: " << s.completed << " requests, " << s.generated_tokens << " tokens" << std::endl;
+  for (const auto& c : engine.step_choices()) std::cout << "decode step autotuned, " << infer::describe(c) << std::endl;
   if (waiter.joinable()) {
     leaving = true;
     pthread_kill(waiter.native_handle(), SIGTERM);  // wakes the waiter if run() ended another way
@@ -98,6 +102,9 @@ void add_serve_command(CLI::App& app) {
   c->add_option("--device", a->device)->capture_default_str();
   c->add_option("--drain-timeout", a->drain_timeout_s, "seconds SIGTERM waits for requests in flight")->capture_default_str();
   c->add_flag("--cuda-graph", a->cuda_graph, "capture the decode step in a CUDA graph");
+  c->add_flag("--autotune", a->autotune, "with --cuda-graph and the fused step: per batch bucket, time the step's "
+              "variants that apply, check each against the configured one, keep the fastest (GET /health lists the "
+              "choices)");
   c->add_option("--decode-step", a->step, "auto (fused on CUDA, eager elsewhere), eager, or fused (the CUDA kernels)")->capture_default_str();
   c->add_option("--threads", a->threads);
   c->callback([a] { run_serve(*a); });

@@ -90,8 +90,10 @@ Engine::Engine(const model::Model& m, const model::Tokenizer* tok, EngineOptions
   // Auto: the fused kernels on CUDA (faster at every batch size measured, bench/README.md), Eager elsewhere.
   fused_ = o_.step == StepKind::Fused ||
            (o_.step == StepKind::Auto && dev.is_cuda() && model::fused::kernels_built());
+  CHATMILL_CHECK(o_.autotune_tolerance > 0, "engine: autotune_tolerance must be positive, got ", o_.autotune_tolerance);
   // The persistent step's layer table, built here: body() runs under CUDA graph capture, where it cannot be.
-  if (fused_ && o_.persistent && model::fused::persistent_applies(m, cache_, 1)) model::fused::prepare_persistent(m, cache_);
+  if (fused_ && (o_.persistent || (o_.autotune && o_.cuda_graph)) && model::fused::persistent_applies(m, cache_, 1))
+    model::fused::prepare_persistent(m, cache_);
   thread_ = std::thread([this] { loop(); });
 }
 
@@ -343,7 +345,17 @@ int64_t Engine::choose(int64_t b, const at::Tensor& logits, int64_t row, at::Ten
   return model::sample_tokens(host.narrow(0, row, 1), s.request.sampling, {s.rng->uniform()})[0];
 }
 
-void Engine::body(int64_t n) {
+std::vector<StepChoice> Engine::step_choices() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return choices_;
+}
+
+model::FusedStepOptions Engine::step_options() const {
+  return {o_.skinny_gemm, o_.programmatic_launch, o_.fold, o_.l2_prefetch, o_.persistent,
+          o_.persistent_o_prefetch, o_.tile_gemm, o_.tile_min_rows};
+}
+
+void Engine::body(int64_t n, const model::FusedStepOptions& step) {
   model::KVCache rows_cache;
   for (size_t l = 0; l < cache_.k.size(); ++l) {
     rows_cache.k.push_back(n == B_ ? cache_.k[l] : cache_.k[l].narrow(0, 0, n));
@@ -355,14 +367,13 @@ void Engine::body(int64_t n) {
   rows_cache.grid_barrier = cache_.grid_barrier;
   const at::Tensor ids = ids_.narrow(0, 0, n), columns = columns_.narrow(0, 0, n), lengths = lengths_.narrow(0, 0, n);
   if (fused_) {  // each row attends to its own lengths[b] columns, whatever the capacity
-    at::Tensor h = model::fused_decode_hidden(m_, ids, columns, columns, lengths, rows_cache,
-                                              {o_.skinny_gemm, o_.programmatic_launch, o_.fold, o_.l2_prefetch, o_.persistent,
-                                               o_.persistent_o_prefetch, o_.tile_gemm, o_.tile_min_rows});  // (n, C)
+    at::Tensor h = model::fused_decode_hidden(m_, ids, columns, columns, lengths, rows_cache, step);  // (n, C)
     // The LM head through the same skinny (or tile) GEMM, launched as the step's projections; copy_ widens to
     // float32 as lm_logits does.
-    const model::fused::LaunchOptions launch{o_.programmatic_launch, o_.l2_prefetch, o_.tile_gemm, o_.tile_min_rows};
-    logits_.narrow(0, 0, n).copy_(o_.skinny_gemm ? model::fused::linear(h, m_.weights.lm_head, {}, launch)
-                                                 : model::lm_logits(m_, h));
+    const model::fused::LaunchOptions launch{step.programmatic_launch, step.l2_prefetch, step.tile_gemm,
+                                             step.tile_min_rows};
+    logits_.narrow(0, 0, n).copy_(step.skinny_gemm ? model::fused::linear(h, m_.weights.lm_head, {}, launch)
+                                                   : model::lm_logits(m_, h));
     return;
   }
   // Eager steps attend over the columns any active row uses; a CUDA graph needs the fixed width S.
@@ -399,10 +410,14 @@ void Engine::decode_step() {
   n = std::min(n, B_);
   if (o_.cuda_graph) {
     auto& g = graphs_[n];
-    if (!g) g = model::capture_step_graph([this, n] { body(n); }, m_.device());
-    g->replay();
+    if (!g && o_.autotune && fused_) {
+      g = tune(n);  // replays the chosen variant
+    } else {
+      if (!g) g = model::capture_step_graph([this, n] { body(n, step_options()); }, m_.device());
+      g->replay();
+    }
   } else {
-    body(n);
+    body(n, step_options());
   }
   {
     std::lock_guard<std::mutex> lock(mu_);

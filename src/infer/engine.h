@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "infer/step_autotune.h"
 #include "model/generate.h"
 #include "model/kv_cache.h"
 #include "model/logprobs.h"
@@ -49,6 +50,15 @@ struct EngineOptions {
   bool persistent_o_prefetch = true;  // persistent step: o-projection rows into L2 during attention
   bool tile_gemm = false;  // fused step: 3-16 rows through the tensor-core tile GEMM (FusedStepOptions::tile_gemm)
   int64_t tile_min_rows = 3;  // the fewest rows the tile GEMM takes (FusedStepOptions::tile_min_rows)
+  // With cuda_graph and the fused step: at each batch bucket's first step, every step variant that applies there
+  // (infer/step_autotune.h) is captured, its logits checked against the configured step's on the same inputs,
+  // its replays timed, and the fastest that passed is kept for the bucket (Engine::step_choices says which).
+  // Off by default: the variants' kernels have yet to run on every card.
+  bool autotune = false;
+  // The largest relative L2 error of a variant's logits against the configured step's. Different reduction
+  // orders in bf16 leave about 1e-2 after 32 layers (estimate: sqrt(32 layers x 5 roundings) x 2^-9 per
+  // rounding); a wrong kernel is off by order 1.
+  double autotune_tolerance = 0.05;
 };
 
 // "auto" | "eager" | "fused" (for CLI flags); throws chatmill::Error naming the choices.
@@ -128,6 +138,8 @@ class Engine {
   int64_t context() const { return S_; }
   int64_t max_batch() const { return B_; }
   EngineStats stats() const;
+  // What autotune chose for each bucket captured so far, in capture order (empty without autotune).
+  std::vector<StepChoice> step_choices() const;
   void shutdown();  // stop taking requests; finish those submitted; join the thread
 
  private:
@@ -144,7 +156,11 @@ class Engine {
   void prefill(const std::vector<int64_t>& slots);  // slots whose prompts have one length
   void decode_step();
   // The step over slots [0, rows): fixed shapes per `rows` (each bucket captured in its own CUDA graph).
-  void body(int64_t rows);
+  void body(int64_t rows, const model::FusedStepOptions& step);
+  model::FusedStepOptions step_options() const;  // the configured fused step, from o_
+  // Autotune's capture of bucket `rows` (EngineOptions::autotune): the chosen variant's graph, replayed once so
+  // that this step's cache columns and logits are its own.
+  std::unique_ptr<model::StepGraph> tune(int64_t rows);
   // Records token `id` for a slot; emits text; frees the slot when the sequence is done.
   void take(int64_t slot, int64_t id, std::optional<model::TokenLogprob> logprob);
   // The chosen ids of slots `slots` (rows `rows` of `logits`), with log-probabilities for the slots that asked:
@@ -169,6 +185,7 @@ class Engine {
   at::Tensor logits_;
   int64_t width_ = 0;  // columns this step attends over (eager step)
   std::map<int64_t, std::unique_ptr<model::StepGraph>> graphs_;  // by batch bucket
+  std::vector<StepChoice> choices_;  // autotune's, under mu_
 
   mutable std::mutex mu_;
   std::condition_variable cv_;

@@ -12,6 +12,9 @@ class StepGraph {
  public:
   virtual ~StepGraph() = default;
   virtual void replay() = 0;
+  // Replays `replays` times back to back on the current stream and waits for them: seconds per replay, by
+  // device events (what the step takes on the GPU, launch gaps between replays included).
+  virtual double seconds_per_replay(int replays) = 0;
 };
 
 // Runs `body` once eagerly on a side stream (warm-up: cuBLAS handles, allocator pools), then records it.

@@ -68,13 +68,20 @@ struct Server::Impl {
     res.set_content(dump({{"object", "list"}, {"data", {m}}}), "application/json");
   }
 
+  // What EngineOptions::autotune chose per batch bucket, one line each (empty without it).
+  nlohmann::ordered_json step_choices() const {
+    nlohmann::ordered_json out = nlohmann::ordered_json::array();
+    for (const auto& c : engine.step_choices()) out.push_back(infer::describe(c));
+    return out;
+  }
+
   // While draining: 503 and "draining", so that load balancers stop sending (requests get 503 too).
   void health(httplib::Response& res) {
     const auto s = engine.stats();
     if (draining) res.status = 503;
     res.set_content(dump({{"status", draining ? "draining" : "ok"}, {"model", o.model_name}, {"active", s.active},
                           {"queued", s.queued}, {"completed", s.completed}, {"cancelled", s.cancelled}, {"in_flight", in_flight.load()},
-                          {"generated_tokens", s.generated_tokens}, {"steps", s.steps}}),
+                          {"generated_tokens", s.generated_tokens}, {"steps", s.steps}, {"decode_step_choices", step_choices()}}),
                     "application/json");
   }
 

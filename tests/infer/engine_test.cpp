@@ -11,6 +11,7 @@
 #include "common/sample_model.h"
 #include "common/interrupted.h"
 #include "common/test_env.h"
+#include "infer/engine_check.h"
 #include "infer/engine.h"
 #include "model/generate.h"
 #include "model/hf_checkpoint.h"
@@ -22,6 +23,9 @@ namespace chatmill {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::gpu_engine_config;
+using testing::token_logprobs_through;
+using testing::worst_logprob_gap;
 
 nlohmann::json reference(const std::string& name) {
   std::ifstream in(testing::testdata() / "ref" / (name + "_generate.json"));
@@ -337,24 +341,6 @@ TEST(Engine, RefusesBadRequestsClearly) {
 // from a graph gives exactly the tokens of the same step run eagerly.
 // Each request's chosen-token log-probabilities, through submit_all.
 // Each request's new tokens with their log-probabilities (2 alternatives asked), all submitted at once.
-std::vector<std::vector<model::TokenLogprob>> token_logprobs_through(infer::Engine& engine,
-                                                                    std::vector<infer::EngineRequest> reqs) {
-  for (auto& r : reqs) r.logprobs = 2;
-  auto hs = engine.submit_all(reqs);
-  std::vector<std::vector<model::TokenLogprob>> out(reqs.size());
-  for (size_t i = 0; i < reqs.size(); ++i) {
-    infer::EngineEvent e;
-    do {
-      if (!hs[i]->next(e, 60000ms)) {
-        ADD_FAILURE() << "no event within 60 s";
-        return out;
-      }
-      out[i].insert(out[i].end(), e.logprobs.begin(), e.logprobs.end());
-    } while (!e.finished);
-  }
-  return out;
-}
-
 std::vector<std::vector<double>> logprobs_through(infer::Engine& engine, std::vector<infer::EngineRequest> reqs) {
   std::vector<std::vector<double>> out;
   for (const auto& seq : token_logprobs_through(engine, std::move(reqs))) {
@@ -413,35 +399,6 @@ TEST(GpuEngine, CudaGraphStepEqualsEagerAndTransformers) {
   auto a = eager.run(reqs);
   auto b = graph.run(reqs);
   for (size_t i = 0; i < reqs.size(); ++i) EXPECT_EQ(b[i].tokens, a[i].tokens) << "request " << i << " (bf16 fused)";
-}
-
-// The GPU engine tests' Llama: head dim 64 (the persistent step's), GQA, 3 layers.
-model::LlamaConfig gpu_engine_config() {
-  model::LlamaConfig cfg = model::llama2_debug();
-  cfg.hidden_size = 256;
-  cfg.num_heads = 4;  // head dim 64
-  cfg.num_kv_heads = 2;
-  cfg.intermediate_size = 688;
-  cfg.num_layers = 3;
-  return cfg;
-}
-
-// The largest |log-probability| gap between the tokens two engines on `m` choose for `reqs` (options a and b).
-// Random weights in bf16 leave near-ties that two reduction orders may break differently: each request is
-// compared up to and including the first token where the two choose differently (both near the top there).
-double worst_logprob_gap(const model::Model& m, const std::vector<infer::EngineRequest>& reqs,
-                         const infer::EngineOptions& a, const infer::EngineOptions& b) {
-  infer::Engine c(m, nullptr, a), d(m, nullptr, b);
-  const auto got = token_logprobs_through(c, reqs), want = token_logprobs_through(d, reqs);
-  double worst = 0;
-  for (size_t i = 0; i < reqs.size(); ++i) {
-    EXPECT_EQ(got[i].size(), want[i].size()) << i;
-    for (size_t j = 0; j < std::min(got[i].size(), want[i].size()); ++j) {
-      worst = std::max(worst, std::abs(got[i][j].logprob - want[i][j].logprob));
-      if (got[i][j].id != want[i][j].id) break;
-    }
-  }
-  return worst;
 }
 
 // The persistent step (one cooperative kernel for all layers) in the engine, at 1 and 2 rows: captured in a CUDA

@@ -139,6 +139,10 @@ def main():
     r = subprocess.run([BIN, "init", "--preset", "debug", "--tokenizer", TOKENIZER, "--std", "0.2", "--seed", "3",
                         "--out", model, "--overwrite"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+    bad = subprocess.run([BIN, "serve", "--model", model, "--port", "0", "--autotune"], capture_output=True, text=True,
+                         timeout=120)
+    expect(bad.returncode != 0 and "--autotune times CUDA graphs of the decode step: add --cuda-graph" in bad.stderr,
+           f"--autotune without --cuda-graph is refused with the fix ({bad.returncode}, {bad.stderr.strip()[-200:]})")
     srv = Server(model, "--max-batch", "8", "--context", "1024", "--max-tokens", "128", "--max-body-bytes", "20000")
 
     # 1. 32 concurrent requests, each equal to the same request alone.
@@ -163,6 +167,7 @@ def main():
         time.sleep(0.05)
         h = srv.health()
     expect(h["completed"] == 64 and h["active"] == 0 and h["in_flight"] == 0, f"64 completed, nothing left in flight ({h})")
+    expect(h["decode_step_choices"] == [], f"no autotune here, so no decode step choices in /health ({h})")
 
     # 2. Errors, each with an OpenAI-style body.
     def err(status, text, param=None, code=None):

@@ -31,7 +31,16 @@ class CudaStepGraph : public StepGraph {
       body();  // warm-up
       stream.synchronize();
       graph_.capture_begin();
-      body();
+      try {
+        body();
+      } catch (...) {
+        // End the capture so that the stream is usable again (the graph is discarded with this object).
+        try {
+          graph_.capture_end();
+        } catch (...) {
+        }
+        throw;
+      }
       graph_.capture_end();
     }
     wait(current, stream);
@@ -40,6 +49,18 @@ class CudaStepGraph : public StepGraph {
   void replay() override {
     c10::cuda::CUDAGuard device_guard(device_);
     graph_.replay();
+  }
+
+  double seconds_per_replay(int replays) override {
+    CHATMILL_CHECK(replays >= 1, "seconds_per_replay: replays must be at least 1, got ", replays);
+    c10::cuda::CUDAGuard device_guard(device_);
+    const c10::cuda::CUDAStream stream = c10::cuda::getCurrentCUDAStream(device_.index());
+    at::cuda::CUDAEvent start(cudaEventDefault), stop(cudaEventDefault);  // timing events
+    start.record(stream);
+    for (int i = 0; i < replays; ++i) graph_.replay();
+    stop.record(stream);
+    stop.synchronize();
+    return 1e-3 * start.elapsed_time(stop) / replays;
   }
 
  private:

@@ -1,0 +1,81 @@
+// Engine::tune: autotune's capture of one batch bucket (EngineOptions::autotune; the choice itself is
+// infer/step_autotune.h's).
+#include <ATen/ATen.h>
+
+#include <algorithm>
+
+#include "infer/engine.h"
+#include "model/fused_ops.h"
+#include "model/persistent_decode.h"
+
+namespace chatmill::infer {
+
+namespace {
+
+// Rounds of timed replays, each variant once a round (interleaved, so that clock and temperature drift falls on
+// all alike), and replays a round: about 10 steps a variant, tens of milliseconds for a 7B model.
+constexpr int kRounds = 5;
+constexpr int kReplaysPerRound = 2;
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
+}  // namespace
+
+std::unique_ptr<model::StepGraph> Engine::tune(int64_t n) {
+  const model::FusedStepOptions configured = step_options();
+  const at::Tensor probe = at::empty({n, m_.config.hidden_size}, m_.weights.embed.options());  // x's shape, for tile_applies
+  const model::fused::LaunchOptions tile{configured.programmatic_launch, configured.l2_prefetch, true,
+                                         std::min(configured.tile_min_rows, n)};
+  const bool tiles = model::fused::tile_applies(probe, {m_.weights.layers.at(0).q_proj}, {}, tile);
+  const std::vector<StepVariant> variants =
+      step_variants(configured, n, model::fused::persistent_applies(m_, cache_, n), tiles);
+
+  StepChoice choice;
+  choice.rows = n;
+  std::vector<std::unique_ptr<model::StepGraph>> graphs(variants.size());
+  at::Tensor reference;  // the configured step's logits: (n, V) float32
+  for (size_t i = 0; i < variants.size(); ++i) {
+    VariantTrial t;
+    t.name = variants[i].name;
+    const model::FusedStepOptions step = variants[i].options;
+    auto capture = [&] { return model::capture_step_graph([this, n, step] { body(n, step); }, m_.device()); };
+    if (i == 0) {
+      graphs[0] = capture();  // the configured step's failure is the engine's, as without autotune
+    } else {
+      try {
+        graphs[i] = capture();
+      } catch (const std::exception& e) {  // a check of the variant's own ops: leave it out
+        t.failure = e.what();
+        choice.trials.push_back(std::move(t));
+        continue;
+      }
+    }
+    // Every variant runs on the same inputs: the step buffers stay as decode_step left them, and each replay
+    // rewrites the same cache columns before attending to them.
+    graphs[i]->replay();
+    const at::Tensor out = logits_.narrow(0, 0, n).clone();
+    if (i == 0) reference = out;
+    t.ran = true;
+    t.error = relative_error(out, reference);
+    choice.trials.push_back(std::move(t));
+  }
+  std::vector<std::vector<double>> seconds(variants.size());
+  for (int r = 0; r < kRounds; ++r)
+    for (size_t i = 0; i < graphs.size(); ++i)
+      if (graphs[i]) seconds[i].push_back(graphs[i]->seconds_per_replay(kReplaysPerRound));
+  for (size_t i = 0; i < graphs.size(); ++i) choice.trials[i].seconds = median(seconds[i]);
+  choice.chosen = choose_trial(choice.trials, o_.autotune_tolerance);
+  std::unique_ptr<model::StepGraph> chosen = std::move(graphs[choice.chosen]);
+  graphs.clear();  // the others' memory pools go now
+  chosen->replay();  // this step's cache columns and logits from the chosen variant
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    choices_.push_back(std::move(choice));
+  }
+  return chosen;
+}
+
+}  // namespace chatmill::infer

@@ -1,0 +1,108 @@
+#include "infer/step_autotune.h"
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+#include <cstdio>
+#include <limits>
+
+#include "model/fused_ops.h"
+#include "model/persistent_decode.h"
+
+namespace chatmill::infer {
+
+namespace {
+
+bool same(const model::FusedStepOptions& a, const model::FusedStepOptions& b) {
+  return a.skinny_gemm == b.skinny_gemm && a.programmatic_launch == b.programmatic_launch && a.fold == b.fold &&
+         a.l2_prefetch == b.l2_prefetch && a.persistent == b.persistent &&
+         a.persistent_o_prefetch == b.persistent_o_prefetch && a.tile_gemm == b.tile_gemm &&
+         a.tile_min_rows == b.tile_min_rows;
+}
+
+std::string milliseconds(double seconds) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.3f ms", 1e3 * seconds);
+  return buf;
+}
+
+}  // namespace
+
+std::vector<StepVariant> step_variants(const model::FusedStepOptions& configured, int64_t rows,
+                                       bool persistent_applies, bool tile_applies) {
+  std::vector<StepVariant> out{{"configured", configured}};
+  auto add = [&](std::string name, const model::FusedStepOptions& o) {
+    for (const auto& v : out)
+      if (same(v.options, o)) return;
+    out.push_back({std::move(name), o});
+  };
+  if (rows < 1 || rows > model::fused::kTileRows) return out;
+  // The persistent step takes precedence over the others where it applies: its variants switch it, the tile
+  // GEMM's switches it off.
+  if (persistent_applies && configured.fold && configured.skinny_gemm && rows <= model::fused::kPersistentRows) {
+    model::FusedStepOptions p = configured;
+    p.persistent = true;
+    p.persistent_o_prefetch = true;
+    add("persistent", p);
+    p.persistent_o_prefetch = false;
+    add("persistent, no o prefetch", p);
+    p.persistent = false;
+    p.persistent_o_prefetch = configured.persistent_o_prefetch;
+    add("not persistent", p);
+  }
+  if (tile_applies) {
+    model::FusedStepOptions t = configured;
+    t.tile_gemm = true;
+    t.persistent = false;
+    t.tile_min_rows = std::min(configured.tile_min_rows, rows);  // at 1 or 2 rows, in the skinny GEMM's place
+    add("tile GEMM", t);
+  }
+  if (configured.skinny_gemm && rows <= model::fused::kSkinnyRows) {
+    model::FusedStepOptions l = configured;
+    l.l2_prefetch = !configured.l2_prefetch;
+    add(l.l2_prefetch ? "L2 prefetch" : "no L2 prefetch", l);
+  }
+  return out;
+}
+
+double relative_error(const at::Tensor& got, const at::Tensor& ref) {
+  constexpr double inf = std::numeric_limits<double>::infinity();
+  if (!got.defined() || !ref.defined() || !got.sizes().equals(ref.sizes())) return inf;
+  const at::Tensor g = got.to(at::kDouble), r = ref.to(got.device(), at::kDouble);
+  if (!at::isfinite(g).all().item<bool>()) return inf;
+  const double diff = (g - r).norm().item<double>(), norm = r.norm().item<double>();
+  if (norm == 0) return diff == 0 ? 0 : inf;
+  return diff / norm;
+}
+
+size_t choose_trial(std::vector<VariantTrial>& trials, double max_error) {
+  size_t best = 0;
+  for (size_t i = 0; i < trials.size(); ++i) {
+    VariantTrial& t = trials[i];
+    t.accepted = t.ran && (i == 0 || t.error <= max_error);  // a NaN error fails the comparison
+    if (t.accepted && (!trials[best].accepted || t.seconds < trials[best].seconds)) best = i;
+  }
+  return best;
+}
+
+std::string describe(const StepChoice& c) {
+  std::string s = "rows " + std::to_string(c.rows) + ": ";
+  if (c.trials.empty()) return s + "no trials";
+  const VariantTrial& chosen = c.trials[c.chosen];
+  s += chosen.name + " (" + milliseconds(chosen.seconds) + " a step; ";
+  for (size_t i = 0; i < c.trials.size(); ++i) {
+    const VariantTrial& t = c.trials[i];
+    if (i > 0) s += ", ";
+    s += t.name + " ";
+    if (!t.ran) {
+      s += "failed: " + t.failure;
+      continue;
+    }
+    char err[32];
+    std::snprintf(err, sizeof err, "%.1e", t.error);
+    s += milliseconds(t.seconds) + (i == 0 ? "" : std::string(" error ") + err + (t.accepted ? "" : " rejected"));
+  }
+  return s + ")";
+}
+
+}  // namespace chatmill::infer
