@@ -2,6 +2,7 @@
 // 16-byte loads and stores, and the pieces of HF's math that both the decode kernels and the training kernels
 // compute.
 #pragma once
+#include <cstdint>
 
 namespace chatmill::model::cuda_math {
 
@@ -24,6 +25,20 @@ __device__ __forceinline__ void rotate_pair(float x1, float x2, float c1, float 
                                             float& y2) {
   y1 = rnd<T>(rnd<T>(x1 * c1) + rnd<T>(-x2 * s1));
   y2 = rnd<T>(rnd<T>(x2 * c2) + rnd<T>(x1 * s2));
+}
+
+// The 4 bytes at p, loaded where the call stands (read-only data): as inline asm volatile, which neither NVVM nor
+// ptxas moves to the value's first use, so that a load issued early has its latency pass under the work in
+// between. (Written as a plain load, NVVM sank such loads past a whole dot product into the branch that used
+// them.) A plain copy off the GPU.
+__device__ __forceinline__ uint32_t load_early(const void* p) {
+  uint32_t v;
+#if defined(__CUDA_ARCH__)
+  asm volatile("ld.global.nc.b32 %0, [%1];" : "=r"(v) : "l"(p));
+#else
+  __builtin_memcpy(&v, p, sizeof v);
+#endif
+  return v;
 }
 
 // The 16 / sizeof(T) values of a 16-byte load as float32. Through a union, not a reinterpret_cast view of the

@@ -149,7 +149,8 @@ __global__ void __launch_bounds__(kSkinnyWarps * 32, 2) persistent_step_kernel(S
       attn_in.residual_out = a.other;
       attn_in.eps = a.eps;
       normalise_into<T, M>(attn_in, a.C, xs);
-      skinny_items<T, M, RopePlan<T>, true>(xs, qkv_plan(a, *w, D), a.C, stride, c2);
+      // Its store loads for itself: loaded ahead, those values would spill this kernel's registers (ptxas).
+      skinny_items<T, M, RopePlan<T>, true, false>(xs, qkv_plan(a, *w, D), a.C, stride, c2);
     }
     if (runs<kStaged>(a.stages, kOStage)) skinny_begin<T>(one_plan(w->wo, a.o, a.C), HD, first, a.l2_lines, c1);
     cuda_launch::grid_sync(a.barrier);

@@ -22,6 +22,7 @@
 // Shape legend: M rows of x, K inner dim, H heads, Hkv kv heads, D head dim, S cache columns, F intermediate.
 #pragma once
 #include <cstdint>
+#include <type_traits>
 
 #include "model/cuda/device_math.cuh"
 #include "model/cuda/pdl.cuh"
@@ -130,11 +131,43 @@ struct RopePlan {
   }
   __device__ __forceinline__ void store(int64_t n, int m, float a0, float a1) const {
     const Pair p = pair(n);
+    store_pair(p, m, a0, a1, static_cast<int32_t>(positions[m]), inv_freq[p.j], columns[m]);
+  }
+
+  // What store reads from memory, loaded when the item starts (skinny_items' load_ahead) and used only at its end:
+  // loaded in the store, these dependent loads stalled the warp for a loaded DRAM latency after each item's
+  // stream. Positions and columns are below the cache's columns (< 2^31): their low words (little-endian), one
+  // register each. Raw bits only: any arithmetic on them here would wait for them here.
+  struct Ahead {
+    uint32_t position[2], column[2];  // rows m < M
+    uint32_t inv_freq;                // float bits
+  };
+  template <int M>
+  __device__ __forceinline__ Ahead ahead(int64_t n) const {
+    const Pair p = pair(n);
+    Ahead a{};
+    if (p.which != 2) a.inv_freq = cuda_math::load_early(inv_freq + p.j);
+#pragma unroll
+    for (int m = 0; m < M; ++m) {
+      if (p.which != 2) a.position[m] = cuda_math::load_early(positions + m);
+      if (p.which != 0) a.column[m] = cuda_math::load_early(columns + m);
+    }
+    return a;
+  }
+  __device__ __forceinline__ void store(int64_t n, int m, float a0, float a1, const Ahead& a) const {
+    float freq;
+    __builtin_memcpy(&freq, &a.inv_freq, sizeof freq);
+    store_pair(pair(n), m, a0, a1, static_cast<int32_t>(a.position[m]), freq, static_cast<int32_t>(a.column[m]));
+  }
+
+ private:
+  __device__ __forceinline__ void store_pair(const Pair& p, int m, float a0, float a1, int32_t position,
+                                             float freq, int64_t column) const {
     T* dst = p.which == 0 ? q_out + (m * H + p.head) * D
-                          : (p.which == 1 ? k_cache : v_cache) + ((m * Hkv + p.head) * S + columns[m]) * D;
+                          : (p.which == 1 ? k_cache : v_cache) + ((m * Hkv + p.head) * S + column) * D;
     float y1 = a0, y2 = a1;  // v goes into the cache as it is
     if (p.which != 2) {
-      const float angle = static_cast<float>(positions[m]) * inv_freq[p.j];
+      const float angle = static_cast<float>(position) * freq;
       const float c = cuda_math::rnd<T>(cosf(angle)), s = cuda_math::rnd<T>(sinf(angle));
       cuda_math::rotate_pair<T>(cuda_math::rnd<T>(a0), cuda_math::rnd<T>(a1), c, s, c, s, y1, y2);
     }
@@ -142,6 +175,26 @@ struct RopePlan {
     dst[p.j + D / 2] = static_cast<T>(y2);
   }
 };
+
+// Plans whose store reads memory declare what in `Ahead`, loaded by ahead<M>(n) when item n starts.
+template <typename Plan, typename = void>
+struct HasAhead : std::false_type {};
+template <typename Plan>
+struct HasAhead<Plan, std::void_t<typename Plan::Ahead>> : std::true_type {};
+struct NothingAhead {};
+
+// kAhead false: the store loads for itself (the persistent kernel, whose registers the ahead values would spill).
+template <int M, bool kAhead, typename Plan>
+__device__ __forceinline__ auto load_ahead(const Plan& plan, int64_t n) {
+  if constexpr (kAhead && HasAhead<Plan>::value) return plan.template ahead<M>(n);
+  else return NothingAhead{};
+}
+
+template <typename Plan, typename A>
+__device__ __forceinline__ void finish_item(const Plan& plan, int64_t n, int m, float a0, float a1, const A& ahead) {
+  if constexpr (std::is_same_v<A, NothingAhead>) plan.store(n, m, a0, a1);
+  else plan.store(n, m, a0, a1, ahead);
+}
 
 // ---- the kernel ----------------------------------------------------------------------------------------
 
@@ -273,8 +326,8 @@ __device__ __forceinline__ void skinny_begin(const Plan& plan, int64_t K, int64_
 }
 
 // The warp's items from c.n on, `stride` apart, against x (M rows of K: in shared memory when kSharedX, else
-// global, read through the read-only path).
-template <typename T, int M, typename Plan, bool kSharedX>
+// global, read through the read-only path). kAhead: what the plan's store reads is loaded as each item starts.
+template <typename T, int M, typename Plan, bool kSharedX, bool kAhead = true>
 __device__ __forceinline__ void skinny_items(const uint4* xs, const Plan& plan, int64_t K, int64_t stride,
                                              SkinnyCursor& c) {
   const int lane = threadIdx.x % 32;
@@ -283,6 +336,7 @@ __device__ __forceinline__ void skinny_items(const uint4* xs, const Plan& plan, 
   for (; c.n < items; c.n += stride) {
     const uint4* w_next[2];
     item_rows<T>(plan, c.n + stride, K, w_next);
+    const auto ahead = load_ahead<M, kAhead>(plan, c.n);  // in flight while the rows stream
     float acc[M][2];
 #pragma unroll
     for (int m = 0; m < M; ++m) acc[m][0] = acc[m][1] = 0.f;
@@ -291,7 +345,7 @@ __device__ __forceinline__ void skinny_items(const uint4* xs, const Plan& plan, 
     for (int m = 0; m < M; ++m) {
       const float a0 = cuda_math::warp_sum(acc[m][0]);
       const float a1 = R == 2 ? cuda_math::warp_sum(acc[m][1]) : 0.f;
-      if (lane == 0) plan.store(c.n, m, a0, a1);
+      if (lane == 0) finish_item(plan, c.n, m, a0, a1, ahead);
     }
     c.w[0] = w_next[0];
     c.w[1] = w_next[1];
