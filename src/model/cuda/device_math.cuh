@@ -41,6 +41,17 @@ __device__ __forceinline__ uint32_t load_early(const void* p) {
   return v;
 }
 
+// The same for 2 bytes, through the coherent path: for data this kernel writes (a residual it updates in place).
+__device__ __forceinline__ uint16_t load_early16(const void* p) {
+  uint16_t v;
+#if defined(__CUDA_ARCH__)
+  asm volatile("ld.global.b16 %0, [%1];" : "=h"(v) : "l"(p));
+#else
+  __builtin_memcpy(&v, p, sizeof v);
+#endif
+  return v;
+}
+
 // The 16 / sizeof(T) values of a 16-byte load as float32. Through a union, not a reinterpret_cast view of the
 // uint4: under strict aliasing a host compiler (the tests' CPU emulator) may read such a view before the load.
 template <typename T>

@@ -155,12 +155,34 @@ struct RopePlan {
     return a;
   }
   __device__ __forceinline__ void store(int64_t n, int m, float a0, float a1, const Ahead& a) const {
-    float freq;
-    __builtin_memcpy(&freq, &a.inv_freq, sizeof freq);
-    store_pair(pair(n), m, a0, a1, static_cast<int32_t>(a.position[m]), freq, static_cast<int32_t>(a.column[m]));
+    store_pair(pair(n), m, a0, a1, static_cast<int32_t>(a.position[m]), float_bits(a.inv_freq),
+               static_cast<int32_t>(a.column[m]));
+  }
+  // The same for one row m of item n (the tile GEMM's epilogue, tile_kernels.cuh: RowAhead).
+  struct RowAhead {
+    uint32_t position = 0, column = 0, inv_freq = 0;
+  };
+  __device__ __forceinline__ RowAhead row_ahead(int64_t n, int m) const {
+    const Pair p = pair(n);
+    RowAhead a;
+    if (p.which != 2) {
+      a.inv_freq = cuda_math::load_early(inv_freq + p.j);
+      a.position = cuda_math::load_early(positions + m);
+    }
+    if (p.which != 0) a.column = cuda_math::load_early(columns + m);
+    return a;
+  }
+  __device__ __forceinline__ void store(int64_t n, int m, float a0, float a1, const RowAhead& a) const {
+    store_pair(pair(n), m, a0, a1, static_cast<int32_t>(a.position), float_bits(a.inv_freq),
+               static_cast<int32_t>(a.column));
   }
 
  private:
+  __device__ __forceinline__ static float float_bits(uint32_t u) {
+    float f;
+    __builtin_memcpy(&f, &u, sizeof f);
+    return f;
+  }
   __device__ __forceinline__ void store_pair(const Pair& p, int m, float a0, float a1, int32_t position,
                                              float freq, int64_t column) const {
     T* dst = p.which == 0 ? q_out + (m * H + p.head) * D

@@ -74,7 +74,22 @@ struct ResidualPlan {
   }
   // Returns the new element's square, for the row's sum.
   __device__ __forceinline__ float store(int64_t n, int m, float a0, float) const {
-    const float h = cuda_math::rnd<T>(static_cast<float>(residual[m * N + n]) + cuda_math::rnd<T>(a0));
+    return add(n, m, a0, residual[m * N + n]);
+  }
+  // The element's old value, loaded as the tile starts (RowAhead: see EpilogueAhead).
+  struct RowAhead {
+    uint16_t old = 0;  // T's bits
+  };
+  __device__ __forceinline__ RowAhead row_ahead(int64_t n, int m) const {
+    return {cuda_math::load_early16(residual + m * N + n)};
+  }
+  __device__ __forceinline__ float store(int64_t n, int m, float a0, float, const RowAhead& a) const {
+    T old;
+    __builtin_memcpy(&old, &a.old, sizeof old);
+    return add(n, m, a0, old);
+  }
+  __device__ __forceinline__ float add(int64_t n, int m, float a0, T old) const {
+    const float h = cuda_math::rnd<T>(static_cast<float>(old) + cuda_math::rnd<T>(a0));
     residual[m * N + n] = static_cast<T>(h);
     return h * h;
   }
@@ -96,6 +111,35 @@ __device__ __forceinline__ float store_item(const Plan& plan, int64_t n, int m, 
     return 0.f;
   }
 }
+
+// What an epilogue lane's stores read besides the results (Plan::RowAhead: RopePlan's position, column and
+// inv_freq; ResidualPlan's old residual), loaded as the tile starts so that their latency passes under the
+// tile's rounds: loaded in the stores, they held the whole block (the barrier after the epilogue) for a loaded
+// DRAM latency a tile. Slot i: item n0 + 8 i (one-row plans: two items a lane; two-row plans: one).
+template <typename Plan, typename = void>
+struct EpilogueAhead {  // plans whose stores read nothing else
+  __device__ __forceinline__ void load(const Plan&, int64_t, int) {}
+  __device__ __forceinline__ float store(const Plan& plan, int64_t n, int, int m, float a0, float a1) const {
+    return store_item(plan, n, m, a0, a1);
+  }
+};
+template <typename Plan>
+struct EpilogueAhead<Plan, std::void_t<typename Plan::RowAhead>> {
+  typename Plan::RowAhead a[Plan::kRows == 2 ? 1 : 2];
+  __device__ __forceinline__ void load(const Plan& plan, int64_t n0, int m) {
+#pragma unroll
+    for (int i = 0; i < (Plan::kRows == 2 ? 1 : 2); ++i)
+      if (n0 + 8 * i < plan.items()) a[i] = plan.row_ahead(n0 + 8 * i, m);
+  }
+  __device__ __forceinline__ float store(const Plan& plan, int64_t n, int i, int m, float a0, float a1) const {
+    if constexpr (PlanStats<Plan>::value) {
+      return plan.store(n, m, a0, a1, a[i]);
+    } else {
+      plan.store(n, m, a0, a1, a[i]);
+      return 0.f;
+    }
+  }
+};
 
 // inv[m] = 1 / sqrt(mean of row m's squares + eps) for m < kTileRows, from a NormX's partial sums, added in a
 // fixed order (16 threads a row, then one). Every thread of the block calls it (blockDim.x == 256).
@@ -178,7 +222,11 @@ __global__ void __launch_bounds__(kTileWarps * 32, 2)
     xr[j] = g + 8 * j < M ? reinterpret_cast<const uint4*>(base) + (g + 8 * j) * chunks : nullptr;
     xinv[j] = kNormX && g + 8 * j < M ? inv_rms[g + 8 * j] : 0.f;  // rows past M: their sums are nobody's
   }
+  // This lane's row of x in the epilogue (warps 0 to 2 NT - 1: see there).
+  const int m_out = 8 * (warp / 2) + 2 * t + warp % 2;
   for (; tile < tiles; tile += gridDim.x) {
+    EpilogueAhead<Plan> ahead;
+    if (warp < 2 * NT && m_out < M) ahead.load(plan, Plan::kRows == 2 ? tile * 8 + g : tile * 16 + g, m_out);
     float d[NT][4];
 #pragma unroll
     for (int j = 0; j < NT; ++j) d[j][0] = d[j][1] = d[j][2] = d[j][3] = 0.f;
@@ -229,7 +277,7 @@ __global__ void __launch_bounds__(kTileWarps * 32, 2)
     // The epilogue, one warp for each (half j of x, column parity e) of the lanes' accumulators: warp 2j + e
     // adds up the 8 warps' D[g][2t + e] and D[g + 8][2t + e], for x row m = 8j + 2t + e, and stores them.
     if (warp < 2 * NT) {
-      const int j = warp / 2, e = warp % 2, m = 8 * j + 2 * t + e;
+      const int j = warp / 2, e = warp % 2, m = m_out;
       float lo = 0.f, hi = 0.f;
       for (int v = 0; v < kTileWarps; ++v) {
         lo += partial[v][j * 4 + e][lane];
@@ -240,11 +288,11 @@ __global__ void __launch_bounds__(kTileWarps * 32, 2)
       if (m < M) {
         if constexpr (Plan::kRows == 2) {
           const int64_t n = tile * 8 + g;
-          if (n < items) stat += store_item(plan, n, m, lo, hi);
+          if (n < items) stat += ahead.store(plan, n, 0, m, lo, hi);
         } else {
           const int64_t n = tile * 16 + g;
-          if (n < items) stat += store_item(plan, n, m, lo, 0.f);
-          if (n + 8 < items) stat += store_item(plan, n + 8, m, hi, 0.f);
+          if (n < items) stat += ahead.store(plan, n, 0, m, lo, 0.f);
+          if (n + 8 < items) stat += ahead.store(plan, n + 8, 1, m, hi, 0.f);
         }
       }
       if constexpr (PlanStats<Plan>::value) {
