@@ -277,7 +277,7 @@ TEST(EmulatedKernels, FoldedProjectionsEqualTheUnfoldedOps) {
 }
 
 TEST(EmulatedKernels, DecodeAttentionEqualsTheReferenceWithAndWithoutCounters) {
-  const emu::Launcher launch;
+  const emu::Launcher launch{4096};  // a device holding 4096 split blocks: the splits below, not one
   for (at::ScalarType dtype : kAllTypes)
     // D 16 and 64: the vectorised kernel (two and eight lanes a column in bf16); 24: the scalar one. S 200: 13
     // splits, several columns each, and empty ones; 640: 40 splits, more than the combine kernel's 32 threads.

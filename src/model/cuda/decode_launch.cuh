@@ -319,11 +319,15 @@ int vec_group(int64_t D, const at::Tensor& q, const at::Tensor& k_cache, const a
 
 }  // namespace detail
 
-// The split count attention uses for (B, H, S): about two blocks per head per SM-resident slot at batch 1
-// (at least 16 columns a split: a block's one round of loads), few partials to combine at large batch. Fixed by (B, H, S) only, so a CUDA graph captured once serves every length.
-inline int64_t attention_splits(int64_t B, int64_t H, int64_t S) {
+// The split count attention uses for (B, H, S) with `resident` split blocks on the device at once: as many as one
+// wave of blocks holds (at least 16 columns a split: a block's one round of loads). Each block pays a prologue
+// (the wait, q) and an epilogue (its partial, the ticket, the last block's combine) of a few L2 round trips
+// around its stream; a second wave pays them again. Run 4 aimed at 2048 blocks: two waves of 8 blocks an SM on
+// an H200 at batch 16 (4 splits), 64% of copy bandwidth at length 192; now 2 splits, one wave. Fixed by (B, H, S)
+// and the device, so a CUDA graph captured once serves every length.
+inline int64_t attention_splits(int64_t B, int64_t H, int64_t S, int64_t resident) {
   const int64_t max_splits = std::max<int64_t>(1, (S + 15) / 16);
-  return std::min(max_splits, std::max<int64_t>(1, (2048 + B * H - 1) / (B * H)));
+  return std::min(max_splits, std::max<int64_t>(1, resident / (B * H)));
 }
 
 // counters: undefined (a combine kernel follows the split kernel), or (>= B*H) int32, all zero, which the
@@ -334,24 +338,32 @@ void decode_attention(const L& launch, const at::Tensor& q, const at::Tensor& k_
   const int64_t B = q.size(0), H = q.size(1), D = q.size(2);
   const int64_t Hkv = k_cache.size(1), S = k_cache.size(2);
   if (B == 0) return;
-  const int64_t splits = attention_splits(B, H, S);
-  at::Tensor part_acc = at::empty({B * H * splits, D}, q.options().dtype(at::kFloat));
-  at::Tensor part_ml = at::empty({B * H * splits, 2}, q.options().dtype(at::kFloat));
+  at::Tensor part_acc, part_ml;
+  int64_t splits = 0;
   const float scale = 1.f / std::sqrt(static_cast<float>(D));
-  const dim3 grid(static_cast<unsigned>(B * H), static_cast<unsigned>(splits)), block(kernels::kWarps * 32);
+  const dim3 block(kernels::kWarps * 32);
   int* cp = counters.defined() ? counters.data_ptr<int>() : nullptr;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, q.scalar_type(), "decode_attention", [&] {
     const scalar_t* qp = q.data_ptr<scalar_t>();
     const scalar_t* kp = k_cache.data_ptr<scalar_t>();
     const scalar_t* vp = v_cache.data_ptr<scalar_t>();
     const int64_t* lp = lengths.data_ptr<int64_t>();
-    float* pa = part_acc.data_ptr<float>();
-    float* pm = part_ml.data_ptr<float>();
     scalar_t* op = out.data_ptr<scalar_t>();
     const int h = static_cast<int>(H), hkv = static_cast<int>(Hkv);
+    // The splits and the partials' buffers for the split kernel that runs.
+    auto grid_for = [&](auto kernel, float*& pa, float*& pm) {
+      splits = attention_splits(B, H, S, launch.resident_blocks(kernel, static_cast<int>(block.x)));
+      part_acc = at::empty({B * H * splits, D}, q.options().dtype(at::kFloat));
+      part_ml = at::empty({B * H * splits, 2}, q.options().dtype(at::kFloat));
+      pa = part_acc.data_ptr<float>();
+      pm = part_ml.data_ptr<float>();
+      return dim3(static_cast<unsigned>(B * H), static_cast<unsigned>(splits));
+    };
+    float *pa = nullptr, *pm = nullptr;
     auto vec = [&](auto g) {  // g: std::integral_constant, the lanes per column
-      launch(kernels::split_vec_kernel<scalar_t, decltype(g)::value>, grid, block, qp, kp, vp, lp, pa, pm, op, cp, h,
-             hkv, S, scale);
+      const auto kernel = kernels::split_vec_kernel<scalar_t, decltype(g)::value>;
+      const dim3 grid = grid_for(kernel, pa, pm);  // before the launch's arguments take pa and pm
+      launch(kernel, grid, block, qp, kp, vp, lp, pa, pm, op, cp, h, hkv, S, scale);
     };
     switch (detail::vec_group<scalar_t>(D, q, k_cache, v_cache)) {
       case 1: vec(std::integral_constant<int, 1>{}); break;
@@ -360,9 +372,11 @@ void decode_attention(const L& launch, const at::Tensor& q, const at::Tensor& k_
       case 8: vec(std::integral_constant<int, 8>{}); break;
       case 16: vec(std::integral_constant<int, 16>{}); break;
       case 32: vec(std::integral_constant<int, 32>{}); break;
-      default:
-        launch(kernels::split_scalar_kernel<scalar_t>, grid, block, qp, kp, vp, lp, pa, pm, op, cp, h, hkv, S,
-               static_cast<int>(D), scale);
+      default: {
+        const auto kernel = kernels::split_scalar_kernel<scalar_t>;
+        const dim3 grid = grid_for(kernel, pa, pm);
+        launch(kernel, grid, block, qp, kp, vp, lp, pa, pm, op, cp, h, hkv, S, static_cast<int>(D), scale);
+      }
     }
     if (cp == nullptr)
       launch(kernels::combine_kernel<scalar_t>, dim3(static_cast<unsigned>(B * H)), dim3(cuda_math::threads_for(D)),
