@@ -98,6 +98,10 @@ int main(int argc, char** argv) {
     const at::Device dev(a.device == "cuda" ? "cuda:0" : a.device);
     const at::ScalarType dtype = model::parse_dtype(a.dtype);
     CHATMILL_CHECK(a.model_dir.empty() != a.preset.empty(), "give --model or --preset");
+    CHATMILL_CHECK(!a.autotune || (a.engine && a.cuda_graph && a.step == "fused"),
+                   "--autotune times the engine's fused step in CUDA graphs: add --engine --cuda-graph --step fused");
+    CHATMILL_CHECK(!a.autotune || a.warmup >= 1, "--autotune tunes in the first run: give --warmup 1 or more, so that "
+                   "the timed runs do not include it");
     model::Model m = a.preset.empty() ? model::load_hf_model(a.model_dir, {dtype, dev})
                                       : random_model(model::preset_by_name(a.preset), dtype, dev);
 

@@ -142,7 +142,7 @@ if want tests; then
   capped 100 220 build-gpu/tests/chatmill_tests --gtest_filter='Gpu*Tile*' >> "$OUT/gpu_tests.log" 2>&1
   capped 100 200 build-gpu/tests/chatmill_tests --gtest_filter='Gpu*Persistent*' >> "$OUT/gpu_tests.log" 2>&1
   capped 90 180 build-gpu/tests/chatmill_tests --gtest_filter='Gpu*Autotune*' >> "$OUT/gpu_tests.log" 2>&1
-  grep -E '^\[ +(OK|FAILED|SKIPPED) +\]|Failure|Expected|Which is|max|: kernel |varlen vs|^rows [0-9]+:' "$OUT/gpu_tests.log" | head -150
+  grep -E '^\[ +(OK|FAILED|SKIPPED) +\]|Failure|Expected|Which is|max|: kernel |varlen vs|^rows [0-9]+:|^skipped:' "$OUT/gpu_tests.log" | head -150
 fi
 if want kernels; then
   stage "kernel benchmark"

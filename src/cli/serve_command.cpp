@@ -38,10 +38,12 @@ void run_serve(const ServeArgs& a) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   set_threads(a.threads);
 
+  CHATMILL_CHECK(!a.autotune || a.cuda_graph, "--autotune times CUDA graphs of the decode step: add --cuda-graph");
+  CHATMILL_CHECK(!a.autotune || a.step != "eager", "--autotune chooses among the fused step's kernels: drop "
+                 "--decode-step eager");
   model::Model m = model::load_hf_model(a.model, {model::parse_dtype(a.dtype), parse_device(a.device)});
   auto tok = model::resolve_tokenizer(a.model, a.tokenizer.empty() ? std::nullopt : std::optional<std::filesystem::path>(a.tokenizer));
   infer::EngineOptions eo{a.max_batch, a.context, a.cuda_graph, infer::parse_step_kind(a.step)};
-  CHATMILL_CHECK(!a.autotune || a.cuda_graph, "--autotune times CUDA graphs of the decode step: add --cuda-graph");
   eo.autotune = a.autotune;
   infer::Engine engine(m, &tok, eo);
   serve::ServerOptions o;

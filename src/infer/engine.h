@@ -53,11 +53,13 @@ struct EngineOptions {
   // With cuda_graph and the fused step: at each batch bucket's first step, every step variant that applies there
   // (infer/step_autotune.h) is captured, its logits checked against the configured step's on the same inputs,
   // its replays timed, and the fastest that passed is kept for the bucket (Engine::step_choices says which).
-  // Off by default: the variants' kernels have yet to run on every card.
+  // Off by default: the variants' kernels have yet to run on every card. Without cuda_graph, or with the eager
+  // step, it does nothing.
   bool autotune = false;
-  // The largest relative L2 error of a variant's logits against the configured step's. Different reduction
-  // orders in bf16 leave about 1e-2 after 32 layers (estimate: sqrt(32 layers x 5 roundings) x 2^-9 per
-  // rounding); a wrong kernel is off by order 1.
+  // The largest relative L2 error (worst row) of a variant's logits and written cache columns against the
+  // configured step's. Estimate for other reduction orders in bf16 at 32 layers: about 1.5e-2 (sqrt(160
+  // roundings) x 2^-9 / sqrt(3) each); a wrong kernel is off by order 1. Too tight only costs the choice (the
+  // configured step stays); each trial's error is in step_choices, to set it from a GPU run.
   double autotune_tolerance = 0.05;
 };
 

@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <limits>
 
 #include "infer/engine.h"
 #include "model/fused_ops.h"
@@ -22,6 +23,28 @@ double median(std::vector<double> v) {
   return v.empty() ? 0 : v[v.size() / 2];
 }
 
+// The cache columns a step over rows [0, n) writes, k and v of every layer at each row's column:
+// (n, 2 L, Hkv, D).
+at::Tensor written_columns(const model::KVCache& cache, const at::Tensor& rows, const at::Tensor& columns) {
+  using at::indexing::Slice;
+  std::vector<at::Tensor> parts;
+  for (size_t l = 0; l < cache.k.size(); ++l) {
+    parts.push_back(cache.k[l].index({rows, Slice(), columns}));  // (n, Hkv, D)
+    parts.push_back(cache.v[l].index({rows, Slice(), columns}));
+  }
+  return at::stack(parts, 1);
+}
+
+// NaN into those columns, so that a variant that writes them wrongly, or not at all, cannot pass by attending to
+// the configured step's values.
+void poison_columns(model::KVCache& cache, const at::Tensor& rows, const at::Tensor& columns) {
+  using at::indexing::Slice;
+  for (size_t l = 0; l < cache.k.size(); ++l) {
+    cache.k[l].index_put_({rows, Slice(), columns}, std::numeric_limits<double>::quiet_NaN());
+    cache.v[l].index_put_({rows, Slice(), columns}, std::numeric_limits<double>::quiet_NaN());
+  }
+}
+
 }  // namespace
 
 std::unique_ptr<model::StepGraph> Engine::tune(int64_t n) {
@@ -36,7 +59,8 @@ std::unique_ptr<model::StepGraph> Engine::tune(int64_t n) {
   StepChoice choice;
   choice.rows = n;
   std::vector<std::unique_ptr<model::StepGraph>> graphs(variants.size());
-  at::Tensor reference;  // the configured step's logits: (n, V) float32
+  const at::Tensor rows = at::arange(n, columns_.options()), columns = columns_.narrow(0, 0, n);
+  at::Tensor reference, reference_columns;  // the configured step's logits (n, V) and written cache columns
   for (size_t i = 0; i < variants.size(); ++i) {
     VariantTrial t;
     t.name = variants[i].name;
@@ -47,20 +71,31 @@ std::unique_ptr<model::StepGraph> Engine::tune(int64_t n) {
     } else {
       try {
         graphs[i] = capture();
-      } catch (const std::exception& e) {  // a check of the variant's own ops: leave it out
+      } catch (const model::StepWarmupError& e) {  // a check of the variant's own ops: leave it out
         t.failure = e.what();
         choice.trials.push_back(std::move(t));
         continue;
       }
     }
     // Every variant runs on the same inputs: the step buffers stay as decode_step left them, and each replay
-    // rewrites the same cache columns before attending to them.
+    // writes the same cache columns (poisoned first) before attending to them.
+    poison_columns(cache_, rows, columns);
     graphs[i]->replay();
-    const at::Tensor out = logits_.narrow(0, 0, n).clone();
-    if (i == 0) reference = out;
+    const at::Tensor out = logits_.narrow(0, 0, n).clone(), written = written_columns(cache_, rows, columns);
+    if (i == 0) {
+      reference = out;
+      reference_columns = written;
+    }
     t.ran = true;
-    t.error = relative_error(out, reference);
+    t.error = std::max(relative_error(out, reference), relative_error(written, reference_columns));
     choice.trials.push_back(std::move(t));
+  }
+  if (variants.size() == 1) {  // nothing to choose between: no timing
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      choices_.push_back(std::move(choice));
+    }
+    return std::move(graphs[0]);  // replayed above, after the poison: the step's columns and logits are its own
   }
   std::vector<std::vector<double>> seconds(variants.size());
   for (int r = 0; r < kRounds; ++r)

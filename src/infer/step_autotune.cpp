@@ -68,11 +68,14 @@ std::vector<StepVariant> step_variants(const model::FusedStepOptions& configured
 double relative_error(const at::Tensor& got, const at::Tensor& ref) {
   constexpr double inf = std::numeric_limits<double>::infinity();
   if (!got.defined() || !ref.defined() || !got.sizes().equals(ref.sizes())) return inf;
-  const at::Tensor g = got.to(at::kDouble), r = ref.to(got.device(), at::kDouble);
+  if (got.numel() == 0) return 0;
+  const int64_t rows = got.dim() < 2 ? 1 : got.size(0);
+  const at::Tensor g = got.to(at::kDouble).reshape({rows, -1}), r = ref.to(got.device(), at::kDouble).reshape({rows, -1});
   if (!at::isfinite(g).all().item<bool>()) return inf;
-  const double diff = (g - r).norm().item<double>(), norm = r.norm().item<double>();
-  if (norm == 0) return diff == 0 ? 0 : inf;
-  return diff / norm;
+  const at::Tensor diff = (g - r).norm(2, {1}), norm = r.norm(2, {1});  // (rows)
+  // Rows of ref that are zero: 0 where got's is too, else infinite.
+  const at::Tensor per_row = at::where(norm > 0, diff / norm, at::where(diff > 0, at::full_like(diff, inf), at::zeros_like(diff)));
+  return per_row.max().item<double>();
 }
 
 size_t choose_trial(std::vector<VariantTrial>& trials, double max_error) {
@@ -89,6 +92,7 @@ std::string describe(const StepChoice& c) {
   std::string s = "rows " + std::to_string(c.rows) + ": ";
   if (c.trials.empty()) return s + "no trials";
   const VariantTrial& chosen = c.trials[c.chosen];
+  if (c.trials.size() == 1) return s + chosen.name + " (the only variant here)";
   s += chosen.name + " (" + milliseconds(chosen.seconds) + " a step; ";
   for (size_t i = 0; i < c.trials.size(); ++i) {
     const VariantTrial& t = c.trials[i];

@@ -18,8 +18,9 @@ struct StepVariant {
   model::FusedStepOptions options;
 };
 
-// The configured step first (the reference the others are checked against), then each variant that differs from
-// it in one choice and applies at `rows` rows: the persistent step with and without its o-projection prefetch
+// The configured step first (the reference the others are checked against), then each variant that changes one
+// feature of it (with what that feature needs: the tile GEMM's variant also sets its fewest rows and leaves the
+// persistent step) and applies at `rows` rows: the persistent step with and without its o-projection prefetch
 // (rows <= fused::kPersistentRows; needs fold and the skinny GEMM), the tile GEMM (rows <= fused::kTileRows; from
 // 1 row, in place of the skinny GEMM too), the skinny GEMM's L2 prefetch toggled
 // (rows <= fused::kSkinnyRows, with the skinny GEMM). `persistent_applies` and `tile_applies`: what
@@ -28,15 +29,17 @@ struct StepVariant {
 std::vector<StepVariant> step_variants(const model::FusedStepOptions& configured, int64_t rows,
                                        bool persistent_applies, bool tile_applies);
 
-// ||got - ref|| / ||ref|| over all elements, in float64 on got's device; +inf when the shapes differ or got has
-// a NaN or an infinity; 0 when both are all zeros.
+// The worst row's ||got_r - ref_r|| / ||ref_r|| over the rows of dim 0 (a 0-d or 1-d tensor is one row), in
+// float64 on got's device: per row, so that one wrong row among 16 is not diluted by the others. +inf when the
+// shapes differ, got has a NaN or an infinity, or a row of ref is zero where got's is not; 0 for rows both zero.
 double relative_error(const at::Tensor& got, const at::Tensor& ref);
 
 struct VariantTrial {
   std::string name;
   bool ran = false;      // captured and replayed; false with `failure` set when its capture threw
   std::string failure;
-  double error = 0;      // relative_error of its logits against the configured step's
+  double error = 0;      // relative_error against the configured step's: the worse of its logits and of the
+                         // cache columns it wrote
   double seconds = 0;    // per step, the median of the timed rounds
   bool accepted = false; // ran, and error <= the tolerance
 };
@@ -52,7 +55,7 @@ struct StepChoice {
 // when no other passed. Trial 0 is accepted whenever it ran: it is the reference.
 size_t choose_trial(std::vector<VariantTrial>& trials, double max_error);
 
-// One line for logs and benchmark rows: "rows 16: tile GEMM (3.912 ms; configured 4.301 ms, ...)".
+// One line for logs and benchmark rows: "rows 16: tile GEMM (3.912 ms a step; configured 4.301 ms, ...)".
 std::string describe(const StepChoice& c);
 
 }  // namespace chatmill::infer

@@ -79,7 +79,7 @@ TEST(StepAutotune, VariantsNeverRepeatTheConfiguredStep) {
   EXPECT_EQ(names(infer::step_variants(tiled, 8, true, true)), V{"configured"});
 }
 
-TEST(StepAutotune, RelativeErrorIsTheL2GapOverTheReference) {
+TEST(StepAutotune, RelativeErrorIsTheWorstRowsL2GapOverTheReference) {
   const at::Tensor ref = at::tensor({3.0, 4.0}, at::kFloat);
   EXPECT_EQ(infer::relative_error(ref.clone(), ref), 0);
   EXPECT_NEAR(infer::relative_error(at::tensor({3.0, 4.5}, at::kFloat), ref), 0.1, 1e-12);
@@ -91,6 +91,18 @@ TEST(StepAutotune, RelativeErrorIsTheL2GapOverTheReference) {
   EXPECT_EQ(infer::relative_error(at::zeros({2}), at::zeros({2})), 0);
   EXPECT_EQ(infer::relative_error(at::ones({2}), at::zeros({2})), inf);
   EXPECT_EQ(infer::relative_error(at::Tensor(), ref), inf);
+  // Per row of dim 0: one wrong row of 16 counts in full, not diluted by the 15 right ones.
+  const at::Tensor rows = at::ones({16, 8});
+  at::Tensor one_wrong = rows.clone();
+  one_wrong[3].mul_(1.5);
+  EXPECT_NEAR(infer::relative_error(one_wrong, rows), 0.5, 1e-12);
+  EXPECT_NEAR(infer::relative_error(one_wrong.view({16, 2, 4}), rows.view({16, 2, 4})), 0.5, 1e-12);  // rows of any rank
+  at::Tensor zero_row = rows.clone();
+  zero_row[5].zero_();
+  EXPECT_EQ(infer::relative_error(zero_row, zero_row.clone()), 0);  // a zero row matched by a zero row
+  at::Tensor not_zero = zero_row.clone();
+  not_zero[5][0] = 1e-3;
+  EXPECT_EQ(infer::relative_error(not_zero, zero_row), inf);
 }
 
 infer::VariantTrial trial(std::string name, double ms, double error, bool ran = true) {
@@ -133,10 +145,15 @@ TEST(StepAutotune, DescribeNamesTheChoiceAndEveryTrial) {
   EXPECT_EQ(infer::describe(c),
             "rows 16: tile GEMM (3.912 ms a step; configured 4.301 ms, tile GEMM 3.912 ms error 2.1e-03, "
             "wrong 1.000 ms error 5.0e-01 rejected, persistent failed: boom)");
+  infer::StepChoice only;
+  only.rows = 32;
+  only.trials = {trial("configured", 0, 0)};
+  EXPECT_EQ(infer::describe(only), "rows 32: configured (the only variant here)");
 }
 
-// Off a GPU, autotune has no CUDA graphs to time: the engine runs as without it and reports no choices.
-TEST(StepAutotune, EngineWithoutCudaGraphsChoosesNothing) {
+// Autotune without CUDA graphs (here: the CPU) leaves the engine as it was; a tolerance that is not positive is
+// refused with the field's name.
+TEST(StepAutotune, EngineRunsWithoutGraphsAndRefusesABadTolerance) {
   const model::LlamaConfig cfg = model::llama2_debug();
   model::Model m(cfg, model::init_weights(cfg, 0.05, 3, at::kFloat, at::kCPU));
   infer::EngineOptions o{2, 64};
@@ -200,7 +217,7 @@ TEST(GpuEngine, AutotuneKeepsTheFastestVerifiedStepPerBucket) {
       EXPECT_TRUE(t.ran) << c.rows << " " << t.name << ": " << t.failure;
       EXPECT_TRUE(t.accepted) << c.rows << " " << t.name << " error " << t.error;
       EXPECT_GT(t.seconds, 0) << c.rows << " " << t.name;
-      if (t.accepted) EXPECT_GE(t.seconds, c.trials[c.chosen].seconds) << c.rows << " " << t.name;
+      EXPECT_LT(t.error, 2e-2) << c.rows << " " << t.name << ": 3 layers, so within a few bf16 roundings";
     }
   }
   EXPECT_TRUE(buckets.count(16) && buckets.count(1)) << "the batch filled and drained";

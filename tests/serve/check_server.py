@@ -143,6 +143,10 @@ def main():
                          timeout=120)
     expect(bad.returncode != 0 and "--autotune times CUDA graphs of the decode step: add --cuda-graph" in bad.stderr,
            f"--autotune without --cuda-graph is refused with the fix ({bad.returncode}, {bad.stderr.strip()[-200:]})")
+    bad = subprocess.run([BIN, "serve", "--model", model, "--port", "0", "--autotune", "--cuda-graph", "--decode-step",
+                          "eager"], capture_output=True, text=True, timeout=120)
+    expect(bad.returncode != 0 and "--autotune chooses among the fused step's kernels: drop --decode-step eager" in bad.stderr,
+           f"--autotune with the eager step is refused with the fix ({bad.returncode}, {bad.stderr.strip()[-200:]})")
     srv = Server(model, "--max-batch", "8", "--context", "1024", "--max-tokens", "128", "--max-body-bytes", "20000")
 
     # 1. 32 concurrent requests, each equal to the same request alone.

@@ -217,10 +217,10 @@ void skinny_gate_up_silu(const L& launch, const NormedInput& in, const at::Tenso
 namespace detail {
 
 // At most the blocks the device holds at once, each looping over tiles (its loads run ahead into the next), and
-// the fewest that give every block the same number of tiles (the last block fewer): a last round that only some
+// the fewest that give every block the same number of tiles, give or take one: a last round that only some
 // blocks work through streams at a fraction of the bandwidth (gate/up at 7B: 1376 tiles on 264 resident blocks
-// were 56 blocks with a sixth tile; now 230 blocks of 6). x: (M, K), or with kNormX the residual that `norm`
-// normalises.
+// were 56 blocks with a sixth tile; now 230 blocks, 226 of 6 and 4 of 5). x: (M, K), or with kNormX the
+// residual that `norm` normalises.
 template <typename T, bool kNormX, class L, class Plan>
 void launch_tile(const L& launch, int64_t M, int64_t K, const T* x, const kernels::NormX<T>& norm, const Plan& plan) {
   const int64_t tiles = kernels::tile_count(plan);

@@ -144,6 +144,7 @@ struct RopePlan {
   };
   template <int M>
   __device__ __forceinline__ Ahead ahead(int64_t n) const {
+    static_assert(M >= 1 && M <= 2, "the skinny GEMM's rows: 1 or 2");
     const Pair p = pair(n);
     Ahead a{};
     if (p.which != 2) a.inv_freq = cuda_math::load_early(inv_freq + p.j);

@@ -4,6 +4,8 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 
+#include <string>
+
 #include "common/error.h"
 #include "model/step_graph.h"
 
@@ -28,19 +30,15 @@ class CudaStepGraph : public StepGraph {
     wait(stream, current);
     {
       c10::cuda::CUDAStreamGuard guard(stream);
-      body();  // warm-up
+      try {
+        body();  // warm-up
+      } catch (const std::exception& e) {
+        stream.synchronize();  // what it launched before it threw has finished: nothing runs on unordered
+        throw StepWarmupError(std::string("the decode step failed before its CUDA graph capture: ") + e.what());
+      }
       stream.synchronize();
       graph_.capture_begin();
-      try {
-        body();
-      } catch (...) {
-        // End the capture so that the stream is usable again (the graph is discarded with this object).
-        try {
-          graph_.capture_end();
-        } catch (...) {
-        }
-        throw;
-      }
+      body();
       graph_.capture_end();
     }
     wait(current, stream);

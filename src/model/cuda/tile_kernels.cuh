@@ -77,6 +77,7 @@ struct ResidualPlan {
     return add(n, m, a0, residual[m * N + n]);
   }
   // The element's old value, loaded as the tile starts (RowAhead: see EpilogueAhead).
+  static_assert(sizeof(T) == 2, "ResidualPlan::RowAhead holds a 2-byte T (bf16, fp16)");
   struct RowAhead {
     uint16_t old = 0;  // T's bits
   };
