@@ -35,7 +35,7 @@ struct Args {
   bool no_o_prefetch = false;  // persistent step: no L2 prefetch of the o projection during attention
   bool tile_gemm = false;      // fused step: 3-16 rows through the tensor-core tile GEMM
   int64_t tile_min_rows = 3;   // the fewest rows it takes (1: also against the skinny GEMM)
-  bool autotune = false;       // engine with CUDA graphs: per bucket, the fastest verified step variant
+  bool autotune = false;       // engine, fused step: per bucket, the fastest verified step variant
   std::string profile;         // profile one more run after the timed ones, write its table here
 };
 
@@ -83,7 +83,7 @@ int main(int argc, char** argv) {
                "rows during attention (FusedStepOptions::persistent_o_prefetch)");
   app.add_flag("--tile-gemm", a.tile_gemm, "fused step: 3 to 16 rows through the tensor-core tile GEMM, rotary and "
                "SwiGLU in its epilogues (FusedStepOptions::tile_gemm)");
-  app.add_flag("--autotune", a.autotune, "engine, CUDA graphs, fused step: per batch bucket, time every step "
+  app.add_flag("--autotune", a.autotune, "engine, fused step: per batch bucket, time every step "
                "variant that applies and keep the fastest that matches the configured step (EngineOptions::autotune); "
                "the row's \"step_choices\" lists the timings");
   app.add_option("--tile-min-rows", a.tile_min_rows, "fused step: the fewest rows the tile GEMM takes (1 or 2: in "
@@ -98,8 +98,8 @@ int main(int argc, char** argv) {
     const at::Device dev(a.device == "cuda" ? "cuda:0" : a.device);
     const at::ScalarType dtype = model::parse_dtype(a.dtype);
     CHATMILL_CHECK(a.model_dir.empty() != a.preset.empty(), "give --model or --preset");
-    CHATMILL_CHECK(!a.autotune || (a.engine && a.cuda_graph && a.step == "fused"),
-                   "--autotune times the engine's fused step in CUDA graphs: add --engine --cuda-graph --step fused");
+    CHATMILL_CHECK(!a.autotune || (a.engine && a.step == "fused"),
+                   "--autotune times the engine's fused step: add --engine --step fused");
     CHATMILL_CHECK(!a.autotune || a.warmup >= 1, "--autotune tunes in the first run: give --warmup 1 or more, so that "
                    "the timed runs do not include it");
     model::Model m = a.preset.empty() ? model::load_hf_model(a.model_dir, {dtype, dev})

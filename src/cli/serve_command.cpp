@@ -38,7 +38,6 @@ void run_serve(const ServeArgs& a) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   set_threads(a.threads);
 
-  CHATMILL_CHECK(!a.autotune || a.cuda_graph, "--autotune times CUDA graphs of the decode step: add --cuda-graph");
   CHATMILL_CHECK(!a.autotune || a.step != "eager", "--autotune chooses among the fused step's kernels: drop "
                  "--decode-step eager");
   model::Model m = model::load_hf_model(a.model, {model::parse_dtype(a.dtype), parse_device(a.device)});
@@ -104,9 +103,9 @@ void add_serve_command(CLI::App& app) {
   c->add_option("--device", a->device)->capture_default_str();
   c->add_option("--drain-timeout", a->drain_timeout_s, "seconds SIGTERM waits for requests in flight")->capture_default_str();
   c->add_flag("--cuda-graph", a->cuda_graph, "capture the decode step in a CUDA graph");
-  c->add_flag("--autotune", a->autotune, "with --cuda-graph and the fused step: per batch bucket, time the step's "
-              "variants that apply, check each against the configured one, keep the fastest (GET /health lists the "
-              "choices)");
+  c->add_flag("--autotune", a->autotune, "with the fused step (CUDA, or --decode-step fused): per batch bucket, "
+              "time the step's variants that apply (in CUDA graphs with --cuda-graph), check each against the "
+              "configured one, keep the fastest (GET /health lists the choices)");
   c->add_option("--decode-step", a->step, "auto (fused on CUDA, eager elsewhere), eager, or fused (the CUDA kernels)")->capture_default_str();
   c->add_option("--threads", a->threads);
   c->callback([a] { run_serve(*a); });

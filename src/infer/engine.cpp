@@ -92,7 +92,7 @@ Engine::Engine(const model::Model& m, const model::Tokenizer* tok, EngineOptions
            (o_.step == StepKind::Auto && dev.is_cuda() && model::fused::kernels_built());
   CHATMILL_CHECK(o_.autotune_tolerance > 0, "engine: autotune_tolerance must be positive, got ", o_.autotune_tolerance);
   // The persistent step's layer table, built here: body() runs under CUDA graph capture, where it cannot be.
-  if (fused_ && (o_.persistent || (o_.autotune && o_.cuda_graph)) && model::fused::persistent_applies(m, cache_, 1))
+  if (fused_ && (o_.persistent || o_.autotune) && model::fused::persistent_applies(m, cache_, 1))
     model::fused::prepare_persistent(m, cache_);
   thread_ = std::thread([this] { loop(); });
 }
@@ -411,11 +411,15 @@ void Engine::decode_step() {
   if (o_.cuda_graph) {
     auto& g = graphs_[n];
     if (!g && o_.autotune && fused_) {
-      g = tune(n);  // replays the chosen variant
+      g = tune(n).graph;  // replayed the chosen variant
     } else {
       if (!g) g = model::capture_step_graph([this, n] { body(n, step_options()); }, m_.device());
       g->replay();
     }
+  } else if (o_.autotune && fused_) {
+    const auto it = eager_steps_.find(n);
+    if (it == eager_steps_.end()) eager_steps_[n] = tune(n).options;  // ran the chosen variant
+    else body(n, it->second);
   } else {
     body(n, step_options());
   }

@@ -50,11 +50,11 @@ struct EngineOptions {
   bool persistent_o_prefetch = true;  // persistent step: o-projection rows into L2 during attention
   bool tile_gemm = false;  // fused step: 3-16 rows through the tensor-core tile GEMM (FusedStepOptions::tile_gemm)
   int64_t tile_min_rows = 3;  // the fewest rows the tile GEMM takes (FusedStepOptions::tile_min_rows)
-  // With cuda_graph and the fused step: at each batch bucket's first step, every step variant that applies there
-  // (infer/step_autotune.h) is captured, its logits checked against the configured step's on the same inputs,
-  // its replays timed, and the fastest that passed is kept for the bucket (Engine::step_choices says which).
-  // Off by default: the variants' kernels have yet to run on every card. Without cuda_graph, or with the eager
-  // step, it does nothing.
+  // With the fused step: at each batch bucket's first step, every step variant that applies there
+  // (infer/step_autotune.h) runs on the same inputs (captured in a CUDA graph with cuda_graph, else eagerly), its
+  // logits and written cache columns are checked against the configured step's, its steps are timed, and the
+  // fastest that passed is kept for the bucket (Engine::step_choices says which). Off by default: the variants'
+  // kernels have yet to run on every card. With the eager step it does nothing.
   bool autotune = false;
   // The largest relative L2 error (worst row) of a variant's logits and written cache columns against the
   // configured step's. Estimate for other reduction orders in bf16 at 32 layers: about 1.5e-2 (sqrt(160
@@ -160,9 +160,13 @@ class Engine {
   // The step over slots [0, rows): fixed shapes per `rows` (each bucket captured in its own CUDA graph).
   void body(int64_t rows, const model::FusedStepOptions& step);
   model::FusedStepOptions step_options() const;  // the configured fused step, from o_
-  // Autotune's capture of bucket `rows` (EngineOptions::autotune): the chosen variant's graph, replayed once so
-  // that this step's cache columns and logits are its own.
-  std::unique_ptr<model::StepGraph> tune(int64_t rows);
+  // Autotune's trial of bucket `rows` (EngineOptions::autotune): the chosen variant, run last, so that this step's
+  // cache columns and logits are its own; with cuda_graph its graph too.
+  struct TunedStep {
+    std::unique_ptr<model::StepGraph> graph;
+    model::FusedStepOptions options;
+  };
+  TunedStep tune(int64_t rows);
   // Records token `id` for a slot; emits text; frees the slot when the sequence is done.
   void take(int64_t slot, int64_t id, std::optional<model::TokenLogprob> logprob);
   // The chosen ids of slots `slots` (rows `rows` of `logits`), with log-probabilities for the slots that asked:
@@ -188,6 +192,7 @@ class Engine {
   int64_t width_ = 0;  // columns this step attends over (eager step)
   std::map<int64_t, std::unique_ptr<model::StepGraph>> graphs_;  // by batch bucket
   std::vector<StepChoice> choices_;  // autotune's, under mu_
+  std::map<int64_t, model::FusedStepOptions> eager_steps_;  // autotune's choices by bucket, without CUDA graphs
 
   mutable std::mutex mu_;
   std::condition_variable cv_;

@@ -1,8 +1,9 @@
-// Engine::tune: autotune's capture of one batch bucket (EngineOptions::autotune; the choice itself is
-// infer/step_autotune.h's).
+// Engine::tune: autotune's trial of one batch bucket's step variants, in CUDA graphs or eagerly
+// (EngineOptions::autotune; the choice itself is infer/step_autotune.h's).
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <chrono>
 #include <limits>
 
 #include "infer/engine.h"
@@ -13,8 +14,8 @@ namespace chatmill::infer {
 
 namespace {
 
-// Rounds of timed replays, each variant once a round (interleaved, so that clock and temperature drift falls on
-// all alike), and replays a round: about 10 steps a variant, tens of milliseconds for a 7B model.
+// Rounds of timed steps, each variant once a round (interleaved, so that clock and temperature drift falls on
+// all alike), and steps a round: about 10 steps a variant, tens of milliseconds for a 7B model.
 constexpr int kRounds = 5;
 constexpr int kReplaysPerRound = 2;
 
@@ -47,7 +48,7 @@ void poison_columns(model::KVCache& cache, const at::Tensor& rows, const at::Ten
 
 }  // namespace
 
-std::unique_ptr<model::StepGraph> Engine::tune(int64_t n) {
+Engine::TunedStep Engine::tune(int64_t n) {
   const model::FusedStepOptions configured = step_options();
   const at::Tensor probe = at::empty({n, m_.config.hidden_size}, m_.weights.embed.options());  // x's shape, for tile_applies
   const model::fused::LaunchOptions tile{configured.programmatic_launch, configured.l2_prefetch, true,
@@ -55,32 +56,45 @@ std::unique_ptr<model::StepGraph> Engine::tune(int64_t n) {
   const bool tiles = model::fused::tile_applies(probe, {m_.weights.layers.at(0).q_proj}, {}, tile);
   const std::vector<StepVariant> variants =
       step_variants(configured, n, model::fused::persistent_applies(m_, cache_, n), tiles);
+  const bool graphed = o_.cuda_graph;
 
   StepChoice choice;
   choice.rows = n;
   std::vector<std::unique_ptr<model::StepGraph>> graphs(variants.size());
+  std::vector<bool> usable(variants.size(), false);
+  // Variant i's step on the current inputs: its graph's replay, or its ops launched eagerly.
+  auto run = [&](size_t i) {
+    if (graphed) graphs[i]->replay();
+    else body(n, variants[i].options);
+  };
   const at::Tensor rows = at::arange(n, columns_.options()), columns = columns_.narrow(0, 0, n);
   at::Tensor reference, reference_columns;  // the configured step's logits (n, V) and written cache columns
   for (size_t i = 0; i < variants.size(); ++i) {
     VariantTrial t;
     t.name = variants[i].name;
     const model::FusedStepOptions step = variants[i].options;
-    auto capture = [&] { return model::capture_step_graph([this, n, step] { body(n, step); }, m_.device()); };
-    if (i == 0) {
-      graphs[0] = capture();  // the configured step's failure is the engine's, as without autotune
-    } else {
-      try {
-        graphs[i] = capture();
-      } catch (const model::StepWarmupError& e) {  // a check of the variant's own ops: leave it out
-        t.failure = e.what();
-        choice.trials.push_back(std::move(t));
-        continue;
-      }
+    // The first run warms up (cuBLAS handles, allocator pools) and, for a graph, captures. The configured step's
+    // failure is the engine's, as without autotune; another variant's leaves that variant out. A graph's
+    // capture failing after its warm-up passed is not a variant's own check: the engine's too.
+    try {
+      if (graphed) graphs[i] = model::capture_step_graph([this, n, step] { body(n, step); }, m_.device());
+      else body(n, step);  // eager: on the current stream, so whatever it launched before a throw stays ordered
+    } catch (const model::StepWarmupError& e) {
+      if (i == 0) throw;
+      t.failure = e.what();
+    } catch (const std::exception& e) {
+      if (i == 0 || graphed) throw;
+      t.failure = e.what();
     }
-    // Every variant runs on the same inputs: the step buffers stay as decode_step left them, and each replay
+    if (!t.failure.empty()) {
+      choice.trials.push_back(std::move(t));
+      continue;
+    }
+    usable[i] = true;
+    // Every variant runs on the same inputs: the step buffers stay as decode_step left them, and each run
     // writes the same cache columns (poisoned first) before attending to them.
     poison_columns(cache_, rows, columns);
-    graphs[i]->replay();
+    run(i);
     const at::Tensor out = logits_.narrow(0, 0, n).clone(), written = written_columns(cache_, rows, columns);
     if (i == 0) {
       reference = out;
@@ -90,27 +104,34 @@ std::unique_ptr<model::StepGraph> Engine::tune(int64_t n) {
     t.error = std::max(relative_error(out, reference), relative_error(written, reference_columns));
     choice.trials.push_back(std::move(t));
   }
-  if (variants.size() == 1) {  // nothing to choose between: no timing
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      choices_.push_back(std::move(choice));
-    }
-    return std::move(graphs[0]);  // replayed above, after the poison: the step's columns and logits are its own
-  }
-  std::vector<std::vector<double>> seconds(variants.size());
-  for (int r = 0; r < kRounds; ++r)
-    for (size_t i = 0; i < graphs.size(); ++i)
-      if (graphs[i]) seconds[i].push_back(graphs[i]->seconds_per_replay(kReplaysPerRound));
-  for (size_t i = 0; i < graphs.size(); ++i) choice.trials[i].seconds = median(seconds[i]);
-  choice.chosen = choose_trial(choice.trials, o_.autotune_tolerance);
-  std::unique_ptr<model::StepGraph> chosen = std::move(graphs[choice.chosen]);
+  if (variants.size() > 1) {
+    // Seconds a step: a graph's by device events; eager, by the host clock from an idle device to the last
+    // run's end (what eager decoding pays, launches included).
+    auto seconds_of = [&](size_t i) {
+      if (graphed) return graphs[i]->seconds_per_replay(kReplaysPerRound);
+      (void)logits_[0][0].item<float>();  // waits for the device
+      const auto t0 = std::chrono::steady_clock::now();
+      for (int k = 0; k < kReplaysPerRound; ++k) run(i);
+      (void)logits_[0][0].item<float>();
+      return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / kReplaysPerRound;
+    };
+    std::vector<std::vector<double>> seconds(variants.size());
+    for (int r = 0; r < kRounds; ++r)
+      for (size_t i = 0; i < variants.size(); ++i)
+        if (usable[i]) seconds[i].push_back(seconds_of(i));
+    for (size_t i = 0; i < variants.size(); ++i) choice.trials[i].seconds = median(seconds[i]);
+    choice.chosen = choose_trial(choice.trials, o_.autotune_tolerance);
+    run(choice.chosen);  // this step's cache columns and logits from the chosen variant
+  }  // else: nothing to choose between, and its checked run was the last
+  TunedStep out;
+  out.options = variants[choice.chosen].options;
+  if (graphed) out.graph = std::move(graphs[choice.chosen]);
   graphs.clear();  // the others' memory pools go now
-  chosen->replay();  // this step's cache columns and logits from the chosen variant
   {
     std::lock_guard<std::mutex> lock(mu_);
     choices_.push_back(std::move(choice));
   }
-  return chosen;
+  return out;
 }
 
 }  // namespace chatmill::infer

@@ -151,9 +151,9 @@ TEST(StepAutotune, DescribeNamesTheChoiceAndEveryTrial) {
   EXPECT_EQ(infer::describe(only), "rows 32: configured (the only variant here)");
 }
 
-// Autotune without CUDA graphs (here: the CPU) leaves the engine as it was; a tolerance that is not positive is
-// refused with the field's name.
-TEST(StepAutotune, EngineRunsWithoutGraphsAndRefusesABadTolerance) {
+// Autotune with the eager step (the CPU's default) leaves the engine as it was; a tolerance that is not positive
+// is refused with the field's name.
+TEST(StepAutotune, EagerStepEngineIgnoresItAndABadToleranceIsRefused) {
   const model::LlamaConfig cfg = model::llama2_debug();
   model::Model m(cfg, model::init_weights(cfg, 0.05, 3, at::kFloat, at::kCPU));
   infer::EngineOptions o{2, 64};
@@ -174,6 +174,40 @@ TEST(StepAutotune, EngineRunsWithoutGraphsAndRefusesABadTolerance) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("autotune_tolerance must be positive, got 0"), std::string::npos) << e.what();
   }
+}
+
+// Without CUDA graphs the engine tunes eagerly: on the CPU the fused step is LibTorch's ops, and its only variant
+// here (the skinny GEMM's L2 prefetch) runs the same ops, so each bucket's trials agree bit for bit (NaN poured into
+// the step's cache columns first, rewritten by each run) and the tokens are the untuned engine's.
+TEST(StepAutotune, EagerEngineTunesEachBucketOnceAndKeepsItsTokens) {
+  const model::LlamaConfig cfg = model::llama2_debug();
+  model::Model m(cfg, model::init_weights(cfg, 0.05, 5, at::kFloat, at::kCPU));
+  std::vector<infer::EngineRequest> reqs(2);
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    for (int64_t t = 0; t < 3 + 4 * static_cast<int64_t>(i); ++t) reqs[i].prompt.push_back(5 + (t * 31 + i) % 200);
+    reqs[i].max_new_tokens = 12 - 6 * static_cast<int64_t>(i);  // slot 1 leaves first: buckets 2, then 1
+    reqs[i].stop_on_eos = false;
+  }
+  infer::EngineOptions plain{2, 64, false, infer::StepKind::Fused};
+  infer::EngineOptions tuned = plain;
+  tuned.autotune = true;
+  infer::Engine a(m, nullptr, tuned), b(m, nullptr, plain);
+  const auto got = a.run(reqs), want = b.run(reqs);
+  for (size_t i = 0; i < reqs.size(); ++i) EXPECT_EQ(got[i].tokens, want[i].tokens) << "request " << i;
+  const auto choices = a.step_choices();
+  ASSERT_EQ(choices.size(), 2u);
+  EXPECT_EQ(choices[0].rows, 2);
+  EXPECT_EQ(choices[1].rows, 1);
+  for (const auto& c : choices) {
+    ASSERT_EQ(c.trials.size(), 2u) << infer::describe(c);
+    EXPECT_EQ(c.trials[1].name, "L2 prefetch");
+    for (const auto& t : c.trials) {
+      EXPECT_TRUE(t.ran && t.accepted) << infer::describe(c);
+      EXPECT_EQ(t.error, 0) << infer::describe(c);
+      EXPECT_GT(t.seconds, 0) << infer::describe(c);
+    }
+  }
+  EXPECT_TRUE(b.step_choices().empty());
 }
 
 // On a GPU: every bucket the requests reach is tuned once; each variant that ran matches the configured step
