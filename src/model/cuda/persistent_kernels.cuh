@@ -138,6 +138,11 @@ __global__ void __launch_bounds__(kSkinnyWarps * 32, 2) persistent_step_kernel(S
   const LayerRefs<T>* w = a.layers;
   if (runs<kStaged>(a.stages, kQkvStage)) skinny_begin<T>(qkv_plan(a, *w, D), a.C, first, a.l2_lines, c2);
   cuda_launch::wait_for_previous_kernel();  // the embeddings come from the kernel before
+  // The step's rotations and cache columns, the same for every layer: once a block (RopePlan::Table).
+  __shared__ typename RopePlan<T>::Table rope_storage;
+  const bool rope_filled = qkv_plan(a, *a.layers, D).template fill_table<M>(rope_storage);
+  __syncthreads();
+  const typename RopePlan<T>::Table* rope_table = rope_filled ? &rope_storage : nullptr;
   for (int l = 0; l < a.num_layers; ++l, ++w) {
     // 1. q, k, v of rms_norm(x + delta) (layer 0: of x), rotated, k and v into the cache; block 0: other.
     if (runs<kStaged>(a.stages, kQkvStage)) {
@@ -149,8 +154,7 @@ __global__ void __launch_bounds__(kSkinnyWarps * 32, 2) persistent_step_kernel(S
       attn_in.residual_out = a.other;
       attn_in.eps = a.eps;
       normalise_into<T, M>(attn_in, a.C, xs);
-      // Its store loads for itself: loaded ahead, those values would spill this kernel's registers (ptxas).
-      skinny_items<T, M, RopePlan<T>, true, false>(xs, qkv_plan(a, *w, D), a.C, stride, c2);
+      skinny_items<T, M, RopePlan<T>, true>(xs, qkv_plan(a, *w, D), a.C, stride, c2, rope_table);
     }
     if (runs<kStaged>(a.stages, kOStage)) skinny_begin<T>(one_plan(w->wo, a.o, a.C), HD, first, a.l2_lines, c1);
     cuda_launch::grid_sync(a.barrier);

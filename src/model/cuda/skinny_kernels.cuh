@@ -131,34 +131,41 @@ struct RopePlan {
   }
   __device__ __forceinline__ void store(int64_t n, int m, float a0, float a1) const {
     const Pair p = pair(n);
-    store_pair(p, m, a0, a1, static_cast<int32_t>(positions[m]), inv_freq[p.j], columns[m]);
+    store_pair(p, m, a0, a1, rotation(positions[m], inv_freq[p.j]), columns[m]);
   }
 
-  // What store reads from memory, loaded when the item starts (skinny_items' load_ahead) and used only at its end:
-  // loaded in the store, these dependent loads stalled the warp for a loaded DRAM latency after each item's
-  // stream. Positions and columns are below the cache's columns (< 2^31): their low words (little-endian), one
-  // register each. Raw bits only: any arithmetic on them here would wait for them here.
-  struct Ahead {
-    uint32_t position[2], column[2];  // rows m < M
-    uint32_t inv_freq;                // float bits
+  // What the stores of a skinny GEMM's block share: each row's rotation of each pair j and its cache column,
+  // computed once a block into shared memory (fill_table, after the wait) instead of in every item's store,
+  // where lane 0 loaded positions, columns and inv_freq after the item's stream (a stall of their latency an
+  // item) and then ran sinf and cosf alone while the warp's next loads waited. Head dims up to 2 kMaxHalfHead.
+  static constexpr int kMaxHalfHead = 128;
+  struct Table {
+    float cs[2][kMaxHalfHead][2];  // rows m < M (M <= 2): rnd<T>(cos), rnd<T>(sin) of positions[m] * inv_freq[j]
+    int64_t column[2];
   };
+  // Every thread of the block calls it; false (for all) where the head dim does not fit, and then the stores
+  // compute for themselves. The caller synchronises the block before any store reads it.
   template <int M>
-  __device__ __forceinline__ Ahead ahead(int64_t n) const {
+  __device__ __forceinline__ bool fill_table(Table& t) const {
     static_assert(M >= 1 && M <= 2, "the skinny GEMM's rows: 1 or 2");
-    const Pair p = pair(n);
-    Ahead a{};
-    if (p.which != 2) a.inv_freq = cuda_math::load_early(inv_freq + p.j);
-#pragma unroll
-    for (int m = 0; m < M; ++m) {
-      if (p.which != 2) a.position[m] = cuda_math::load_early(positions + m);
-      if (p.which != 0) a.column[m] = cuda_math::load_early(columns + m);
+    const int half = D / 2;
+    if (half > kMaxHalfHead) return false;
+    for (int i = threadIdx.x; i < M * half; i += blockDim.x) {
+      const int m = i / half, j = i % half;
+      const Rotation r = rotation(positions[m], inv_freq[j]);
+      t.cs[m][j][0] = r.c;
+      t.cs[m][j][1] = r.s;
     }
-    return a;
+    if (threadIdx.x < M) t.column[threadIdx.x] = columns[threadIdx.x];
+    return true;
   }
-  __device__ __forceinline__ void store(int64_t n, int m, float a0, float a1, const Ahead& a) const {
-    store_pair(pair(n), m, a0, a1, static_cast<int32_t>(a.position[m]), float_bits(a.inv_freq),
-               static_cast<int32_t>(a.column[m]));
+  // table: fill_table's, or null to compute here.
+  __device__ __forceinline__ void store(int64_t n, int m, float a0, float a1, const Table* table) const {
+    if (table == nullptr) return store(n, m, a0, a1);
+    const Pair p = pair(n);
+    store_pair(p, m, a0, a1, {table->cs[m][p.j][0], table->cs[m][p.j][1]}, table->column[m]);
   }
+
   // The same for one row m of item n (the tile GEMM's epilogue, tile_kernels.cuh: RowAhead).
   struct RowAhead {
     uint32_t position = 0, column = 0, inv_freq = 0;
@@ -174,49 +181,51 @@ struct RopePlan {
     return a;
   }
   __device__ __forceinline__ void store(int64_t n, int m, float a0, float a1, const RowAhead& a) const {
-    store_pair(pair(n), m, a0, a1, static_cast<int32_t>(a.position), float_bits(a.inv_freq),
+    const Pair p = pair(n);
+    // v items loaded no position or inv_freq: their rotation is never used.
+    store_pair(p, m, a0, a1, rotation(static_cast<int32_t>(a.position), float_bits(a.inv_freq)),
                static_cast<int32_t>(a.column));
   }
 
  private:
+  struct Rotation {
+    float c, s;
+  };
+  // HF's cos and sin at position * inv_freq, each rounded to T. Only q and k items use it.
+  template <typename P>
+  __device__ __forceinline__ static Rotation rotation(P position, float freq) {
+    const float angle = static_cast<float>(position) * freq;
+    return {cuda_math::rnd<T>(cosf(angle)), cuda_math::rnd<T>(sinf(angle))};
+  }
   __device__ __forceinline__ static float float_bits(uint32_t u) {
     float f;
     __builtin_memcpy(&f, &u, sizeof f);
     return f;
   }
-  __device__ __forceinline__ void store_pair(const Pair& p, int m, float a0, float a1, int32_t position,
-                                             float freq, int64_t column) const {
+  __device__ __forceinline__ void store_pair(const Pair& p, int m, float a0, float a1, Rotation r,
+                                             int64_t column) const {
     T* dst = p.which == 0 ? q_out + (m * H + p.head) * D
                           : (p.which == 1 ? k_cache : v_cache) + ((m * Hkv + p.head) * S + column) * D;
     float y1 = a0, y2 = a1;  // v goes into the cache as it is
-    if (p.which != 2) {
-      const float angle = static_cast<float>(position) * freq;
-      const float c = cuda_math::rnd<T>(cosf(angle)), s = cuda_math::rnd<T>(sinf(angle));
-      cuda_math::rotate_pair<T>(cuda_math::rnd<T>(a0), cuda_math::rnd<T>(a1), c, s, c, s, y1, y2);
-    }
+    if (p.which != 2)
+      cuda_math::rotate_pair<T>(cuda_math::rnd<T>(a0), cuda_math::rnd<T>(a1), r.c, r.s, r.c, r.s, y1, y2);
     dst[p.j] = static_cast<T>(y1);
     dst[p.j + D / 2] = static_cast<T>(y2);
   }
 };
 
-// Plans whose store reads memory declare what in `Ahead`, loaded by ahead<M>(n) when item n starts.
+// Plans whose stores share a block table (RopePlan::Table) declare it; the kernels fill it once a block.
 template <typename Plan, typename = void>
-struct HasAhead : std::false_type {};
+struct HasTable : std::false_type {};
 template <typename Plan>
-struct HasAhead<Plan, std::void_t<typename Plan::Ahead>> : std::true_type {};
-struct NothingAhead {};
+struct HasTable<Plan, std::void_t<typename Plan::Table>> : std::true_type {};
+struct NoTable {};
 
-// kAhead false: the store loads for itself (the persistent kernel, whose registers the ahead values would spill).
-template <int M, bool kAhead, typename Plan>
-__device__ __forceinline__ auto load_ahead(const Plan& plan, int64_t n) {
-  if constexpr (kAhead && HasAhead<Plan>::value) return plan.template ahead<M>(n);
-  else return NothingAhead{};
-}
-
-template <typename Plan, typename A>
-__device__ __forceinline__ void finish_item(const Plan& plan, int64_t n, int m, float a0, float a1, const A& ahead) {
-  if constexpr (std::is_same_v<A, NothingAhead>) plan.store(n, m, a0, a1);
-  else plan.store(n, m, a0, a1, ahead);
+// The plan's store, with the block's table where the plan has one.
+template <typename Plan, typename Tab>
+__device__ __forceinline__ void finish_item(const Plan& plan, int64_t n, int m, float a0, float a1, Tab table) {
+  if constexpr (std::is_same_v<Tab, NoTable>) plan.store(n, m, a0, a1);
+  else plan.store(n, m, a0, a1, table);
 }
 
 // ---- the kernel ----------------------------------------------------------------------------------------
@@ -349,17 +358,16 @@ __device__ __forceinline__ void skinny_begin(const Plan& plan, int64_t K, int64_
 }
 
 // The warp's items from c.n on, `stride` apart, against x (M rows of K: in shared memory when kSharedX, else
-// global, read through the read-only path). kAhead: what the plan's store reads is loaded as each item starts.
-template <typename T, int M, typename Plan, bool kSharedX, bool kAhead = true>
+// global, read through the read-only path). table: the block's (const Plan::Table*, filled), or NoTable.
+template <typename T, int M, typename Plan, bool kSharedX, typename Tab = NoTable>
 __device__ __forceinline__ void skinny_items(const uint4* xs, const Plan& plan, int64_t K, int64_t stride,
-                                             SkinnyCursor& c) {
+                                             SkinnyCursor& c, Tab table = {}) {
   const int lane = threadIdx.x % 32;
   const int64_t items = plan.items(), chunks = K / 8;
   constexpr int R = Plan::kRows;
   for (; c.n < items; c.n += stride) {
     const uint4* w_next[2];
     item_rows<T>(plan, c.n + stride, K, w_next);
-    const auto ahead = load_ahead<M, kAhead>(plan, c.n);  // in flight while the rows stream
     float acc[M][2];
 #pragma unroll
     for (int m = 0; m < M; ++m) acc[m][0] = acc[m][1] = 0.f;
@@ -368,7 +376,7 @@ __device__ __forceinline__ void skinny_items(const uint4* xs, const Plan& plan, 
     for (int m = 0; m < M; ++m) {
       const float a0 = cuda_math::warp_sum(acc[m][0]);
       const float a1 = R == 2 ? cuda_math::warp_sum(acc[m][1]) : 0.f;
-      if (lane == 0) finish_item(plan, c.n, m, a0, a1, ahead);
+      if (lane == 0) finish_item(plan, c.n, m, a0, a1, table);
     }
     c.w[0] = w_next[0];
     c.w[1] = w_next[1];
@@ -399,7 +407,16 @@ __global__ void skinny_kernel(const T* __restrict__ x, NormIn<T> norm, Plan plan
   cuda_launch::allow_next_kernel();
   const uint4* xs = reinterpret_cast<const uint4*>(x);
   if constexpr (kNorm) xs = normalise_into_shared<T, M>(norm, K);  // every thread of the block, items or not
-  skinny_items<T, M, Plan, kNorm>(xs, plan, K, static_cast<int64_t>(gridDim.x) * kSkinnyWarps, c);
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * kSkinnyWarps;
+  if constexpr (HasTable<Plan>::value) {
+    __shared__ typename Plan::Table table;
+    const bool filled = plan.template fill_table<M>(table);
+    __syncthreads();
+    skinny_items<T, M, Plan, kNorm>(xs, plan, K, stride, c,
+                                    filled ? static_cast<const typename Plan::Table*>(&table) : nullptr);
+  } else {
+    skinny_items<T, M, Plan, kNorm>(xs, plan, K, stride, c);
+  }
 }
 
 }  // namespace chatmill::model::fused::kernels
