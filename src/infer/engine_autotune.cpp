@@ -61,7 +61,6 @@ Engine::TunedStep Engine::tune(int64_t n) {
   StepChoice choice;
   choice.rows = n;
   std::vector<std::unique_ptr<model::StepGraph>> graphs(variants.size());
-  std::vector<bool> usable(variants.size(), false);
   // Variant i's step on the current inputs: its graph's replay, or its ops launched eagerly.
   auto run = [&](size_t i) {
     if (graphed) graphs[i]->replay();
@@ -90,7 +89,6 @@ Engine::TunedStep Engine::tune(int64_t n) {
       choice.trials.push_back(std::move(t));
       continue;
     }
-    usable[i] = true;
     // Every variant runs on the same inputs: the step buffers stay as decode_step left them, and each run
     // writes the same cache columns (poisoned first) before attending to them.
     poison_columns(cache_, rows, columns);
@@ -118,7 +116,7 @@ Engine::TunedStep Engine::tune(int64_t n) {
     std::vector<std::vector<double>> seconds(variants.size());
     for (int r = 0; r < kRounds; ++r)
       for (size_t i = 0; i < variants.size(); ++i)
-        if (usable[i]) seconds[i].push_back(seconds_of(i));
+        if (choice.trials[i].ran) seconds[i].push_back(seconds_of(i));
     for (size_t i = 0; i < variants.size(); ++i) choice.trials[i].seconds = median(seconds[i]);
     choice.chosen = choose_trial(choice.trials, o_.autotune_tolerance);
     run(choice.chosen);  // this step's cache columns and logits from the chosen variant

@@ -27,25 +27,24 @@ __device__ __forceinline__ void rotate_pair(float x1, float x2, float c1, float 
   y2 = rnd<T>(rnd<T>(x2 * c2) + rnd<T>(x1 * s2));
 }
 
-// The 4 bytes at p, loaded where the call stands (read-only data): as inline asm volatile, which neither NVVM nor
-// ptxas moves to the value's first use, so that a load issued early has its latency pass under the work in
-// between. (Written as a plain load, NVVM sank such loads past a whole dot product into the branch that used
-// them.) A plain copy off the GPU.
-__device__ __forceinline__ uint32_t load_early(const void* p) {
-  uint32_t v;
+// *p (a 2- or 4-byte U), loaded where the call stands: as inline asm volatile, which neither NVVM nor ptxas moves
+// to the value's first use, so that a load issued early has its latency pass under the work in between. (Written
+// as a plain load, NVVM sank such loads past a whole loop into the branch that used them.) Through the coherent
+// path, so it serves data this kernel writes elsewhere too (a residual updated in place). A plain copy off the GPU.
+template <typename U>
+__device__ __forceinline__ U load_early(const U* p) {
+  static_assert(sizeof(U) == 2 || sizeof(U) == 4, "load_early: 2- or 4-byte values");
+  U v;
 #if defined(__CUDA_ARCH__)
-  asm volatile("ld.global.nc.b32 %0, [%1];" : "=r"(v) : "l"(p));
-#else
-  __builtin_memcpy(&v, p, sizeof v);
-#endif
-  return v;
-}
-
-// The same for 2 bytes, through the coherent path: for data this kernel writes (a residual it updates in place).
-__device__ __forceinline__ uint16_t load_early16(const void* p) {
-  uint16_t v;
-#if defined(__CUDA_ARCH__)
-  asm volatile("ld.global.b16 %0, [%1];" : "=h"(v) : "l"(p));
+  if constexpr (sizeof(U) == 4) {
+    uint32_t bits;
+    asm volatile("ld.global.b32 %0, [%1];" : "=r"(bits) : "l"(p));
+    __builtin_memcpy(&v, &bits, sizeof v);
+  } else {
+    uint16_t bits;
+    asm volatile("ld.global.b16 %0, [%1];" : "=h"(bits) : "l"(p));
+    __builtin_memcpy(&v, &bits, sizeof v);
+  }
 #else
   __builtin_memcpy(&v, p, sizeof v);
 #endif

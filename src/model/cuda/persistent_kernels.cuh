@@ -140,9 +140,7 @@ __global__ void __launch_bounds__(kSkinnyWarps * 32, 2) persistent_step_kernel(S
   cuda_launch::wait_for_previous_kernel();  // the embeddings come from the kernel before
   // The step's rotations and cache columns, the same for every layer: once a block (RopePlan::Table).
   __shared__ typename RopePlan<T>::Table rope_storage;
-  const bool rope_filled = qkv_plan(a, *a.layers, D).template fill_table<M>(rope_storage);
-  __syncthreads();
-  const typename RopePlan<T>::Table* rope_table = rope_filled ? &rope_storage : nullptr;
+  const typename RopePlan<T>::Table* rope_table = qkv_plan(a, *a.layers, D).template fill_table<M>(rope_storage);
   for (int l = 0; l < a.num_layers; ++l, ++w) {
     // 1. q, k, v of rms_norm(x + delta) (layer 0: of x), rotated, k and v into the cache; block 0: other.
     if (runs<kStaged>(a.stages, kQkvStage)) {

@@ -143,13 +143,13 @@ struct RopePlan {
     float cs[2][kMaxHalfHead][2];  // rows m < M (M <= 2): rnd<T>(cos), rnd<T>(sin) of positions[m] * inv_freq[j]
     int64_t column[2];
   };
-  // Every thread of the block calls it; false (for all) where the head dim does not fit, and then the stores
-  // compute for themselves. The caller synchronises the block before any store reads it.
+  // Every thread of the block calls it (it synchronises the block). Returns t, or null (for all) where the head
+  // dim does not fit, and then the stores compute for themselves.
   template <int M>
-  __device__ __forceinline__ bool fill_table(Table& t) const {
+  __device__ __forceinline__ const Table* fill_table(Table& t) const {
     static_assert(M >= 1 && M <= 2, "the skinny GEMM's rows: 1 or 2");
     const int half = D / 2;
-    if (half > kMaxHalfHead) return false;
+    if (half > kMaxHalfHead) return nullptr;
     for (int i = threadIdx.x; i < M * half; i += blockDim.x) {
       const int m = i / half, j = i % half;
       const Rotation r = rotation(positions[m], inv_freq[j]);
@@ -157,7 +157,8 @@ struct RopePlan {
       t.cs[m][j][1] = r.s;
     }
     if (threadIdx.x < M) t.column[threadIdx.x] = columns[threadIdx.x];
-    return true;
+    __syncthreads();
+    return &t;
   }
   // table: fill_table's, or null to compute here.
   __device__ __forceinline__ void store(int64_t n, int m, float a0, float a1, const Table* table) const {
@@ -166,25 +167,26 @@ struct RopePlan {
     store_pair(p, m, a0, a1, {table->cs[m][p.j][0], table->cs[m][p.j][1]}, table->column[m]);
   }
 
-  // The same for one row m of item n (the tile GEMM's epilogue, tile_kernels.cuh: RowAhead).
+  // What the store of row m of item n reads from memory, loaded early (the tile GEMM's epilogue, tile_kernels.cuh:
+  // EpilogueAhead). Positions and columns are below the cache's columns (< 2^31): their low words (little-endian),
+  // one register each.
   struct RowAhead {
-    uint32_t position = 0, column = 0, inv_freq = 0;
+    int32_t position = 0, column = 0;
+    float inv_freq = 0.f;
   };
   __device__ __forceinline__ RowAhead row_ahead(int64_t n, int m) const {
     const Pair p = pair(n);
     RowAhead a;
     if (p.which != 2) {
       a.inv_freq = cuda_math::load_early(inv_freq + p.j);
-      a.position = cuda_math::load_early(positions + m);
+      a.position = cuda_math::load_early(reinterpret_cast<const int32_t*>(positions + m));
     }
-    if (p.which != 0) a.column = cuda_math::load_early(columns + m);
+    if (p.which != 0) a.column = cuda_math::load_early(reinterpret_cast<const int32_t*>(columns + m));
     return a;
   }
   __device__ __forceinline__ void store(int64_t n, int m, float a0, float a1, const RowAhead& a) const {
-    const Pair p = pair(n);
     // v items loaded no position or inv_freq: their rotation is never used.
-    store_pair(p, m, a0, a1, rotation(static_cast<int32_t>(a.position), float_bits(a.inv_freq)),
-               static_cast<int32_t>(a.column));
+    store_pair(pair(n), m, a0, a1, rotation(a.position, a.inv_freq), a.column);
   }
 
  private:
@@ -196,11 +198,6 @@ struct RopePlan {
   __device__ __forceinline__ static Rotation rotation(P position, float freq) {
     const float angle = static_cast<float>(position) * freq;
     return {cuda_math::rnd<T>(cosf(angle)), cuda_math::rnd<T>(sinf(angle))};
-  }
-  __device__ __forceinline__ static float float_bits(uint32_t u) {
-    float f;
-    __builtin_memcpy(&f, &u, sizeof f);
-    return f;
   }
   __device__ __forceinline__ void store_pair(const Pair& p, int m, float a0, float a1, Rotation r,
                                              int64_t column) const {
@@ -219,14 +216,6 @@ template <typename Plan, typename = void>
 struct HasTable : std::false_type {};
 template <typename Plan>
 struct HasTable<Plan, std::void_t<typename Plan::Table>> : std::true_type {};
-struct NoTable {};
-
-// The plan's store, with the block's table where the plan has one.
-template <typename Plan, typename Tab>
-__device__ __forceinline__ void finish_item(const Plan& plan, int64_t n, int m, float a0, float a1, Tab table) {
-  if constexpr (std::is_same_v<Tab, NoTable>) plan.store(n, m, a0, a1);
-  else plan.store(n, m, a0, a1, table);
-}
 
 // ---- the kernel ----------------------------------------------------------------------------------------
 
@@ -358,10 +347,11 @@ __device__ __forceinline__ void skinny_begin(const Plan& plan, int64_t K, int64_
 }
 
 // The warp's items from c.n on, `stride` apart, against x (M rows of K: in shared memory when kSharedX, else
-// global, read through the read-only path). table: the block's (const Plan::Table*, filled), or NoTable.
-template <typename T, int M, typename Plan, bool kSharedX, typename Tab = NoTable>
+// global, read through the read-only path). extra: what the plan's store takes besides the results (RopePlan:
+// the block's table), if anything.
+template <typename T, int M, typename Plan, bool kSharedX, typename... Extra>
 __device__ __forceinline__ void skinny_items(const uint4* xs, const Plan& plan, int64_t K, int64_t stride,
-                                             SkinnyCursor& c, Tab table = {}) {
+                                             SkinnyCursor& c, const Extra&... extra) {
   const int lane = threadIdx.x % 32;
   const int64_t items = plan.items(), chunks = K / 8;
   constexpr int R = Plan::kRows;
@@ -376,7 +366,7 @@ __device__ __forceinline__ void skinny_items(const uint4* xs, const Plan& plan, 
     for (int m = 0; m < M; ++m) {
       const float a0 = cuda_math::warp_sum(acc[m][0]);
       const float a1 = R == 2 ? cuda_math::warp_sum(acc[m][1]) : 0.f;
-      if (lane == 0) finish_item(plan, c.n, m, a0, a1, table);
+      if (lane == 0) plan.store(c.n, m, a0, a1, extra...);
     }
     c.w[0] = w_next[0];
     c.w[1] = w_next[1];
@@ -410,10 +400,7 @@ __global__ void skinny_kernel(const T* __restrict__ x, NormIn<T> norm, Plan plan
   const int64_t stride = static_cast<int64_t>(gridDim.x) * kSkinnyWarps;
   if constexpr (HasTable<Plan>::value) {
     __shared__ typename Plan::Table table;
-    const bool filled = plan.template fill_table<M>(table);
-    __syncthreads();
-    skinny_items<T, M, Plan, kNorm>(xs, plan, K, stride, c,
-                                    filled ? static_cast<const typename Plan::Table*>(&table) : nullptr);
+    skinny_items<T, M, Plan, kNorm>(xs, plan, K, stride, c, plan.template fill_table<M>(table));
   } else {
     skinny_items<T, M, Plan, kNorm>(xs, plan, K, stride, c);
   }

@@ -77,17 +77,14 @@ struct ResidualPlan {
     return add(n, m, a0, residual[m * N + n]);
   }
   // The element's old value, loaded as the tile starts (RowAhead: see EpilogueAhead).
-  static_assert(sizeof(T) == 2, "ResidualPlan::RowAhead holds a 2-byte T (bf16, fp16)");
   struct RowAhead {
-    uint16_t old = 0;  // T's bits
+    T old{};
   };
   __device__ __forceinline__ RowAhead row_ahead(int64_t n, int m) const {
-    return {cuda_math::load_early16(residual + m * N + n)};
+    return {cuda_math::load_early(residual + m * N + n)};
   }
   __device__ __forceinline__ float store(int64_t n, int m, float a0, float, const RowAhead& a) const {
-    T old;
-    __builtin_memcpy(&old, &a.old, sizeof old);
-    return add(n, m, a0, old);
+    return add(n, m, a0, a.old);
   }
   __device__ __forceinline__ float add(int64_t n, int m, float a0, T old) const {
     const float h = cuda_math::rnd<T>(static_cast<float>(old) + cuda_math::rnd<T>(a0));
@@ -103,12 +100,14 @@ struct PlanStats : std::false_type {};
 template <typename Plan>
 struct PlanStats<Plan, std::void_t<decltype(Plan::kStats)>> : std::integral_constant<bool, Plan::kStats> {};
 
-template <typename Plan>
-__device__ __forceinline__ float store_item(const Plan& plan, int64_t n, int m, float a0, float a1) {
+// The plan's store (with what it takes besides the results, if anything): a stats plan's square, else 0.
+template <typename Plan, typename... Extra>
+__device__ __forceinline__ float store_item(const Plan& plan, int64_t n, int m, float a0, float a1,
+                                            const Extra&... extra) {
   if constexpr (PlanStats<Plan>::value) {
-    return plan.store(n, m, a0, a1);
+    return plan.store(n, m, a0, a1, extra...);
   } else {
-    plan.store(n, m, a0, a1);
+    plan.store(n, m, a0, a1, extra...);
     return 0.f;
   }
 }
@@ -133,12 +132,7 @@ struct EpilogueAhead<Plan, std::void_t<typename Plan::RowAhead>> {
       if (n0 + 8 * i < plan.items()) a[i] = plan.row_ahead(n0 + 8 * i, m);
   }
   __device__ __forceinline__ float store(const Plan& plan, int64_t n, int i, int m, float a0, float a1) const {
-    if constexpr (PlanStats<Plan>::value) {
-      return plan.store(n, m, a0, a1, a[i]);
-    } else {
-      plan.store(n, m, a0, a1, a[i]);
-      return 0.f;
-    }
+    return store_item(plan, n, m, a0, a1, a[i]);
   }
 };
 
