@@ -9,6 +9,8 @@
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <string>
+#include <utility>
 
 #include "common/error.h"
 #include "op_profile.h"
@@ -51,6 +53,23 @@ model::Model random_model(const model::LlamaConfig& cfg, at::ScalarType dtype, a
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
+}
+
+// The row's engine name: what runs and, for the engine's fused step, each switch that differs from the default.
+std::string engine_label(const Args& a) {
+  std::string s = a.engine ? "chatmill-engine" : "chatmill";
+  if (a.engine && a.step == "fused") {
+    s += a.no_skinny ? "+fused(cublas)" : "+fused";
+    const std::pair<bool, const char*> parts[] = {
+        {a.no_pdl, "(no PDL)"},          {a.no_fold, "(no fold)"},
+        {a.l2_prefetch, "(L2 prefetch)"}, {a.persistent, "(persistent)"},
+        {a.persistent && a.no_o_prefetch, "(no o prefetch)"},
+        {a.tile_gemm, "(tile GEMM)"},     {a.tile_gemm && a.tile_min_rows < 3, "(from 1 row)"},
+        {a.autotune, "(autotune)"}};
+    for (const auto& [on, part] : parts)
+      if (on) s += part;
+  }
+  return s + (a.cuda_graph ? "+cudagraph" : "");
 }
 
 }  // namespace
@@ -168,16 +187,7 @@ int main(int argc, char** argv) {
       decode_tps.push_back((s.generated_tokens - a.batch) / s.decode_seconds);
       total_tps.push_back(s.generated_tokens / (s.prefill_seconds + s.decode_seconds));
     }
-    nlohmann::json out = {{"engine", std::string(a.engine ? "chatmill-engine" : "chatmill") + (a.engine && a.step == "fused" ? (a.no_skinny ? "+fused(cublas)" : "+fused") : "") +
-                                          (a.engine && a.step == "fused" && a.no_pdl ? "(no PDL)" : "") +
-                                          (a.engine && a.step == "fused" && a.no_fold ? "(no fold)" : "") +
-                                          (a.engine && a.step == "fused" && a.l2_prefetch ? "(L2 prefetch)" : "") +
-                                          (a.engine && a.step == "fused" && a.persistent ? "(persistent)" : "") +
-                                          (a.engine && a.step == "fused" && a.persistent && a.no_o_prefetch ? "(no o prefetch)" : "") +
-                                          (a.engine && a.step == "fused" && a.tile_gemm ? "(tile GEMM)" : "") +
-                                          (a.engine && a.step == "fused" && a.tile_gemm && a.tile_min_rows < 3 ? "(from 1 row)" : "") +
-                                          (a.engine && a.step == "fused" && a.autotune ? "(autotune)" : "") +
-                                          (a.cuda_graph ? "+cudagraph" : "")},
+    nlohmann::json out = {{"engine", engine_label(a)},
                           {"model", a.preset.empty() ? a.model_dir : a.preset},
                           {"params", m.config.num_parameters()},
                           {"dtype", a.dtype},

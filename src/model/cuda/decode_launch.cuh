@@ -350,8 +350,9 @@ void decode_attention(const L& launch, const at::Tensor& q, const at::Tensor& k_
     const int64_t* lp = lengths.data_ptr<int64_t>();
     scalar_t* op = out.data_ptr<scalar_t>();
     const int h = static_cast<int>(H), hkv = static_cast<int>(Hkv);
-    // The splits and the partials' buffers for the split kernel that runs.
-    auto grid_for = [&](auto kernel, float*& pa, float*& pm) {
+    float *pa = nullptr, *pm = nullptr;
+    // The splits (from the resident blocks of the split kernel that runs), the partials' buffers, the grid.
+    auto grid_for = [&](auto kernel) {
       splits = attention_splits(B, H, S, launch.resident_blocks(kernel, static_cast<int>(block.x)));
       part_acc = at::empty({B * H * splits, D}, q.options().dtype(at::kFloat));
       part_ml = at::empty({B * H * splits, 2}, q.options().dtype(at::kFloat));
@@ -359,10 +360,9 @@ void decode_attention(const L& launch, const at::Tensor& q, const at::Tensor& k_
       pm = part_ml.data_ptr<float>();
       return dim3(static_cast<unsigned>(B * H), static_cast<unsigned>(splits));
     };
-    float *pa = nullptr, *pm = nullptr;
     auto vec = [&](auto g) {  // g: std::integral_constant, the lanes per column
       const auto kernel = kernels::split_vec_kernel<scalar_t, decltype(g)::value>;
-      const dim3 grid = grid_for(kernel, pa, pm);  // before the launch's arguments take pa and pm
+      const dim3 grid = grid_for(kernel);  // before the launch's arguments take pa and pm
       launch(kernel, grid, block, qp, kp, vp, lp, pa, pm, op, cp, h, hkv, S, scale);
     };
     switch (detail::vec_group<scalar_t>(D, q, k_cache, v_cache)) {
@@ -374,7 +374,7 @@ void decode_attention(const L& launch, const at::Tensor& q, const at::Tensor& k_
       case 32: vec(std::integral_constant<int, 32>{}); break;
       default: {
         const auto kernel = kernels::split_scalar_kernel<scalar_t>;
-        const dim3 grid = grid_for(kernel, pa, pm);
+        const dim3 grid = grid_for(kernel);
         launch(kernel, grid, block, qp, kp, vp, lp, pa, pm, op, cp, h, hkv, S, static_cast<int>(D), scale);
       }
     }
