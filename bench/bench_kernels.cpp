@@ -29,6 +29,9 @@
 
 namespace {
 
+// (N, K) of the 7B decode step's weights: q/k/v/o, gate/up, down, the LM head.
+const std::vector<std::pair<int64_t, int64_t>> k7BShapes{{4096, 4096}, {11008, 4096}, {4096, 11008}, {32000, 4096}};
+
 using namespace chatmill;
 using model::fused::ForceReference;
 
@@ -163,7 +166,7 @@ void block_order_gemv(const at::Device& dev, double copy_bw, std::ofstream& out)
   std::cout << "\none-row GEMV, skinny (a warp a row) against block order (a block's warps 8 rows together), "
                "weights cycled past L2\n\n| shape | copies | skinny us | skinny % of copy | block us | block % of copy "
                "| block vs skinny | block rel. error vs at::linear |\n|---|---|---|---|---|---|---|---|\n";
-  for (auto [N, K] : std::vector<std::pair<int64_t, int64_t>>{{4096, 4096}, {11008, 4096}, {4096, 11008}, {32000, 4096}}) {
+  for (auto [N, K] : k7BShapes) {
     const double bytes = 2.0 * N * K;
     const int copies = std::max(2, static_cast<int>(std::ceil(256e6 / bytes)));
     std::vector<at::Tensor> ws;
@@ -230,7 +233,7 @@ int main(int argc, char** argv) {
   // Projections of a 7B layer and the LM head, at decode's row counts.
   // Rows 1 and 2 (fused::kSkinnyRows, chosen from this table when it ran to 8 rows; bench/README.md).
   for (int64_t M : {1, 2}) {
-    for (auto [N, K] : std::vector<std::pair<int64_t, int64_t>>{{4096, 4096}, {11008, 4096}, {4096, 11008}, {32000, 4096}}) {
+    for (auto [N, K] : k7BShapes) {
       at::Tensor w = at::randn({N, K}, bf16), x = at::randn({M, K}, bf16);
       row("linear M " + std::to_string(M) + " " + std::to_string(N) + "x" + std::to_string(K),
           2.0 * (N * K + M * K + M * N), [&] { model::fused::linear(x, w); }, [&] { at::linear(x, w); }, 200);
@@ -262,13 +265,13 @@ int main(int argc, char** argv) {
   tiled.tile_min_rows = 1;
   // At one row against the skinny GEMM (FusedStepOptions::tile_min_rows 1): block-ordered reads (a block's 8
   // warps over 16 rows, 512 bytes of each a round) against row-ordered ones (a warp an 8 KB row).
-  for (auto [N, K] : std::vector<std::pair<int64_t, int64_t>>{{4096, 4096}, {11008, 4096}, {4096, 11008}, {32000, 4096}}) {
+  for (auto [N, K] : k7BShapes) {
     at::Tensor w = at::randn({N, K}, bf16), x = at::randn({1, K}, bf16);
     row("tile GEMM vs skinny GEMM, M 1 " + std::to_string(N) + "x" + std::to_string(K), 2.0 * (N * K + K + N),
         [&] { model::fused::linear(x, w, {}, tiled); }, [&] { model::fused::linear(x, w); }, 200);
   }
   for (int64_t M : {8, 16}) {
-    for (auto [N, K] : std::vector<std::pair<int64_t, int64_t>>{{4096, 4096}, {11008, 4096}, {4096, 11008}, {32000, 4096}}) {
+    for (auto [N, K] : k7BShapes) {
       at::Tensor w = at::randn({N, K}, bf16), x = at::randn({M, K}, bf16);
       row("tile GEMM vs cuBLAS, M " + std::to_string(M) + " " + std::to_string(N) + "x" + std::to_string(K),
           2.0 * (N * K + M * K + M * N), [&] { model::fused::linear(x, w, {}, tiled); }, [&] { at::linear(x, w); }, 200);
