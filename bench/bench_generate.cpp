@@ -35,8 +35,10 @@ struct Args {
   bool l2_prefetch = false;    // fused step: the skinny GEMM with its L2 prefetch before the wait
   bool persistent = false;     // fused step: all layers in one cooperative kernel (model/persistent_decode.h)
   bool no_o_prefetch = false;  // persistent step: no L2 prefetch of the o projection during attention
-  bool tile_gemm = false;      // fused step: 3-16 rows through the tensor-core tile GEMM
-  int64_t tile_min_rows = 3;   // the fewest rows it takes (1: also against the skinny GEMM)
+  bool no_tile_gemm = false;   // fused step: 3-16 rows through cuBLAS instead of the tensor-core tile GEMM
+  int64_t tile_min_rows = 3;   // the fewest rows the tile GEMM takes (1: also against the skinny GEMM)
+  bool tile_fold = false;      // tile GEMM step: the norms in its loads, the residual adds in its epilogues
+  bool o_prefetch = false;     // folded step: the o projection prefetches all its rows into L2 during attention
   bool autotune = false;       // engine, fused step: per bucket, the fastest verified step variant
   std::string profile;         // profile one more run after the timed ones, write its table here
 };
@@ -64,8 +66,9 @@ std::string engine_label(const Args& a) {
         {a.no_pdl, "(no PDL)"},          {a.no_fold, "(no fold)"},
         {a.l2_prefetch, "(L2 prefetch)"}, {a.persistent, "(persistent)"},
         {a.persistent && a.no_o_prefetch, "(no o prefetch)"},
-        {a.tile_gemm, "(tile GEMM)"},     {a.tile_gemm && a.tile_min_rows < 3, "(from 1 row)"},
-        {a.autotune, "(autotune)"}};
+        {a.o_prefetch, "(o prefetch)"},   {a.no_tile_gemm, "(no tile GEMM)"},
+        {!a.no_tile_gemm && a.tile_min_rows < 3, "(tile GEMM from 1 row)"},
+        {!a.no_tile_gemm && a.tile_fold, "(tile fold)"}, {a.autotune, "(autotune)"}};
     for (const auto& [on, part] : parts)
       if (on) s += part;
   }
@@ -100,8 +103,12 @@ int main(int argc, char** argv) {
                "(FusedStepOptions::persistent; up to 2 rows)");
   app.add_flag("--no-o-prefetch", a.no_o_prefetch, "persistent step: without the L2 prefetch of the o projection's "
                "rows during attention (FusedStepOptions::persistent_o_prefetch)");
-  app.add_flag("--tile-gemm", a.tile_gemm, "fused step: 3 to 16 rows through the tensor-core tile GEMM, rotary and "
-               "SwiGLU in its epilogues (FusedStepOptions::tile_gemm)");
+  app.add_flag("--no-tile-gemm", a.no_tile_gemm, "fused step: 3 to 16 rows through cuBLAS instead of the "
+               "tensor-core tile GEMM (FusedStepOptions::tile_gemm)");
+  app.add_flag("--tile-fold", a.tile_fold, "tile GEMM step: each norm in the loads of the projection after it, the "
+               "residual adds in the o and down projections' epilogues (FusedStepOptions::tile_fold)");
+  app.add_flag("--o-prefetch", a.o_prefetch, "folded step: the o projection asks L2 for all its rows during "
+               "attention (FusedStepOptions::o_prefetch)");
   app.add_flag("--autotune", a.autotune, "engine, fused step: per batch bucket, time every step "
                "variant that applies and keep the fastest that matches the configured step (EngineOptions::autotune); "
                "the row's \"step_choices\" lists the timings");
@@ -138,11 +145,22 @@ int main(int argc, char** argv) {
     opts.static_decode = opts.cuda_graph = a.cuda_graph;
     std::vector<double> ttft, decode_tps, total_tps;
     std::unique_ptr<infer::Engine> engine;
-    if (a.engine) engine = std::make_unique<infer::Engine>(m, nullptr, infer::EngineOptions{a.batch, a.prompt_len + a.new_tokens, a.cuda_graph,
-                                                                           infer::parse_step_kind(a.step), !a.no_skinny,
-                                                                           !a.no_pdl, !a.no_fold, a.l2_prefetch,
-                                                                           a.persistent, !a.no_o_prefetch, a.tile_gemm,
-                                                                           a.tile_min_rows, a.autotune});
+    if (a.engine) {
+      infer::EngineOptions eo{a.batch, a.prompt_len + a.new_tokens, a.cuda_graph, infer::parse_step_kind(a.step)};
+      model::FusedStepOptions& f = eo.fused;
+      f.skinny_gemm = !a.no_skinny;
+      f.programmatic_launch = !a.no_pdl;
+      f.fold = !a.no_fold;
+      f.l2_prefetch = a.l2_prefetch;
+      f.persistent = a.persistent;
+      f.persistent_o_prefetch = !a.no_o_prefetch;
+      f.tile_gemm = !a.no_tile_gemm;
+      f.tile_min_rows = a.tile_min_rows;
+      f.tile_fold = a.tile_fold;
+      f.o_prefetch = a.o_prefetch;
+      eo.autotune = a.autotune;
+      engine = std::make_unique<infer::Engine>(m, nullptr, eo);
+    }
     const int profiled = a.profile.empty() ? 0 : 1;
     std::unique_ptr<bench::OpProfile> prof;
     for (int i = 0; engine && i < a.warmup + a.repeats + profiled; ++i) {

@@ -92,7 +92,7 @@ Engine::Engine(const model::Model& m, const model::Tokenizer* tok, EngineOptions
            (o_.step == StepKind::Auto && dev.is_cuda() && model::fused::kernels_built());
   CHATMILL_CHECK(o_.autotune_tolerance > 0, "engine: autotune_tolerance must be positive, got ", o_.autotune_tolerance);
   // The persistent step's layer table, built here: body() runs under CUDA graph capture, where it cannot be.
-  if (fused_ && (o_.persistent || o_.autotune) && model::fused::persistent_applies(m, cache_, 1))
+  if (fused_ && (o_.fused.persistent || o_.autotune) && model::fused::persistent_applies(m, cache_, 1))
     model::fused::prepare_persistent(m, cache_);
   thread_ = std::thread([this] { loop(); });
 }
@@ -351,8 +351,7 @@ std::vector<StepChoice> Engine::step_choices() const {
 }
 
 model::FusedStepOptions Engine::step_options() const {
-  return {o_.skinny_gemm, o_.programmatic_launch, o_.fold, o_.l2_prefetch, o_.persistent,
-          o_.persistent_o_prefetch, o_.tile_gemm, o_.tile_min_rows};
+  return o_.fused;
 }
 
 void Engine::body(int64_t n, const model::FusedStepOptions& step) {

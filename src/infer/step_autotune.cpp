@@ -17,7 +17,7 @@ bool same(const model::FusedStepOptions& a, const model::FusedStepOptions& b) {
   return a.skinny_gemm == b.skinny_gemm && a.programmatic_launch == b.programmatic_launch && a.fold == b.fold &&
          a.l2_prefetch == b.l2_prefetch && a.persistent == b.persistent &&
          a.persistent_o_prefetch == b.persistent_o_prefetch && a.tile_gemm == b.tile_gemm &&
-         a.tile_min_rows == b.tile_min_rows;
+         a.tile_min_rows == b.tile_min_rows && a.tile_fold == b.tile_fold && a.o_prefetch == b.o_prefetch;
 }
 
 std::string milliseconds(double seconds) {
@@ -56,11 +56,25 @@ std::vector<StepVariant> step_variants(const model::FusedStepOptions& configured
     t.persistent = false;
     t.tile_min_rows = std::min(configured.tile_min_rows, rows);  // at 1 or 2 rows, in the skinny GEMM's place
     add("tile GEMM", t);
+    if (configured.fold) {
+      t.tile_fold = !configured.tile_fold;
+      add(t.tile_fold ? "tile GEMM, norms in its loads" : "tile GEMM, norms apart", t);
+    }
+    if (configured.tile_gemm && rows >= configured.tile_min_rows) {
+      model::FusedStepOptions c = configured;
+      c.tile_gemm = false;
+      add("no tile GEMM", c);
+    }
   }
   if (configured.skinny_gemm && rows <= model::fused::kSkinnyRows) {
     model::FusedStepOptions l = configured;
     l.l2_prefetch = !configured.l2_prefetch;
     add(l.l2_prefetch ? "L2 prefetch" : "no L2 prefetch", l);
+    if (configured.fold && !configured.persistent) {
+      model::FusedStepOptions o = configured;
+      o.o_prefetch = !configured.o_prefetch;
+      add(o.o_prefetch ? "o prefetch" : "no o prefetch", o);
+    }
   }
   return out;
 }

@@ -36,10 +36,10 @@ at::Tensor fused_decode_hidden(const Model& m, const at::Tensor& ids, const at::
     // boundary (~3 us) a token.
     return fused::add_rms_norm(x, delta, m.weights.norm, eps, {}, fused::LaunchOptions{false, options.l2_prefetch});
   }
-  // tile_min_rows to 16 rows through the tile GEMM, folded: each norm in the loads of the projection after it
+  // tile_min_rows to 16 rows through the tile GEMM, tile_fold: each norm in the loads of the projection after it
   // (from the sums of squares the residual add before it left), each residual add in the epilogue of the o and
   // down projections, rotary and SwiGLU in the q/k/v and gate/up epilogues: five kernels a layer.
-  if (options.tile_gemm && options.fold && fused::tile_applies(x, {layers[0].q_proj}, {}, launch)) {
+  if (options.tile_gemm && options.fold && options.tile_fold && fused::tile_applies(x, {layers[0].q_proj}, {}, launch)) {
     at::Tensor sumsq = at::empty({fused::sumsq_parts(cfg.hidden_size), fused::kTileRows}, x.options().dtype(at::kFloat));
     const at::Tensor first = fused::add_rms_norm(x, at::Tensor(), layers[0].input_norm, eps, {}, launch);  // (B, C)
     for (int64_t l = 0; l < cfg.num_layers; ++l) {
@@ -63,12 +63,14 @@ at::Tensor fused_decode_hidden(const Model& m, const at::Tensor& ids, const at::
     // a layer. The residual alternates between two buffers (a kernel reads one and writes the other).
     at::Tensor other = at::empty_like(x);
     at::Tensor delta;  // what the previous layer's MLP adds to the residual
+    fused::LaunchOptions o_launch = launch;
+    o_launch.prefetch_all = options.o_prefetch;
     for (int64_t l = 0; l < cfg.num_layers; ++l) {
       const LayerWeights& w = layers[l];
       const fused::NormedInput attn_in{x, delta, w.input_norm, other, eps};
       at::Tensor q = fused::qkv_rope_append(attn_in, w.q_proj, w.k_proj, w.v_proj, positions, columns,
                                             m.rope.inv_freq(), cache.k[l], cache.v[l], projections, launch);  // (B, H, D)
-      const at::Tensor o = linear(attention(q, l), w.o_proj);                           // (B, C)
+      const at::Tensor o = fused::linear(attention(q, l), w.o_proj, projections, o_launch);  // (B, C)
       const fused::NormedInput mlp_in{other, o, w.post_norm, x, eps};
       const at::Tensor act = fused::gate_up_silu(mlp_in, w.gate_proj, w.up_proj, projections, launch);  // (B, F)
       delta = linear(act, w.down_proj);                                                  // (B, C)

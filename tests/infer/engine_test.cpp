@@ -420,7 +420,7 @@ TEST(GpuEngine, PersistentStepRunsInACudaGraphAndMatchesTheFoldedStep) {
   for (int64_t batch : {1, 2}) {
     infer::EngineOptions folded{batch, 160, true, infer::StepKind::Fused};
     infer::EngineOptions persistent = folded;
-    persistent.persistent = true;
+    persistent.fused.persistent = true;
     infer::EngineOptions persistent_eager = persistent;
     persistent_eager.cuda_graph = false;
     infer::Engine a(m, nullptr, persistent), b(m, nullptr, persistent_eager);
@@ -433,8 +433,9 @@ TEST(GpuEngine, PersistentStepRunsInACudaGraphAndMatchesTheFoldedStep) {
   }
 }
 
-// The tile GEMM (FusedStepOptions::tile_gemm, 3 to 16 rows) in the engine's CUDA graphs: within bf16 rounding of
-// the default step's (cuBLAS, and rotary and SwiGLU kernels of their own).
+// The tile GEMM (FusedStepOptions::tile_gemm, the default from 3 to 16 rows; here from 1) in the engine's CUDA
+// graphs, with its norms apart (the default) and in its loads: within bf16 rounding of the step through cuBLAS
+// (and rotary and SwiGLU kernels of their own).
 TEST(GpuEngine, TileGemmStepRunsInACudaGraphAndMatchesTheDefaultStep) {
   if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device here; scripts/gpu_check.sh runs this on the GPU machine";
   if (!model::cuda_graphs_built()) GTEST_SKIP() << "built without -DCHATMILL_CUDA=ON";
@@ -447,15 +448,18 @@ TEST(GpuEngine, TileGemmStepRunsInACudaGraphAndMatchesTheDefaultStep) {
     reqs[i].max_new_tokens = 12 + static_cast<int64_t>(i % 4) * 6;
     reqs[i].stop_on_eos = false;
   }
-  for (int64_t batch : {8, 16}) {
-    infer::EngineOptions plain{batch, 160, true, infer::StepKind::Fused};
-    infer::EngineOptions tiled = plain;
-    tiled.tile_gemm = true;
-    tiled.tile_min_rows = 1;  // the last rows of a draining batch too
-    const double worst = worst_logprob_gap(m, reqs, tiled, plain);
-    std::printf("batch %ld: worst |logprob tile GEMM - default| %.2e\n", static_cast<long>(batch), worst);
-    EXPECT_LT(worst, 0.05) << "batch " << batch;
-  }
+  for (int64_t batch : {8, 16})
+    for (bool tile_fold : {false, true}) {
+      infer::EngineOptions cublas{batch, 160, true, infer::StepKind::Fused};
+      cublas.fused.tile_gemm = false;
+      infer::EngineOptions tiled{batch, 160, true, infer::StepKind::Fused};
+      tiled.fused.tile_min_rows = 1;  // the last rows of a draining batch too
+      tiled.fused.tile_fold = tile_fold;
+      const double worst = worst_logprob_gap(m, reqs, tiled, cublas);
+      std::printf("batch %ld%s: worst |logprob tile GEMM - cuBLAS| %.2e\n", static_cast<long>(batch),
+                  tile_fold ? " (norms in its loads)" : "", worst);
+      EXPECT_LT(worst, 0.05) << "batch " << batch << (tile_fold ? " (norms in its loads)" : "");
+    }
 }
 
 }  // namespace

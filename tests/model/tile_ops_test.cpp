@@ -177,9 +177,9 @@ TEST(GpuFused, TileGemmEqualsTheReference) {
   for (const auto& [op, d] : worst) std::cout << "tile GEMM vs reference, " << op << ": max relative diff " << d << "\n";
 }
 
-// The tile GEMM's step (FusedStepOptions::tile_gemm, from one row) against the full forward: folded (five
-// kernels a layer: the norms in the projections' loads, the residual adds in their epilogues) and not (seven),
-// at 1, 2, 4 and 16 rows. A test of its own, for gpu_check.sh's separate process.
+// The tile GEMM's step (FusedStepOptions::tile_gemm, from one row) against the full forward: with tile_fold (five
+// kernels a layer: the norms in the projections' loads, the residual adds in their epilogues), without (seven, the
+// default) and unfolded, at 1, 2, 4 and 16 rows. A test of its own, for gpu_check.sh's separate process.
 TEST(GpuFused, TileStepEqualsTheFullForwardOnTheGpu) {
   SKIP_WITHOUT_GPU_KERNELS();
   for (auto cfg : {small_config(512, 8, 2), small_config(1024, 8, 8)})
@@ -187,13 +187,15 @@ TEST(GpuFused, TileStepEqualsTheFullForwardOnTheGpu) {
       for (const std::vector<int64_t>& lengths :
            {std::vector<int64_t>{5, 12, 1, 9}, std::vector<int64_t>{5, 12, 1, 9, 16, 3, 7, 2, 11, 4, 8, 6, 13, 10, 15, 14},
             std::vector<int64_t>{7}, std::vector<int64_t>{3, 11}})
-        for (bool fold : {true, false}) {
+        for (auto [fold, tile_fold] : std::vector<std::pair<bool, bool>>{{true, true}, {true, false}, {false, false}}) {
           model::FusedStepOptions options;
           options.fold = fold;
+          options.tile_fold = tile_fold;
           options.tile_gemm = true;
           options.tile_min_rows = 1;
           expect_step_near_full_forward(cfg, dtype, tol, lengths, options,
-                                        std::string("fused step (tile GEMM)") + (fold ? "" : " (no fold)"));
+                                        std::string("fused step (tile GEMM)") + (tile_fold ? " (norms in its loads)" : "") +
+                                            (fold ? "" : " (no fold)"));
         }
 }
 

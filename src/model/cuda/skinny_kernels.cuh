@@ -232,6 +232,8 @@ constexpr int64_t kFirstLines = 32 * kInFlight / 8;  // the 128-byte lines of a 
 // With an L2 prefetch (LaunchOptions::l2_prefetch), the 128-byte lines beyond those an item asks for, shared
 // out over its rows: 6 KB a warp.
 constexpr int kL2PrefetchLines = 48;
+// skinny_kernel's l2_lines for every row of the warp's items into L2 before the wait (LaunchOptions::prefetch_all).
+constexpr int kPrefetchAllItems = -1;
 
 // Lines [from, min(end, the row's)) of R rows of `chunks` 16-byte chunks into L2, spread over the warp's lanes.
 template <int R>
@@ -373,31 +375,48 @@ __device__ __forceinline__ void skinny_items(const uint4* xs, const Plan& plan, 
   }
 }
 
-// Every line of the warp's items of `plan` (first, first + stride, ...) into L2, but for the lines of the first
-// item that skinny_begin's loads already cover: for a stage that leaves DRAM idle (the persistent step's
-// attention), so that the projection after it reads from L2.
+// Bytes [from, from + bytes) at p into L2 in one bulk request (Hopper's copy engine; a no-op elsewhere). p and
+// bytes: multiples of 16. One instruction a row where per-line prefetches took a lane's instruction per 128 bytes.
+__device__ __forceinline__ void prefetch_l2_bulk(const void* p, uint32_t bytes) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p), "r"(bytes) : "memory");
+#else
+  (void)p;
+  (void)bytes;
+#endif
+}
+
+// Every byte of the warp's items of `plan` (first, first + stride, ...) into L2, but for the lines of the first
+// item that skinny_begin's loads already cover: for a stage that leaves DRAM idle (decode attention), so that the
+// projection after it reads from L2. Lane r asks for row r of an item, in one bulk request.
 template <typename T, typename Plan>
 __device__ __forceinline__ void prefetch_items(const Plan& plan, int64_t K, int64_t first, int64_t stride) {
   const int lane = threadIdx.x % 32;
+  if (lane >= Plan::kRows) return;
+  const int64_t row_bytes = K * static_cast<int64_t>(sizeof(T));
   for (int64_t n = first; n < plan.items(); n += stride) {
     const uint4* w[2];
     item_rows<T>(plan, n, K, w);
-    prefetch_lines<Plan::kRows>(w, K / 8, lane, n == first ? kFirstLines : 0, INT64_MAX);
+    const int64_t from = n != first ? 0 : kFirstLines * 128 < row_bytes ? kFirstLines * 128 : row_bytes;
+    if (from < row_bytes)
+      prefetch_l2_bulk(reinterpret_cast<const char*>(w[lane]) + from, static_cast<uint32_t>(row_bytes - from));
   }
 }
 
 // Items n = blockIdx.x * kSkinnyWarps + warp, then every gridDim.x * kSkinnyWarps further on. x: (M, K)
 // in global memory, unused when kNorm (then `norm` gives it). l2_lines: lines of each first-item row to
-// prefetch into L2 beyond the first loads (0: none).
+// prefetch into L2 beyond the first loads (0: none; kPrefetchAllItems: every row of every item of the warp's).
 template <typename T, int M, typename Plan, bool kNorm>
 __global__ void skinny_kernel(const T* __restrict__ x, NormIn<T> norm, Plan plan, int64_t K, int l2_lines) {
   SkinnyCursor c;
-  skinny_begin<T>(plan, K, static_cast<int64_t>(blockIdx.x) * kSkinnyWarps + threadIdx.x / 32, l2_lines, c);
+  const int64_t first = static_cast<int64_t>(blockIdx.x) * kSkinnyWarps + threadIdx.x / 32;
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * kSkinnyWarps;
+  skinny_begin<T>(plan, K, first, l2_lines > 0 ? l2_lines : 0, c);
+  if (l2_lines == kPrefetchAllItems) prefetch_items<T>(plan, K, first, stride);
   cuda_launch::wait_for_previous_kernel();  // x (or the residual and delta) come from the kernels before
   cuda_launch::allow_next_kernel();
   const uint4* xs = reinterpret_cast<const uint4*>(x);
   if constexpr (kNorm) xs = normalise_into_shared<T, M>(norm, K);  // every thread of the block, items or not
-  const int64_t stride = static_cast<int64_t>(gridDim.x) * kSkinnyWarps;
   if constexpr (HasTable<Plan>::value) {
     __shared__ typename Plan::Table table;
     skinny_items<T, M, Plan, kNorm>(xs, plan, K, stride, c, plan.template fill_table<M>(table));
