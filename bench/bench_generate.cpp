@@ -34,11 +34,10 @@ struct Args {
   bool no_fold = false;        // fused step: norms, SwiGLU, rotary and attention's combine as kernels of their own
   bool l2_prefetch = false;    // fused step: the skinny GEMM with its L2 prefetch before the wait
   bool persistent = false;     // fused step: all layers in one cooperative kernel (model/persistent_decode.h)
-  bool no_o_prefetch = false;  // persistent step: no L2 prefetch of the o projection during attention
+  bool o_prefetch = false;     // persistent step: L2 prefetch of the o projection during attention
   bool no_tile_gemm = false;   // fused step: 3-16 rows through cuBLAS instead of the tensor-core tile GEMM
-  int64_t tile_min_rows = 3;   // the fewest rows the tile GEMM takes (1: also against the skinny GEMM)
+  int64_t tile_min_rows = 1;   // the fewest rows the tile GEMM takes (3: the skinny GEMM alone at 1 and 2)
   bool tile_fold = false;      // tile GEMM step: the norms in its loads, the residual adds in its epilogues
-  bool o_prefetch = false;     // folded step: the o projection prefetches all its rows into L2 during attention
   bool autotune = false;       // engine, fused step: per bucket, the fastest verified step variant
   std::string profile;         // profile one more run after the timed ones, write its table here
 };
@@ -65,9 +64,9 @@ std::string engine_label(const Args& a) {
     const std::pair<bool, const char*> parts[] = {
         {a.no_pdl, "(no PDL)"},          {a.no_fold, "(no fold)"},
         {a.l2_prefetch, "(L2 prefetch)"}, {a.persistent, "(persistent)"},
-        {a.persistent && a.no_o_prefetch, "(no o prefetch)"},
-        {a.o_prefetch, "(o prefetch)"},   {a.no_tile_gemm, "(no tile GEMM)"},
-        {!a.no_tile_gemm && a.tile_min_rows < 3, "(tile GEMM from 1 row)"},
+        {a.persistent && a.o_prefetch, "(o prefetch)"},
+        {a.no_tile_gemm, "(no tile GEMM)"},
+        {!a.no_tile_gemm && a.tile_min_rows != 1, "(tile GEMM from more rows)"},
         {!a.no_tile_gemm && a.tile_fold, "(tile fold)"}, {a.autotune, "(autotune)"}};
     for (const auto& [on, part] : parts)
       if (on) s += part;
@@ -101,19 +100,17 @@ int main(int argc, char** argv) {
                "(FusedStepOptions::l2_prefetch)");
   app.add_flag("--persistent", a.persistent, "fused step: all layers in one cooperative kernel where it applies "
                "(FusedStepOptions::persistent; up to 2 rows)");
-  app.add_flag("--no-o-prefetch", a.no_o_prefetch, "persistent step: without the L2 prefetch of the o projection's "
+  app.add_flag("--o-prefetch", a.o_prefetch, "persistent step: with the L2 prefetch of the o projection's "
                "rows during attention (FusedStepOptions::persistent_o_prefetch)");
   app.add_flag("--no-tile-gemm", a.no_tile_gemm, "fused step: 3 to 16 rows through cuBLAS instead of the "
                "tensor-core tile GEMM (FusedStepOptions::tile_gemm)");
   app.add_flag("--tile-fold", a.tile_fold, "tile GEMM step: each norm in the loads of the projection after it, the "
                "residual adds in the o and down projections' epilogues (FusedStepOptions::tile_fold)");
-  app.add_flag("--o-prefetch", a.o_prefetch, "folded step: the o projection asks L2 for all its rows during "
-               "attention (FusedStepOptions::o_prefetch)");
   app.add_flag("--autotune", a.autotune, "engine, fused step: per batch bucket, time every step "
                "variant that applies and keep the fastest that matches the configured step (EngineOptions::autotune); "
                "the row's \"step_choices\" lists the timings");
-  app.add_option("--tile-min-rows", a.tile_min_rows, "fused step: the fewest rows the tile GEMM takes (1 or 2: in "
-                 "place of the skinny GEMM too; FusedStepOptions::tile_min_rows)");
+  app.add_option("--tile-min-rows", a.tile_min_rows, "fused step: the fewest rows the tile GEMM takes (default 1; 3: "
+                 "the skinny GEMM alone at 1 and 2 rows; FusedStepOptions::tile_min_rows)");
   app.add_option("--profile", a.profile,
                  "profile one more run and write a per-kernel table here (the engine's CPU work runs in its own "
                  "thread, which the CPU table leaves out; GPU kernels are all there)");
@@ -153,11 +150,10 @@ int main(int argc, char** argv) {
       f.fold = !a.no_fold;
       f.l2_prefetch = a.l2_prefetch;
       f.persistent = a.persistent;
-      f.persistent_o_prefetch = !a.no_o_prefetch;
+      f.persistent_o_prefetch = a.o_prefetch;
       f.tile_gemm = !a.no_tile_gemm;
       f.tile_min_rows = a.tile_min_rows;
       f.tile_fold = a.tile_fold;
-      f.o_prefetch = a.o_prefetch;
       eo.autotune = a.autotune;
       engine = std::make_unique<infer::Engine>(m, nullptr, eo);
     }

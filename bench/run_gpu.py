@@ -144,30 +144,30 @@ def main():
 
     jobs = [(1, "chatmill-engine+fused+cudagraph", fused_profiled),
             (1, "chatmill-engine+fused(persistent)+cudagraph", fused_with("--persistent")),
-            (1, "chatmill-engine+fused(o prefetch)+cudagraph", fused_with("--o-prefetch")),
             (16, "hf", hf),
             (16, "chatmill-engine+fused+cudagraph", fused_profiled),  # the tile GEMM, norms apart
             (16, "chatmill-engine+fused(no tile GEMM)+cudagraph", fused_with("--no-tile-gemm")),
             (16, "chatmill-engine+fused(tile fold)+cudagraph",
              lambda batch: profiled(fused_with("--tile-fold")(batch), a.profile_dir, f"profile_decode_b{batch}_tile_fold.md")),
             (1, "hf", hf),
+            # The skinny GEMM's folded step alone at 1 and 2 rows (the default until run 6).
+            (1, "chatmill-engine+fused(tile GEMM from more rows)+cudagraph", fused_with("--tile-min-rows", "3")),
             # Each variant that applies, timed in one process at the bucket's first step (EngineOptions::autotune):
             # the rows' step_choices, listed under the table.
             (1, "chatmill-engine+fused(autotune)+cudagraph", fused_with("--autotune")),
             (16, "chatmill-engine+fused(autotune)+cudagraph", fused_with("--autotune")),
-            (1, "chatmill-engine+fused(persistent)(no o prefetch)+cudagraph", fused_with("--persistent", "--no-o-prefetch")),
+            (1, "chatmill-engine+fused(persistent)(o prefetch)+cudagraph", fused_with("--persistent", "--o-prefetch")),
             (2, "chatmill-engine+fused+cudagraph", fused),
+            (2, "chatmill-engine+fused(tile GEMM from more rows)+cudagraph", fused_with("--tile-min-rows", "3")),
             (2, "chatmill-engine+fused(persistent)+cudagraph", fused_with("--persistent")),
-            (2, "chatmill-engine+fused(o prefetch)+cudagraph", fused_with("--o-prefetch")),
             (8, "chatmill-engine+fused+cudagraph", fused),
             (8, "chatmill-engine+fused(no tile GEMM)+cudagraph", fused_with("--no-tile-gemm")),
-            (1, "chatmill-engine+fused(tile GEMM from 1 row)+cudagraph", fused_with("--tile-min-rows", "1")),
-            (1, "chatmill-engine+fused(L2 prefetch)+cudagraph", fused_with("--l2-prefetch")),
-            (1, "chatmill-engine+fused(L2 prefetch)(persistent)+cudagraph", fused_with("--persistent", "--l2-prefetch")),
+            (1, "chatmill-engine+fused(L2 prefetch)(tile GEMM from more rows)+cudagraph",
+             fused_with("--l2-prefetch", "--tile-min-rows", "3")),
             (1, "chatmill-engine+fused(no fold)+cudagraph", fused_with("--no-fold")),
             (16, "chatmill-engine+fused(no fold)+cudagraph", fused_with("--no-fold")),
             (16, "chatmill-engine+fused(no fold)(no tile GEMM)+cudagraph", fused_with("--no-fold", "--no-tile-gemm")),
-            (1, "chatmill-engine+fused(cublas)+cudagraph", fused_with("--no-skinny-gemm"))]
+            (1, "chatmill-engine+fused(cublas)(no tile GEMM)+cudagraph", fused_with("--no-skinny-gemm", "--no-tile-gemm"))]
     if not a.quick:  # what each other part gains, and model::generate's own loop (no engine), eager and in a graph
         jobs += [(1, "chatmill-engine+fused(no PDL)+cudagraph", fused_with("--no-pdl")),
                  (16, "chatmill-engine+fused(no PDL)+cudagraph", fused_with("--no-pdl")),

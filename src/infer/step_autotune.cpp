@@ -17,7 +17,7 @@ bool same(const model::FusedStepOptions& a, const model::FusedStepOptions& b) {
   return a.skinny_gemm == b.skinny_gemm && a.programmatic_launch == b.programmatic_launch && a.fold == b.fold &&
          a.l2_prefetch == b.l2_prefetch && a.persistent == b.persistent &&
          a.persistent_o_prefetch == b.persistent_o_prefetch && a.tile_gemm == b.tile_gemm &&
-         a.tile_min_rows == b.tile_min_rows && a.tile_fold == b.tile_fold && a.o_prefetch == b.o_prefetch;
+         a.tile_min_rows == b.tile_min_rows && a.tile_fold == b.tile_fold;
 }
 
 std::string milliseconds(double seconds) {
@@ -37,15 +37,18 @@ std::vector<StepVariant> step_variants(const model::FusedStepOptions& configured
     out.push_back({std::move(name), o});
   };
   if (rows < 1 || rows > model::fused::kTileRows) return out;
-  // The persistent step takes precedence over the others where it applies: its variants switch it, the tile
-  // GEMM's switches it off.
-  if (persistent_applies && configured.fold && configured.skinny_gemm && rows <= model::fused::kPersistentRows) {
+  // What the configured step runs at these rows: the persistent step takes precedence where it applies, then the
+  // tile GEMM (where the skinny GEMM's prefetch changes nothing).
+  const bool persistent_fits =
+      persistent_applies && configured.fold && configured.skinny_gemm && rows <= model::fused::kPersistentRows;
+  const bool tiled = !(persistent_fits && configured.persistent) && tile_applies && configured.tile_gemm &&
+                     rows >= configured.tile_min_rows;
+  if (persistent_fits) {
     model::FusedStepOptions p = configured;
     p.persistent = true;
-    p.persistent_o_prefetch = true;
     add("persistent", p);
-    p.persistent_o_prefetch = false;
-    add("persistent, no o prefetch", p);
+    p.persistent_o_prefetch = !configured.persistent_o_prefetch;
+    add(p.persistent_o_prefetch ? "persistent, o prefetch" : "persistent, no o prefetch", p);
     p.persistent = false;
     p.persistent_o_prefetch = configured.persistent_o_prefetch;
     add("not persistent", p);
@@ -60,21 +63,16 @@ std::vector<StepVariant> step_variants(const model::FusedStepOptions& configured
       t.tile_fold = !configured.tile_fold;
       add(t.tile_fold ? "tile GEMM, norms in its loads" : "tile GEMM, norms apart", t);
     }
-    if (configured.tile_gemm && rows >= configured.tile_min_rows) {
+    if (tiled) {
       model::FusedStepOptions c = configured;
       c.tile_gemm = false;
       add("no tile GEMM", c);
     }
   }
-  if (configured.skinny_gemm && rows <= model::fused::kSkinnyRows) {
+  if (configured.skinny_gemm && rows <= model::fused::kSkinnyRows && !tiled) {
     model::FusedStepOptions l = configured;
     l.l2_prefetch = !configured.l2_prefetch;
     add(l.l2_prefetch ? "L2 prefetch" : "no L2 prefetch", l);
-    if (configured.fold && !configured.persistent) {
-      model::FusedStepOptions o = configured;
-      o.o_prefetch = !configured.o_prefetch;
-      add(o.o_prefetch ? "o prefetch" : "no o prefetch", o);
-    }
   }
   return out;
 }

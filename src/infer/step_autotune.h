@@ -20,11 +20,11 @@ struct StepVariant {
 
 // The configured step first (the reference the others are checked against), then each variant that changes one
 // feature of it (with what that feature needs: the tile GEMM's variant also sets its fewest rows and leaves the
-// persistent step) and applies at `rows` rows: the persistent step with and without its o-projection prefetch
-// (rows <= fused::kPersistentRows; needs fold and the skinny GEMM), the tile GEMM (rows <= fused::kTileRows; from
-// 1 row, in place of the skinny GEMM too) with its norm fold toggled (with fold), cuBLAS where the configured
-// step takes the tile GEMM, the skinny GEMM's L2 prefetch and (folded, not persistent) the o projection's
-// prefetch toggled (rows <= fused::kSkinnyRows, with the skinny GEMM). `persistent_applies` and `tile_applies`: what
+// persistent step) and applies at `rows` rows: the persistent step with its o-projection prefetch as configured
+// and toggled (rows <= fused::kPersistentRows; needs fold and the skinny GEMM), the tile GEMM (rows <=
+// fused::kTileRows) with its norm fold toggled (with fold), the step without the tile GEMM where the configured
+// step takes it, and the skinny GEMM's L2 prefetch toggled where the skinny GEMM serves the rows (rows <=
+// fused::kSkinnyRows). `persistent_applies` and `tile_applies`: what
 // fused::persistent_applies and fused::tile_applies say for this model at `rows` rows. Past 16 rows the
 // configured step is the only one.
 std::vector<StepVariant> step_variants(const model::FusedStepOptions& configured, int64_t rows,

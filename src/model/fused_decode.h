@@ -30,29 +30,31 @@ struct FusedStepOptions {
   // (fused::LaunchOptions::l2_prefetch): off, as it measured slower in the step; on to measure it again.
   bool l2_prefetch = false;
   // With fold, where fused::persistent_applies (model/persistent_decode.h): all layers in one cooperative
-  // kernel, grid barriers instead of kernel boundaries. Off until measured faster on a GPU. The cache's layer
-  // table is built on first use (fused::prepare_persistent): under a CUDA graph, prepare it before capturing.
+  // kernel, grid barriers instead of kernel boundaries. Off: slower on an H200 (run 6, 1 row: 262.5 tokens/s
+  // against the default step's 267.4). The cache's layer table is built on first use (fused::prepare_persistent):
+  // under a CUDA graph, prepare it before capturing.
   bool persistent = false;
-  // The persistent step's warps ask L2 for their o-projection rows during attention (PersistentStep::o_prefetch);
-  // off to measure what it gains.
-  bool persistent_o_prefetch = true;
-  // Past kSkinnyRows rows (up to fused::kTileRows), the projections through the tensor-core tile GEMM
-  // (fused::LaunchOptions::tile_gemm) instead of cuBLAS's GEMMs (some split-K, with a reduce kernel each), rotary
-  // + cache append and SwiGLU in its epilogues: seven kernels a layer (the two norms apart). Where it applies it
-  // takes precedence over skinny_gemm (on or off). On: at 16 rows on an H200 (run 5, 7B bf16) 3397 tokens/s
-  // against cuBLAS's 3062, same run.
+  // The persistent step's warps ask L2 for their o-projection rows during attention (PersistentStep::o_prefetch).
+  // Off: slower in both runs that measured it on an H200 (run 5: 256.0 tokens/s against 260.9 without; run 6,
+  // with bulk requests: 258.1 against 263.2).
+  bool persistent_o_prefetch = false;
+  // From tile_min_rows rows up to fused::kTileRows, the projections through the tensor-core tile GEMM
+  // (fused::LaunchOptions::tile_gemm). Past kSkinnyRows rows in place of cuBLAS's GEMMs (some split-K, with a
+  // reduce kernel each), rotary + cache append and SwiGLU in its epilogues: seven kernels a layer (the two norms
+  // apart). At 1 and 2 rows, in the folded step, the o and down projections and the LM head (q/k/v and gate/up
+  // keep the skinny GEMM's kernels with the norm in their prologue). Where it applies it takes precedence over
+  // skinny_gemm (on or off). On: faster at every batch an H200 measured (run 6, 7B bf16, decode tokens/s against
+  // the step without it, same run): 267.4 vs 256.1 at 1 row, 503 vs 474 at 2, 988 vs 835 at 4 (cuBLAS), 1899 vs
+  // 1647 at 8, 3442 vs 3093 at 16.
   bool tile_gemm = true;
-  // The fewest rows the tile GEMM takes (LaunchOptions::tile_min_rows): 1 to measure it against the skinny GEMM's
-  // folded step at 1 and 2 rows too.
-  int64_t tile_min_rows = 3;
+  // The fewest rows the tile GEMM takes (LaunchOptions::tile_min_rows): 1 (see tile_gemm); 3 leaves 1 and 2 rows
+  // to the skinny GEMM alone.
+  int64_t tile_min_rows = 1;
   // With tile_gemm and fold, each norm in the loads of the projection after it too, and each residual add in the
   // epilogue of the o and down projections (fused::TileNormedInput, residual_add_linear): five kernels a layer.
-  // Off: run 5 measured it slower (2982 tokens/s at 16 rows against 3397), normalising in the loads costing
-  // 12 us a layer at gate/up (bench_kernels).
+  // Off: slower on an H200 (run 6: 3098 tokens/s at 16 rows against 3442; autotune's step at 1 row 3.932 ms
+  // against 3.716), normalising in the loads costing 12 us a layer at gate/up and 16 rows (bench_kernels).
   bool tile_fold = false;
-  // With fold at up to kSkinnyRows rows (not persistent): the o projection, launched during attention (PDL), asks
-  // L2 for all its rows before it waits (LaunchOptions::prefetch_all), as attention leaves DRAM idle.
-  bool o_prefetch = false;
 };
 
 // ids, positions, columns, lengths: (B) int64 on the model's device. Row b's token at rotary position

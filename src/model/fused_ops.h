@@ -36,15 +36,11 @@ struct ForceReference {
 // block-ordered reads against the skinny GEMM's row-ordered ones), with the rotary + cache append and SwiGLU in
 // its epilogue (qkv_rope_append and gate_up_silu on a plain x). Off here; the decode step turns it on
 // (FusedStepOptions::tile_gemm).
-// `prefetch_all`: the skinny GEMM's warps ask L2 for every row of their items, in bulk requests, before waiting
-// on the kernel before: for a projection launched (PDL) while a stage that leaves DRAM idle runs, as the o
-// projection during decode attention. Supersedes l2_prefetch.
 struct LaunchOptions {
   bool programmatic = true;
   bool l2_prefetch = false;
   bool tile_gemm = false;
   int64_t tile_min_rows = 3;  // kSkinnyRows + 1: the skinny GEMM's rows stay its own
-  bool prefetch_all = false;
 };
 
 // Whether an op on `t` runs this project's CUDA kernel: a CUDA build, a CUDA tensor, and no ForceReference.

@@ -419,6 +419,7 @@ TEST(GpuEngine, PersistentStepRunsInACudaGraphAndMatchesTheFoldedStep) {
   }
   for (int64_t batch : {1, 2}) {
     infer::EngineOptions folded{batch, 160, true, infer::StepKind::Fused};
+    folded.fused.tile_gemm = false;  // the skinny GEMM's folded step: the persistent step's kernels, one by one
     infer::EngineOptions persistent = folded;
     persistent.fused.persistent = true;
     infer::EngineOptions persistent_eager = persistent;
@@ -433,9 +434,9 @@ TEST(GpuEngine, PersistentStepRunsInACudaGraphAndMatchesTheFoldedStep) {
   }
 }
 
-// The tile GEMM (FusedStepOptions::tile_gemm, the default from 3 to 16 rows; here from 1) in the engine's CUDA
-// graphs, with its norms apart (the default) and in its loads: within bf16 rounding of the step through cuBLAS
-// (and rotary and SwiGLU kernels of their own).
+// The tile GEMM (FusedStepOptions::tile_gemm, the default from 1 to 16 rows) in the engine's CUDA graphs, with
+// its norms apart (the default) and in its loads: within bf16 rounding of the step without it (cuBLAS, and
+// rotary and SwiGLU kernels of their own; the skinny GEMM alone at 1 and 2 rows).
 TEST(GpuEngine, TileGemmStepRunsInACudaGraphAndMatchesTheDefaultStep) {
   if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device here; scripts/gpu_check.sh runs this on the GPU machine";
   if (!model::cuda_graphs_built()) GTEST_SKIP() << "built without -DCHATMILL_CUDA=ON";
@@ -453,7 +454,6 @@ TEST(GpuEngine, TileGemmStepRunsInACudaGraphAndMatchesTheDefaultStep) {
       infer::EngineOptions cublas{batch, 160, true, infer::StepKind::Fused};
       cublas.fused.tile_gemm = false;
       infer::EngineOptions tiled{batch, 160, true, infer::StepKind::Fused};
-      tiled.fused.tile_min_rows = 1;  // the last rows of a draining batch too
       tiled.fused.tile_fold = tile_fold;
       const double worst = worst_logprob_gap(m, reqs, tiled, cublas);
       std::printf("batch %ld%s: worst |logprob tile GEMM - cuBLAS| %.2e\n", static_cast<long>(batch),

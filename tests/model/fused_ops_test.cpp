@@ -9,7 +9,6 @@
 #include <gtest/gtest.h>
 
 #include <map>
-#include <tuple>
 
 #include "common/test_env.h"
 #include "model/fused_decode.h"
@@ -343,19 +342,16 @@ TEST(GpuFused, FusedStepEqualsTheFullForwardOnTheGpu) {
       // folded ones (bf16/fp16), then unfolded.
       for (const std::vector<int64_t>& lengths :
            {std::vector<int64_t>{5, 12, 1, 9}, std::vector<int64_t>{7}, std::vector<int64_t>{3, 11}})
-        // Folded; with the skinny GEMM's L2 prefetch, with the o projection's bulk prefetch (both off by
-        // default); unfolded.
-        for (auto [fold, prefetch, o_prefetch] : std::vector<std::tuple<bool, bool, bool>>{
-                 {true, false, false}, {true, true, false}, {true, false, true}, {false, false, false}}) {
-          if ((!fold || prefetch || o_prefetch) && lengths.size() > 2) continue;  // the same path as the default
+        // Folded, folded with the skinny GEMM's L2 prefetch (off by default), unfolded.
+        for (auto [fold, prefetch] : std::vector<std::pair<bool, bool>>{{true, false}, {true, true}, {false, false}}) {
+          if ((!fold || prefetch) && lengths.size() > 2) continue;  // the same path as the default
           model::FusedStepOptions options;
           options.fold = fold;
           options.l2_prefetch = prefetch;
-          options.o_prefetch = o_prefetch;
           options.tile_gemm = false;
           expect_step_near_full_forward(cfg, dtype, tol, lengths, options,
                                         std::string("fused step") + (fold ? "" : " (no fold)") +
-                                            (prefetch ? " (L2 prefetch)" : "") + (o_prefetch ? " (o prefetch)" : ""));
+                                            (prefetch ? " (L2 prefetch)" : ""));
         }
     }
   }

@@ -104,13 +104,11 @@ kernels::NormIn<T> norm_in(const NormedInput& t) {
 // for itself, so fewer blocks mean less of that work), every warp with the same number of items (the last few
 // one fewer), not a last round that only some warps work through. With l2_prefetch, each warp asks L2 for up
 // to 6 KB of its first item's rows beyond its first loads before the wait: about 25 MB over a device's warps,
-// half of an H100's L2. With prefetch_all, every row of each warp's items instead (LaunchOptions::prefetch_all).
+// half of an H100's L2.
 template <typename T, bool kNorm, class L, class Plan>
 void launch_skinny(const L& launch, int64_t M, const T* x, const kernels::NormIn<T>& norm, const Plan& plan,
-                   int64_t K, bool l2_prefetch, bool prefetch_all = false) {
-  const int l2_lines = prefetch_all  ? kernels::kPrefetchAllItems
-                       : l2_prefetch ? kernels::kL2PrefetchLines / Plan::kRows
-                                     : 0;
+                   int64_t K, bool l2_prefetch) {
+  const int l2_lines = l2_prefetch ? kernels::kL2PrefetchLines / Plan::kRows : 0;
   const int64_t items = plan.items();
   if (items == 0) return;
   const dim3 block(kernels::kSkinnyWarps * 32);
@@ -182,11 +180,10 @@ kernels::SiluPlan<T> silu_plan(const at::Tensor& wg, const at::Tensor& wu, const
 // x: (M, K); weights: 1 to 3 of (N_i, K); out: (M, sum N_i) gets x w_0^T, x w_1^T, ... side by side.
 template <class L>
 void skinny_linear(const L& launch, const at::Tensor& x, at::TensorList weights, const at::Tensor& out,
-                   bool l2_prefetch = false, bool prefetch_all = false) {
+                   bool l2_prefetch = false) {
   AT_DISPATCH_REDUCED_FLOATING_TYPES(x.scalar_type(), "skinny_linear", [&] {
     detail::launch_skinny<scalar_t, false>(launch, x.size(0), x.data_ptr<scalar_t>(), kernels::NormIn<scalar_t>{},
-                                           detail::parts_plan<scalar_t>(weights, out), x.size(1), l2_prefetch,
-                                           prefetch_all);
+                                           detail::parts_plan<scalar_t>(weights, out), x.size(1), l2_prefetch);
   });
 }
 

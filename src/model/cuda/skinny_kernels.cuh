@@ -232,8 +232,6 @@ constexpr int64_t kFirstLines = 32 * kInFlight / 8;  // the 128-byte lines of a 
 // With an L2 prefetch (LaunchOptions::l2_prefetch), the 128-byte lines beyond those an item asks for, shared
 // out over its rows: 6 KB a warp.
 constexpr int kL2PrefetchLines = 48;
-// skinny_kernel's l2_lines for every row of the warp's items into L2 before the wait (LaunchOptions::prefetch_all).
-constexpr int kPrefetchAllItems = -1;
 
 // Lines [from, min(end, the row's)) of R rows of `chunks` 16-byte chunks into L2, spread over the warp's lanes.
 template <int R>
@@ -405,18 +403,16 @@ __device__ __forceinline__ void prefetch_items(const Plan& plan, int64_t K, int6
 
 // Items n = blockIdx.x * kSkinnyWarps + warp, then every gridDim.x * kSkinnyWarps further on. x: (M, K)
 // in global memory, unused when kNorm (then `norm` gives it). l2_lines: lines of each first-item row to
-// prefetch into L2 beyond the first loads (0: none; kPrefetchAllItems: every row of every item of the warp's).
+// prefetch into L2 beyond the first loads (0: none).
 template <typename T, int M, typename Plan, bool kNorm>
 __global__ void skinny_kernel(const T* __restrict__ x, NormIn<T> norm, Plan plan, int64_t K, int l2_lines) {
   SkinnyCursor c;
-  const int64_t first = static_cast<int64_t>(blockIdx.x) * kSkinnyWarps + threadIdx.x / 32;
-  const int64_t stride = static_cast<int64_t>(gridDim.x) * kSkinnyWarps;
-  skinny_begin<T>(plan, K, first, l2_lines > 0 ? l2_lines : 0, c);
-  if (l2_lines == kPrefetchAllItems) prefetch_items<T>(plan, K, first, stride);
+  skinny_begin<T>(plan, K, static_cast<int64_t>(blockIdx.x) * kSkinnyWarps + threadIdx.x / 32, l2_lines, c);
   cuda_launch::wait_for_previous_kernel();  // x (or the residual and delta) come from the kernels before
   cuda_launch::allow_next_kernel();
   const uint4* xs = reinterpret_cast<const uint4*>(x);
   if constexpr (kNorm) xs = normalise_into_shared<T, M>(norm, K);  // every thread of the block, items or not
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * kSkinnyWarps;
   if constexpr (HasTable<Plan>::value) {
     __shared__ typename Plan::Table table;
     skinny_items<T, M, Plan, kNorm>(xs, plan, K, stride, c, plan.template fill_table<M>(table));
