@@ -38,6 +38,7 @@ struct Args {
   bool no_tile_gemm = false;   // fused step: 3-16 rows through cuBLAS instead of the tensor-core tile GEMM
   int64_t tile_min_rows = 1;   // the fewest rows the tile GEMM takes (3: the skinny GEMM alone at 1 and 2)
   bool tile_fold = false;      // tile GEMM step: the norms in its loads, the residual adds in its epilogues
+  bool o_stage = false;        // folded step: the o projection through the staged GEMV
   bool autotune = false;       // engine, fused step: per bucket, the fastest verified step variant
   std::string profile;         // profile one more run after the timed ones, write its table here
 };
@@ -67,7 +68,8 @@ std::string engine_label(const Args& a) {
         {a.persistent && a.o_prefetch, "(o prefetch)"},
         {a.no_tile_gemm, "(no tile GEMM)"},
         {!a.no_tile_gemm && a.tile_min_rows != 1, "(tile GEMM from more rows)"},
-        {!a.no_tile_gemm && a.tile_fold, "(tile fold)"}, {a.autotune, "(autotune)"}};
+        {!a.no_tile_gemm && a.tile_fold, "(tile fold)"}, {a.o_stage, "(o staged)"},
+        {a.autotune, "(autotune)"}};
     for (const auto& [on, part] : parts)
       if (on) s += part;
   }
@@ -106,6 +108,8 @@ int main(int argc, char** argv) {
                "tensor-core tile GEMM (FusedStepOptions::tile_gemm)");
   app.add_flag("--tile-fold", a.tile_fold, "tile GEMM step: each norm in the loads of the projection after it, the "
                "residual adds in the o and down projections' epilogues (FusedStepOptions::tile_fold)");
+  app.add_flag("--o-stage", a.o_stage, "folded step (1 and 2 rows): the o projection through the staged GEMV, its "
+               "weights' first 8 KB a warp copied into shared memory during attention (FusedStepOptions::o_stage)");
   app.add_flag("--autotune", a.autotune, "engine, fused step: per batch bucket, time every step "
                "variant that applies and keep the fastest that matches the configured step (EngineOptions::autotune); "
                "the row's \"step_choices\" lists the timings");
@@ -154,6 +158,7 @@ int main(int argc, char** argv) {
       f.tile_gemm = !a.no_tile_gemm;
       f.tile_min_rows = a.tile_min_rows;
       f.tile_fold = a.tile_fold;
+      f.o_stage = a.o_stage;
       eo.autotune = a.autotune;
       engine = std::make_unique<infer::Engine>(m, nullptr, eo);
     }

@@ -143,6 +143,7 @@ def main():
         return profiled(fused(batch), a.profile_dir, f"profile_decode_b{batch}.md")
 
     jobs = [(1, "chatmill-engine+fused+cudagraph", fused_profiled),
+            (1, "chatmill-engine+fused(o staged)+cudagraph", fused_with("--o-stage")),
             (1, "chatmill-engine+fused(persistent)+cudagraph", fused_with("--persistent")),
             (16, "hf", hf),
             (16, "chatmill-engine+fused+cudagraph", fused_profiled),  # the tile GEMM, norms apart
@@ -160,6 +161,7 @@ def main():
             (2, "chatmill-engine+fused+cudagraph", fused),
             (2, "chatmill-engine+fused(tile GEMM from more rows)+cudagraph", fused_with("--tile-min-rows", "3")),
             (2, "chatmill-engine+fused(persistent)+cudagraph", fused_with("--persistent")),
+            (2, "chatmill-engine+fused(o staged)+cudagraph", fused_with("--o-stage")),
             (8, "chatmill-engine+fused+cudagraph", fused),
             (8, "chatmill-engine+fused(no tile GEMM)+cudagraph", fused_with("--no-tile-gemm")),
             (1, "chatmill-engine+fused(L2 prefetch)(tile GEMM from more rows)+cudagraph",

@@ -42,7 +42,7 @@ struct EngineOptions {
   int64_t context = 0;      // columns per slot (prompt + generated); 0: the model's max_position_embeddings
   bool cuda_graph = false;  // capture the decode step in a CUDA graph (CUDA builds, CUDA models)
   StepKind step = StepKind::Auto;
-  model::FusedStepOptions fused;  // the fused step's kernels (model/fused_decode.h)
+  model::FusedStepOptions fused{};  // the fused step's kernels (model/fused_decode.h)
   // With the fused step: at each batch bucket's first step, every step variant that applies there
   // (infer/step_autotune.h) runs on the same inputs (captured in a CUDA graph with cuda_graph, else eagerly), its
   // logits and written cache columns are checked against the configured step's, its steps are timed, and the

@@ -17,7 +17,7 @@ bool same(const model::FusedStepOptions& a, const model::FusedStepOptions& b) {
   return a.skinny_gemm == b.skinny_gemm && a.programmatic_launch == b.programmatic_launch && a.fold == b.fold &&
          a.l2_prefetch == b.l2_prefetch && a.persistent == b.persistent &&
          a.persistent_o_prefetch == b.persistent_o_prefetch && a.tile_gemm == b.tile_gemm &&
-         a.tile_min_rows == b.tile_min_rows && a.tile_fold == b.tile_fold;
+         a.tile_min_rows == b.tile_min_rows && a.tile_fold == b.tile_fold && a.o_stage == b.o_stage;
 }
 
 std::string milliseconds(double seconds) {
@@ -73,6 +73,13 @@ std::vector<StepVariant> step_variants(const model::FusedStepOptions& configured
     model::FusedStepOptions l = configured;
     l.l2_prefetch = !configured.l2_prefetch;
     add(l.l2_prefetch ? "L2 prefetch" : "no L2 prefetch", l);
+  }
+  // The folded step's o projection staged during attention (or not), where that step runs.
+  if (configured.fold && configured.skinny_gemm && rows <= model::fused::kSkinnyRows &&
+      !(persistent_fits && configured.persistent)) {
+    model::FusedStepOptions o = configured;
+    o.o_stage = !configured.o_stage;
+    add(o.o_stage ? "o staged" : "o not staged", o);
   }
   return out;
 }

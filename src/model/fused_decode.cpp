@@ -64,12 +64,15 @@ at::Tensor fused_decode_hidden(const Model& m, const at::Tensor& ids, const at::
     // residual alternates between two buffers (a kernel reads one and writes the other).
     at::Tensor other = at::empty_like(x);
     at::Tensor delta;  // what the previous layer's MLP adds to the residual
+    fused::LaunchOptions o_launch = launch;  // o_stage: the staged GEMV, in the tile GEMM's place too
+    o_launch.stage_weights = options.o_stage;
+    o_launch.tile_gemm = launch.tile_gemm && !options.o_stage;
     for (int64_t l = 0; l < cfg.num_layers; ++l) {
       const LayerWeights& w = layers[l];
       const fused::NormedInput attn_in{x, delta, w.input_norm, other, eps};
       at::Tensor q = fused::qkv_rope_append(attn_in, w.q_proj, w.k_proj, w.v_proj, positions, columns,
                                             m.rope.inv_freq(), cache.k[l], cache.v[l], projections, launch);  // (B, H, D)
-      const at::Tensor o = linear(attention(q, l), w.o_proj);                           // (B, C)
+      const at::Tensor o = fused::linear(attention(q, l), w.o_proj, projections, o_launch);  // (B, C)
       const fused::NormedInput mlp_in{other, o, w.post_norm, x, eps};
       const at::Tensor act = fused::gate_up_silu(mlp_in, w.gate_proj, w.up_proj, projections, launch);  // (B, F)
       delta = linear(act, w.down_proj);                                                  // (B, C)

@@ -36,11 +36,15 @@ struct ForceReference {
 // block-ordered reads against the skinny GEMM's row-ordered ones), with the rotary + cache append and SwiGLU in
 // its epilogue (qkv_rope_append and gate_up_silu on a plain x). Off here; the decode step turns it on
 // (FusedStepOptions::tile_gemm).
+// `stage_weights`: a one-weight skinny GEMM (linear) through the staged GEMV (model/cuda/staged_gemv.cuh): each
+// warp copies the first 8 KB of its first weight row into shared memory before waiting on the kernel before, for
+// a projection that follows a stage leaving DRAM idle (decode attention). Off here; FusedStepOptions::o_stage.
 struct LaunchOptions {
   bool programmatic = true;
   bool l2_prefetch = false;
   bool tile_gemm = false;
   int64_t tile_min_rows = 3;  // kSkinnyRows + 1: the skinny GEMM's rows stay its own
+  bool stage_weights = false;
 };
 
 // Whether an op on `t` runs this project's CUDA kernel: a CUDA build, a CUDA tensor, and no ForceReference.

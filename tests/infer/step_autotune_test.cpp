@@ -35,7 +35,7 @@ TEST(StepAutotune, VariantsFollowTheRowsAndWhatApplies) {
   for (int64_t rows : {1, 2}) {
     const auto vs = infer::step_variants(configured, rows, true, true);
     EXPECT_EQ(names(vs), (V{"configured", "persistent", "persistent, o prefetch", "tile GEMM, norms in its loads",
-                            "no tile GEMM"}))
+                            "no tile GEMM", "o staged"}))
         << rows;
     EXPECT_TRUE(named(vs, "persistent").options.persistent);
     EXPECT_FALSE(named(vs, "persistent").options.persistent_o_prefetch);
@@ -44,6 +44,8 @@ TEST(StepAutotune, VariantsFollowTheRowsAndWhatApplies) {
     EXPECT_TRUE(folded_tile.tile_gemm && folded_tile.tile_fold);
     EXPECT_EQ(folded_tile.tile_min_rows, 1);
     EXPECT_FALSE(named(vs, "no tile GEMM").options.tile_gemm);  // the skinny GEMM's folded step alone
+    EXPECT_TRUE(named(vs, "o staged").options.o_stage);
+    EXPECT_FALSE(named(vs, "o staged").options.persistent);
     EXPECT_FALSE(vs[0].options.persistent || vs[0].options.l2_prefetch || vs[0].options.tile_fold);
   }
   // Past the skinny GEMM's rows the tile GEMM's variants; past 16 rows nothing but the configured step.
@@ -56,13 +58,13 @@ TEST(StepAutotune, VariantsFollowTheRowsAndWhatApplies) {
   EXPECT_EQ(names(infer::step_variants(configured, 32, true, true)), V{"configured"});
   // What does not apply is not tried: without the tile GEMM the skinny GEMM serves 1 and 2 rows, and its L2
   // prefetch is a variant there.
-  EXPECT_EQ(names(infer::step_variants(configured, 1, false, false)), (V{"configured", "L2 prefetch"}));
+  EXPECT_EQ(names(infer::step_variants(configured, 1, false, false)), (V{"configured", "L2 prefetch", "o staged"}));
   EXPECT_EQ(names(infer::step_variants(configured, 8, true, false)), V{"configured"});
   model::FusedStepOptions no_fold = configured;
-  no_fold.fold = false;  // the persistent step and the tile fold are the folded step's
+  no_fold.fold = false;  // the persistent step, the tile fold and the staged o are the folded step's
   EXPECT_EQ(names(infer::step_variants(no_fold, 1, true, true)), (V{"configured", "no tile GEMM"}));
   model::FusedStepOptions cublas = configured;
-  cublas.skinny_gemm = false;  // nor the skinny GEMM's prefetch
+  cublas.skinny_gemm = false;  // nor the skinny GEMM's prefetch or staging
   EXPECT_EQ(names(infer::step_variants(cublas, 1, true, true)),
             (V{"configured", "tile GEMM, norms in its loads", "no tile GEMM"}));
   // The skinny GEMM alone at 1 and 2 rows (tile_min_rows 3): the tile GEMM from this bucket is a variant.
@@ -70,7 +72,7 @@ TEST(StepAutotune, VariantsFollowTheRowsAndWhatApplies) {
   skinny.tile_min_rows = 3;
   const auto vs = infer::step_variants(skinny, 2, true, true);
   EXPECT_EQ(names(vs), (V{"configured", "persistent", "persistent, o prefetch", "tile GEMM",
-                          "tile GEMM, norms in its loads", "L2 prefetch"}));
+                          "tile GEMM, norms in its loads", "L2 prefetch", "o staged"}));
   EXPECT_EQ(named(vs, "tile GEMM").options.tile_min_rows, 2);  // in the skinny GEMM's place at this bucket
   EXPECT_TRUE(named(vs, "L2 prefetch").options.l2_prefetch);
 }
@@ -81,7 +83,8 @@ TEST(StepAutotune, VariantsNeverRepeatTheConfiguredStep) {
   persistent.l2_prefetch = true;
   using V = std::vector<std::string>;
   const auto vs = infer::step_variants(persistent, 1, true, true);
-  // "tile GEMM" would be "not persistent" again (the tile GEMM from 1 row is the default).
+  // "tile GEMM" would be "not persistent" again (the tile GEMM from 1 row is the default); the staged o is the
+  // folded step's, not the persistent one's.
   EXPECT_EQ(names(vs), (V{"configured", "persistent, o prefetch", "not persistent", "tile GEMM, norms in its loads",
                           "no L2 prefetch"}));
   EXPECT_FALSE(named(vs, "not persistent").options.persistent);
@@ -189,8 +192,8 @@ TEST(StepAutotune, EagerStepEngineIgnoresItAndABadToleranceIsRefused) {
   }
 }
 
-// Without CUDA graphs the engine tunes eagerly: on the CPU the fused step is LibTorch's ops, and its only variant
-// here (the skinny GEMM's L2 prefetch) runs the same ops, so each bucket's trials agree bit for bit (NaN poured into
+// Without CUDA graphs the engine tunes eagerly: on the CPU the fused step is LibTorch's ops, and its variants
+// here (the skinny GEMM's L2 prefetch, the staged o) run the same ops, so each bucket's trials agree bit for bit (NaN poured into
 // the step's cache columns first, rewritten by each run) and the tokens are the untuned engine's.
 TEST(StepAutotune, EagerEngineTunesEachBucketOnceAndKeepsItsTokens) {
   const model::LlamaConfig cfg = model::llama2_debug();
@@ -212,8 +215,9 @@ TEST(StepAutotune, EagerEngineTunesEachBucketOnceAndKeepsItsTokens) {
   EXPECT_EQ(choices[0].rows, 2);
   EXPECT_EQ(choices[1].rows, 1);
   for (const auto& c : choices) {
-    ASSERT_EQ(c.trials.size(), 2u) << infer::describe(c);
+    ASSERT_EQ(c.trials.size(), 3u) << infer::describe(c);
     EXPECT_EQ(c.trials[1].name, "L2 prefetch");
+    EXPECT_EQ(c.trials[2].name, "o staged");
     for (const auto& t : c.trials) {
       EXPECT_TRUE(t.ran && t.accepted) << infer::describe(c);
       EXPECT_EQ(t.error, 0) << infer::describe(c);

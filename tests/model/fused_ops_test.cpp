@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <tuple>
 
 #include "common/test_env.h"
 #include "model/fused_decode.h"
@@ -230,6 +231,11 @@ TEST(GpuFused, KernelsEqualTheReference) {
         at::Tensor x = at::randn({M, K}, opts);
         close("linear", dtype, model::fused::linear(x, w, {}, launch), at::linear(x, w), 4,
               c10::str("M ", M, " N ", N, " K ", K));
+        // The staged GEMV (LaunchOptions::stage_weights; 1 and 2 rows, else as without).
+        model::fused::LaunchOptions staged = launch;
+        staged.stage_weights = true;
+        close("staged linear", dtype, model::fused::linear(x, w, {}, staged), at::linear(x, w), 4,
+              c10::str("M ", M, " N ", N, " K ", K));
       }
       // A weight that is a row range of a bigger matrix (a packed projection's view) works the same.
       at::Tensor big = at::randn({N + 8, K}, opts);
@@ -342,16 +348,19 @@ TEST(GpuFused, FusedStepEqualsTheFullForwardOnTheGpu) {
       // folded ones (bf16/fp16), then unfolded.
       for (const std::vector<int64_t>& lengths :
            {std::vector<int64_t>{5, 12, 1, 9}, std::vector<int64_t>{7}, std::vector<int64_t>{3, 11}})
-        // Folded, folded with the skinny GEMM's L2 prefetch (off by default), unfolded.
-        for (auto [fold, prefetch] : std::vector<std::pair<bool, bool>>{{true, false}, {true, true}, {false, false}}) {
-          if ((!fold || prefetch) && lengths.size() > 2) continue;  // the same path as the default
+        // Folded; with the skinny GEMM's L2 prefetch, with the o projection through the staged GEMV (both off by
+        // default); unfolded.
+        for (auto [fold, prefetch, o_stage] : std::vector<std::tuple<bool, bool, bool>>{
+                 {true, false, false}, {true, true, false}, {true, false, true}, {false, false, false}}) {
+          if ((!fold || prefetch || o_stage) && lengths.size() > 2) continue;  // the same path as the default
           model::FusedStepOptions options;
           options.fold = fold;
           options.l2_prefetch = prefetch;
+          options.o_stage = o_stage;
           options.tile_gemm = false;
           expect_step_near_full_forward(cfg, dtype, tol, lengths, options,
                                         std::string("fused step") + (fold ? "" : " (no fold)") +
-                                            (prefetch ? " (L2 prefetch)" : ""));
+                                            (prefetch ? " (L2 prefetch)" : "") + (o_stage ? " (o staged)" : ""));
         }
     }
   }

@@ -233,6 +233,24 @@ TEST(EmulatedKernels, SkinnyGemmEqualsATLinear) {
   }
 }
 
+// The staged GEMV (LaunchOptions::stage_weights) against at::linear: rows shorter than the 8 KB a warp stages,
+// longer (the rest streamed), a warp with a second, unstaged row (one resident block), and more warps than rows.
+TEST(EmulatedKernels, StagedGemvEqualsATLinear) {
+  for (int64_t resident : {1, 1000}) {
+    const emu::Launcher launch{resident};
+    for (at::ScalarType dtype : kHalfTypes)
+      for (auto [N, K] : std::vector<std::pair<int64_t, int64_t>>{{13, 264}, {9, 4104}})
+        for (int64_t M : {1, 2}) {
+          at::manual_seed(15);
+          at::Tensor x = at::randn({M, K}, dtype), w = at::randn({N, K}, dtype) * 0.05;
+          at::Tensor out = at::full({M, N}, NAN, dtype);
+          launchers::staged_linear(launch, x, w, out);
+          EXPECT_LE(rel_diff(out, at::linear(x, w)), kernel_tolerance(dtype, 2))
+              << "staged " << dtype << " M " << M << " N " << N << " K " << K << " resident " << resident;
+        }
+  }
+}
+
 // The folded projections against the unfolded composition (fused_ops.h's reference).
 TEST(EmulatedKernels, FoldedProjectionsEqualTheUnfoldedOps) {
   for (int64_t resident : {1, 3, 1000}) {  // one block for all items, a few, one item per warp

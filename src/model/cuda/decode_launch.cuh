@@ -22,6 +22,7 @@
 #include "model/cuda/decode_kernels.cuh"
 #include "model/cuda/reduce.cuh"
 #include "model/cuda/skinny_kernels.cuh"
+#include "model/cuda/staged_gemv.cuh"
 #include "model/cuda/tile_kernels.cuh"
 #include "model/fused_ops.h"
 
@@ -184,6 +185,26 @@ void skinny_linear(const L& launch, const at::Tensor& x, at::TensorList weights,
   AT_DISPATCH_REDUCED_FLOATING_TYPES(x.scalar_type(), "skinny_linear", [&] {
     detail::launch_skinny<scalar_t, false>(launch, x.size(0), x.data_ptr<scalar_t>(), kernels::NormIn<scalar_t>{},
                                            detail::parts_plan<scalar_t>(weights, out), x.size(1), l2_prefetch);
+  });
+}
+
+// x: (M, K), M 1 or 2; w: (N, K); out: (M, N) = x w^T through staged_gemv_kernel (LaunchOptions::stage_weights),
+// on the blocks the device holds at once, so that every warp's staged row is in flight before the wait.
+template <class L>
+void staged_linear(const L& launch, const at::Tensor& x, const at::Tensor& w, const at::Tensor& out) {
+  AT_DISPATCH_REDUCED_FLOATING_TYPES(x.scalar_type(), "staged_linear", [&] {
+    const int64_t N = w.size(0);
+    if (N == 0) return;
+    const dim3 block(kernels::kStagedWarps * 32);
+    auto go = [&](auto kernel) {
+      const int64_t grid = std::min(std::max<int64_t>(1, launch.resident_blocks(kernel, block.x)),
+                                    (N + kernels::kStagedWarps - 1) / kernels::kStagedWarps);
+      launch(kernel, dim3(static_cast<unsigned>(grid)), block, x.data_ptr<scalar_t>(), w.data_ptr<scalar_t>(),
+             out.data_ptr<scalar_t>(), N, x.size(1));
+    };
+    if (x.size(0) == 1) go(kernels::staged_gemv_kernel<scalar_t, 1>);
+    else if (x.size(0) == 2) go(kernels::staged_gemv_kernel<scalar_t, 2>);
+    else TORCH_INTERNAL_ASSERT(false, "the staged GEMV takes 1 or 2 rows, got ", x.size(0));
   });
 }
 

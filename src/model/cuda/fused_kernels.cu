@@ -32,7 +32,9 @@ void rope_append(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, 
 
 void skinny_linear(const at::Tensor& x, at::TensorList weights, const at::Tensor& out, LaunchOptions launch) {
   const c10::cuda::CUDAGuard guard(x.device());
-  launchers::skinny_linear(StreamLauncher::current(launch.programmatic), x, weights, out, launch.l2_prefetch);
+  const StreamLauncher launcher = StreamLauncher::current(launch.programmatic);
+  if (launch.stage_weights && weights.size() == 1) launchers::staged_linear(launcher, x, weights[0], out);
+  else launchers::skinny_linear(launcher, x, weights, out, launch.l2_prefetch);
 }
 
 void skinny_qkv_rope(const NormedInput& in, const at::Tensor& wq, const at::Tensor& wk, const at::Tensor& wv,
