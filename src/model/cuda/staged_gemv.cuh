@@ -18,7 +18,11 @@ namespace chatmill::model::fused::kernels {
 
 constexpr int kStagedWarps = 6;            // warps a block: 6 x 8 KB = 48 KB, the static shared-memory limit
 constexpr int64_t kStagedChunks = 512;     // 16-byte chunks staged a warp: 8 KB, one 4096-wide bf16 row
-constexpr int kStreamedInFlight = 8;       // 16-byte loads a lane keeps in flight on the streamed rows
+constexpr int kStreamedInFlight = 4;       // 16-byte loads a lane keeps in flight on the streamed rows
+// At most 42 registers a thread (as for 8 blocks an SM; shared memory allows 4): at one row the attention kernel
+// before holds about half of each SM's registers (512 blocks of 128 threads at 64), and 4 staged blocks of 192
+// threads fit in the other half only at 42 or fewer.
+constexpr int kStagedMinBlocks = 8;
 
 // dst = src, 16 bytes, asynchronously (cp.async.cg: through L2 only); a plain copy off the GPU.
 __device__ __forceinline__ void copy_async16(uint4* dst, const uint4* src) {
@@ -75,7 +79,7 @@ __device__ __forceinline__ void staged_dot(const uint4* w, const uint4* __restri
 
 // Rows n = warp id, + all warps, ...; the first of each warp has its first kStagedChunks chunks staged.
 template <typename T, int M>
-__global__ void __launch_bounds__(kStagedWarps * 32) staged_gemv_kernel(const T* __restrict__ x,
+__global__ void __launch_bounds__(kStagedWarps * 32, kStagedMinBlocks) staged_gemv_kernel(const T* __restrict__ x,
                                                                         const T* __restrict__ w, T* __restrict__ out,
                                                                         int64_t N, int64_t K) {
   __shared__ uint4 stage[kStagedWarps][kStagedChunks];
