@@ -104,8 +104,8 @@ int main(int argc, char** argv) {
                "(FusedStepOptions::persistent; up to 2 rows)");
   app.add_flag("--o-prefetch", a.o_prefetch, "persistent step: with the L2 prefetch of the o projection's "
                "rows during attention (FusedStepOptions::persistent_o_prefetch)");
-  app.add_flag("--no-tile-gemm", a.no_tile_gemm, "fused step: 3 to 16 rows through cuBLAS instead of the "
-               "tensor-core tile GEMM (FusedStepOptions::tile_gemm)");
+  app.add_flag("--no-tile-gemm", a.no_tile_gemm, "fused step: no tensor-core tile GEMM (FusedStepOptions::tile_gemm): "
+               "3 to 16 rows through cuBLAS, and at 1 and 2 rows o, down and the LM head through the skinny GEMM");
   app.add_flag("--tile-fold", a.tile_fold, "tile GEMM step: each norm in the loads of the projection after it, the "
                "residual adds in the o and down projections' epilogues (FusedStepOptions::tile_fold)");
   app.add_flag("--o-stage", a.o_stage, "folded step (1 and 2 rows): the o projection through the staged GEMV, its "

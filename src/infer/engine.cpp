@@ -371,8 +371,9 @@ void Engine::body(int64_t n, const model::FusedStepOptions& step) {
     // float32 as lm_logits does.
     const model::fused::LaunchOptions launch{step.programmatic_launch, step.l2_prefetch, step.tile_gemm,
                                              step.tile_min_rows};
-    logits_.narrow(0, 0, n).copy_(step.skinny_gemm ? model::fused::linear(h, m_.weights.lm_head, {}, launch)
-                                                   : model::lm_logits(m_, h));
+    const bool kernel_head = step.skinny_gemm || model::fused::tile_applies(h, {m_.weights.lm_head}, {}, launch);
+    logits_.narrow(0, 0, n).copy_(kernel_head ? model::fused::linear(h, m_.weights.lm_head, {}, launch)
+                                              : model::lm_logits(m_, h));
     return;
   }
   // Eager steps attend over the columns any active row uses; a CUDA graph needs the fixed width S.

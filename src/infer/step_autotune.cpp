@@ -37,12 +37,20 @@ std::vector<StepVariant> step_variants(const model::FusedStepOptions& configured
     out.push_back({std::move(name), o});
   };
   if (rows < 1 || rows > model::fused::kTileRows) return out;
-  // What the configured step runs at these rows: the persistent step takes precedence where it applies, then the
-  // tile GEMM (where the skinny GEMM's prefetch changes nothing).
+  // What the configured step runs at these rows (fused_decode.cpp's order): the persistent step where it applies,
+  // then the tile GEMM's five-kernel step (tile_fold), then the folded skinny step (whose o, down and LM head take
+  // the tile GEMM where `tiled`), then the unfolded step (all tile GEMM where `tiled`).
   const bool persistent_fits =
       persistent_applies && configured.fold && configured.skinny_gemm && rows <= model::fused::kPersistentRows;
-  const bool tiled = !(persistent_fits && configured.persistent) && tile_applies && configured.tile_gemm &&
-                     rows >= configured.tile_min_rows;
+  const bool persistent_runs = persistent_fits && configured.persistent;
+  const bool tiled = !persistent_runs && tile_applies && configured.tile_gemm && rows >= configured.tile_min_rows;
+  const bool tile_fold_runs = tiled && configured.fold && configured.tile_fold;
+  const bool folded_skinny_runs = !persistent_runs && !tile_fold_runs && configured.fold && configured.skinny_gemm &&
+                                  rows <= model::fused::kSkinnyRows;
+  // Skinny kernels run (and their L2 prefetch matters): the persistent or folded skinny step, or the unfolded step
+  // without the tile GEMM.
+  const bool skinny_runs = configured.skinny_gemm && rows <= model::fused::kSkinnyRows && !tile_fold_runs &&
+                           (configured.fold || !tiled);
   if (persistent_fits) {
     model::FusedStepOptions p = configured;
     p.persistent = true;
@@ -69,14 +77,13 @@ std::vector<StepVariant> step_variants(const model::FusedStepOptions& configured
       add("no tile GEMM", c);
     }
   }
-  if (configured.skinny_gemm && rows <= model::fused::kSkinnyRows && !tiled) {
+  if (skinny_runs) {
     model::FusedStepOptions l = configured;
     l.l2_prefetch = !configured.l2_prefetch;
     add(l.l2_prefetch ? "L2 prefetch" : "no L2 prefetch", l);
   }
   // The folded step's o projection staged during attention (or not), where that step runs.
-  if (configured.fold && configured.skinny_gemm && rows <= model::fused::kSkinnyRows &&
-      !(persistent_fits && configured.persistent)) {
+  if (folded_skinny_runs) {
     model::FusedStepOptions o = configured;
     o.o_stage = !configured.o_stage;
     add(o.o_stage ? "o staged" : "o not staged", o);

@@ -23,8 +23,9 @@ struct StepVariant {
 // persistent step) and applies at `rows` rows: the persistent step with its o-projection prefetch as configured
 // and toggled (rows <= fused::kPersistentRows; needs fold and the skinny GEMM), the tile GEMM (rows <=
 // fused::kTileRows) with its norm fold toggled (with fold), the step without the tile GEMM where the configured
-// step takes it, and the skinny GEMM's L2 prefetch toggled where the skinny GEMM serves the rows (rows <=
-// fused::kSkinnyRows). `persistent_applies` and `tile_applies`: what
+// step takes it, the skinny GEMM's L2 prefetch toggled where skinny kernels run (rows <= fused::kSkinnyRows: the
+// folded step's q/k/v and gate/up also beside the tile GEMM), and the staged o projection toggled where the folded
+// skinny step runs. `persistent_applies` and `tile_applies`: what
 // fused::persistent_applies and fused::tile_applies say for this model at `rows` rows. Past 16 rows the
 // configured step is the only one.
 std::vector<StepVariant> step_variants(const model::FusedStepOptions& configured, int64_t rows,

@@ -85,8 +85,12 @@ at::Tensor fused_decode_hidden(const Model& m, const at::Tensor& ids, const at::
   auto linears = [&](const at::Tensor& a, const std::vector<at::Tensor>& ws) {
     return fused::linear_parts(a, ws, projections, launch);
   };
-  // Unfolded, the tile GEMM's epilogues take the rotary and SwiGLU kernels' place where it applies.
+  // Unfolded, the tile GEMM's epilogues take the rotary and SwiGLU kernels' place where it applies, and it takes
+  // o and down too, whether the skinny GEMM is on or not.
   const bool tiles = fused::tile_applies(x, {layers[0].q_proj}, {}, launch);
+  auto project = [&](const at::Tensor& a, const at::Tensor& w) {
+    return fused::linear(a, w, tiles ? fused::ForceReference{} : projections, launch);
+  };
   for (int64_t l = 0; l < cfg.num_layers; ++l) {
     const LayerWeights& w = layers[l];
     at::Tensor q;  // (B, H, D)
@@ -98,7 +102,7 @@ at::Tensor fused_decode_hidden(const Model& m, const at::Tensor& ids, const at::
       q = fused::rope_append(qkv[0], qkv[1], qkv[2], positions, columns, m.rope.inv_freq(), cache.k[l], cache.v[l],
                              {}, launch);
     }
-    normed = fused::add_rms_norm(x, linear(attention(q, l), w.o_proj), w.post_norm, eps, {}, launch);  // x += attention
+    normed = fused::add_rms_norm(x, project(attention(q, l), w.o_proj), w.post_norm, eps, {}, launch);  // x += attention
     at::Tensor act;  // (B, F)
     if (tiles) {
       act = fused::gate_up_silu(normed, w.gate_proj, w.up_proj, {}, launch);
@@ -107,7 +111,7 @@ at::Tensor fused_decode_hidden(const Model& m, const at::Tensor& ids, const at::
       act = fused::silu_mul(gate_up[0], gate_up[1], {}, launch);
     }
     const at::Tensor& next_norm = l + 1 < cfg.num_layers ? layers[l + 1].input_norm : m.weights.norm;
-    normed = fused::add_rms_norm(x, linear(act, w.down_proj), next_norm, eps, {}, launch);  // x += MLP
+    normed = fused::add_rms_norm(x, project(act, w.down_proj), next_norm, eps, {}, launch);  // x += MLP
   }
   return normed;
 }

@@ -55,7 +55,8 @@ struct FusedStepOptions {
   // Off: slower on an H200 (run 6: 3098 tokens/s at 16 rows against 3442; autotune's step at 1 row 3.932 ms
   // against 3.716), normalising in the loads costing 12 us a layer at gate/up and 16 rows (bench_kernels).
   bool tile_fold = false;
-  // In the folded step (1 and 2 rows, with skinny_gemm, not persistent): the o projection through the staged
+  // In the folded skinny step (1 and 2 rows, with skinny_gemm, not persistent, not tile_fold's step): the o
+  // projection through the staged
   // GEMV (LaunchOptions::stage_weights; in place of the tile GEMM too), which copies 8 KB of each warp's first row
   // into shared memory while attention runs (PDL). Off until a GPU measures it: attention at 1 row leaves DRAM
   // idle for about 6 us a layer, and o then reads its 33.5 MB at 65% of copy bandwidth (run 6's stage table).

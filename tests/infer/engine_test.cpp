@@ -437,7 +437,7 @@ TEST(GpuEngine, PersistentStepRunsInACudaGraphAndMatchesTheFoldedStep) {
 // The tile GEMM (FusedStepOptions::tile_gemm, the default from 1 to 16 rows) in the engine's CUDA graphs, with
 // its norms apart (the default) and in its loads: within bf16 rounding of the step without it (cuBLAS, and
 // rotary and SwiGLU kernels of their own; the skinny GEMM alone at 1 and 2 rows).
-TEST(GpuEngine, TileGemmStepRunsInACudaGraphAndMatchesTheDefaultStep) {
+TEST(GpuEngine, TileGemmStepRunsInACudaGraphAndMatchesTheStepWithoutIt) {
   if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device here; scripts/gpu_check.sh runs this on the GPU machine";
   if (!model::cuda_graphs_built()) GTEST_SKIP() << "built without -DCHATMILL_CUDA=ON";
   const model::LlamaConfig cfg = gpu_engine_config();

@@ -34,8 +34,9 @@ TEST(StepAutotune, VariantsFollowTheRowsAndWhatApplies) {
   using V = std::vector<std::string>;
   for (int64_t rows : {1, 2}) {
     const auto vs = infer::step_variants(configured, rows, true, true);
+    // The folded step's q/k/v and gate/up stay the skinny GEMM's beside the tile GEMM: its L2 prefetch matters.
     EXPECT_EQ(names(vs), (V{"configured", "persistent", "persistent, o prefetch", "tile GEMM, norms in its loads",
-                            "no tile GEMM", "o staged"}))
+                            "no tile GEMM", "L2 prefetch", "o staged"}))
         << rows;
     EXPECT_TRUE(named(vs, "persistent").options.persistent);
     EXPECT_FALSE(named(vs, "persistent").options.persistent_o_prefetch);
@@ -93,6 +94,11 @@ TEST(StepAutotune, VariantsNeverRepeatTheConfiguredStep) {
   model::FusedStepOptions tiled;
   tiled.tile_fold = true;
   EXPECT_EQ(names(infer::step_variants(tiled, 8, true, true)), (V{"configured", "tile GEMM, norms apart", "no tile GEMM"}));
+  // At 1 and 2 rows the five-kernel tile step runs no skinny kernel: neither its prefetch nor the staged o applies.
+  for (int64_t rows : {1, 2})
+    EXPECT_EQ(names(infer::step_variants(tiled, rows, true, true)),
+              (V{"configured", "persistent", "persistent, o prefetch", "tile GEMM, norms apart", "no tile GEMM"}))
+        << rows;
 }
 
 TEST(StepAutotune, RelativeErrorIsTheWorstRowsL2GapOverTheReference) {

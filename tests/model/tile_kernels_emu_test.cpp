@@ -182,7 +182,7 @@ TEST(EmulatedKernels, TileNormedInputEqualsTheNormThenTheOps) {
     }
 }
 
-// The folded tile step (fused_decode.cpp's branch for 3 to 16 rows with FusedStepOptions::tile_gemm: five
+// The folded tile step (fused_decode.cpp's branch from tile_min_rows to 16 rows with FusedStepOptions::tile_fold: five
 // kernels a layer) composed here from the emulated kernels in that order, against the step's reference
 // composition (fused_decode_hidden on the CPU): the norms come only from the sums of squares the residual adds
 // leave, so a sum read from the wrong kernel, or a residual updated out of turn, shows in the hidden states and

@@ -19,9 +19,9 @@ namespace chatmill::model::fused::kernels {
 constexpr int kStagedWarps = 6;            // warps a block: 6 x 8 KB = 48 KB, the static shared-memory limit
 constexpr int64_t kStagedChunks = 512;     // 16-byte chunks staged a warp: 8 KB, one 4096-wide bf16 row
 constexpr int kStreamedInFlight = 4;       // 16-byte loads a lane keeps in flight on the streamed rows
-// At most 42 registers a thread (as for 8 blocks an SM; shared memory allows 4): at one row the attention kernel
-// before holds about half of each SM's registers (512 blocks of 128 threads at 64), and 4 staged blocks of 192
-// threads fit in the other half only at 42 or fewer.
+// At most 40 registers a thread (__launch_bounds__ for 8 blocks an SM: 65536 / (8 x 192), allocated in eights;
+// shared memory allows 4): at one row the attention kernel before holds about half of each SM's registers (512
+// blocks of 128 threads at 64), and 4 staged blocks of 192 threads fit in the other half only so.
 constexpr int kStagedMinBlocks = 8;
 
 // dst = src, 16 bytes, asynchronously (cp.async.cg: through L2 only); a plain copy off the GPU.
