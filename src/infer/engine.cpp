@@ -369,8 +369,7 @@ void Engine::body(int64_t n, const model::FusedStepOptions& step) {
     at::Tensor h = model::fused_decode_hidden(m_, ids, columns, columns, lengths, rows_cache, step);  // (n, C)
     // The LM head through the same skinny (or tile) GEMM, launched as the step's projections; copy_ widens to
     // float32 as lm_logits does.
-    const model::fused::LaunchOptions launch{step.programmatic_launch, step.l2_prefetch, step.tile_gemm,
-                                             step.tile_min_rows};
+    const model::fused::LaunchOptions launch = model::launch_options(step);
     const bool kernel_head = step.skinny_gemm || model::fused::tile_applies(h, {m_.weights.lm_head}, {}, launch);
     logits_.narrow(0, 0, n).copy_(kernel_head ? model::fused::linear(h, m_.weights.lm_head, {}, launch)
                                               : model::lm_logits(m_, h));

@@ -51,8 +51,9 @@ void poison_columns(model::KVCache& cache, const at::Tensor& rows, const at::Ten
 Engine::TunedStep Engine::tune(int64_t n) {
   const model::FusedStepOptions configured = step_options();
   const at::Tensor probe = at::empty({n, m_.config.hidden_size}, m_.weights.embed.options());  // x's shape, for tile_applies
-  const model::fused::LaunchOptions tile{configured.programmatic_launch, configured.l2_prefetch, true,
-                                         std::min(configured.tile_min_rows, n)};
+  model::fused::LaunchOptions tile = model::launch_options(configured);
+  tile.tile_gemm = true;
+  tile.tile_min_rows = std::min(configured.tile_min_rows, n);
   const bool tiles = model::fused::tile_applies(probe, {m_.weights.layers.at(0).q_proj}, {}, tile);
   const std::vector<StepVariant> variants =
       step_variants(configured, n, model::fused::persistent_applies(m_, cache_, n), tiles);

@@ -8,6 +8,10 @@
 
 namespace chatmill::model {
 
+fused::LaunchOptions launch_options(const FusedStepOptions& options) {
+  return {options.programmatic_launch, options.l2_prefetch, options.tile_gemm, options.tile_min_rows};
+}
+
 at::Tensor fused_decode_hidden(const Model& m, const at::Tensor& ids, const at::Tensor& positions,
                                const at::Tensor& columns, const at::Tensor& lengths, KVCache& cache,
                                FusedStepOptions options) {
@@ -17,8 +21,7 @@ at::Tensor fused_decode_hidden(const Model& m, const at::Tensor& ids, const at::
   CHATMILL_CHECK(static_cast<int64_t>(cache.k.size()) == cfg.num_layers, "the cache has ", cache.k.size(),
                  " layers, the model ", cfg.num_layers);
   const auto& layers = m.weights.layers;
-  const fused::LaunchOptions launch{options.programmatic_launch, options.l2_prefetch, options.tile_gemm,
-                                    options.tile_min_rows};
+  const fused::LaunchOptions launch = launch_options(options);
   const fused::ForceReference projections{!options.skinny_gemm};  // the reference of fused::linear is at::linear
   const at::Tensor counters = options.fold ? cache.split_counters : at::Tensor();
   auto linear = [&](const at::Tensor& a, const at::Tensor& w) { return fused::linear(a, w, projections, launch); };

@@ -10,6 +10,7 @@
 #pragma once
 #include <ATen/core/Tensor.h>
 
+#include "model/fused_ops.h"
 #include "model/kv_cache.h"
 #include "model/transformer.h"
 
@@ -56,12 +57,14 @@ struct FusedStepOptions {
   // against 3.716), normalising in the loads costing 12 us a layer at gate/up and 16 rows (bench_kernels).
   bool tile_fold = false;
   // In the folded skinny step (1 and 2 rows, with skinny_gemm, not persistent, not tile_fold's step): the o
-  // projection through the staged
-  // GEMV (LaunchOptions::stage_weights; in place of the tile GEMM too), which copies 8 KB of each warp's first row
-  // into shared memory while attention runs (PDL). Off until a GPU measures it: attention at 1 row leaves DRAM
+  // projection through the staged GEMV (LaunchOptions::stage_weights; in place of the tile GEMM too), which
+  // copies 8 KB of each warp's first row into shared memory while attention runs (PDL). Off until a GPU measures it: attention at 1 row leaves DRAM
   // idle for about 6 us a layer, and o then reads its 33.5 MB at 65% of copy bandwidth (run 6's stage table).
   bool o_stage = false;
 };
+
+// How the step's kernels launch (PDL, L2 prefetch, the tile GEMM's rows), for the step's ops and the LM head after it.
+fused::LaunchOptions launch_options(const FusedStepOptions& options);
 
 // ids, positions, columns, lengths: (B) int64 on the model's device. Row b's token at rotary position
 // positions[b] writes its keys/values at cache column columns[b], then attends to columns [0, lengths[b])
