@@ -37,9 +37,11 @@ struct Args {
   bool o_prefetch = false;     // persistent step: L2 prefetch of the o projection during attention
   bool no_tile_gemm = false;   // fused step: 3-16 rows through cuBLAS instead of the tensor-core tile GEMM
   int64_t tile_min_rows = 1;   // the fewest rows the tile GEMM takes (3: the skinny GEMM alone at 1 and 2)
+  bool head_tile_gemm = false; // fused step: the LM head through the tile GEMM too
   bool tile_fold = false;      // tile GEMM step: the norms in its loads, the residual adds in its epilogues
   bool o_stage = false;        // folded step: the o projection through the staged GEMV
   bool autotune = false;       // engine, fused step: per bucket, the fastest verified step variant
+  bool no_overlap = false;     // engine: read each step's tokens before queuing the next (EngineOptions::overlap)
   std::string profile;         // profile one more run after the timed ones, write its table here
 };
 
@@ -69,10 +71,12 @@ std::string engine_label(const Args& a) {
         {a.no_tile_gemm, "(no tile GEMM)"},
         {!a.no_tile_gemm && a.tile_min_rows != 1, "(tile GEMM from more rows)"},
         {!a.no_tile_gemm && a.tile_fold, "(tile fold)"}, {a.o_stage, "(o staged)"},
+        {!a.no_tile_gemm && a.head_tile_gemm, "(tile LM head)"},
         {a.autotune, "(autotune)"}};
     for (const auto& [on, part] : parts)
       if (on) s += part;
   }
+  if (a.engine && a.no_overlap) s += "(no overlap)";
   return s + (a.cuda_graph ? "+cudagraph" : "");
 }
 
@@ -105,7 +109,9 @@ int main(int argc, char** argv) {
   app.add_flag("--o-prefetch", a.o_prefetch, "persistent step: with the L2 prefetch of the o projection's "
                "rows during attention (FusedStepOptions::persistent_o_prefetch)");
   app.add_flag("--no-tile-gemm", a.no_tile_gemm, "fused step: no tensor-core tile GEMM (FusedStepOptions::tile_gemm): "
-               "3 to 16 rows through cuBLAS, and at 1 and 2 rows o, down and the LM head through the skinny GEMM");
+               "3 to 16 rows through cuBLAS, and at 1 and 2 rows o and down through the skinny GEMM");
+  app.add_flag("--head-tile-gemm", a.head_tile_gemm, "fused step: the LM head through the tile GEMM too where it serves "
+               "the rows (FusedStepOptions::head_tile_gemm; the default until the fifteenth session)");
   app.add_flag("--tile-fold", a.tile_fold, "tile GEMM step: each norm in the loads of the projection after it, the "
                "residual adds in the o and down projections' epilogues (FusedStepOptions::tile_fold)");
   app.add_flag("--o-stage", a.o_stage, "folded step (1 and 2 rows): the o projection through the staged GEMV, its "
@@ -113,6 +119,8 @@ int main(int argc, char** argv) {
   app.add_flag("--autotune", a.autotune, "engine, fused step: per batch bucket, time every step "
                "variant that applies and keep the fastest that matches the configured step (EngineOptions::autotune); "
                "the row's \"step_choices\" lists the timings");
+  app.add_flag("--no-overlap", a.no_overlap, "engine: read each step's tokens before queuing the next, instead of "
+               "queuing greedy steps ahead (EngineOptions::overlap)");
   app.add_option("--tile-min-rows", a.tile_min_rows, "fused step: the fewest rows the tile GEMM takes (default 1; 3: "
                  "the skinny GEMM alone at 1 and 2 rows; FusedStepOptions::tile_min_rows)");
   app.add_option("--profile", a.profile,
@@ -159,7 +167,9 @@ int main(int argc, char** argv) {
       f.tile_min_rows = a.tile_min_rows;
       f.tile_fold = a.tile_fold;
       f.o_stage = a.o_stage;
+      f.head_tile_gemm = a.head_tile_gemm;
       eo.autotune = a.autotune;
+      eo.overlap = !a.no_overlap;
       engine = std::make_unique<infer::Engine>(m, nullptr, eo);
     }
     const int profiled = a.profile.empty() ? 0 : 1;
@@ -220,6 +230,11 @@ int main(int argc, char** argv) {
                           {"decode_tokens_per_s", median(decode_tps)},
                           {"total_tokens_per_s", median(total_tps)},
                           {"repeats", a.repeats}};
+    if (engine) {  // over all runs, warm-up included
+      const infer::EngineStats st = engine->stats();
+      out["engine_steps"] = st.steps;
+      out["engine_steps_ahead"] = st.steps_ahead;
+    }
     if (engine && a.autotune) {
       out["step_choices"] = nlohmann::json::array();
       for (const auto& c : engine->step_choices()) out["step_choices"].push_back(infer::describe(c));

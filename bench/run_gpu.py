@@ -143,10 +143,16 @@ def main():
         return profiled(fused(batch), a.profile_dir, f"profile_decode_b{batch}.md")
 
     jobs = [(1, "chatmill-engine+fused+cudagraph", fused_profiled),
+            # Each step's tokens read before the next step is queued (the engine until the fifteenth session).
+            (1, "chatmill-engine+fused(no overlap)+cudagraph", fused_with("--no-overlap")),
+            # The LM head through the tile GEMM (the default until the fifteenth session).
+            (1, "chatmill-engine+fused(tile LM head)+cudagraph", fused_with("--head-tile-gemm")),
             (1, "chatmill-engine+fused(o staged)+cudagraph", fused_with("--o-stage")),
             (1, "chatmill-engine+fused(persistent)+cudagraph", fused_with("--persistent")),
             (16, "hf", hf),
             (16, "chatmill-engine+fused+cudagraph", fused_profiled),  # the tile GEMM, norms apart
+            (16, "chatmill-engine+fused(no overlap)+cudagraph", fused_with("--no-overlap")),
+            (16, "chatmill-engine+fused(tile LM head)+cudagraph", fused_with("--head-tile-gemm")),
             (16, "chatmill-engine+fused(no tile GEMM)+cudagraph", fused_with("--no-tile-gemm")),
             (16, "chatmill-engine+fused(tile fold)+cudagraph",
              lambda batch: profiled(fused_with("--tile-fold")(batch), a.profile_dir, f"profile_decode_b{batch}_tile_fold.md")),

@@ -11,6 +11,7 @@
 #include "model/fused_decode.h"
 #include "model/persistent_decode.h"
 #include "model/fused_ops.h"
+#include "model/step_advance.h"
 
 namespace chatmill::infer {
 
@@ -39,6 +40,7 @@ struct Engine::Slot {
   std::vector<int64_t> tokens, unsent_tokens;
   std::vector<model::TokenLogprob> unsent_logprobs, prompt_logprobs;
   int64_t length = 0;   // columns of this slot's cache row in use
+  uint64_t epoch = 0;   // which request holds the slot: one more at each admission
   std::optional<model::StreamingText> text;  // with a tokenizer: the text so far
   size_t sent = 0;      // bytes of text already sent
   std::chrono::steady_clock::time_point submitted, first_token;
@@ -77,14 +79,16 @@ Engine::Engine(const model::Model& m, const model::Tokenizer* tok, EngineOptions
   const at::Device dev = m.device();
   cache_ = model::KVCache::allocate(m.config, B_, S_, m.dtype(), dev);
   for (int64_t b = 0; b < B_; ++b) slots_.push_back(std::make_unique<Slot>());
-  // One (3, B) buffer holds a step's ids, columns and lengths: one host-to-device copy per step, from pinned
-  // memory on CUDA.
-  step_host_ = at::zeros({3, B_}, at::TensorOptions().dtype(at::kLong).pinned_memory(dev.is_cuda()));
+  // One (4, B) buffer holds a step's ids, columns, lengths and advance: one host-to-device copy for a step queued
+  // from the host's state, from pinned memory on CUDA; a step queued ahead finds them advanced on the device.
+  step_host_ = at::zeros({4, B_}, at::TensorOptions().dtype(at::kLong).pinned_memory(dev.is_cuda()));
   step_host_[2].fill_(1);
   step_dev_ = step_host_.to(dev);
   ids_ = step_dev_[0];
   columns_ = step_dev_[1];
   lengths_ = step_dev_[2];
+  ring_ = model::advance_ring(B_, dev);
+  for (auto& e : events_) e = std::make_unique<model::DeviceEvent>(dev);
   logits_ = at::zeros({B_, m.config.vocab_size}, at::TensorOptions().dtype(at::kFloat).device(dev));
   if (o_.cuda_graph) CHATMILL_CHECK(dev.is_cuda() && model::cuda_graphs_built(), "CUDA graphs need a CUDA build and a CUDA model");
   // Auto: the fused kernels on CUDA (faster at every batch size measured, bench/README.md), Eager elsewhere.
@@ -106,6 +110,14 @@ void Engine::shutdown() {
   }
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
+  // After a failure steps may still be queued: they write ring_ and the step buffers, so they end before those go.
+  for (const auto& l : in_flight_) {
+    try {
+      events_[l.event]->wait();
+    } catch (const std::exception&) {  // the device's error was already reported to the requests
+    }
+  }
+  in_flight_.clear();
 }
 
 EngineStats Engine::stats() const {
@@ -207,8 +219,9 @@ void Engine::run_loop() {
     std::vector<std::pair<int64_t, Pending>> admits;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] { return stopping_ || !queue_.empty() || stats_.active > 0; });
-      if (stopping_ && queue_.empty() && stats_.active == 0) break;
+      // A step still queued (run ahead for requests that have stopped since) is read before the engine sleeps.
+      cv_.wait(lock, [&] { return stopping_ || !queue_.empty() || stats_.active > 0 || !in_flight_.empty(); });
+      if (stopping_ && queue_.empty() && stats_.active == 0 && in_flight_.empty()) break;
       for (int64_t b = 0; b < B_ && !queue_.empty(); ++b)
         if (!slots_[b]->active) {
           admits.emplace_back(b, std::move(queue_.front()));
@@ -223,7 +236,7 @@ void Engine::run_loop() {
     for (const auto& [n, group] : by_length) prefill(group);
     for (int64_t b = 0; b < B_; ++b)
       if (slots_[b]->active && slots_[b]->handle->cancelled()) finish(b, model::FinishReason::Length, true);
-    bool any = false;
+    bool any = !in_flight_.empty();
     for (const auto& s : slots_) any = any || s->active;
     if (any) decode_step();
   }
@@ -242,6 +255,8 @@ bool Engine::admit(int64_t b, Pending p) {
   s.text.reset();
   if (tok_) s.text.emplace(*tok_, s.request.stop_strings);
   s.submitted = p.submitted;
+  ++s.epoch;
+  rows_changed_ = true;
   const int64_t n = static_cast<int64_t>(s.request.prompt.size());
   s.length = n;
   if (s.handle->cancelled() || (s.request.max_new_tokens == 0 && !s.request.prompt_logprobs)) {
@@ -367,9 +382,10 @@ void Engine::body(int64_t n, const model::FusedStepOptions& step) {
   const at::Tensor ids = ids_.narrow(0, 0, n), columns = columns_.narrow(0, 0, n), lengths = lengths_.narrow(0, 0, n);
   if (fused_) {  // each row attends to its own lengths[b] columns, whatever the capacity
     at::Tensor h = model::fused_decode_hidden(m_, ids, columns, columns, lengths, rows_cache, step);  // (n, C)
-    // The LM head through the same skinny (or tile) GEMM, launched as the step's projections; copy_ widens to
-    // float32 as lm_logits does.
-    const model::fused::LaunchOptions launch = model::launch_options(step);
+    // The LM head through the skinny GEMM (the tile GEMM only with head_tile_gemm), launched as the step's
+    // projections; copy_ widens to float32 as lm_logits does.
+    model::fused::LaunchOptions launch = model::launch_options(step);
+    launch.tile_gemm = launch.tile_gemm && step.head_tile_gemm;
     const bool kernel_head = step.skinny_gemm || model::fused::tile_applies(h, {m_.weights.lm_head}, {}, launch);
     logits_.narrow(0, 0, n).copy_(kernel_head ? model::fused::linear(h, m_.weights.lm_head, {}, launch)
                                               : model::lm_logits(m_, h));
@@ -385,28 +401,85 @@ void Engine::body(int64_t n, const model::FusedStepOptions& step) {
 }
 
 void Engine::decode_step() {
-  // Rows: ids, columns, lengths. The previous step's copy has finished: every step ends by reading its logits
-  // back.
-  int64_t* step = step_host_.data_ptr<int64_t>();
-  std::fill(step, step + 3 * B_, 0);
-  int64_t width = 1, used = 1;
-  for (int64_t b = 0; b < B_; ++b) {
-    step[2 * B_ + b] = 1;  // an idle row attends to column 0 only (SDPA needs one key)
-    Slot& s = *slots_[b];
-    if (!s.active) continue;
-    width = std::max(width, s.length + 1);
-    used = b + 1;
-    step[b] = s.tokens.back();
-    step[B_ + b] = s.length;          // the new token's column, and its position
-    step[2 * B_ + b] = s.length + 1;  // it attends to its columns up to and including the new one
+  if (in_flight_.empty()) {
+    bool any = false;
+    for (const auto& sl : slots_) any = any || sl->active;
+    if (!any) return;
+    launch(false);
   }
-  step_dev_.copy_(step_host_, /*non_blocking=*/true);
+  if (in_flight_.size() == 1 && can_run_ahead()) launch(true);
+  collect();
+}
+
+bool Engine::can_run_ahead() const {
+  if (!o_.overlap || rows_changed_) return false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!queue_.empty() && stats_.active < B_) return false;  // a request waits for a free slot: admit it first
+  }
+  const Launched& l = in_flight_.back();
+  for (size_t i = 0; i < l.slots.size(); ++i) {
+    const Slot& s = *slots_[l.slots[i]];
+    // Only greedy tokens come from the device, and log-probabilities need this step's logits, which the step
+    // ahead overwrites.
+    if (!s.request.sampling.greedy() || s.request.logprobs >= 0 || s.handle->cancelled()) return false;
+    // The queued step gives token tokens.size() + 1; the step ahead would give one more.
+    if (static_cast<int64_t>(s.tokens.size()) + 2 > s.request.max_new_tokens) return false;
+  }
+  return true;
+}
+
+void Engine::launch(bool ahead) {
+  Launched l;
+  if (ahead) {
+    // The queued step's rows, one column on: its last kernel advances the device's state (model/step_advance.h).
+    const Launched& queued = in_flight_.back();
+    l = queued;
+    for (int64_t& c : l.columns) c += 1;
+  } else {
+    TORCH_INTERNAL_ASSERT(in_flight_.empty(), "a step from the host's state needs every queued step read first");
+    // Rows: ids, columns, lengths, advance. Every queued step has been read, so the last copy from step_host_
+    // has finished.
+    int64_t* step = step_host_.data_ptr<int64_t>();
+    std::fill(step, step + 4 * B_, 0);
+    int64_t used = 1;
+    for (int64_t b = 0; b < B_; ++b) {
+      step[2 * B_ + b] = 1;  // an idle row attends to column 0 only (SDPA needs one key) and stays there
+      Slot& s = *slots_[b];
+      if (!s.active) continue;
+      used = b + 1;
+      step[b] = s.tokens.back();
+      step[B_ + b] = s.length;          // the new token's column, and its position
+      step[2 * B_ + b] = s.length + 1;  // it attends to its columns up to and including the new one
+      step[3 * B_ + b] = 1;
+      l.slots.push_back(b);
+      l.epochs.push_back(s.epoch);
+      l.columns.push_back(s.length);
+    }
+    step_dev_.copy_(step_host_, /*non_blocking=*/true);
+    // The smallest power-of-two bucket holding every active slot (slots fill from 0): few requests cost few
+    // rows; under CUDA graphs, one graph per bucket.
+    l.rows = 1;
+    while (l.rows < used) l.rows *= 2;
+    l.rows = std::min(l.rows, B_);
+    rows_changed_ = false;
+  }
+  int64_t width = 1;
+  for (int64_t c : l.columns) width = std::max(width, c + 1);
   width_ = o_.cuda_graph ? S_ : width;
-  // The smallest power-of-two bucket holding every active slot (slots fill from 0): few requests cost few
-  // rows; under CUDA graphs, one graph per bucket.
-  int64_t n = 1;
-  while (n < used) n *= 2;
-  n = std::min(n, B_);
+  run_body(l.rows);
+  model::advance_greedy(logits_.narrow(0, 0, l.rows), step_dev_, ring_);
+  l.event = static_cast<int>(launches_++ % 2);
+  events_[l.event]->record();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++stats_.steps;
+    stats_.steps_ahead += ahead;
+  }
+  in_flight_.push_back(std::move(l));
+}
+
+void Engine::run_body(int64_t n) {
   if (o_.cuda_graph) {
     auto& g = graphs_[n];
     if (!g && o_.autotune && fused_) {
@@ -422,19 +495,30 @@ void Engine::decode_step() {
   } else {
     body(n, step_options());
   }
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    ++stats_.steps;
-  }
-  at::Tensor greedy, host;
+}
+
+void Engine::collect() {
+  const Launched l = std::move(in_flight_.front());
+  in_flight_.pop_front();
+  events_[l.event]->wait();
+  const int64_t* ring = ring_.data_ptr<int64_t>();
+  at::Tensor greedy, host;  // unused for greedy rows: their ids are in ring_
   std::vector<int64_t> active, ids;
-  for (int64_t b = 0; b < B_; ++b) {
+  for (size_t i = 0; i < l.slots.size(); ++i) {
+    const int64_t b = l.slots[i];
     Slot& s = *slots_[b];
-    if (!s.active) continue;
-    s.length += 1;
+    if (!s.active || s.epoch != l.epochs[i]) continue;  // stopped since it was queued: its token is dropped
+    s.length = l.columns[i] + 1;
     active.push_back(b);
-    ids.push_back(choose(b, logits_, b, greedy, host));
+    if (s.request.sampling.greedy()) {
+      ids.push_back(ring[(l.columns[i] & 1) * B_ + b]);
+    } else {
+      // Sampling reads this step's logits: no step ran ahead (can_run_ahead).
+      TORCH_INTERNAL_ASSERT(in_flight_.empty(), "a step ran ahead of a sampled request's step");
+      ids.push_back(choose(b, logits_, b, greedy, host));
+    }
   }
+  if (active.empty()) return;
   const auto lps = logprobs_of(logits_, active, active, ids);  // a slot's row of logits_ is its index
   for (size_t i = 0; i < active.size(); ++i) take(active[i], ids[i], lps[i]);
 }
@@ -499,6 +583,7 @@ void Engine::finish(int64_t b, model::FinishReason why, bool cancelled, std::opt
   if (!s.tokens.empty()) final->first_token_seconds = std::chrono::duration<double>(s.first_token - s.submitted).count();
   std::shared_ptr<RequestHandle> h = std::move(s.handle);
   s.active = false;
+  rows_changed_ = true;
   {
     std::lock_guard<std::mutex> lock(mu_);
     --stats_.active;

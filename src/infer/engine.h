@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "infer/step_autotune.h"
+#include "model/device_event.h"
 #include "model/generate.h"
 #include "model/kv_cache.h"
 #include "model/logprobs.h"
@@ -55,6 +56,13 @@ struct EngineOptions {
   // the persistent and tile steps' other reduction orders; a wrong kernel is off by order 1. Too tight only
   // costs the choice (the configured step stays); each trial's error is in step_choices.
   double autotune_tolerance = 0.1;
+  // Queue the next decode step before reading this one's tokens, while every active request is greedy without
+  // log-probabilities and no row is about to change: the step's last kernel (model/step_advance.h) turns its
+  // greedy ids into the next step's inputs on the device and writes them to pinned host memory, so the device
+  // never waits for the host between steps. A request that stops (end of sequence, a stop string, a
+  // cancellation) drops the token the step ahead made for it, and the next step starts from the host's state
+  // again. Off: each step's tokens are read before the next is queued.
+  bool overlap = true;
 };
 
 // "auto" | "eager" | "fused" (for CLI flags); throws chatmill::Error naming the choices.
@@ -109,6 +117,7 @@ class RequestHandle {
 
 struct EngineStats {
   int64_t active = 0, queued = 0, completed = 0, cancelled = 0, steps = 0, generated_tokens = 0;
+  int64_t steps_ahead = 0;  // of steps: queued before the previous step's tokens were read (EngineOptions::overlap)
 };
 
 class Engine {
@@ -150,7 +159,23 @@ class Engine {
   void run_loop();
   bool admit(int64_t slot, Pending p);  // false when the request ended at once (cancelled, 0 tokens)
   void prefill(const std::vector<int64_t>& slots);  // slots whose prompts have one length
+  // One decode iteration: queues a step from the host's state when none is queued, a step ahead from the device's
+  // state when one is queued and can_run_ahead(), then reads the oldest step's tokens.
   void decode_step();
+  // A decode step queued on the device and not yet read.
+  struct Launched {
+    int64_t rows = 0;              // its bucket: rows [0, rows) of the step buffers
+    std::vector<int64_t> slots;    // the active slots it decodes
+    std::vector<uint64_t> epochs;  // their requests (Slot::epoch: a slot freed and taken again holds another)
+    std::vector<int64_t> columns;  // their input columns
+    int event = 0;                 // its end: events_[event]
+  };
+  // Queues a decode step: from the host's state (ahead false: needs no step queued), or one column on from the
+  // queued step's state on the device (ahead true).
+  void launch(bool ahead);
+  void run_body(int64_t rows);  // the step over rows [0, rows): its CUDA graph, autotune's trial, or its ops
+  bool can_run_ahead() const;   // EngineOptions::overlap's conditions, for the queued step's rows
+  void collect();               // waits for the oldest queued step and takes its tokens
   // The step over slots [0, rows): fixed shapes per `rows` (each bucket captured in its own CUDA graph).
   void body(int64_t rows, const model::FusedStepOptions& step);
   model::FusedStepOptions step_options() const;  // the configured fused step, from o_
@@ -180,13 +205,18 @@ class Engine {
   std::vector<std::unique_ptr<Slot>> slots_;
   // Fixed-address step buffers.
   bool fused_ = false;  // the step kind resolved
-  at::Tensor step_host_, step_dev_;     // (3, B): ids, columns (= positions), lengths
+  at::Tensor step_host_, step_dev_;     // (4, B): ids, columns (= positions), lengths, advance (model/step_advance.h)
   at::Tensor ids_, columns_, lengths_;  // rows of step_dev_, each (B)
+  at::Tensor ring_;                     // (2, B) host: each step's greedy ids (model::advance_ring)
   at::Tensor logits_;
   int64_t width_ = 0;  // columns this step attends over (eager step)
   std::map<int64_t, std::unique_ptr<model::StepGraph>> graphs_;  // by batch bucket
   std::vector<StepChoice> choices_;  // autotune's, under mu_
   std::map<int64_t, model::FusedStepOptions> eager_steps_;  // autotune's choices by bucket, without CUDA graphs
+  std::deque<Launched> in_flight_;  // steps queued and not yet read, oldest first (at most two)
+  std::unique_ptr<model::DeviceEvent> events_[2];  // a queued step's end; step k uses events_[k % 2]
+  uint64_t launches_ = 0;
+  bool rows_changed_ = true;  // a slot started or stopped since the last step queued from the host's state
 
   mutable std::mutex mu_;
   std::condition_variable cv_;

@@ -17,7 +17,8 @@ bool same(const model::FusedStepOptions& a, const model::FusedStepOptions& b) {
   return a.skinny_gemm == b.skinny_gemm && a.programmatic_launch == b.programmatic_launch && a.fold == b.fold &&
          a.l2_prefetch == b.l2_prefetch && a.persistent == b.persistent &&
          a.persistent_o_prefetch == b.persistent_o_prefetch && a.tile_gemm == b.tile_gemm &&
-         a.tile_min_rows == b.tile_min_rows && a.tile_fold == b.tile_fold && a.o_stage == b.o_stage;
+         a.tile_min_rows == b.tile_min_rows && a.tile_fold == b.tile_fold && a.o_stage == b.o_stage &&
+         a.head_tile_gemm == b.head_tile_gemm;
 }
 
 std::string milliseconds(double seconds) {
@@ -38,8 +39,8 @@ std::vector<StepVariant> step_variants(const model::FusedStepOptions& configured
   };
   if (rows < 1 || rows > model::fused::kTileRows) return out;
   // What the configured step runs at these rows (fused_decode.cpp's order): the persistent step where it applies,
-  // then the tile GEMM's five-kernel step (tile_fold), then the folded skinny step (whose o, down and LM head take
-  // the tile GEMM where `tiled`), then the unfolded step (all tile GEMM where `tiled`).
+  // then the tile GEMM's five-kernel step (tile_fold), then the folded skinny step (whose o and down take the
+  // tile GEMM where `tiled`), then the unfolded step (all tile GEMM where `tiled`).
   const bool persistent_fits =
       persistent_applies && configured.fold && configured.skinny_gemm && rows <= model::fused::kPersistentRows;
   const bool persistent_runs = persistent_fits && configured.persistent;

@@ -42,8 +42,8 @@ struct FusedStepOptions {
   // From tile_min_rows rows up to fused::kTileRows, the projections through the tensor-core tile GEMM
   // (fused::LaunchOptions::tile_gemm). Past kSkinnyRows rows in place of cuBLAS's GEMMs (some split-K, with a
   // reduce kernel each), rotary + cache append and SwiGLU in its epilogues: seven kernels a layer (the two norms
-  // apart). At 1 and 2 rows, in the folded step, the o and down projections and the LM head (q/k/v and gate/up
-  // keep the skinny GEMM's kernels with the norm in their prologue). Where it applies it takes precedence over
+  // apart). At 1 and 2 rows, in the folded step, the o and down projections (q/k/v and gate/up keep the skinny
+  // GEMM's kernels with the norm in their prologue); the LM head only with head_tile_gemm. Where it applies it takes precedence over
   // skinny_gemm (on or off). On: faster at every batch an H200 measured (run 6, 7B bf16, decode tokens/s against
   // the step without it, same run): 267.4 vs 256.1 at 1 row, 503 vs 474 at 2, 988 vs 835 at 4 (cuBLAS), 1899 vs
   // 1647 at 8, 3442 vs 3093 at 16.
@@ -61,6 +61,11 @@ struct FusedStepOptions {
   // copies 8 KB of each warp's first row into shared memory while attention runs (PDL). Off until a GPU measures it: attention at 1 row leaves DRAM
   // idle for about 6 us a layer, and o then reads its 33.5 MB at 65% of copy bandwidth (run 6's stage table).
   bool o_stage = false;
+  // The LM head through the tile GEMM too, where tile_gemm serves the rows. Off: bench_kernels on an H200 (run 6,
+  // in a graph) has the 32000x4096 head slower through it at every row count: 67.1 us against the skinny GEMM's
+  // 63.2 at 1 row, 67.9 and 69.8 against cuBLAS's 66.2 and 66.0 at 8 and 16. The head then takes the skinny GEMM
+  // up to fused::kSkinnyRows rows (with skinny_gemm) and cuBLAS past them.
+  bool head_tile_gemm = false;
 };
 
 // How the step's kernels launch (PDL, L2 prefetch, the tile GEMM's rows), for the step's ops and the LM head after it.

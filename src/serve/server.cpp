@@ -81,7 +81,8 @@ struct Server::Impl {
     if (draining) res.status = 503;
     res.set_content(dump({{"status", draining ? "draining" : "ok"}, {"model", o.model_name}, {"active", s.active},
                           {"queued", s.queued}, {"completed", s.completed}, {"cancelled", s.cancelled}, {"in_flight", in_flight.load()},
-                          {"generated_tokens", s.generated_tokens}, {"steps", s.steps}, {"decode_step_choices", step_choices()}}),
+                          {"generated_tokens", s.generated_tokens}, {"steps", s.steps},
+                          {"steps_ahead", s.steps_ahead}, {"decode_step_choices", step_choices()}}),
                     "application/json");
   }
 

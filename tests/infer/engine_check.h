@@ -1,4 +1,4 @@
-// Pieces the engine's tests share: each request's log-probabilities through an engine, the gap between two
+// Pieces the engine's tests share: draining a request's events, each request's log-probabilities through an engine, the gap between two
 // engines' choices, and the GPU engine tests' small Llama.
 #pragma once
 #include <gtest/gtest.h>
@@ -6,12 +6,39 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <string>
 #include <vector>
 
 #include "infer/engine.h"
 #include "model/config.h"
 
 namespace chatmill::testing {
+
+// Drains a handle: (text as streamed, tokens, final event).
+struct Drained {
+  std::string text;
+  std::vector<int64_t> tokens;
+  infer::EngineEvent last;
+  int events = 0;
+};
+inline Drained drain(infer::RequestHandle& h) {
+  Drained d;
+  infer::EngineEvent e;
+  while (true) {
+    if (!h.next(e, std::chrono::milliseconds(10000))) {
+      ADD_FAILURE() << "no event within 10 s";
+      return d;
+    }
+    EXPECT_TRUE(e.error.empty()) << e.error;
+    ++d.events;
+    d.text += e.text;
+    d.tokens.insert(d.tokens.end(), e.tokens.begin(), e.tokens.end());
+    if (e.finished) {
+      d.last = e;
+      return d;
+    }
+  }
+}
 
 // Each request's chosen tokens with their log-probabilities (2 alternatives asked), through `engine`.
 inline std::vector<std::vector<model::TokenLogprob>> token_logprobs_through(infer::Engine& engine,

@@ -23,6 +23,7 @@ namespace chatmill {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::drain;
 using testing::gpu_engine_config;
 using testing::token_logprobs_through;
 using testing::worst_logprob_gap;
@@ -43,31 +44,6 @@ std::vector<infer::EngineRequest> reference_requests(const nlohmann::json& ref) 
     reqs.push_back(r);
   }
   return reqs;
-}
-
-// Drains a handle: (text as streamed, tokens, final event).
-struct Drained {
-  std::string text;
-  std::vector<int64_t> tokens;
-  infer::EngineEvent last;
-  int events = 0;
-};
-Drained drain(infer::RequestHandle& h) {
-  Drained d;
-  infer::EngineEvent e;
-  while (true) {
-    if (!h.next(e, 5000ms)) {
-      ADD_FAILURE() << "no event within 5 s";
-      return d;
-    }
-    ++d.events;
-    d.text += e.text;
-    d.tokens.insert(d.tokens.end(), e.tokens.begin(), e.tokens.end());
-    if (e.finished) {
-      d.last = e;
-      return d;
-    }
-  }
 }
 
 class EngineRef : public ::testing::TestWithParam<std::string> {};
@@ -375,6 +351,7 @@ TEST(GpuEngine, LogprobsOnEveryCudaPathEqualTheCpus) {
     }
 }
 
+// Every CUDA path's greedy tokens equal HF's, with steps queued ahead (EngineOptions::overlap) and without.
 TEST(GpuEngine, CudaGraphStepEqualsEagerAndTransformers) {
   if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device here; scripts/gpu_check.sh runs this on the GPU machine";
   if (!model::cuda_graphs_built()) GTEST_SKIP() << "built without -DCHATMILL_CUDA=ON";
@@ -385,16 +362,22 @@ TEST(GpuEngine, CudaGraphStepEqualsEagerAndTransformers) {
   {
     model::Model m = model::load_hf_model(dir, {at::kFloat, at::Device("cuda:0")});
     for (auto step : {infer::StepKind::Eager, infer::StepKind::Fused})
-      for (bool graph : {false, true}) {
-        infer::Engine engine(m, nullptr, {4, 160, graph, step});
-        auto got = engine.run(reqs);
-        for (size_t i = 0; i < reqs.size(); ++i)
-          EXPECT_EQ(got[i].tokens, want[i]) << "request " << i << (step == infer::StepKind::Fused ? " fused" : " eager")
-                                            << (graph ? " graph" : "");
-      }
+      for (bool graph : {false, true})
+        for (bool overlap : {true, false}) {  // steps queued ahead: their ids through the ring kernel's pinned writes
+          infer::EngineOptions o{4, 160, graph, step};
+          o.overlap = overlap;
+          infer::Engine engine(m, nullptr, o);
+          auto got = engine.run(reqs);
+          const std::string what = std::string(step == infer::StepKind::Fused ? " fused" : " eager") +
+                                   (graph ? " graph" : "") + (overlap ? " overlap" : "");
+          for (size_t i = 0; i < reqs.size(); ++i) EXPECT_EQ(got[i].tokens, want[i]) << "request " << i << what;
+          if (overlap) EXPECT_GT(engine.stats().steps_ahead, 0) << what;
+        }
   }
   model::Model m = model::load_hf_model(dir, {at::kBFloat16, at::Device("cuda:0")});
-  infer::Engine eager(m, nullptr, {4, 160, false, infer::StepKind::Fused});
+  infer::EngineOptions read_each{4, 160, false, infer::StepKind::Fused};
+  read_each.overlap = false;
+  infer::Engine eager(m, nullptr, read_each);
   infer::Engine graph(m, nullptr, {4, 160, true, infer::StepKind::Fused});
   auto a = eager.run(reqs);
   auto b = graph.run(reqs);

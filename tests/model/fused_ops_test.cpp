@@ -350,7 +350,7 @@ TEST(GpuFused, FusedStepEqualsTheFullForwardOnTheGpu) {
       for (const std::vector<int64_t>& lengths :
            {std::vector<int64_t>{5, 12, 1, 9}, std::vector<int64_t>{7}, std::vector<int64_t>{3, 11}})
         // Folded; with the skinny GEMM's L2 prefetch, with the o projection through the staged GEMV (both off by
-        // default), the latter also beside the tile GEMM (down and the LM head); unfolded.
+        // default), the latter also beside the tile GEMM (down); unfolded.
         for (auto [fold, prefetch, o_stage, tile] : std::vector<std::tuple<bool, bool, bool, bool>>{
                  {true, false, false, false}, {true, true, false, false}, {true, false, true, false},
                  {true, false, true, true}, {false, false, false, false}}) {

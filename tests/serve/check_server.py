@@ -169,6 +169,8 @@ def main():
         h = srv.health()
     expect(h["completed"] == 64 and h["active"] == 0 and h["in_flight"] == 0, f"64 completed, nothing left in flight ({h})")
     expect(h["decode_step_choices"] == [], f"no autotune here, so no decode step choices in /health ({h})")
+    # The greedy requests sent alone decode with steps queued ahead of reading the last (EngineOptions::overlap).
+    expect(0 < h["steps_ahead"] < h["steps"], f"some decode steps queued ahead, not all ({h})")
 
     # 2. Errors, each with an OpenAI-style body.
     def err(status, text, param=None, code=None):

@@ -43,6 +43,10 @@ void tile_qkv_rope(const TileNormedInput& in, const at::Tensor& wq, const at::Te
                    const at::Tensor& k_cache, const at::Tensor& v_cache, const at::Tensor& q_out, LaunchOptions launch);
 void tile_gate_up_silu(const TileNormedInput& in, const at::Tensor& wg, const at::Tensor& wu, const at::Tensor& out,
                        LaunchOptions launch);
+// model::advance_greedy (model/step_advance.h) on checked tensors: logits (n, V) rows V apart, state (4, B), ring
+// (2, B) pinned host memory; without PDL (it follows a step's graph, not one of its kernels).
+void advance_greedy(const at::Tensor& logits, const at::Tensor& state, const at::Tensor& ring);
+
 void tile_residual_linear(const at::Tensor& residual, const at::Tensor& x, const at::Tensor& w, const at::Tensor& sumsq,
                           LaunchOptions launch);
 
