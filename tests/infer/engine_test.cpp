@@ -418,8 +418,9 @@ TEST(GpuEngine, PersistentStepRunsInACudaGraphAndMatchesTheFoldedStep) {
 }
 
 // The tile GEMM (FusedStepOptions::tile_gemm, the default from 1 to 16 rows) in the engine's CUDA graphs, with
-// its norms apart (the default) and in its loads: within bf16 rounding of the step without it (cuBLAS, and
-// rotary and SwiGLU kernels of their own; the skinny GEMM alone at 1 and 2 rows).
+// its norms apart (the default) and in its loads (there with the LM head through it too): within bf16 rounding
+// of the step without it (cuBLAS, and rotary and SwiGLU kernels of their own; the skinny GEMM alone at 1 and 2
+// rows).
 TEST(GpuEngine, TileGemmStepRunsInACudaGraphAndMatchesTheStepWithoutIt) {
   if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device here; scripts/gpu_check.sh runs this on the GPU machine";
   if (!model::cuda_graphs_built()) GTEST_SKIP() << "built without -DCHATMILL_CUDA=ON";
@@ -438,9 +439,10 @@ TEST(GpuEngine, TileGemmStepRunsInACudaGraphAndMatchesTheStepWithoutIt) {
       cublas.fused.tile_gemm = false;
       infer::EngineOptions tiled{batch, 160, true, infer::StepKind::Fused};
       tiled.fused.tile_fold = tile_fold;
+      tiled.fused.head_tile_gemm = tile_fold;  // the LM head through it too (off by default)
       const double worst = worst_logprob_gap(m, reqs, tiled, cublas);
       std::printf("batch %ld%s: worst |logprob tile GEMM - cuBLAS| %.2e\n", static_cast<long>(batch),
-                  tile_fold ? " (norms in its loads)" : "", worst);
+                  tile_fold ? " (norms in its loads, LM head through it)" : "", worst);
       EXPECT_LT(worst, 0.05) << "batch " << batch << (tile_fold ? " (norms in its loads)" : "");
     }
 }
