@@ -87,7 +87,7 @@ Engine::Engine(const model::Model& m, const model::Tokenizer* tok, EngineOptions
   ids_ = step_dev_[0];
   columns_ = step_dev_[1];
   lengths_ = step_dev_[2];
-  ring_ = model::advance_ring(B_, dev);
+  ring_ = model::advance_ring(B_, dev).fill_(-1);  // -1: not written (collect() checks, then resets each entry)
   for (auto& e : events_) e = std::make_unique<model::DeviceEvent>(dev);
   logits_ = at::zeros({B_, m.config.vocab_size}, at::TensorOptions().dtype(at::kFloat).device(dev));
   if (o_.cuda_graph) CHATMILL_CHECK(dev.is_cuda() && model::cuda_graphs_built(), "CUDA graphs need a CUDA build and a CUDA model");
@@ -501,7 +501,7 @@ void Engine::collect() {
   const Launched l = std::move(in_flight_.front());
   in_flight_.pop_front();
   events_[l.event]->wait();
-  const int64_t* ring = ring_.data_ptr<int64_t>();
+  int64_t* ring = ring_.data_ptr<int64_t>();
   at::Tensor greedy, host;  // unused for greedy rows: their ids are in ring_
   std::vector<int64_t> active, ids;
   for (size_t i = 0; i < l.slots.size(); ++i) {
@@ -511,7 +511,11 @@ void Engine::collect() {
     s.length = l.columns[i] + 1;
     active.push_back(b);
     if (s.request.sampling.greedy()) {
-      ids.push_back(ring[(l.columns[i] & 1) * B_ + b]);
+      // Reset once read, so that an entry read before the device wrote it shows as -1 rather than an old id.
+      int64_t& entry = ring[(l.columns[i] & 1) * B_ + b];
+      TORCH_INTERNAL_ASSERT(entry >= 0, "slot ", b, ": its greedy id was read before the step wrote it");
+      ids.push_back(entry);
+      entry = -1;
     } else {
       // Sampling reads this step's logits: no step ran ahead (can_run_ahead).
       TORCH_INTERNAL_ASSERT(in_flight_.empty(), "a step ran ahead of a sampled request's step");

@@ -2,16 +2,13 @@
 #ifndef CHATMILL_CUDA
 #include "model/device_event.h"
 
-#include "common/error.h"
-
 namespace chatmill::model {
 
 struct DeviceEvent::Impl {};
 
-DeviceEvent::DeviceEvent(at::Device device) {
-  CHATMILL_CHECK(!device.is_cuda(), "a CUDA device needs a build with -DCHATMILL_CUDA=ON (scripts/gpu_check.sh builds "
-                 "one)");
-}
+// Without this project's CUDA code a CUDA model still runs (LibTorch's ops), and what the engine waits for is done
+// on return: model::advance_greedy's reference copies its ids to the host, which waits for the device.
+DeviceEvent::DeviceEvent(at::Device) {}
 
 DeviceEvent::~DeviceEvent() = default;
 

@@ -1,6 +1,7 @@
 // A mark in a device's queue of work: record() after queuing work on the current stream; wait() returns once the
 // device has done that work (and its writes to pinned host memory are visible). What lets a host queue the next
-// decode step before it reads this one's results. On a CPU device both do nothing: the work ran as it was queued.
+// decode step before it reads this one's results. On a CPU device both do nothing: the work ran as it was queued;
+// so too in a build without -DCHATMILL_CUDA=ON, whose ops wait for a CUDA device where the engine needs them to.
 #pragma once
 #include <c10/core/Device.h>
 
@@ -10,7 +11,6 @@ namespace chatmill::model {
 
 class DeviceEvent {
  public:
-  // Throws chatmill::Error for a CUDA device in a build without CUDA.
   explicit DeviceEvent(at::Device device);
   ~DeviceEvent();
   DeviceEvent(const DeviceEvent&) = delete;

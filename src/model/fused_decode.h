@@ -43,10 +43,11 @@ struct FusedStepOptions {
   // (fused::LaunchOptions::tile_gemm). Past kSkinnyRows rows in place of cuBLAS's GEMMs (some split-K, with a
   // reduce kernel each), rotary + cache append and SwiGLU in its epilogues: seven kernels a layer (the two norms
   // apart). At 1 and 2 rows, in the folded step, the o and down projections (q/k/v and gate/up keep the skinny
-  // GEMM's kernels with the norm in their prologue); the LM head only with head_tile_gemm. Where it applies it takes precedence over
-  // skinny_gemm (on or off). On: faster at every batch an H200 measured (run 6, 7B bf16, decode tokens/s against
-  // the step without it, same run): 267.4 vs 256.1 at 1 row, 503 vs 474 at 2, 988 vs 835 at 4 (cuBLAS), 1899 vs
-  // 1647 at 8, 3442 vs 3093 at 16.
+  // GEMM's kernels with the norm in their prologue); the LM head only with head_tile_gemm. Where it applies it
+  // takes precedence over skinny_gemm (on or off). On: faster at every batch an H200 measured (run 6, 7B bf16,
+  // with the LM head through it too, as head_tile_gemm now asks; decode tokens/s against the step without it,
+  // same run): 267.4 vs 256.1 at 1 row, 503 vs 474 at 2, 988 vs 835 at 4 (cuBLAS), 1899 vs 1647 at 8, 3442 vs
+  // 3093 at 16.
   bool tile_gemm = true;
   // The fewest rows the tile GEMM takes (LaunchOptions::tile_min_rows): 1 (see tile_gemm); 3 leaves 1 and 2 rows
   // to the skinny GEMM alone.

@@ -22,7 +22,8 @@ at::Tensor advance_ring(int64_t B, at::Device device);
 // above all), then ids[b] = that id, columns[b] += advance[b], lengths[b] += advance[b]. A row's ring entry
 // alternates with its column, so one step's ids stay readable while the next step (one column on) runs.
 // On a CUDA device: one kernel on the current stream, writing `ring` itself; the ids are there once the stream
-// has passed this point (an event recorded after it). Elsewhere LibTorch ops, done on return.
+// has passed this point (an event recorded after it). Elsewhere LibTorch ops, done on return (on a CUDA device
+// too: the ring's copy waits for the device).
 void advance_greedy(const at::Tensor& logits, const at::Tensor& state, const at::Tensor& ring,
                     fused::ForceReference ref = {});
 

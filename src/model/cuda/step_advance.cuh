@@ -33,7 +33,7 @@ __device__ __forceinline__ void keep(float x, int64_t i, float& best, int64_t& b
 // state: (4, B) int64: ids, columns, lengths, advance. logits: (n, V) float32, rows V apart; with kVec, V % 4 == 0
 // and 16-byte aligned rows.
 template <bool kVec>
-__global__ void advance_greedy_kernel(const float* logits, int64_t V, int64_t* state, int64_t B, int64_t* ring) {
+__global__ void __launch_bounds__(kThreads) advance_greedy_kernel(const float* logits, int64_t V, int64_t* state, int64_t B, int64_t* ring) {
   const int64_t b = blockIdx.x;
   const float* row = logits + b * V;
   float best = -INFINITY;
