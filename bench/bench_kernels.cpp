@@ -335,6 +335,13 @@ int main(int argc, char** argv) {
           model::fused::silu_mul(p[0], p[1]);
         },
         200);
+    // The LM head with the final norm in its prologue and float32 logits from its epilogue (the engine's since
+    // the fifteenth session) against add_rms_norm, the skinny GEMM and the float32 copy.
+    const int64_t V = 32000;
+    at::Tensor head = at::randn({V, C}, bf16) * 0.02, logits = at::empty({M, V}, bf16.dtype(at::kFloat));
+    row("folded LM head + float32 logits M " + std::to_string(M), 2.0 * (V * C + 2 * M * C) + 4.0 * M * V,
+        [&] { model::fused::lm_head_logits(in, head, logits); },
+        [&] { logits.copy_(model::fused::linear(unfolded_norm(), head)); }, 200);
     // The same kernels with their L2 prefetch (LaunchOptions::l2_prefetch) against without it (the
     // "LibTorch" column here).
     const model::fused::LaunchOptions prefetch{true, true};

@@ -381,14 +381,22 @@ void Engine::body(int64_t n, const model::FusedStepOptions& step) {
   rows_cache.grid_barrier = cache_.grid_barrier;
   const at::Tensor ids = ids_.narrow(0, 0, n), columns = columns_.narrow(0, 0, n), lengths = lengths_.narrow(0, 0, n);
   if (fused_) {  // each row attends to its own lengths[b] columns, whatever the capacity
-    at::Tensor h = model::fused_decode_hidden(m_, ids, columns, columns, lengths, rows_cache, step);  // (n, C)
-    // The LM head through the skinny GEMM (the tile GEMM only with head_tile_gemm), launched as the step's
-    // projections; copy_ widens to float32 as lm_logits does.
+    model::DecodeResidual r = model::fused_decode_residual(m_, ids, columns, columns, lengths, rows_cache, step);
+    // The LM head launched as the step's projections, through the tile GEMM only with head_tile_gemm.
     model::fused::LaunchOptions launch = model::launch_options(step);
+    launch.programmatic = launch.programmatic && r.programmatic;
     launch.tile_gemm = launch.tile_gemm && step.head_tile_gemm;
-    const bool kernel_head = step.skinny_gemm || model::fused::tile_applies(h, {m_.weights.lm_head}, {}, launch);
-    logits_.narrow(0, 0, n).copy_(kernel_head ? model::fused::linear(h, m_.weights.lm_head, {}, launch)
-                                              : model::lm_logits(m_, h));
+    const at::Tensor& head = m_.weights.lm_head;
+    at::Tensor logits = logits_.narrow(0, 0, n);
+    const model::fused::NormedInput in{r.x, r.delta, m_.weights.norm, at::empty_like(r.x), m_.config.rms_norm_eps};
+    const bool tiled_head = model::fused::tile_applies(r.x, {head}, {}, launch);
+    if (step.skinny_gemm && !tiled_head && model::fused::folds_apply(in, {head})) {
+      model::fused::lm_head_logits(in, head, logits, {}, launch);  // final norm, head and float32: one kernel
+      return;
+    }
+    const at::Tensor h = model::fused::add_rms_norm(r.x, r.delta, in.weight, in.eps, {}, launch);  // (n, C)
+    // Through the skinny (or tile) GEMM; copy_ widens to float32 as lm_logits does.
+    logits.copy_(step.skinny_gemm || tiled_head ? model::fused::linear(h, head, {}, launch) : model::lm_logits(m_, h));
     return;
   }
   // Eager steps attend over the columns any active row uses; a CUDA graph needs the fixed width S.

@@ -15,6 +15,15 @@ fused::LaunchOptions launch_options(const FusedStepOptions& options) {
 at::Tensor fused_decode_hidden(const Model& m, const at::Tensor& ids, const at::Tensor& positions,
                                const at::Tensor& columns, const at::Tensor& lengths, KVCache& cache,
                                FusedStepOptions options) {
+  DecodeResidual r = fused_decode_residual(m, ids, positions, columns, lengths, cache, options);
+  fused::LaunchOptions launch = launch_options(options);
+  launch.programmatic = launch.programmatic && r.programmatic;
+  return fused::add_rms_norm(r.x, r.delta, m.weights.norm, m.config.rms_norm_eps, {}, launch);  // the final norm
+}
+
+DecodeResidual fused_decode_residual(const Model& m, const at::Tensor& ids, const at::Tensor& positions,
+                                     const at::Tensor& columns, const at::Tensor& lengths, KVCache& cache,
+                                     FusedStepOptions options) {
   const LlamaConfig& cfg = m.config;
   const double eps = cfg.rms_norm_eps;
   CHATMILL_CHECK(ids.dim() == 1, "fused decode takes one token per row: ids must be (B), got ", ids.sizes());
@@ -34,10 +43,10 @@ at::Tensor fused_decode_hidden(const Model& m, const at::Tensor& ids, const at::
     fused::prepare_persistent(m, cache);  // nothing to do when the cache's table is current
     const at::Tensor delta = fused::persistent_layers(m, x, positions, columns, lengths, cache, options.l2_prefetch,
                                                         options.persistent_o_prefetch);
-    // x += MLP, the final norm; launched after the whole cooperative kernel, without PDL: whether a programmatic
+    // x += MLP and the final norm come after the whole cooperative kernel, without PDL: whether a programmatic
     // edge may follow a cooperative launch (in a CUDA graph too) is nowhere documented, and it would save one
     // boundary (~3 us) a token.
-    return fused::add_rms_norm(x, delta, m.weights.norm, eps, {}, fused::LaunchOptions{false, options.l2_prefetch});
+    return {x, delta, false};
   }
   // tile_min_rows to 16 rows through the tile GEMM, tile_fold: each norm in the loads of the projection after it
   // (from the sums of squares the residual add before it left), each residual add in the epilogue of the o and
@@ -57,7 +66,7 @@ at::Tensor fused_decode_hidden(const Model& m, const at::Tensor& ids, const at::
                                                  w.up_proj, {}, launch);  // (B, F)
       fused::residual_add_linear(x, act, w.down_proj, sumsq, {}, launch);  // x += MLP
     }
-    return fused::add_rms_norm(x, at::Tensor(), m.weights.norm, eps, {}, launch);  // the final norm
+    return {x, at::Tensor()};  // the residual adds are in the projections' epilogues
   }
 
   // The folded kernels are the skinny GEMM's: without it (the cuBLAS comparison) the step stays unfolded.
@@ -80,7 +89,7 @@ at::Tensor fused_decode_hidden(const Model& m, const at::Tensor& ids, const at::
       const at::Tensor act = fused::gate_up_silu(mlp_in, w.gate_proj, w.up_proj, projections, launch);  // (B, F)
       delta = linear(act, w.down_proj);                                                  // (B, C)
     }
-    return fused::add_rms_norm(x, delta, m.weights.norm, eps, {}, launch);  // x += MLP, the final norm
+    return {x, delta};  // the last MLP's output, not yet added
   }
 
   at::Tensor normed = fused::add_rms_norm(x, at::Tensor(), layers[0].input_norm, eps, {}, launch);
@@ -113,10 +122,11 @@ at::Tensor fused_decode_hidden(const Model& m, const at::Tensor& ids, const at::
       const std::vector<at::Tensor> gate_up = linears(normed, {w.gate_proj, w.up_proj});  // 2x (B, F)
       act = fused::silu_mul(gate_up[0], gate_up[1], {}, launch);
     }
-    const at::Tensor& next_norm = l + 1 < cfg.num_layers ? layers[l + 1].input_norm : m.weights.norm;
-    normed = fused::add_rms_norm(x, project(act, w.down_proj), next_norm, eps, {}, launch);  // x += MLP
+    const at::Tensor down = project(act, w.down_proj);  // (B, C)
+    if (l + 1 == cfg.num_layers) return {x, down};   // the last MLP's output, not yet added
+    normed = fused::add_rms_norm(x, down, layers[l + 1].input_norm, eps, {}, launch);  // x += MLP
   }
-  return normed;
+  TORCH_INTERNAL_ASSERT(false, "a model without layers");
 }
 
 }  // namespace chatmill::model

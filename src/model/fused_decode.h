@@ -80,4 +80,16 @@ at::Tensor fused_decode_hidden(const Model& m, const at::Tensor& ids, const at::
                                const at::Tensor& columns, const at::Tensor& lengths, KVCache& cache,
                                FusedStepOptions options = {});
 
+// The step up to its final norm: the residual stream x (B, C) and what the last layer adds to it (delta, or
+// undefined where the step added it already), so that the final norm can go into the LM head's kernel
+// (fused::lm_head_logits). programmatic: whether the next kernel may launch with PDL (not after the persistent
+// step's cooperative kernel). fused_decode_hidden is add_rms_norm(x, delta, the final norm weight).
+struct DecodeResidual {
+  at::Tensor x, delta;
+  bool programmatic = true;
+};
+DecodeResidual fused_decode_residual(const Model& m, const at::Tensor& ids, const at::Tensor& positions,
+                                     const at::Tensor& columns, const at::Tensor& lengths, KVCache& cache,
+                                     FusedStepOptions options = {});
+
 }  // namespace chatmill::model

@@ -361,6 +361,26 @@ at::Tensor gate_up_silu(const NormedInput& in, const at::Tensor& wg, const at::T
   return one_kernel_gate_up(in, in.residual_in, wg, wu, launch);
 }
 
+void lm_head_logits(const NormedInput& in, const at::Tensor& w, const at::Tensor& out, ForceReference ref,
+                    LaunchOptions launch) {
+  check_normed_input(in);
+  check_multiplies(in.residual_in, w);
+  const int64_t N = in.residual_in.size(0);
+  CHATMILL_CHECK(out.dim() == 2 && out.size(0) == N && out.size(1) == w.size(0) && out.stride(1) == 1 &&
+                     out.stride(0) == w.size(0) && out.scalar_type() == at::kFloat && out.device() == w.device(),
+                 "fused op: the logits must be a contiguous (", N, ", ", w.size(0), ") float32 tensor on ", w.device(),
+                 ", got ", out.sizes(), " ", out.scalar_type(), " on ", out.device());
+  if (!folds_apply(in, {w}, ref)) {
+    out.copy_(linear(normed_unfolded(in, ref, launch), w, ref, launch));
+    return;
+  }
+#ifdef CHATMILL_CUDA
+  cuda::skinny_logits(in, w, out, launch);
+#else
+  TORCH_INTERNAL_ASSERT(false);
+#endif
+}
+
 namespace {
 
 void check_sumsq(const at::Tensor& sumsq, int64_t C, const at::Tensor& like) {

@@ -170,4 +170,10 @@ at::Tensor qkv_rope_append(const NormedInput& in, const at::Tensor& wq, const at
 at::Tensor gate_up_silu(const NormedInput& in, const at::Tensor& wg, const at::Tensor& wu, ForceReference ref = {},
                         LaunchOptions launch = {});
 
+// The LM head of the normalised input (w: (V, C)) into out: (N, V) float32 with contiguous rows, each logit
+// rounded to the dtype and widened (lm_logits of x). One kernel where folds_apply: the final norm in its prologue,
+// the widening in its epilogue; otherwise add_rms_norm, linear and a copy.
+void lm_head_logits(const NormedInput& in, const at::Tensor& w, const at::Tensor& out, ForceReference ref = {},
+                    LaunchOptions launch = {});
+
 }  // namespace chatmill::model::fused

@@ -289,8 +289,8 @@ TEST(GpuFused, KernelsEqualTheReference) {
                 model::fused::decode_attention(qa, kc, vc, lengths, {}, launch, counters), attn_ref, 2, where);
         EXPECT_EQ(counters.count_nonzero().item<int64_t>(), 0) << where << ": counters left at zero";
 
-        // The folded q/k/v projection (norm prologue, rotary and cache epilogue) and gate/up/SwiGLU, where the
-        // skinny GEMM applies (bf16/fp16, up to 2 rows), against the unfolded ops.
+        // The folded q/k/v projection (norm prologue, rotary and cache epilogue), gate/up/SwiGLU and LM head (its
+        // float32 logits), where the skinny GEMM applies (bf16/fp16, up to 2 rows), against the unfolded ops.
         if (dtype != at::kFloat && B <= model::fused::kSkinnyRows) {
           const int64_t C = H * D, F = 352;
           at::Tensor r = at::randn({B, C}, opts), wide = at::randn({B, 2 * C}, opts), nw = at::randn({C}, opts);
@@ -314,6 +314,12 @@ TEST(GpuFused, KernelsEqualTheReference) {
             close("qkv_rope_append (folded) v cache", dtype, vf, vf_ref, 4, w2);
             close("gate_up_silu (folded)", dtype, model::fused::gate_up_silu(in, wg, wu, {}, launch),
                   model::fused::gate_up_silu(in_ref, wg, wu, ref), 4, w2);
+            at::Tensor wh = at::randn({1001, C}, opts) * 0.05;  // an LM head of odd width
+            at::Tensor logits = at::empty({B, 1001}, opts.dtype(at::kFloat)), logits_ref = at::empty_like(logits);
+            model::fused::lm_head_logits(in, wh, logits, {}, launch);
+            model::fused::lm_head_logits(in_ref, wh, logits_ref, ref);
+            close("lm_head_logits (folded)", dtype, logits, logits_ref, 4, w2);
+            EXPECT_TRUE(logits.equal(logits.to(dtype).to(at::kFloat))) << w2 << ": logits are the dtype's values";
           }
         }
       }

@@ -251,7 +251,8 @@ TEST(EmulatedKernels, StagedGemvEqualsATLinear) {
   }
 }
 
-// The folded projections against the unfolded composition (fused_ops.h's reference).
+// The folded projections (and the LM head with the final norm folded) against the unfolded composition
+// (fused_ops.h's reference).
 TEST(EmulatedKernels, FoldedProjectionsEqualTheUnfoldedOps) {
   for (int64_t resident : {1, 3, 1000}) {  // one block for all items, a few, one item per warp
     const emu::Launcher launch{resident};
@@ -289,6 +290,13 @@ TEST(EmulatedKernels, FoldedProjectionsEqualTheUnfoldedOps) {
             launchers::skinny_gate_up_silu(launch, in, wg, wu, act);
             EXPECT_LE(rel_diff(act, model::fused::gate_up_silu(in_ref, wg, wu, kRef)), kernel_tolerance(dtype, 2))
                 << w2 << ": gate_up_silu";
+            // The LM head of the same input, widened to float32 (an odd width: a last partial round of items).
+            at::Tensor wh = at::randn({37, C}, dtype) * 0.1;
+            at::Tensor logits = at::empty({M, 37}, at::kFloat), logits_ref = at::empty_like(logits);
+            launchers::skinny_logits(launch, in, wh, logits);
+            model::fused::lm_head_logits(in_ref, wh, logits_ref, kRef);
+            EXPECT_LE(rel_diff(logits, logits_ref), kernel_tolerance(dtype, 2)) << w2 << ": lm_head_logits";
+            EXPECT_TRUE(logits.equal(logits.to(dtype).to(at::kFloat))) << w2 << ": logits are the dtype's values";
           }
         }
   }

@@ -188,6 +188,19 @@ void skinny_linear(const L& launch, const at::Tensor& x, at::TensorList weights,
   });
 }
 
+// out: (M, N) float32 = x w^T for x = the normalised input (w: (N, K)), each logit rounded to the dtype and
+// widened (fused::lm_head_logits).
+template <class L>
+void skinny_logits(const L& launch, const NormedInput& in, const at::Tensor& w, const at::Tensor& out,
+                   bool l2_prefetch = false) {
+  AT_DISPATCH_REDUCED_FLOATING_TYPES(w.scalar_type(), "skinny_logits", [&] {
+    detail::launch_skinny<scalar_t, true>(launch, out.size(0), nullptr, detail::norm_in<scalar_t>(in),
+                                          kernels::WidenPlan<scalar_t>{w.data_ptr<scalar_t>(), out.data_ptr<float>(),
+                                                                       out.size(1)},
+                                          w.size(1), l2_prefetch);
+  });
+}
+
 // x: (M, K), M 1 or 2; w: (N, K); out: (M, N) = x w^T through staged_gemv_kernel (LaunchOptions::stage_weights),
 // on the blocks the device holds at once, so that every warp's staged row is in flight before the wait.
 template <class L>

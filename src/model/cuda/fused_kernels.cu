@@ -51,6 +51,11 @@ void skinny_gate_up_silu(const NormedInput& in, const at::Tensor& wg, const at::
   launchers::skinny_gate_up_silu(StreamLauncher::current(launch.programmatic), in, wg, wu, out, launch.l2_prefetch);
 }
 
+void skinny_logits(const NormedInput& in, const at::Tensor& w, const at::Tensor& out, LaunchOptions launch) {
+  const c10::cuda::CUDAGuard guard(out.device());
+  launchers::skinny_logits(StreamLauncher::current(launch.programmatic), in, w, out, launch.l2_prefetch);
+}
+
 void tile_linear(const at::Tensor& x, at::TensorList weights, const at::Tensor& out, LaunchOptions launch) {
   const c10::cuda::CUDAGuard guard(x.device());
   launchers::tile_linear(StreamLauncher::current(launch.programmatic), x, weights, out);

@@ -28,6 +28,8 @@ void skinny_qkv_rope(const NormedInput& in, const at::Tensor& wq, const at::Tens
                      const at::Tensor& k_cache, const at::Tensor& v_cache, const at::Tensor& q_out, LaunchOptions launch);
 void skinny_gate_up_silu(const NormedInput& in, const at::Tensor& wg, const at::Tensor& wu, const at::Tensor& out,
                          LaunchOptions launch);
+// fused::lm_head_logits where fused::folds_apply: out (M, V) float32.
+void skinny_logits(const NormedInput& in, const at::Tensor& w, const at::Tensor& out, LaunchOptions launch);
 
 // The same products at 1 <= M <= kTileRows through the tile GEMM (fused::tile_applies), x (M, K) as it
 // is: linear_parts, then qkv_rope_append's and gate_up_silu's epilogues on an already normalised x.

@@ -71,6 +71,25 @@ struct PartsPlan {
   }
 };
 
+// out (M, N) float32 = x w^T, each product rounded to T and widened: an LM head's logits as lm_logits gives them
+// (at::linear in T, then a float32 copy), without the copy. One row per item.
+template <typename T>
+struct WidenPlan {
+  const T* w;  // (N, K)
+  float* out;  // (M, N)
+  int64_t N;
+
+  static constexpr int kRows = 1;
+  __host__ __device__ __forceinline__ int64_t items() const { return N; }
+  __device__ __forceinline__ void rows(int64_t n, int64_t K, const T*& r0, const T*& r1) const {
+    r0 = w + n * K;
+    r1 = r0;
+  }
+  __device__ __forceinline__ void store(int64_t n, int m, float a0, float) const {
+    out[m * N + n] = static_cast<float>(static_cast<T>(a0));
+  }
+};
+
 // out (M, F) = silu(x gate^T) * (x up^T): item n multiplies row n of gate and of up. Rounds as the unfused
 // ops: each projection to T, then silu in float32 stored in T, then the product.
 template <typename T>
