@@ -132,11 +132,11 @@ void launch_skinny(const L& launch, int64_t M, const T* x, const kernels::NormIn
 namespace detail {
 
 // The plans of the skinny and tile GEMMs (skinny_kernels.cuh) from the ops' tensors.
-template <typename T>
-kernels::PartsPlan<T> parts_plan(at::TensorList weights, const at::Tensor& out) {
+template <typename T, typename Out = T>
+kernels::PartsPlan<T, Out> parts_plan(at::TensorList weights, const at::Tensor& out) {
   TORCH_INTERNAL_ASSERT(!weights.empty() && weights.size() <= kernels::kMaxParts, "the GEMM plans take 1 to 3 weights");
   const int64_t N = out.size(1);
-  kernels::PartsPlan<T> plan{};
+  kernels::PartsPlan<T, Out> plan{};
   int64_t end = 0;
   for (size_t i = 0; i < static_cast<size_t>(kernels::kMaxParts); ++i) {
     const size_t j = std::min(i, weights.size() - 1);  // unused parts repeat the last, empty
@@ -145,7 +145,7 @@ kernels::PartsPlan<T> parts_plan(at::TensorList weights, const at::Tensor& out) 
     plan.end[i] = end;
   }
   TORCH_INTERNAL_ASSERT(end == N, "the GEMM plans: out has ", N, " columns for ", end, " weight rows");
-  plan.out = out.data_ptr<T>();
+  plan.out = out.data_ptr<Out>();
   plan.N = N;
   return plan;
 }
@@ -195,9 +195,7 @@ void skinny_logits(const L& launch, const NormedInput& in, const at::Tensor& w, 
                    bool l2_prefetch = false) {
   AT_DISPATCH_REDUCED_FLOATING_TYPES(w.scalar_type(), "skinny_logits", [&] {
     detail::launch_skinny<scalar_t, true>(launch, out.size(0), nullptr, detail::norm_in<scalar_t>(in),
-                                          kernels::WidenPlan<scalar_t>{w.data_ptr<scalar_t>(), out.data_ptr<float>(),
-                                                                       out.size(1)},
-                                          w.size(1), l2_prefetch);
+                                          detail::parts_plan<scalar_t, float>({w}, out), w.size(1), l2_prefetch);
   });
 }
 

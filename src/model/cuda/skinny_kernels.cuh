@@ -49,12 +49,13 @@ struct NormIn {
 
 // ---- plans: which weight rows an item multiplies, and where its results go --------------------------------
 
-// out (M, N) = x [w0; w1; w2]^T: the weights' outputs side by side. One row per item.
-template <typename T>
+// out (M, N) = x [w0; w1; w2]^T: the weights' outputs side by side, rounded to T (then widened where Out is
+// float32: an LM head's logits as lm_logits gives them, without a copy). One row per item.
+template <typename T, typename Out = T>
 struct PartsPlan {
   const T* w[kMaxParts];
   int64_t end[kMaxParts];  // end[i]: rows of parts 0..i together; end[kMaxParts - 1] = N
-  T* out;
+  Out* out;
   int64_t N;
 
   static constexpr int kRows = 1;
@@ -67,26 +68,7 @@ struct PartsPlan {
     r1 = r0;
   }
   __device__ __forceinline__ void store(int64_t n, int m, float a0, float) const {
-    out[m * N + n] = static_cast<T>(a0);
-  }
-};
-
-// out (M, N) float32 = x w^T, each product rounded to T and widened: an LM head's logits as lm_logits gives them
-// (at::linear in T, then a float32 copy), without the copy. One row per item.
-template <typename T>
-struct WidenPlan {
-  const T* w;  // (N, K)
-  float* out;  // (M, N)
-  int64_t N;
-
-  static constexpr int kRows = 1;
-  __host__ __device__ __forceinline__ int64_t items() const { return N; }
-  __device__ __forceinline__ void rows(int64_t n, int64_t K, const T*& r0, const T*& r1) const {
-    r0 = w + n * K;
-    r1 = r0;
-  }
-  __device__ __forceinline__ void store(int64_t n, int m, float a0, float) const {
-    out[m * N + n] = static_cast<float>(static_cast<T>(a0));
+    out[m * N + n] = static_cast<Out>(static_cast<T>(a0));
   }
 };
 
