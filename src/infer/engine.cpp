@@ -382,19 +382,21 @@ void Engine::body(int64_t n, const model::FusedStepOptions& step) {
   const at::Tensor ids = ids_.narrow(0, 0, n), columns = columns_.narrow(0, 0, n), lengths = lengths_.narrow(0, 0, n);
   if (fused_) {  // each row attends to its own lengths[b] columns, whatever the capacity
     model::DecodeResidual r = model::fused_decode_residual(m_, ids, columns, columns, lengths, rows_cache, step);
-    // The LM head launched as the step's projections, through the tile GEMM only with head_tile_gemm.
+    // The LM head launched as the step's projections, through the tile GEMM only with head_tile_gemm; the kernel
+    // right after the layers without PDL where they end in the persistent step's cooperative kernel.
     model::fused::LaunchOptions launch = model::launch_options(step);
-    launch.programmatic = launch.programmatic && r.programmatic;
     launch.tile_gemm = launch.tile_gemm && step.head_tile_gemm;
+    model::fused::LaunchOptions first = launch;
+    first.programmatic = launch.programmatic && r.programmatic;
     const at::Tensor& head = m_.weights.lm_head;
     at::Tensor logits = logits_.narrow(0, 0, n);
     const model::fused::NormedInput in{r.x, r.delta, m_.weights.norm, at::empty_like(r.x), m_.config.rms_norm_eps};
     const bool tiled_head = model::fused::tile_applies(r.x, {head}, {}, launch);
-    if (step.skinny_gemm && !tiled_head && model::fused::folds_apply(in, {head})) {
-      model::fused::lm_head_logits(in, head, logits, {}, launch);  // final norm, head and float32: one kernel
+    if (step.fold && step.skinny_gemm && !tiled_head && model::fused::folds_apply(in, {head})) {
+      model::fused::lm_head_logits(in, head, logits, {}, first);  // final norm, head and float32: one kernel
       return;
     }
-    const at::Tensor h = model::fused::add_rms_norm(r.x, r.delta, in.weight, in.eps, {}, launch);  // (n, C)
+    const at::Tensor h = model::fused::add_rms_norm(r.x, r.delta, in.weight, in.eps, {}, first);  // (n, C)
     // Through the skinny (or tile) GEMM; copy_ widens to float32 as lm_logits does.
     logits.copy_(step.skinny_gemm || tiled_head ? model::fused::linear(h, head, {}, launch) : model::lm_logits(m_, h));
     return;

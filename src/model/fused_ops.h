@@ -153,10 +153,11 @@ struct NormedInput {
 // The widest residual a folded projection normalises (its blocks hold x in 32 KB of shared memory).
 constexpr int64_t kMaxFoldedWidth = 8192;
 
-// Whether qkv_rope_append and gate_up_silu run as one skinny-GEMM kernel each for this input and these
-// weights: CUDA kernels built, CUDA bf16/fp16 tensors, N <= kSkinnyRows rows, C <= kMaxFoldedWidth, the
+// Whether qkv_rope_append, gate_up_silu and lm_head_logits run as one skinny-GEMM kernel each for this input and
+// these weights: CUDA kernels built, CUDA bf16/fp16 tensors, N <= kSkinnyRows rows, C <= kMaxFoldedWidth, the
 // skinny GEMM's layout conditions, and the norm weight and delta's rows 16-byte aligned. Where not, they run as
-// the unfolded ops, with the same results.
+// the unfolded ops, with the same results (the kernels sum the norm's squares in another order than
+// add_rms_norm's: a value may differ by one step of the dtype).
 bool folds_apply(const NormedInput& in, const std::vector<at::Tensor>& weights, ForceReference ref = {});
 
 // q, k, v projections of the normalised input (wq: (H*D, C), wk, wv: (Hkv*D, C)), then rope_append: returns

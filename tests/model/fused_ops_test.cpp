@@ -315,6 +315,7 @@ TEST(GpuFused, KernelsEqualTheReference) {
             close("gate_up_silu (folded)", dtype, model::fused::gate_up_silu(in, wg, wu, {}, launch),
                   model::fused::gate_up_silu(in_ref, wg, wu, ref), 4, w2);
             at::Tensor wh = at::randn({1001, C}, opts) * 0.05;  // an LM head of odd width
+            ASSERT_TRUE(model::fused::folds_apply(in, {wh})) << where;
             at::Tensor logits = at::empty({B, 1001}, opts.dtype(at::kFloat)), logits_ref = at::empty_like(logits);
             model::fused::lm_head_logits(in, wh, logits, {}, launch);
             model::fused::lm_head_logits(in_ref, wh, logits_ref, ref);

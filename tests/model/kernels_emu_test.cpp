@@ -293,7 +293,9 @@ TEST(EmulatedKernels, FoldedProjectionsEqualTheUnfoldedOps) {
             // The LM head of the same input, widened to float32 (an odd width: a last partial round of items).
             at::Tensor wh = at::randn({37, C}, dtype) * 0.1;
             at::Tensor logits = at::empty({M, 37}, at::kFloat), logits_ref = at::empty_like(logits);
-            launchers::skinny_logits(launch, in, wh, logits);
+            const model::fused::NormedInput head_in{r, delta, nw, at::empty_like(r), 1e-5};
+            launchers::skinny_logits(launch, head_in, wh, logits);
+            EXPECT_LE(max_abs_diff(head_in.residual_out, in_ref.residual_out), 0.0) << w2 << ": head's residual_out";
             model::fused::lm_head_logits(in_ref, wh, logits_ref, kRef);
             EXPECT_LE(rel_diff(logits, logits_ref), kernel_tolerance(dtype, 2)) << w2 << ": lm_head_logits";
             EXPECT_TRUE(logits.equal(logits.to(dtype).to(at::kFloat))) << w2 << ": logits are the dtype's values";
