@@ -159,8 +159,9 @@ class Engine {
   void run_loop();
   bool admit(int64_t slot, Pending p);  // false when the request ended at once (cancelled, 0 tokens)
   void prefill(const std::vector<int64_t>& slots);  // slots whose prompts have one length
-  // One decode iteration: queues a step from the host's state when none is queued, a step ahead from the device's
-  // state when one is queued and can_run_ahead(), then reads the oldest step's tokens.
+  // One decode iteration, with a slot active or a step queued: queues a step from the host's state when none is
+  // queued, a step ahead from the device's state when one is queued and can_run_ahead(), then reads the oldest
+  // step's tokens.
   void decode_step();
   // A decode step queued on the device and not yet read.
   struct Launched {

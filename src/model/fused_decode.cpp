@@ -16,9 +16,8 @@ at::Tensor fused_decode_hidden(const Model& m, const at::Tensor& ids, const at::
                                const at::Tensor& columns, const at::Tensor& lengths, KVCache& cache,
                                FusedStepOptions options) {
   DecodeResidual r = fused_decode_residual(m, ids, positions, columns, lengths, cache, options);
-  fused::LaunchOptions launch = launch_options(options);
-  launch.programmatic = launch.programmatic && r.programmatic;
-  return fused::add_rms_norm(r.x, r.delta, m.weights.norm, m.config.rms_norm_eps, {}, launch);  // the final norm
+  return fused::add_rms_norm(r.x, r.delta, m.weights.norm, m.config.rms_norm_eps, {},
+                             r.after(launch_options(options)));  // the final norm
 }
 
 DecodeResidual fused_decode_residual(const Model& m, const at::Tensor& ids, const at::Tensor& positions,

@@ -87,6 +87,11 @@ at::Tensor fused_decode_hidden(const Model& m, const at::Tensor& ids, const at::
 struct DecodeResidual {
   at::Tensor x, delta;
   bool programmatic = true;
+  // `launch` for the first kernel after the layers (the final norm, or the LM head that holds it).
+  fused::LaunchOptions after(fused::LaunchOptions launch) const {
+    launch.programmatic = launch.programmatic && programmatic;
+    return launch;
+  }
 };
 DecodeResidual fused_decode_residual(const Model& m, const at::Tensor& ids, const at::Tensor& positions,
                                      const at::Tensor& columns, const at::Tensor& lengths, KVCache& cache,
