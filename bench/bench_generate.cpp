@@ -40,6 +40,7 @@ struct Args {
   bool head_tile_gemm = false; // fused step: the LM head through the tile GEMM too
   bool tile_fold = false;      // tile GEMM step: the norms in its loads, the residual adds in its epilogues
   bool o_stage = false;        // folded step: the o projection through the staged GEMV
+  bool no_early_kv = false;    // fused step: attention loads its cache columns after the wait, not before
   bool autotune = false;       // engine, fused step: per bucket, the fastest verified step variant
   bool no_overlap = false;     // engine: read each step's tokens before queuing the next (EngineOptions::overlap)
   std::string profile;         // profile one more run after the timed ones, write its table here
@@ -71,7 +72,7 @@ std::string engine_label(const Args& a) {
         {a.no_tile_gemm, "(no tile GEMM)"},
         {!a.no_tile_gemm && a.tile_min_rows != 1, "(tile GEMM from more rows)"},
         {!a.no_tile_gemm && a.tile_fold, "(tile fold)"}, {a.o_stage, "(o staged)"},
-        {!a.no_tile_gemm && a.head_tile_gemm, "(tile LM head)"},
+        {!a.no_tile_gemm && a.head_tile_gemm, "(tile LM head)"}, {a.no_early_kv, "(no early kv)"},
         {a.autotune, "(autotune)"}};
     for (const auto& [on, part] : parts)
       if (on) s += part;
@@ -114,6 +115,8 @@ int main(int argc, char** argv) {
                "the rows (FusedStepOptions::head_tile_gemm; the default until the fifteenth session)");
   app.add_flag("--tile-fold", a.tile_fold, "tile GEMM step: each norm in the loads of the projection after it, the "
                "residual adds in the o and down projections' epilogues (FusedStepOptions::tile_fold)");
+  app.add_flag("--no-early-kv", a.no_early_kv, "fused step: attention loads the cache's earlier columns after its "
+               "wait for the q/k/v kernel, not before (FusedStepOptions::early_kv off)");
   app.add_flag("--o-stage", a.o_stage, "folded step (1 and 2 rows): the o projection through the staged GEMV, its "
                "weights' first 8 KB a warp copied into shared memory during attention (FusedStepOptions::o_stage)");
   app.add_flag("--autotune", a.autotune, "engine, fused step: per batch bucket, time every step "
@@ -167,6 +170,7 @@ int main(int argc, char** argv) {
       f.tile_min_rows = a.tile_min_rows;
       f.tile_fold = a.tile_fold;
       f.o_stage = a.o_stage;
+      f.early_kv = !a.no_early_kv;
       f.head_tile_gemm = a.head_tile_gemm;
       eo.autotune = a.autotune;
       eo.overlap = !a.no_overlap;

@@ -148,6 +148,8 @@ def main():
             # The LM head through the tile GEMM (the default until the fifteenth session).
             (1, "chatmill-engine+fused(tile LM head)+cudagraph", fused_with("--head-tile-gemm")),
             (1, "chatmill-engine+fused(o staged)+cudagraph", fused_with("--o-stage")),
+            # Attention's cache loads after its wait for the q/k/v kernel (until the sixteenth session).
+            (1, "chatmill-engine+fused(no early kv)+cudagraph", fused_with("--no-early-kv")),
             (1, "chatmill-engine+fused(persistent)+cudagraph", fused_with("--persistent")),
             (16, "hf", hf),
             (16, "chatmill-engine+fused+cudagraph", fused_profiled),  # the tile GEMM, norms apart

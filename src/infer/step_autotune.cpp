@@ -18,7 +18,7 @@ bool same(const model::FusedStepOptions& a, const model::FusedStepOptions& b) {
          a.l2_prefetch == b.l2_prefetch && a.persistent == b.persistent &&
          a.persistent_o_prefetch == b.persistent_o_prefetch && a.tile_gemm == b.tile_gemm &&
          a.tile_min_rows == b.tile_min_rows && a.tile_fold == b.tile_fold && a.o_stage == b.o_stage &&
-         a.head_tile_gemm == b.head_tile_gemm;
+         a.head_tile_gemm == b.head_tile_gemm && a.early_kv == b.early_kv;
 }
 
 std::string milliseconds(double seconds) {
@@ -88,6 +88,12 @@ std::vector<StepVariant> step_variants(const model::FusedStepOptions& configured
     model::FusedStepOptions o = configured;
     o.o_stage = !configured.o_stage;
     add(o.o_stage ? "o staged" : "o not staged", o);
+  }
+  // Attention's cache loads before its wait (or after), where attention is a kernel of its own.
+  if (!persistent_runs) {
+    model::FusedStepOptions e = configured;
+    e.early_kv = !configured.early_kv;
+    add(e.early_kv ? "early kv" : "no early kv", e);
   }
   return out;
 }

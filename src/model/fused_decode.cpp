@@ -33,8 +33,9 @@ DecodeResidual fused_decode_residual(const Model& m, const at::Tensor& ids, cons
   const fused::ForceReference projections{!options.skinny_gemm};  // the reference of fused::linear is at::linear
   const at::Tensor counters = options.fold ? cache.split_counters : at::Tensor();
   auto linear = [&](const at::Tensor& a, const at::Tensor& w) { return fused::linear(a, w, projections, launch); };
+  const at::Tensor fresh = options.early_kv ? columns : at::Tensor();  // what the kernel before attention wrote
   auto attention = [&](const at::Tensor& q, int64_t l) {  // (B, H, D) -> (B, H*D)
-    return fused::decode_attention(q, cache.k[l], cache.v[l], lengths, {}, launch, counters);
+    return fused::decode_attention(q, cache.k[l], cache.v[l], lengths, {}, launch, counters, fresh);
   };
   at::Tensor x = at::embedding(m.weights.embed, ids);  // (B, C): the residual stream
 

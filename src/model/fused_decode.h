@@ -67,6 +67,11 @@ struct FusedStepOptions {
   // 63.2 at 1 row, 67.9 and 69.8 against cuBLAS's 66.2 and 66.0 at 8 and 16. The head then takes the skinny GEMM
   // up to fused::kSkinnyRows rows (with skinny_gemm) and cuBLAS past them.
   bool head_tile_gemm = false;
+  // Attention loads each row's cache columns but the step's new one (columns[b]) before it waits for the q/k/v
+  // kernel before it (fused::decode_attention's `fresh`), so that their DRAM round trip overlaps that kernel's
+  // end. On, not yet measured on a GPU: at one row attention took 6.5 us a layer for 3 MB in run 6, a chain of
+  // L2 and DRAM round trips after the wait; off to measure it.
+  bool early_kv = true;
 };
 
 // How the step's kernels launch (PDL, L2 prefetch, the tile GEMM's rows), for the step's ops and the LM head after it.

@@ -153,7 +153,7 @@ at::Tensor rope_append(const at::Tensor& q, const at::Tensor& k, const at::Tenso
 
 at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache,
                             const at::Tensor& lengths, ForceReference ref, [[maybe_unused]] LaunchOptions launch,
-                            const at::Tensor& counters) {
+                            const at::Tensor& counters, const at::Tensor& fresh) {
   CHATMILL_CHECK(q.dim() == 3 && q.is_contiguous(), "fused op: q must be contiguous (B, H, D), got ", q.sizes());
   const int64_t B = q.size(0), H = q.size(1), D = q.size(2);
   check_cache(k_cache, "the k cache", B, q);
@@ -163,6 +163,7 @@ at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k_cache, cons
   const int64_t Hkv = k_cache.size(1), S = k_cache.size(2);
   CHATMILL_CHECK(Hkv > 0 && H % Hkv == 0, "fused op: ", H, " query heads cannot share ", Hkv, " kv heads");
   check_index(lengths, "lengths", B, q);
+  if (fresh.defined()) check_index(fresh, "fresh columns", B, q);
   if (counters.defined())
     CHATMILL_CHECK(counters.dim() == 1 && counters.numel() >= B * H && counters.scalar_type() == at::kInt &&
                        counters.is_contiguous() && counters.device() == q.device(),
@@ -176,7 +177,7 @@ at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k_cache, cons
 #ifdef CHATMILL_CUDA
   CHATMILL_CHECK(D <= 256, "fused decode attention takes head dims up to 256, got ", D);
   at::Tensor out = at::empty({B, H * D}, q.options());
-  cuda::decode_attention(q, k_cache, v_cache, lengths, counters, out, launch.programmatic);
+  cuda::decode_attention(q, k_cache, v_cache, lengths, counters, out, fresh, launch.programmatic);
   return out;
 #else
   TORCH_INTERNAL_ASSERT(false);

@@ -73,9 +73,13 @@ at::Tensor rope_append(const at::Tensor& q, const at::Tensor& k, const at::Tenso
 // counters: optional, (>= B*H) int32 zeros on q's device that the op leaves zero again (KVCache::
 // split_counters): with them the CUDA op is one kernel, the last split block of each head combining the
 // others' partials; without, a second kernel combines.
+// fresh: optional, (B) int64 on q's device: the cache column of each row that the kernel right before wrote (the
+// step's new token; then neither lengths nor fresh may be that kernel's output). The CUDA op then loads the
+// row's other columns before it waits for that kernel (launch.programmatic), so that their DRAM latency
+// overlaps its end.
 at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache,
                             const at::Tensor& lengths, ForceReference ref = {}, LaunchOptions launch = {},
-                            const at::Tensor& counters = {});
+                            const at::Tensor& counters = {}, const at::Tensor& fresh = {});
 
 // x: (M, K), weight: (N, K) -> x weight^T: (M, N). For decode's few rows (M <= kSkinnyRows) in bf16/fp16 on
 // CUDA, one kernel streams each weight row once with 16-byte loads and serves all M rows from it (a GEMV

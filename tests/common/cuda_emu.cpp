@@ -56,6 +56,27 @@ struct Block {
 thread_local Block* g_block = nullptr;  // the block being run: fibers reach it from inside the kernel
 std::atomic<bool> g_cooperative_failed{false};  // a block of the running cooperative launch has failed
 
+// The hold of a launch under a PreviousKernel (programmatic_wait), shared by its blocks' OS threads.
+struct Hold {
+  const std::function<void()>* writes = nullptr;
+  int64_t blocks = 0;
+  std::atomic<int64_t> arrived{0};
+  std::atomic<bool> released{false};
+};
+Hold* g_hold = nullptr;                 // the running launch's, or null; set by the launching thread only
+PreviousKernel* g_previous = nullptr;   // the PreviousKernel in scope, or null
+thread_local bool t_arrived = false;    // this OS thread's block has reached its wait (or exited)
+
+// A block reaches its wait (or exits); the last of the launch runs the writes and releases the others.
+// Returns whether this block was the last.
+bool arrive(Hold& h) {
+  t_arrived = true;
+  if (h.arrived.fetch_add(1) + 1 != h.blocks) return false;
+  (*h.writes)();
+  h.released = true;
+  return true;
+}
+
 Fiber& self() { return g_block->fibers[g_block->current]; }
 
 void block_until_released(State s) {
@@ -214,16 +235,11 @@ std::vector<uint3> blocks_of(dim3 grid) {
 
 }  // namespace
 
-void run(dim3 grid, dim3 block, const std::function<void()>& body) {
-  // Blocks in a shuffled order (a GPU promises none), seeded per launch so that runs repeat: code that
-  // counts on an order (say, which block finishes last) meets a different one in each launch.
-  std::vector<uint3> order = blocks_of(grid);
-  static std::atomic<uint64_t> launches{0};
-  std::shuffle(order.begin(), order.end(), std::mt19937_64(++launches));
-  run_blocks(grid, block, body, order);
-}
+namespace {
 
-void run_cooperative(dim3 grid, dim3 block, const std::function<void()>& body) {
+// Every block of the launch at once, each on an OS thread of its own; with a hold, a block that exits without
+// waiting arrives at it on the way out.
+void run_at_once(dim3 grid, dim3 block, const std::function<void()>& body, Hold* hold) {
   const std::vector<uint3> order = blocks_of(grid);
   if (order.size() > 64) throw std::invalid_argument("cuda_emu: a cooperative launch takes at most 64 blocks");
   g_cooperative_failed = false;
@@ -231,8 +247,10 @@ void run_cooperative(dim3 grid, dim3 block, const std::function<void()>& body) {
   std::vector<std::thread> threads;
   for (size_t i = 0; i < order.size(); ++i)
     threads.emplace_back([&, i] {
+      t_arrived = false;
       try {
         run_blocks(grid, block, body, {order[i]});
+        if (hold != nullptr && !t_arrived) arrive(*hold);
       } catch (...) {
         errors[i] = std::current_exception();
         g_cooperative_failed = true;
@@ -255,6 +273,50 @@ void run_cooperative(dim3 grid, dim3 block, const std::function<void()>& body) {
   }
   g_cooperative_failed = false;
   if (first) std::rethrow_exception(first);
+}
+
+}  // namespace
+
+PreviousKernel::PreviousKernel(std::function<void()> writes) : writes_(std::move(writes)) {
+  if (g_previous != nullptr) throw std::logic_error("cuda_emu: a PreviousKernel is already in scope");
+  g_previous = this;
+}
+
+PreviousKernel::~PreviousKernel() { g_previous = nullptr; }
+
+void programmatic_wait() {
+  Hold* h = g_hold;
+  if (h == nullptr) return;
+  sync_block();
+  if (thread_idx.x == 0 && thread_idx.y == 0 && thread_idx.z == 0 && !t_arrived && !arrive(*h))
+    while (!h->released) spin_pause();
+  sync_block();
+}
+
+void run(dim3 grid, dim3 block, const std::function<void()>& body) {
+  if (g_previous != nullptr && !g_previous->ran_) {  // the first launch under a PreviousKernel: held at its wait
+    const std::vector<uint3> all = blocks_of(grid);
+    Hold hold;
+    hold.writes = &g_previous->writes_;
+    hold.blocks = static_cast<int64_t>(all.size());
+    g_hold = &hold;
+    struct Clear {
+      ~Clear() { g_hold = nullptr; }
+    } clear;
+    run_at_once(grid, block, body, &hold);
+    g_previous->ran_ = hold.released;
+    return;
+  }
+  // Blocks in a shuffled order (a GPU promises none), seeded per launch so that runs repeat: code that
+  // counts on an order (say, which block finishes last) meets a different one in each launch.
+  std::vector<uint3> order = blocks_of(grid);
+  static std::atomic<uint64_t> launches{0};
+  std::shuffle(order.begin(), order.end(), std::mt19937_64(++launches));
+  run_blocks(grid, block, body, order);
+}
+
+void run_cooperative(dim3 grid, dim3 block, const std::function<void()>& body) {
+  run_at_once(grid, block, body, nullptr);
 }
 
 void spin_pause() {

@@ -66,6 +66,31 @@ void run_cooperative(dim3 grid, dim3 block, const std::function<void()>& body);
 // Inside a spin wait: lets the other blocks' threads run; throws once a block of the launch has failed.
 void spin_pause();
 
+// Programmatic dependent launch (model/cuda/pdl.cuh), emulated. While a PreviousKernel is in scope, the next
+// launch runs every block at once (as a cooperative launch: at most 64 blocks) and holds each at its
+// wait_for_previous_kernel until every block has reached it or exited; then `writes` runs, standing for what the
+// kernel before leaves in memory, and the blocks go on. So loads before the wait see the memory before those
+// writes, as on a GPU where the kernel before is still running, and a kernel that reads the previous kernel's
+// output before its wait reads the stale values. Without a PreviousKernel the wait does nothing.
+class PreviousKernel {
+ public:
+  explicit PreviousKernel(std::function<void()> writes);
+  ~PreviousKernel();
+  PreviousKernel(const PreviousKernel&) = delete;
+  PreviousKernel& operator=(const PreviousKernel&) = delete;
+  // Whether a launch has run `writes` (once every block waited or exited).
+  bool ran() const { return ran_; }
+
+ private:
+  friend void run(dim3, dim3, const std::function<void()>&);
+  std::function<void()> writes_;
+  bool ran_ = false;
+};
+
+// wait_for_previous_kernel on the emulator: the hold above, where a PreviousKernel is in scope. Every thread of the
+// block calls it (it synchronises the block).
+void programmatic_wait();
+
 // kernel<<<grid, block>>>(args...), on the CPU.
 template <typename... Params, typename... Args>
 void launch(void (*kernel)(Params...), dim3 grid, dim3 block, Args&&... args) {
@@ -118,6 +143,8 @@ T shuffle_as(unsigned mask, T v, int src) {
 
 }  // namespace chatmill::testing::cuda_emu
 
+// Kernel headers see that they compile for the emulator (model/cuda/pdl.cuh calls programmatic_wait).
+#define CHATMILL_CUDA_EMU 1
 #define __global__
 #define __device__
 #define __host__

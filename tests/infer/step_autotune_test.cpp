@@ -36,7 +36,7 @@ TEST(StepAutotune, VariantsFollowTheRowsAndWhatApplies) {
     const auto vs = infer::step_variants(configured, rows, true, true);
     // The folded step's q/k/v and gate/up stay the skinny GEMM's beside the tile GEMM: its L2 prefetch matters.
     EXPECT_EQ(names(vs), (V{"configured", "persistent", "persistent, o prefetch", "tile GEMM, norms in its loads",
-                            "no tile GEMM", "L2 prefetch", "o staged"}))
+                            "no tile GEMM", "L2 prefetch", "o staged", "no early kv"}))
         << rows;
     EXPECT_TRUE(named(vs, "persistent").options.persistent);
     EXPECT_FALSE(named(vs, "persistent").options.persistent_o_prefetch);
@@ -48,32 +48,34 @@ TEST(StepAutotune, VariantsFollowTheRowsAndWhatApplies) {
     EXPECT_TRUE(named(vs, "o staged").options.o_stage);
     EXPECT_FALSE(named(vs, "o staged").options.persistent);
     EXPECT_FALSE(vs[0].options.persistent || vs[0].options.l2_prefetch || vs[0].options.tile_fold);
+    EXPECT_TRUE(vs[0].options.early_kv);
+    EXPECT_FALSE(named(vs, "no early kv").options.early_kv);
   }
   // Past the skinny GEMM's rows the tile GEMM's variants; past 16 rows nothing but the configured step.
   for (int64_t rows : {3, 8, 16}) {
     const auto vs = infer::step_variants(configured, rows, true, true);
-    EXPECT_EQ(names(vs), (V{"configured", "tile GEMM, norms in its loads", "no tile GEMM"})) << rows;
+    EXPECT_EQ(names(vs), (V{"configured", "tile GEMM, norms in its loads", "no tile GEMM", "no early kv"})) << rows;
     EXPECT_TRUE(vs[1].options.tile_fold);
     EXPECT_FALSE(vs[2].options.tile_gemm);
   }
   EXPECT_EQ(names(infer::step_variants(configured, 32, true, true)), V{"configured"});
   // What does not apply is not tried: without the tile GEMM the skinny GEMM serves 1 and 2 rows, and its L2
   // prefetch is a variant there.
-  EXPECT_EQ(names(infer::step_variants(configured, 1, false, false)), (V{"configured", "L2 prefetch", "o staged"}));
-  EXPECT_EQ(names(infer::step_variants(configured, 8, true, false)), V{"configured"});
+  EXPECT_EQ(names(infer::step_variants(configured, 1, false, false)), (V{"configured", "L2 prefetch", "o staged", "no early kv"}));
+  EXPECT_EQ(names(infer::step_variants(configured, 8, true, false)), (V{"configured", "no early kv"}));
   model::FusedStepOptions no_fold = configured;
   no_fold.fold = false;  // the persistent step, the tile fold and the staged o are the folded step's
-  EXPECT_EQ(names(infer::step_variants(no_fold, 1, true, true)), (V{"configured", "no tile GEMM"}));
+  EXPECT_EQ(names(infer::step_variants(no_fold, 1, true, true)), (V{"configured", "no tile GEMM", "no early kv"}));
   model::FusedStepOptions cublas = configured;
   cublas.skinny_gemm = false;  // nor the skinny GEMM's prefetch or staging
   EXPECT_EQ(names(infer::step_variants(cublas, 1, true, true)),
-            (V{"configured", "tile GEMM, norms in its loads", "no tile GEMM"}));
+            (V{"configured", "tile GEMM, norms in its loads", "no tile GEMM", "no early kv"}));
   // The skinny GEMM alone at 1 and 2 rows (tile_min_rows 3): the tile GEMM from this bucket is a variant.
   model::FusedStepOptions skinny = configured;
   skinny.tile_min_rows = 3;
   const auto vs = infer::step_variants(skinny, 2, true, true);
   EXPECT_EQ(names(vs), (V{"configured", "persistent", "persistent, o prefetch", "tile GEMM",
-                          "tile GEMM, norms in its loads", "L2 prefetch", "o staged"}));
+                          "tile GEMM, norms in its loads", "L2 prefetch", "o staged", "no early kv"}));
   EXPECT_EQ(named(vs, "tile GEMM").options.tile_min_rows, 2);  // in the skinny GEMM's place at this bucket
   EXPECT_TRUE(named(vs, "L2 prefetch").options.l2_prefetch);
 }
@@ -84,8 +86,8 @@ TEST(StepAutotune, VariantsNeverRepeatTheConfiguredStep) {
   persistent.l2_prefetch = true;
   using V = std::vector<std::string>;
   const auto vs = infer::step_variants(persistent, 1, true, true);
-  // "tile GEMM" would be "not persistent" again (the tile GEMM from 1 row is the default); the staged o is the
-  // folded step's, not the persistent one's.
+  // "tile GEMM" would be "not persistent" again (the tile GEMM from 1 row is the default); the staged o and the
+  // early cache loads are the steps' with kernel boundaries, not the persistent step's.
   EXPECT_EQ(names(vs), (V{"configured", "persistent, o prefetch", "not persistent", "tile GEMM, norms in its loads",
                           "no L2 prefetch"}));
   EXPECT_FALSE(named(vs, "not persistent").options.persistent);
@@ -93,11 +95,11 @@ TEST(StepAutotune, VariantsNeverRepeatTheConfiguredStep) {
   EXPECT_FALSE(named(vs, "tile GEMM, norms in its loads").options.persistent);
   model::FusedStepOptions tiled;
   tiled.tile_fold = true;
-  EXPECT_EQ(names(infer::step_variants(tiled, 8, true, true)), (V{"configured", "tile GEMM, norms apart", "no tile GEMM"}));
+  EXPECT_EQ(names(infer::step_variants(tiled, 8, true, true)), (V{"configured", "tile GEMM, norms apart", "no tile GEMM", "no early kv"}));
   // At 1 and 2 rows the five-kernel tile step runs no skinny kernel: neither its prefetch nor the staged o applies.
   for (int64_t rows : {1, 2})
     EXPECT_EQ(names(infer::step_variants(tiled, rows, true, true)),
-              (V{"configured", "persistent", "persistent, o prefetch", "tile GEMM, norms apart", "no tile GEMM"}))
+              (V{"configured", "persistent", "persistent, o prefetch", "tile GEMM, norms apart", "no tile GEMM", "no early kv"}))
         << rows;
 }
 
@@ -221,9 +223,10 @@ TEST(StepAutotune, EagerEngineTunesEachBucketOnceAndKeepsItsTokens) {
   EXPECT_EQ(choices[0].rows, 2);
   EXPECT_EQ(choices[1].rows, 1);
   for (const auto& c : choices) {
-    ASSERT_EQ(c.trials.size(), 3u) << infer::describe(c);
+    ASSERT_EQ(c.trials.size(), 4u) << infer::describe(c);
     EXPECT_EQ(c.trials[1].name, "L2 prefetch");
     EXPECT_EQ(c.trials[2].name, "o staged");
+    EXPECT_EQ(c.trials[3].name, "no early kv");
     for (const auto& t : c.trials) {
       EXPECT_TRUE(t.ran && t.accepted) << infer::describe(c);
       EXPECT_EQ(t.error, 0) << infer::describe(c);

@@ -173,6 +173,8 @@ TEST(FusedOps, RefusesBadShapesClearly) {
   at::Tensor strided = at::ones({2, 2}, at::kLong).select(1, 0);
   testing::expect_error([&] { model::fused::decode_attention(at::randn({2, 2, 4}), kc, vc, strided); },
                         {"lengths", "dense", "stride"});
+  testing::expect_error([&] { model::fused::decode_attention(at::randn({2, 2, 4}), kc, vc, pos + 1, {}, {}, {}, pos.to(at::kInt)); },
+                        {"fresh columns", "int64"});
 }
 
 // ---- GPU ------------------------------------------------------------------------------------------------
@@ -288,6 +290,9 @@ TEST(GpuFused, KernelsEqualTheReference) {
           close("decode_attention (last-block combine)", dtype,
                 model::fused::decode_attention(qa, kc, vc, lengths, {}, launch, counters), attn_ref, 2, where);
         EXPECT_EQ(counters.count_nonzero().item<int64_t>(), 0) << where << ": counters left at zero";
+        // With each row's last column named fresh: the vectorised kernel loads the others before its wait.
+        close("decode_attention (fresh columns)", dtype,
+              model::fused::decode_attention(qa, kc, vc, lengths, {}, launch, counters, lengths - 1), attn_ref, 2, where);
 
         // The folded q/k/v projection (norm prologue, rotary and cache epilogue), gate/up/SwiGLU and LM head (its
         // float32 logits), where the skinny GEMM applies (bf16/fp16, up to 2 rows), against the unfolded ops.

@@ -218,7 +218,7 @@ TEST(EmulatedKernels, FoldedTileStepEqualsTheReferenceStep) {
         launchers::tile_qkv_rope(launch, model::fused::TileNormedInput{x, w.input_norm, sumsq, eps}, w.q_proj,
                                  w.k_proj, w.v_proj, positions, positions, m.rope.inv_freq(), cache.k[l],
                                  cache.v[l], q);
-      launchers::decode_attention(launch, q, cache.k[l], cache.v[l], lengths, at::Tensor(), attn);
+      launchers::decode_attention(launch, q, cache.k[l], cache.v[l], lengths, at::Tensor(), attn, positions);
       launchers::tile_residual_linear(launch, x, attn, w.o_proj, sumsq);
       at::Tensor act = at::empty({M, cfg.intermediate_size}, dtype);
       launchers::tile_gate_up_silu(launch, model::fused::TileNormedInput{x, w.post_norm, sumsq, eps}, w.gate_proj,

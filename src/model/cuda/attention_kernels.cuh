@@ -193,19 +193,62 @@ __device__ __forceinline__ KvPair load_kv_pair(const T* kh, const T* vh, int64_t
   return p;
 }
 
-// Split `split` of (row, head) bh by a block of kW warps.
-template <typename T, int G, int kW, bool kPipelined = false>
-__device__ __forceinline__ void split_vec_block(SplitShared<kW>& sh, const T* __restrict__ q,
-                                                const T* __restrict__ k_cache, const T* __restrict__ v_cache,
-                                                const int64_t* __restrict__ lengths, float* __restrict__ part_acc,
-                                                float* __restrict__ part_ml, T* __restrict__ out,
-                                                int* __restrict__ counters, int H, int Hkv, int64_t S, float scale,
-                                                int bh, int split, int splits) {
+// Where a lane of split `split` of (row, head) bh works, and what it loads first: the row's length and, for the
+// pipelined loop, its group's first iteration of k and v (split_vec_begin), from which split_vec_finish goes on.
+template <typename T>
+struct VecSplitStart {
+  const T* kh;  // the lane's 16 bytes of column 0 of its kv head's k cache
+  const T* vh;  // and of the v cache
+  int64_t len;    // the row's columns
+  int64_t first;  // the warp's first column (its group's: + group)
+  int64_t round;  // the columns all blocks of a head take at once
+  KvPair kv;      // columns first + group and + round (kLoad)
+};
+
+template <typename T, int G, int kW, bool kLoad = true>
+__device__ __forceinline__ VecSplitStart<T> split_vec_begin(const T* __restrict__ k_cache, const T* __restrict__ v_cache,
+                                                            const int64_t* __restrict__ lengths, int H, int Hkv,
+                                                            int64_t S, int bh, int split, int splits) {
   constexpr int kVec = 16 / sizeof(T), D = G * kVec, kCols = 32 / G;  // kCols: columns per warp per round
-  const int b = bh / H, h = bh % H, kvh = h / (H / Hkv);
+  const int b = bh / H, kvh = bh % H / (H / Hkv);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, group = lane / G, gl = lane % G;
-  const int64_t len = min(lengths[b], S);
-  const int64_t round = static_cast<int64_t>(splits) * kW * kCols;  // columns all blocks of a head take at once
+  VecSplitStart<T> st;
+  st.len = min(lengths[b], S);
+  st.round = static_cast<int64_t>(splits) * kW * kCols;
+  st.first = (static_cast<int64_t>(split) * kW + warp) * kCols;
+  st.kh = k_cache + (static_cast<int64_t>(b) * Hkv + kvh) * S * D + gl * kVec;
+  st.vh = v_cache + (static_cast<int64_t>(b) * Hkv + kvh) * S * D + gl * kVec;
+  if constexpr (kLoad) st.kv = load_kv_pair<T>(st.kh, st.vh, st.first + group, st.round, st.len, D);
+  return st;
+}
+
+// Where split_vec_begin ran before the wait: column `fresh` (the one the kernel before wrote) loaded again if
+// it is one of the first iteration's.
+template <typename T, int G>
+__device__ __forceinline__ void reload_fresh(VecSplitStart<T>& st, int64_t fresh) {
+  constexpr int D = G * (16 / sizeof(T));
+  const int64_t s0 = st.first + static_cast<int>(threadIdx.x % 32) / G, s1 = s0 + st.round;
+  if (s0 == fresh && s0 < st.len) {
+    st.kv.k0 = __ldcg(reinterpret_cast<const uint4*>(st.kh + s0 * D));
+    st.kv.v0 = __ldcg(reinterpret_cast<const uint4*>(st.vh + s0 * D));
+  }
+  if (s1 == fresh && s1 < st.len) {
+    st.kv.k1 = __ldcg(reinterpret_cast<const uint4*>(st.kh + s1 * D));
+    st.kv.v1 = __ldcg(reinterpret_cast<const uint4*>(st.vh + s1 * D));
+  }
+}
+
+// Split `split` of (row, head) bh by a block of kW warps, from split_vec_begin's start (kPipelined: with its
+// first iteration loaded; else each iteration loads its own as it starts, one iteration's registers at a time).
+template <typename T, int G, int kW, bool kPipelined>
+__device__ __forceinline__ void split_vec_finish(SplitShared<kW>& sh, const T* __restrict__ q,
+                                                 const VecSplitStart<T>& st, float* __restrict__ part_acc,
+                                                 float* __restrict__ part_ml, T* __restrict__ out,
+                                                 int* __restrict__ counters, float scale, int bh, int split,
+                                                 int splits) {
+  constexpr int kVec = 16 / sizeof(T), D = G * kVec;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, group = lane / G, gl = lane % G;
+  const int64_t len = st.len, round = st.round;
 
   float qv[kVec], acc[kVec];
   {
@@ -217,22 +260,19 @@ __device__ __forceinline__ void split_vec_block(SplitShared<kW>& sh, const T* __
     }
   }
   float m = -INFINITY, l = 0.f;
-  const T* kh = k_cache + (static_cast<int64_t>(b) * Hkv + kvh) * S * D + gl * kVec;
-  const T* vh = v_cache + (static_cast<int64_t>(b) * Hkv + kvh) * S * D + gl * kVec;
   // Warp-uniform loop (the group shuffles need every lane); a lane whose column is past the length loads
   // nothing and leaves its state alone.
-  const int64_t first = (static_cast<int64_t>(split) * kW + warp) * kCols;
   KvPair next;
-  if constexpr (kPipelined) next = load_kv_pair<T>(kh, vh, first + group, round, len, D);
-  for (int64_t base = first; base < len; base += 2 * round) {
+  if constexpr (kPipelined) next = st.kv;
+  for (int64_t base = st.first; base < len; base += 2 * round) {
     const int64_t s0 = base + group, s1 = s0 + round;
     const bool ok0 = s0 < len, ok1 = s1 < len;
     KvPair kv;
-    if constexpr (kPipelined) {
+    if constexpr (kPipelined) {  // the next iteration's loads in flight during this one's arithmetic
       kv = next;
-      if (base + 2 * round < len) next = load_kv_pair<T>(kh, vh, s0 + 2 * round, round, len, D);
+      if (base + 2 * round < len) next = load_kv_pair<T>(st.kh, st.vh, s0 + 2 * round, round, len, D);
     } else {
-      kv = load_kv_pair<T>(kh, vh, s0, round, len, D);
+      kv = load_kv_pair<T>(st.kh, st.vh, s0, round, len, D);
     }
     float k0f[kVec], k1f[kVec], v0f[kVec], v1f[kVec];
     cuda_math::unpack16<T>(kv.k0, k0f);
@@ -245,16 +285,17 @@ __device__ __forceinline__ void split_vec_block(SplitShared<kW>& sh, const T* __
     }
     dot0 = group_sum<G>(dot0);
     dot1 = group_sum<G>(dot1);
-    if (!ok0) continue;  // then s1 is past the length too
-    const float m_new = fmaxf(m, ok1 ? fmaxf(dot0, dot1) : dot0);
-    const float corr = rescale(m, m_new), p0 = expf(dot0 - m_new), p1 = ok1 ? expf(dot1 - m_new) : 0.f;
-    l = l * corr + p0 + p1;
-    cuda_math::unpack16<T>(kv.v0, v0f);
-    cuda_math::unpack16<T>(kv.v1, v1f);
+    if (ok0) {  // else s1 is past the length too
+      const float m_new = fmaxf(m, ok1 ? fmaxf(dot0, dot1) : dot0);
+      const float corr = rescale(m, m_new), p0 = expf(dot0 - m_new), p1 = ok1 ? expf(dot1 - m_new) : 0.f;
+      l = l * corr + p0 + p1;
+      cuda_math::unpack16<T>(kv.v0, v0f);
+      cuda_math::unpack16<T>(kv.v1, v1f);
 #pragma unroll
-    for (int e = 0; e < kVec; ++e)
-      acc[e] = acc[e] * corr + p0 * v0f[e] + p1 * v1f[e];
-    m = m_new;
+      for (int e = 0; e < kVec; ++e)
+        acc[e] = acc[e] * corr + p0 * v0f[e] + p1 * v1f[e];
+      m = m_new;
+    }
   }
   // Merge the warp's groups: lane gl of every group holds the same elements.
 #pragma unroll
@@ -273,19 +314,46 @@ __device__ __forceinline__ void split_vec_block(SplitShared<kW>& sh, const T* __
   finish_split<T, kW>(sh, m, l, part_acc, part_ml, out, counters, bh, split, splits, D);
 }
 
-// Block (b*H + h, split): split_vec_block with kWarps warps, pipelined. At most 64 registers (ptxas, sm_90: no
-// spills), so that 8 blocks fit a SM: the pipeline alone took 71, and 7 blocks.
+// Split `split` of (row, head) bh by a block of kW warps, all of it after any wait (the persistent step's).
+template <typename T, int G, int kW, bool kPipelined = false>
+__device__ __forceinline__ void split_vec_block(SplitShared<kW>& sh, const T* __restrict__ q,
+                                                const T* __restrict__ k_cache, const T* __restrict__ v_cache,
+                                                const int64_t* __restrict__ lengths, float* __restrict__ part_acc,
+                                                float* __restrict__ part_ml, T* __restrict__ out,
+                                                int* __restrict__ counters, int H, int Hkv, int64_t S, float scale,
+                                                int bh, int split, int splits) {
+  split_vec_finish<T, G, kW, kPipelined>(
+      sh, q, split_vec_begin<T, G, kW, kPipelined>(k_cache, v_cache, lengths, H, Hkv, S, bh, split, splits), part_acc,
+      part_ml, out, counters, scale, bh, split, splits);
+}
+
+// Block (b*H + h, split), pipelined. At most 64 registers, so that 8 blocks fit a SM: the pipeline alone took
+// 71, and 7 blocks (ptxas, sm_90: no spills at head dims 16 to 128; 4 bytes at 256, 24 at 8).
+// fresh: null, or (B) the cache column the kernel before wrote in each row (the step's new token). Then the
+// block loads the row's length and its first iteration of k and v before it waits for that kernel, all but
+// column fresh[b] (loaded again after the wait): the cache's other columns are earlier steps', and the lengths
+// and fresh columns the step's inputs, which kernels before the one before wrote, complete by then (every kernel
+// here lets the next one start only after its own wait). At one row all the columns a block takes are in its
+// first iteration: their DRAM round trip overlaps the end of the kernel before instead of following it.
 template <typename T, int G>
 __global__ void __launch_bounds__(kWarps * 32, 8)
     split_vec_kernel(const T* __restrict__ q, const T* __restrict__ k_cache, const T* __restrict__ v_cache,
-                     const int64_t* __restrict__ lengths, float* __restrict__ part_acc, float* __restrict__ part_ml,
-                     T* __restrict__ out, int* __restrict__ counters, int H, int Hkv, int64_t S, float scale) {
+                     const int64_t* __restrict__ lengths, const int64_t* __restrict__ fresh,
+                     float* __restrict__ part_acc, float* __restrict__ part_ml, T* __restrict__ out,
+                     int* __restrict__ counters, int H, int Hkv, int64_t S, float scale) {
   __shared__ SplitShared<kWarps> sh;
+  const int bh = static_cast<int>(blockIdx.x), split = static_cast<int>(blockIdx.y), splits = static_cast<int>(gridDim.y);
+  VecSplitStart<T> st;
+  int64_t fresh_column = -1;
+  if (fresh != nullptr) {
+    fresh_column = fresh[bh / H];
+    st = split_vec_begin<T, G, kWarps>(k_cache, v_cache, lengths, H, Hkv, S, bh, split, splits);
+  }
   wait_for_previous_kernel();  // q and the cache's new column come from the kernel before
   allow_next_kernel();
-  split_vec_block<T, G, kWarps, true>(sh, q, k_cache, v_cache, lengths, part_acc, part_ml, out, counters, H, Hkv, S,
-                                      scale, static_cast<int>(blockIdx.x), static_cast<int>(blockIdx.y),
-                                      static_cast<int>(gridDim.y));
+  if (fresh != nullptr) reload_fresh<T, G>(st, fresh_column);
+  else st = split_vec_begin<T, G, kWarps>(k_cache, v_cache, lengths, H, Hkv, S, bh, split, splits);
+  split_vec_finish<T, G, kWarps, true>(sh, q, st, part_acc, part_ml, out, counters, scale, bh, split, splits);
 }
 
 template <typename T>

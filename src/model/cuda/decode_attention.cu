@@ -10,10 +10,11 @@
 namespace chatmill::model::fused::cuda {
 
 void decode_attention(const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache,
-                      const at::Tensor& lengths, const at::Tensor& counters, const at::Tensor& out, bool programmatic) {
+                      const at::Tensor& lengths, const at::Tensor& counters, const at::Tensor& out,
+                      const at::Tensor& fresh, bool programmatic) {
   const c10::cuda::CUDAGuard guard(q.device());  // its device's stream, not device 0's
   launchers::decode_attention(cuda_launch::StreamLauncher::current(programmatic), q, k_cache, v_cache, lengths, counters,
-                              out);
+                              out, fresh);
 }
 
 }  // namespace chatmill::model::fused::cuda

@@ -363,10 +363,13 @@ inline int64_t attention_splits(int64_t B, int64_t H, int64_t S, int64_t residen
 }
 
 // counters: undefined (a combine kernel follows the split kernel), or (>= B*H) int32, all zero, which the
-// kernel leaves zero again (the last split block of each head combines).
+// kernel leaves zero again (the last split block of each head combines). fresh: undefined, or (B) int64, the
+// column the kernel before wrote in each row: the vectorised kernel then loads the rest before its wait
+// (split_vec_kernel); the scalar one ignores it.
 template <class L>
 void decode_attention(const L& launch, const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache,
-                      const at::Tensor& lengths, const at::Tensor& counters, const at::Tensor& out) {
+                      const at::Tensor& lengths, const at::Tensor& counters, const at::Tensor& out,
+                      const at::Tensor& fresh = {}) {
   const int64_t B = q.size(0), H = q.size(1), D = q.size(2);
   const int64_t Hkv = k_cache.size(1), S = k_cache.size(2);
   if (B == 0) return;
@@ -380,6 +383,7 @@ void decode_attention(const L& launch, const at::Tensor& q, const at::Tensor& k_
     const scalar_t* kp = k_cache.data_ptr<scalar_t>();
     const scalar_t* vp = v_cache.data_ptr<scalar_t>();
     const int64_t* lp = lengths.data_ptr<int64_t>();
+    const int64_t* fp = fresh.defined() ? fresh.data_ptr<int64_t>() : nullptr;
     scalar_t* op = out.data_ptr<scalar_t>();
     const int h = static_cast<int>(H), hkv = static_cast<int>(Hkv);
     float *pa = nullptr, *pm = nullptr;
@@ -395,7 +399,7 @@ void decode_attention(const L& launch, const at::Tensor& q, const at::Tensor& k_
     auto vec = [&](auto g) {  // g: std::integral_constant, the lanes per column
       const auto kernel = kernels::split_vec_kernel<scalar_t, decltype(g)::value>;
       const dim3 grid = grid_for(kernel);  // before the launch's arguments take pa and pm
-      launch(kernel, grid, block, qp, kp, vp, lp, pa, pm, op, cp, h, hkv, S, scale);
+      launch(kernel, grid, block, qp, kp, vp, lp, fp, pa, pm, op, cp, h, hkv, S, scale);
     };
     switch (detail::vec_group<scalar_t>(D, q, k_cache, v_cache)) {
       case 1: vec(std::integral_constant<int, 1>{}); break;

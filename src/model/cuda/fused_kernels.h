@@ -15,9 +15,11 @@ void silu_mul(const at::Tensor& gate, const at::Tensor& up, const at::Tensor& ou
 void rope_append(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& positions,
                  const at::Tensor& columns, const at::Tensor& inv_freq, const at::Tensor& k_cache,
                  const at::Tensor& v_cache, const at::Tensor& q_out, bool programmatic);
-// counters: undefined, or (>= B*H) int32 zeros (then no combine kernel; left zero).
+// counters: undefined, or (>= B*H) int32 zeros (then no combine kernel; left zero). fresh: undefined, or (B)
+// int64, each row's column the kernel before wrote (the others are loaded before the wait).
 void decode_attention(const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache,
-                      const at::Tensor& lengths, const at::Tensor& counters, const at::Tensor& out, bool programmatic);
+                      const at::Tensor& lengths, const at::Tensor& counters, const at::Tensor& out,
+                      const at::Tensor& fresh, bool programmatic);
 
 // x: (M, K) contiguous, M <= 2 (fused::kSkinnyRows); weights: 1 to 3 of (N_i, K), contiguous; K % 8 == 0 and all 16-byte aligned;
 // out: (M, sum N_i) contiguous, gets x w_0^T, x w_1^T, ... side by side.
