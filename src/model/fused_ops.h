@@ -27,7 +27,8 @@ struct ForceReference {
 
 // How the CUDA kernels launch. `programmatic`: programmatic dependent launch (model/cuda/launch.cuh), each
 // kernel overlapping the end of the one before on Hopper GPUs. An option so that tests and benchmarks can run
-// both ways.
+// both ways. With it, an op's index inputs (positions, columns, lengths, fresh columns) must not be the output of
+// the kernel right before it: the rotary table and attention's first loads read them before the wait.
 // `l2_prefetch`: the skinny GEMM's warps ask L2 for more of their first rows before waiting on the kernel
 // before (model/cuda/skinny_kernels.cuh). Off by default: on an H200 it made the batch-1 decode step 3% slower
 // (bench/README.md), though each projection alone ran as fast or faster.

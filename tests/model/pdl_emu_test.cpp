@@ -11,6 +11,7 @@
 
 #include "model/emu_kernel_checks.h"
 #include "model/fused_ops.h"
+#include "model/rope.h"
 
 #include "common/cuda_emu.h"
 #include "model/cuda/decode_launch.cuh"
@@ -148,6 +149,39 @@ TEST(EmulatedKernels, ProjectionsReadTheirInputOnlyAfterTheWait) {
         EXPECT_TRUE(previous.ran());
         EXPECT_LE(rel_diff(logits, want_logits), kernel_tolerance(dtype, 2)) << where << " folded LM head";
         EXPECT_TRUE(in.residual_out.equal(in_ref.residual_out)) << where << ": residual_out";
+      }
+  }
+}
+
+// The folded q/k/v projection: its rotary table (positions, columns: the step's inputs) is filled before the wait,
+// the residual and delta it normalises are the kernel before's outputs.
+TEST(EmulatedKernels, FoldedQkvFillsItsRotaryTableEarlyAndNormalisesAfterTheWait) {
+  for (int64_t resident : {1, 3}) {
+    const emu::Launcher launch{resident};
+    for (at::ScalarType dtype : kHalfTypes)
+      for (int64_t M : {1, 2}) {
+        const int64_t H = 4, Hkv = 2, D = 16, C = H * D, S = 5;
+        at::manual_seed(35);
+        const at::Tensor r = at::randn({M, C}, dtype), delta = at::randn({M, C}, dtype), nw = at::rand({C}, dtype) + 0.5;
+        const at::Tensor wq = at::randn({H * D, C}, dtype) * 0.1, wk = at::randn({Hkv * D, C}, dtype) * 0.1,
+                         wv = at::randn({Hkv * D, C}, dtype) * 0.1;
+        const at::Tensor positions = at::tensor(std::vector<int64_t>{17, 2}, at::kLong).narrow(0, 0, M);
+        const at::Tensor columns = at::tensor(std::vector<int64_t>{1, 4}, at::kLong).narrow(0, 0, M);
+        model::RotaryEmbedding rope(D, 10000, at::kCPU);
+        at::Tensor kc = at::randn({M, Hkv, S, D}, dtype), vc = at::randn({M, Hkv, S, D}, dtype);
+        at::Tensor kc_ref = kc.clone(), vc_ref = vc.clone(), q_out = at::empty({M, H, D}, dtype);
+        const model::fused::NormedInput in_ref{r, delta, nw, at::empty_like(r), 1e-5};
+        const at::Tensor want = model::fused::qkv_rope_append(in_ref, wq, wk, wv, positions, columns, rope.inv_freq(),
+                                                              kc_ref, vc_ref, kRef);
+        const model::fused::NormedInput in{at::full_like(r, 30), at::full_like(delta, -30), nw, at::empty_like(r), 1e-5};
+        emu::PreviousKernel previous([&] {
+          in.residual_in.copy_(r);
+          in.delta.copy_(delta);
+        });
+        launchers::skinny_qkv_rope(launch, in, wq, wk, wv, positions, columns, rope.inv_freq(), kc, vc, q_out);
+        EXPECT_TRUE(previous.ran());
+        testing::expect_qkv_near(q_out, want, kc, kc_ref, vc, vc_ref, dtype,
+                                 c10::str(dtype, " M ", M, " resident ", resident));
       }
   }
 }

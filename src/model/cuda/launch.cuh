@@ -6,8 +6,12 @@
 // are resident. The step's kernels (5 to 10 a layer, model/fused_decode.h) then overlap their launch latency
 // and ramps instead of running back to back. Both calls are no-ops for a kernel launched without the attribute.
 //
-// The rule that keeps this correct: before wait_for_previous_kernel() a kernel reads nothing an earlier
-// kernel may write and writes nothing at all.
+// The rule that keeps this correct: before wait_for_previous_kernel() a kernel reads nothing the kernel right
+// before it may write and writes nothing at all. The kernels before that one have completed: every kernel here
+// calls allow_next_kernel() only after its own wait, and a kernel without PDL lets the next start only as it
+// ends. So weights, the step's index inputs (positions, columns, lengths) and the cache's earlier columns may be
+// read early; the previous kernel's outputs (x, q, the residual, the cache's new column) only after the wait.
+// tests/model/pdl_emu_test.cpp holds kernels to it on the emulator.
 #pragma once
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAException.h>

@@ -136,7 +136,7 @@ struct RopePlan {
   }
 
   // What the stores of a skinny GEMM's block share: each row's rotation of each pair j and its cache column,
-  // computed once a block into shared memory (fill_table, after the wait) instead of in every item's store,
+  // computed once a block into shared memory (fill_table, before the wait) instead of in every item's store,
   // where lane 0 loaded positions, columns and inv_freq after the item's stream (a stall of their latency an
   // item) and then ran sinf and cosf alone while the warp's next loads waited. Head dims up to 2 kMaxHalfHead.
   static constexpr int kMaxHalfHead = 128;
@@ -405,19 +405,27 @@ __device__ __forceinline__ void prefetch_items(const Plan& plan, int64_t K, int6
 // Items n = blockIdx.x * kSkinnyWarps + warp, then every gridDim.x * kSkinnyWarps further on. x: (M, K)
 // in global memory, unused when kNorm (then `norm` gives it). l2_lines: lines of each first-item row to
 // prefetch into L2 beyond the first loads (0: none).
+// A plan's block table (RopePlan's rotations and cache columns) is filled before the wait: the step's positions
+// and columns are its inputs, never the kernel before's output, so their loads and the sines and cosines leave
+// the prologue after the wait (the norm's) shorter.
 template <typename T, int M, typename Plan, bool kNorm>
 __global__ void skinny_kernel(const T* __restrict__ x, NormIn<T> norm, Plan plan, int64_t K, int l2_lines) {
   SkinnyCursor c;
   skinny_begin<T>(plan, K, static_cast<int64_t>(blockIdx.x) * kSkinnyWarps + threadIdx.x / 32, l2_lines, c);
-  cuda_launch::wait_for_previous_kernel();  // x (or the residual and delta) come from the kernels before
-  cuda_launch::allow_next_kernel();
-  const uint4* xs = reinterpret_cast<const uint4*>(x);
-  if constexpr (kNorm) xs = normalise_into_shared<T, M>(norm, K);  // every thread of the block, items or not
   const int64_t stride = static_cast<int64_t>(gridDim.x) * kSkinnyWarps;
   if constexpr (HasTable<Plan>::value) {
     __shared__ typename Plan::Table table;
-    skinny_items<T, M, Plan, kNorm>(xs, plan, K, stride, c, plan.template fill_table<M>(table));
+    const typename Plan::Table* filled = plan.template fill_table<M>(table);  // every thread of the block
+    cuda_launch::wait_for_previous_kernel();  // x (or the residual and delta) come from the kernels before
+    cuda_launch::allow_next_kernel();
+    const uint4* xs = reinterpret_cast<const uint4*>(x);
+    if constexpr (kNorm) xs = normalise_into_shared<T, M>(norm, K);  // every thread of the block, items or not
+    skinny_items<T, M, Plan, kNorm>(xs, plan, K, stride, c, filled);
   } else {
+    cuda_launch::wait_for_previous_kernel();
+    cuda_launch::allow_next_kernel();
+    const uint4* xs = reinterpret_cast<const uint4*>(x);
+    if constexpr (kNorm) xs = normalise_into_shared<T, M>(norm, K);
     skinny_items<T, M, Plan, kNorm>(xs, plan, K, stride, c);
   }
 }
