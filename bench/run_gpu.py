@@ -151,6 +151,8 @@ def main():
             # Attention's cache loads after its wait for the q/k/v kernel (until the sixteenth session).
             (1, "chatmill-engine+fused(no early kv)+cudagraph", fused_with("--no-early-kv")),
             (1, "chatmill-engine+fused(persistent)+cudagraph", fused_with("--persistent")),
+            # The default again in a process of its own: the target's figure from two processes, not one.
+            (1, "chatmill-engine+fused+cudagraph", fused),
             (16, "hf", hf),
             (16, "chatmill-engine+fused+cudagraph", fused_profiled),  # the tile GEMM, norms apart
             (16, "chatmill-engine+fused(no overlap)+cudagraph", fused_with("--no-overlap")),
