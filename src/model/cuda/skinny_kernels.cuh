@@ -307,6 +307,24 @@ __device__ void normalise_into(const NormIn<T>& in, int64_t K, uint4* xs) {
   __syncthreads();
 }
 
+// Asks this SM's L1 for the 128-byte line holding p: no registers, no wait (a no-op off the GPU).
+__device__ __forceinline__ void prefetch_l1(const void* p) {
+#if defined(__CUDA_ARCH__)
+  asm volatile("prefetch.global.L1 [%0];" ::"l"(p));
+#else
+  (void)p;
+#endif
+}
+
+// The norm weight's lines into L1 before the wait (it is no kernel's output), a line a thread: normalise_into
+// reads it after its block reduction, where a round trip to L2 would lengthen the prologue after the wait.
+template <typename T>
+__device__ __forceinline__ void prefetch_norm_weight(const NormIn<T>& in, int64_t K) {
+  const char* w = reinterpret_cast<const char*>(in.weight);
+  for (int64_t i = threadIdx.x * 128; i < K * static_cast<int64_t>(sizeof(T)); i += blockDim.x * 128)
+    prefetch_l1(w + i);
+}
+
 // The same into a shared buffer of the block's own (kMaxNormK values a row). Returns it.
 template <typename T, int M>
 __device__ const uint4* normalise_into_shared(const NormIn<T>& in, int64_t K) {
@@ -412,6 +430,7 @@ template <typename T, int M, typename Plan, bool kNorm>
 __global__ void skinny_kernel(const T* __restrict__ x, NormIn<T> norm, Plan plan, int64_t K, int l2_lines) {
   SkinnyCursor c;
   skinny_begin<T>(plan, K, static_cast<int64_t>(blockIdx.x) * kSkinnyWarps + threadIdx.x / 32, l2_lines, c);
+  if constexpr (kNorm) prefetch_norm_weight(norm, K);
   const int64_t stride = static_cast<int64_t>(gridDim.x) * kSkinnyWarps;
   if constexpr (HasTable<Plan>::value) {
     __shared__ typename Plan::Table table;
