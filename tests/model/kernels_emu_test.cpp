@@ -308,9 +308,10 @@ TEST(EmulatedKernels, DecodeAttentionEqualsTheReferenceWithAndWithoutCounters) {
   const emu::Launcher launch{4096};  // a device holding 4096 split blocks: the splits below, not one
   for (at::ScalarType dtype : kAllTypes)
     // D 16 and 64: the vectorised kernel (two and eight lanes a column in bf16); 24: the scalar one. S 200: 13
-    // splits, several columns each, and empty ones; 640: 40 splits, more than the combine kernel's 32 threads.
+    // splits, several columns each, and empty ones; 640: 40 splits, more than the combine kernel's 32 threads
+    // (at D 24 and length 200 each split has columns: the combine's threads merge two partials each).
     for (auto [H, Hkv, D, S] : std::vector<std::tuple<int64_t, int64_t, int64_t, int64_t>>{
-             {2, 1, 16, 640}, {2, 1, 64, 200}, {3, 3, 24, 200}}) {
+             {2, 1, 16, 640}, {2, 1, 64, 200}, {3, 3, 24, 200}, {2, 1, 24, 640}}) {
       const int64_t B = 2;
       at::manual_seed(7);
       at::Tensor q = at::randn({B, H, D}, dtype), kc = at::randn({B, Hkv, S, D}, dtype), vc = at::randn({B, Hkv, S, D}, dtype);

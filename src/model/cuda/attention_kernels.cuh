@@ -54,21 +54,25 @@ __device__ __forceinline__ void write_block_partial(const SplitShared<kW>& sh, f
 }
 
 // out[bh] = the merged partials of (row, head) bh, by the threads of the block (all of them call it). The
-// partials' maxima and denominators a split per thread, reduced over the block, and the sums of each element
-// eight splits at a time: the loads go out together instead of one L2 round trip per split on the combine's
-// critical path. Reads through L2 (__ldcg): in the last-block combine, other blocks wrote them, and this SM's
-// L1 is not coherent with theirs.
+// partials' maxima and denominators a split per thread, read once (each thread merges its own splits as it
+// reads them, then the block reduces the maxima and the denominators rescaled to the block's), and the sums of
+// each element eight splits at a time: the loads go out together instead of one L2 round trip per split on the
+// combine's critical path. Reads through L2 (__ldcg): in the last-block combine, other blocks wrote them, and
+// this SM's L1 is not coherent with theirs.
 template <typename T>
 __device__ __forceinline__ void combine_head(const float* part_acc, const float* part_ml, T* __restrict__ out,
                                              int64_t bh, int splits, int D) {
   const float* ml = part_ml + bh * splits * 2;    // (splits, 2): max, denominator
   const float* acc = part_acc + bh * splits * D;  // (splits, D)
-  float m = -INFINITY;
-  for (int s = threadIdx.x; s < splits; s += blockDim.x) m = fmaxf(m, __ldcg(ml + 2 * s));
+  float m = -INFINITY, l = 0.f;  // this thread's splits merged: their max, and their denominator at it
+  for (int s = threadIdx.x; s < splits; s += blockDim.x) {
+    const float ms = __ldcg(ml + 2 * s), ls = __ldcg(ml + 2 * s + 1);
+    const float m_new = fmaxf(m, ms);
+    l = l * rescale(m, m_new) + ls * rescale(ms, m_new);
+    m = m_new;
+  }
   const float M = cuda_math::block_max(m);
-  float l = 0.f;
-  for (int s = threadIdx.x; s < splits; s += blockDim.x) l += __ldcg(ml + 2 * s + 1) * rescale(__ldcg(ml + 2 * s), M);
-  const float L = cuda_math::block_sum(l);
+  const float L = cuda_math::block_sum(l * rescale(m, M));
   for (int d = threadIdx.x; d < D; d += blockDim.x) {
     float a = 0.f;
 #pragma unroll 8
