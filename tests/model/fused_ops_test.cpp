@@ -281,6 +281,8 @@ TEST(GpuFused, KernelsEqualTheReference) {
         // Attention over lengths from 1 to S (row 0 the whole cache, so batch 1 runs every split too).
         at::Tensor lengths = at::randint(1, S + 1, {B}, at::TensorOptions().dtype(at::kLong)).to(dev);
         lengths[0] = S;
+        // Each row's last column as the fresh one, computed here: not by the kernel right before attention.
+        const at::Tensor last = lengths - 1;
         at::Tensor qa = at::randn({B, H, D}, opts);
         const at::Tensor attn_ref = model::fused::decode_attention(qa, kc, vc, lengths, ref);
         close("decode_attention", dtype, model::fused::decode_attention(qa, kc, vc, lengths, {}, launch), attn_ref, 2,
@@ -292,7 +294,7 @@ TEST(GpuFused, KernelsEqualTheReference) {
         EXPECT_EQ(counters.count_nonzero().item<int64_t>(), 0) << where << ": counters left at zero";
         // With each row's last column named fresh: the vectorised kernel loads the others before its wait.
         close("decode_attention (fresh columns)", dtype,
-              model::fused::decode_attention(qa, kc, vc, lengths, {}, launch, counters, lengths - 1), attn_ref, 2, where);
+              model::fused::decode_attention(qa, kc, vc, lengths, {}, launch, counters, last), attn_ref, 2, where);
 
         // The folded q/k/v projection (norm prologue, rotary and cache epilogue), gate/up/SwiGLU and LM head (its
         // float32 logits), where the skinny GEMM applies (bf16/fp16, up to 2 rows), against the unfolded ops.

@@ -332,13 +332,14 @@ __device__ __forceinline__ void split_vec_block(SplitShared<kW>& sh, const T* __
 }
 
 // Block (b*H + h, split), pipelined. At most 64 registers, so that 8 blocks fit a SM: the pipeline alone took
-// 71, and 7 blocks (ptxas, sm_90: no spills at head dims 16 to 128; 4 bytes at 256, 24 at 8).
+// 71, and 7 blocks (ptxas, sm_90: no spills).
 // fresh: null, or (B) the cache column the kernel before wrote in each row (the step's new token). Then the
 // block loads the row's length and its first iteration of k and v before it waits for that kernel, all but
 // column fresh[b] (loaded again after the wait): the cache's other columns are earlier steps', and the lengths
 // and fresh columns the step's inputs, which kernels before the one before wrote, complete by then (every kernel
 // here lets the next one start only after its own wait). At one row all the columns a block takes are in its
-// first iteration: their DRAM round trip overlaps the end of the kernel before instead of following it.
+// first iteration: their DRAM round trip overlaps the end of the kernel before instead of following it. Head
+// dims 16 to 128 only (kEarly).
 template <typename T, int G>
 __global__ void __launch_bounds__(kWarps * 32, 8)
     split_vec_kernel(const T* __restrict__ q, const T* __restrict__ k_cache, const T* __restrict__ v_cache,
@@ -347,15 +348,18 @@ __global__ void __launch_bounds__(kWarps * 32, 8)
                      int* __restrict__ counters, int H, int Hkv, int64_t S, float scale) {
   __shared__ SplitShared<kWarps> sh;
   const int bh = static_cast<int>(blockIdx.x), split = static_cast<int>(blockIdx.y), splits = static_cast<int>(gridDim.y);
+  // Head dims 8 and 256 (G 1 and 32) without the early loads: with them ptxas spilled there (24 and 4 bytes).
+  constexpr bool kEarly = G >= 2 && G <= 16;
+  const bool early = kEarly && fresh != nullptr;
   VecSplitStart<T> st;
   int64_t fresh_column = -1;
-  if (fresh != nullptr) {
+  if (early) {
     fresh_column = fresh[bh / H];
     st = split_vec_begin<T, G, kWarps>(k_cache, v_cache, lengths, H, Hkv, S, bh, split, splits);
   }
   wait_for_previous_kernel();  // q and the cache's new column come from the kernel before
   allow_next_kernel();
-  if (fresh != nullptr) reload_fresh<T, G>(st, fresh_column);
+  if (early) reload_fresh<T, G>(st, fresh_column);
   else st = split_vec_begin<T, G, kWarps>(k_cache, v_cache, lengths, H, Hkv, S, bh, split, splits);
   split_vec_finish<T, G, kWarps, true>(sh, q, st, part_acc, part_ml, out, counters, scale, bh, split, splits);
 }

@@ -365,7 +365,7 @@ inline int64_t attention_splits(int64_t B, int64_t H, int64_t S, int64_t residen
 // counters: undefined (a combine kernel follows the split kernel), or (>= B*H) int32, all zero, which the
 // kernel leaves zero again (the last split block of each head combines). fresh: undefined, or (B) int64, the
 // column the kernel before wrote in each row: the vectorised kernel then loads the rest before its wait
-// (split_vec_kernel); the scalar one ignores it.
+// (split_vec_kernel, at head dims 16 to 128); the scalar one ignores it.
 template <class L>
 void decode_attention(const L& launch, const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache,
                       const at::Tensor& lengths, const at::Tensor& counters, const at::Tensor& out,
