@@ -1,5 +1,5 @@
-// Pieces the engine's tests share: draining a request's events, each request's log-probabilities through an engine, the gap between two
-// engines' choices, and the GPU engine tests' small Llama.
+// Pieces the engine's tests share: draining a request's events, each request's log-probabilities through an
+// engine, the gap between two engines' choices, and the GPU engine tests' small Llama.
 #pragma once
 #include <gtest/gtest.h>
 

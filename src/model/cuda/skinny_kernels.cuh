@@ -431,21 +431,19 @@ __global__ void skinny_kernel(const T* __restrict__ x, NormIn<T> norm, Plan plan
   SkinnyCursor c;
   skinny_begin<T>(plan, K, static_cast<int64_t>(blockIdx.x) * kSkinnyWarps + threadIdx.x / 32, l2_lines, c);
   if constexpr (kNorm) prefetch_norm_weight(norm, K);
-  const int64_t stride = static_cast<int64_t>(gridDim.x) * kSkinnyWarps;
-  if constexpr (HasTable<Plan>::value) {
-    __shared__ typename Plan::Table table;
-    const typename Plan::Table* filled = plan.template fill_table<M>(table);  // every thread of the block
+  // After the wait: x (or its norm), then the items; extra: what the plan's store takes (the table), if anything.
+  auto rest = [&](const auto&... extra) {
     cuda_launch::wait_for_previous_kernel();  // x (or the residual and delta) come from the kernels before
     cuda_launch::allow_next_kernel();
     const uint4* xs = reinterpret_cast<const uint4*>(x);
     if constexpr (kNorm) xs = normalise_into_shared<T, M>(norm, K);  // every thread of the block, items or not
-    skinny_items<T, M, Plan, kNorm>(xs, plan, K, stride, c, filled);
+    skinny_items<T, M, Plan, kNorm>(xs, plan, K, static_cast<int64_t>(gridDim.x) * kSkinnyWarps, c, extra...);
+  };
+  if constexpr (HasTable<Plan>::value) {
+    __shared__ typename Plan::Table table;
+    rest(plan.template fill_table<M>(table));  // filled by every thread of the block, before the wait
   } else {
-    cuda_launch::wait_for_previous_kernel();
-    cuda_launch::allow_next_kernel();
-    const uint4* xs = reinterpret_cast<const uint4*>(x);
-    if constexpr (kNorm) xs = normalise_into_shared<T, M>(norm, K);
-    skinny_items<T, M, Plan, kNorm>(xs, plan, K, stride, c);
+    rest();
   }
 }
 
