@@ -56,6 +56,13 @@ void Engine::decode_step() {
   if (in_flight_.empty()) launch(false);  // run_loop calls with a slot active
   if (in_flight_.size() == 1 && can_run_ahead()) launch(true);
   collect();
+  if (!in_flight_.empty()) return;
+  // Every step queued has been read, and each reset the entries its rows wrote (only theirs:
+  // model/step_advance.h), so the whole ring is reset: an entry still written is a write collect() never read.
+  const int64_t* ring = ring_.data_ptr<int64_t>();
+  for (int64_t i = 0; i < 2 * B_; ++i)
+    TORCH_INTERNAL_ASSERT(ring[i] == -1, "ring entry ", i, " holds ", ring[i],
+                          " with no step queued: a step wrote a row it did not decode");
 }
 
 bool Engine::can_run_ahead() const {
@@ -154,15 +161,18 @@ void Engine::collect() {
   for (size_t i = 0; i < l.slots.size(); ++i) {
     const int64_t b = l.slots[i];
     Slot& s = *slots_[b];
+    // Every entry this step wrote (its rows', and only theirs: model/step_advance.h) is reset as the step is
+    // read, dropped and sampled rows' too, so that an entry read before the device wrote it shows as -1 rather
+    // than an earlier step's id.
+    int64_t& entry = ring[(l.columns[i] & 1) * B_ + b];
+    const int64_t written = entry;
+    entry = -1;
     if (!s.active || s.epoch != l.epochs[i]) continue;  // stopped since it was queued: its token is dropped
     s.length = l.columns[i] + 1;
     active.push_back(b);
     if (s.request.sampling.greedy()) {
-      // Reset once read, so that an entry read before the device wrote it shows as -1 rather than an old id.
-      int64_t& entry = ring[(l.columns[i] & 1) * B_ + b];
-      TORCH_INTERNAL_ASSERT(entry >= 0, "slot ", b, ": its greedy id was read before the step wrote it");
-      ids.push_back(entry);
-      entry = -1;
+      TORCH_INTERNAL_ASSERT(written >= 0, "slot ", b, ": its greedy id was read before the step wrote it");
+      ids.push_back(written);
     } else {
       // Sampling reads this step's logits: no step ran ahead (can_run_ahead).
       TORCH_INTERNAL_ASSERT(in_flight_.empty(), "a step ran ahead of a sampled request's step");

@@ -43,7 +43,9 @@ void advance_greedy(const at::Tensor& logits, const at::Tensor& state, const at:
   (void)ref;
   const at::Tensor ids = logits.argmax(-1);  // (n)
   const at::Tensor columns = state[1].narrow(0, 0, n);
-  ring.index_put_({columns.remainder(2).cpu(), at::arange(n, ring.options())}, ids.cpu());
+  const at::Tensor moving = state[3].narrow(0, 0, n).ne(0).cpu();  // (n) bool: rows whose ids reach the ring
+  ring.index_put_({columns.remainder(2).cpu().masked_select(moving), at::arange(n, ring.options()).masked_select(moving)},
+                  ids.cpu().masked_select(moving));
   state[0].narrow(0, 0, n).copy_(ids);
   state.narrow(0, 1, 2).narrow(1, 0, n).add_(state[3].narrow(0, 0, n));
 }

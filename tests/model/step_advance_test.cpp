@@ -35,13 +35,14 @@ TEST(StepAdvance, ReferenceTakesEachRowsFirstLargestWritesTheRingByColumnAndAdva
   at::Tensor state = state_of({9, 9, 9, 9, 9}, {4, 7, 0, 3, 3}, {5, 8, 1, 4, 4}, {1, 1, 0, 1, 1});
   at::Tensor ring = model::advance_ring(5, at::kCPU).fill_(-1);
   model::advance_greedy(logits, state, ring);
-  // Rows 3 and 4 (past n = 3) are left alone; row 2 does not advance.
+  // Rows 3 and 4 (past n = 3) are left alone; row 2 does not advance: its id becomes its input, and its ring
+  // entry stays unwritten.
   EXPECT_TRUE(state.equal(state_of({4, 2, 6, 9, 9}, {5, 8, 0, 3, 3}, {6, 9, 1, 4, 4}, {1, 1, 0, 1, 1})));
-  // Columns 4 and 0 are even, 7 odd.
-  EXPECT_TRUE(ring.equal(at::stack({longs({4, -1, 6, -1, -1}), longs({-1, 2, -1, -1, -1})})));
-  // The next step, one column on: row 0 writes the other half of the ring, row 2 (not advanced) the same half.
+  // Column 4 is even, 7 odd.
+  EXPECT_TRUE(ring.equal(at::stack({longs({4, -1, -1, -1, -1}), longs({-1, 2, -1, -1, -1})})));
+  // The next step, one column on: rows 0 and 1 write the other half of the ring.
   model::advance_greedy(logits, state, ring);
-  EXPECT_TRUE(ring.equal(at::stack({longs({4, 2, 6, -1, -1}), longs({4, 2, -1, -1, -1})})));
+  EXPECT_TRUE(ring.equal(at::stack({longs({4, 2, -1, -1, -1}), longs({4, 2, -1, -1, -1})})));
   EXPECT_TRUE(state[1].equal(longs({6, 9, 0, 3, 3})));
 }
 
@@ -81,6 +82,7 @@ TEST(StepAdvance, KernelOnTheEmulatorEqualsTheReference) {
     if (c.n > 3) EXPECT_EQ(state[0][3].item<int64_t>(), 123);  // the first NaN
     if (c.n > 1) EXPECT_EQ(state[0][1].item<int64_t>(), 77);   // the first of the tie
     if (c.n > 2) EXPECT_EQ(state[0][2].item<int64_t>(), 0);    // all -inf: the first
+    if (c.n > 2) EXPECT_EQ(ring[0][2].item<int64_t>(), -7);    // row 2 does not advance: no ring write
   }
 }
 

@@ -29,7 +29,8 @@ __device__ __forceinline__ void keep(float x, int64_t i, float& best, int64_t& b
 }
 
 // One block a row b < n: the row's greedy id, first into ring[(columns[b] & 1) * B + b] (host memory the device
-// writes: the step's result), then as the row's next input; then the row moves on by advance[b].
+// writes: the step's result; only where advance[b] is 1), then as the row's next input; then the row moves on by
+// advance[b].
 // state: (4, B) int64: ids, columns, lengths, advance. logits: (n, V) float32, rows V apart; with kVec, V % 4 == 0
 // and 16-byte aligned rows.
 template <bool kVec>
@@ -80,7 +81,7 @@ __global__ void __launch_bounds__(kThreads) advance_greedy_kernel(const float* l
     int64_t* lengths = state + 2 * B;
     const int64_t* advance = state + 3 * B;
     const int64_t column = columns[b];
-    ring[(column & 1) * B + b] = best_i;
+    if (advance[b] != 0) ring[(column & 1) * B + b] = best_i;  // an idle row's id is nobody's: its entry stays -1
     ids[b] = best_i;
     columns[b] = column + advance[b];
     lengths[b] += advance[b];
